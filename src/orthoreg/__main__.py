@@ -1,0 +1,3 @@
+from orthoreg.cli import main
+
+main()

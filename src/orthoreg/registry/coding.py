@@ -1,0 +1,184 @@
+"""Controlled vocabularies and code derivation (DOMAIN.md section 2).
+
+ICD-10-CM is public domain. CPT codes are stored as facts with labels written by us (the AMA
+descriptors are copyrighted). Laterality is its own field; the ICD-10-CM code is derived from
+condition + body site + side and never typed twice.
+"""
+
+from __future__ import annotations
+
+from django.db import models
+
+
+class BodySite(models.TextChoices):
+    FIRST_MTP = "first_mtp", "First MTP joint"
+    ANKLE = "ankle", "Ankle"
+    KNEE = "knee", "Knee"
+    HIP = "hip", "Hip"
+    SHOULDER = "shoulder", "Shoulder"
+    ELBOW = "elbow", "Elbow"
+    WRIST_HAND = "wrist_hand", "Wrist / hand"
+    LUMBAR_SPINE = "lumbar_spine", "Lumbar spine"
+    CERVICAL_SPINE = "cervical_spine", "Cervical spine"
+    OTHER = "other", "Other"
+
+
+class Side(models.TextChoices):
+    LEFT = "left", "Left"
+    RIGHT = "right", "Right"
+    BILATERAL = "bilateral", "Bilateral"
+    NOT_APPLICABLE = "na", "Not applicable"
+
+
+class Condition(models.TextChoices):
+    HALLUX_RIGIDUS = "hallux_rigidus", "Hallux rigidus"
+    OA_PRIMARY = "oa_primary", "Primary osteoarthritis"
+    OA_POST_TRAUMATIC = "oa_post_traumatic", "Post-traumatic osteoarthritis"
+    OA_SECONDARY = "oa_secondary", "Secondary osteoarthritis"
+    LOW_BACK_PAIN = "low_back_pain", "Low back pain"
+    LIGAMENT_INSTABILITY = "ligament_instability", "Ligament laxity / instability"
+    TENDINOPATHY = "tendinopathy", "Tendinopathy"
+    OTHER = "other", "Other"
+
+
+# Sites with a left and a right; the spine has no side.
+LATERAL_SITES = {
+    BodySite.FIRST_MTP, BodySite.ANKLE, BodySite.KNEE, BodySite.HIP, BodySite.SHOULDER,
+    BodySite.ELBOW, BodySite.WRIST_HAND,
+}
+FOOT_SITES = {BodySite.FIRST_MTP, BodySite.ANKLE}
+SPINE_SITES = {BodySite.LUMBAR_SPINE, BodySite.CERVICAL_SPINE}
+
+# (condition, site group, side) -> ICD-10-CM. Site group "foot" covers first MTP and ankle.
+_ICD10: dict[tuple[str, str, str], str] = {
+    ("hallux_rigidus", "foot", "na"): "M20.20",
+    ("hallux_rigidus", "foot", "right"): "M20.21",
+    ("hallux_rigidus", "foot", "left"): "M20.22",
+    ("oa_primary", "foot", "right"): "M19.071",
+    ("oa_primary", "foot", "left"): "M19.072",
+    ("oa_post_traumatic", "foot", "right"): "M19.171",
+    ("oa_post_traumatic", "foot", "left"): "M19.172",
+    ("oa_secondary", "foot", "right"): "M19.271",
+    ("oa_secondary", "foot", "left"): "M19.272",
+    ("oa_primary", "knee", "right"): "M17.11",
+    ("oa_primary", "knee", "left"): "M17.12",
+    ("oa_primary", "knee", "bilateral"): "M17.0",
+    ("oa_primary", "hip", "right"): "M16.11",
+    ("oa_primary", "hip", "left"): "M16.12",
+    ("oa_primary", "hip", "bilateral"): "M16.0",
+    ("low_back_pain", "lumbar", "na"): "M54.50",
+}
+
+ICD10_LABELS = {
+    "M20.20": "Hallux rigidus, unspecified foot",
+    "M20.21": "Hallux rigidus, right foot",
+    "M20.22": "Hallux rigidus, left foot",
+    "M19.071": "Primary osteoarthritis, right ankle and foot",
+    "M19.072": "Primary osteoarthritis, left ankle and foot",
+    "M19.171": "Post-traumatic osteoarthritis, right ankle and foot",
+    "M19.172": "Post-traumatic osteoarthritis, left ankle and foot",
+    "M19.271": "Secondary osteoarthritis, right ankle and foot",
+    "M19.272": "Secondary osteoarthritis, left ankle and foot",
+    "M17.0": "Bilateral primary osteoarthritis of knee",
+    "M17.11": "Primary osteoarthritis, right knee",
+    "M17.12": "Primary osteoarthritis, left knee",
+    "M16.0": "Bilateral primary osteoarthritis of hip",
+    "M16.11": "Primary osteoarthritis, right hip",
+    "M16.12": "Primary osteoarthritis, left hip",
+    "M54.50": "Low back pain, unspecified",
+}
+
+
+def _site_group(site: str) -> str:
+    if site in FOOT_SITES:
+        return "foot"
+    if site == BodySite.LUMBAR_SPINE:
+        return "lumbar"
+    return str(site)
+
+
+def icd10_for(condition: str, site: str, side: str) -> str:
+    """The ICD-10-CM code for a condition at a site and side, or "" where none is mapped."""
+    return _ICD10.get((str(condition), _site_group(site), str(side)), "")
+
+
+def icd10_side(code: str) -> str | None:
+    """The side a mapped ICD-10-CM code implies (left/right/bilateral/na), or None if unknown."""
+    for (_, _, side), mapped in _ICD10.items():
+        if mapped == code:
+            return side
+    return None
+
+
+class ProcedureKind(models.TextChoices):
+    BMC = "bmc", "Bone marrow concentrate injection"
+    PRP = "prp", "Platelet-rich plasma injection"
+    PROLOTHERAPY = "prolotherapy", "Prolotherapy"
+    HYALURONIC_ACID = "hyaluronic_acid", "Hyaluronic acid injection"
+    CORTICOSTEROID = "corticosteroid", "Corticosteroid injection"
+    CHEILECTOMY = "cheilectomy", "Cheilectomy"
+    FIRST_MTP_ARTHRODESIS = "first_mtp_arthrodesis", "First MTP arthrodesis (fusion)"
+    ARTHROPLASTY = "arthroplasty", "Arthroplasty"
+    OTHER_SURGERY = "other_surgery", "Other surgery"
+    OTHER = "other", "Other"
+
+
+class ProcedureCategory(models.TextChoices):
+    ORTHOBIOLOGIC = "orthobiologic", "Orthobiologic"
+    INJECTION = "injection", "Injection"
+    SURGERY = "surgery", "Surgery"
+    OTHER = "other", "Other"
+
+
+KIND_CATEGORY = {
+    ProcedureKind.BMC: ProcedureCategory.ORTHOBIOLOGIC,
+    ProcedureKind.PRP: ProcedureCategory.ORTHOBIOLOGIC,
+    ProcedureKind.PROLOTHERAPY: ProcedureCategory.INJECTION,
+    ProcedureKind.HYALURONIC_ACID: ProcedureCategory.INJECTION,
+    ProcedureKind.CORTICOSTEROID: ProcedureCategory.INJECTION,
+    ProcedureKind.CHEILECTOMY: ProcedureCategory.SURGERY,
+    ProcedureKind.FIRST_MTP_ARTHRODESIS: ProcedureCategory.SURGERY,
+    ProcedureKind.ARTHROPLASTY: ProcedureCategory.SURGERY,
+    ProcedureKind.OTHER_SURGERY: ProcedureCategory.SURGERY,
+    ProcedureKind.OTHER: ProcedureCategory.OTHER,
+}
+SURGICAL_KINDS = [k for k, c in KIND_CATEGORY.items() if c == ProcedureCategory.SURGERY]
+BIOLOGIC_KINDS = [ProcedureKind.BMC, ProcedureKind.PRP]
+
+
+class TargetStructure(models.TextChoices):
+    JOINT = "joint", "The joint (intra-articular)"
+    MEDIAL_COLLATERAL_LIGAMENT = "mcl", "Medial collateral ligament"
+    LATERAL_COLLATERAL_LIGAMENT = "lcl", "Lateral collateral ligament"
+    PLANTAR_PLATE = "plantar_plate", "Plantar plate"
+    JOINT_CAPSULE = "capsule", "Joint capsule"
+    TENDON = "tendon", "Tendon"
+    FACET_JOINT = "facet", "Facet joint"
+    SACROILIAC = "si_joint", "Sacroiliac joint / ligaments"
+    BONE = "bone", "Bone (subchondral / intraosseous)"
+    OTHER = "other", "Other (name it)"
+
+
+class ImageGuidance(models.TextChoices):
+    NONE = "none", "None (landmark)"
+    ULTRASOUND = "ultrasound", "Ultrasound"
+    FLUOROSCOPY = "fluoroscopy", "Fluoroscopy"
+
+
+# CPT / HCPCS codes with our own short labels (not the AMA descriptors).
+CPT_LABELS = {
+    "28289": "Great-toe joint spur removal (cheilectomy), no implant",
+    "28291": "Great-toe joint spur removal with implant",
+    "28750": "Great-toe joint fusion",
+    "20600": "Small joint injection or aspiration, no imaging",
+    "20604": "Small joint injection or aspiration with ultrasound",
+    "20610": "Large joint injection or aspiration, no imaging",
+    "20611": "Large joint injection or aspiration with ultrasound",
+    "20550": "Injection into tendon sheath or ligament",
+    "0232T": "Platelet-rich plasma injection, all inclusive",
+    "38232": "Bone marrow harvest for transplantation (autologous)",
+    "27447": "Knee replacement",
+    "27130": "Hip replacement",
+    "M0076": "Prolotherapy (HCPCS)",
+}
+CPT_CHOICES = [("", "—")] + [(code, f"{code} · {label}") for code, label in CPT_LABELS.items()]

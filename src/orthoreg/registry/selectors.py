@@ -1,0 +1,190 @@
+"""Reads of the registry. Scoping to the user's clinics happens here or in orthoreg.accounts.access."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+from django.db.models import Exists, Min, OuterRef, Prefetch, Q, QuerySet, Subquery
+
+from orthoreg.accounts import access
+
+from .coding import SURGICAL_KINDS, Condition
+from .models import AdverseEvent, Episode, Grade, Patient, Procedure
+
+
+def index_date_subquery():
+    return Subquery(Procedure.objects.filter(episode=OuterRef("pk"), is_index=True).values("date")[:1])
+
+
+def conversion_date_subquery():
+    """Date of the first surgical procedure after the index procedure of the episode (a conversion)."""
+    return Subquery(
+        Procedure.objects.filter(episode=OuterRef("pk"), kind__in=SURGICAL_KINDS, is_index=False,
+                                 date__gt=OuterRef("index_date"))
+        .order_by()
+        .values("episode")
+        .annotate(first=Min("date"))
+        .values("first")[:1]
+    )
+
+
+def episodes_with_outcome_dates(queryset: QuerySet[Episode] | None = None) -> QuerySet[Episode]:
+    """Annotate index_date and conversion_date (None when never converted) in the database."""
+    qs = queryset if queryset is not None else Episode.objects.all()
+    return qs.annotate(index_date=index_date_subquery()).annotate(conversion_date=conversion_date_subquery())
+
+
+def conversion_for(episode: Episode, procedures: list[Procedure] | None = None) -> Procedure | None:
+    """The conversion to surgery of an episode: its first surgical procedure after the index procedure."""
+    procs = procedures if procedures is not None else list(episode.procedures.all())
+    index = next((p for p in procs if p.is_index), None)
+    if index is None or index.kind in SURGICAL_KINDS:
+        return None
+    later = [p for p in procs if p.kind in SURGICAL_KINDS and p.date > index.date and not p.is_index]
+    return min(later, key=lambda p: (p.date, p.pk)) if later else None
+
+
+def patient_search(*, user, q: str = "", condition: str = "", procedure: str = "", status: str = "",
+                   clinic: str = "") -> QuerySet[Patient]:
+    qs = access.scope(Patient.objects.select_related("clinic"), user, access.CONTACT)
+    q = q.strip()
+    if q:
+        terms = Q()
+        for word in q.split():
+            terms &= (Q(given_name__icontains=word) | Q(family_name__icontains=word) | Q(mrn__icontains=word)
+                      | Q(initials__iexact=word) | Q(email__icontains=word))
+        qs = qs.filter(terms)
+    if condition:
+        qs = qs.filter(Exists(Episode.objects.filter(patient=OuterRef("pk"), condition=condition)))
+    if procedure:
+        qs = qs.filter(Exists(Procedure.objects.filter(episode__patient=OuterRef("pk"), kind=procedure)))
+    if status:
+        qs = qs.filter(status=status)
+    if clinic:
+        qs = qs.filter(clinic__code=clinic)
+    return qs.prefetch_related(Prefetch("episodes", queryset=Episode.objects.order_by("id"))).order_by(
+        "family_name", "given_name", "id")
+
+
+@dataclass
+class TimelineEntry:
+    date: date
+    kind: str  # grade, procedure, surgery, exam, adverse, note
+    obj: object
+
+
+@dataclass
+class EpisodeTimeline:
+    episode: Episode
+    entries: list[TimelineEntry]
+    index_procedure: Procedure | None
+    conversion: Procedure | None
+    latest_grade: Grade | None
+
+
+def patient_timeline(patient: Patient) -> list[EpisodeTimeline]:
+    """Each episode of the patient with its grades, procedures, exams, adverse events and notes by date.
+
+    A fixed number of queries whatever the number of records (prefetching, no N+1).
+    """
+    episodes = (
+        patient.episodes.all()
+        .prefetch_related(
+            "grades",
+            "exams",
+            "timeline_notes",
+            Prefetch("procedures", queryset=Procedure.objects.prefetch_related("adverse_events")),
+        )
+        .order_by("id")
+    )
+    result = []
+    for episode in episodes:
+        procedures = list(episode.procedures.all())
+        entries: list[TimelineEntry] = []
+        entries += [TimelineEntry(g.date, "grade", g) for g in episode.grades.all()]
+        for p in procedures:
+            entries.append(TimelineEntry(p.date, "surgery" if p.is_surgical else "procedure", p))
+            entries += [TimelineEntry(ae.date, "adverse", ae) for ae in p.adverse_events.all()]
+        entries += [TimelineEntry(e.date, "exam", e) for e in episode.exams.all()]
+        entries += [TimelineEntry(n.date, "note", n) for n in episode.timeline_notes.all()]
+        order = {"grade": 0, "exam": 1, "procedure": 2, "surgery": 2, "adverse": 3, "note": 4}
+        entries.sort(key=lambda e: (e.date, order[e.kind], e.obj.pk))
+        grades = list(episode.grades.all())
+        result.append(EpisodeTimeline(
+            episode=episode,
+            entries=entries,
+            index_procedure=next((p for p in procedures if p.is_index), None),
+            conversion=conversion_for(episode, procedures),
+            latest_grade=max(grades, key=lambda g: (g.date, g.pk)) if grades else None,
+        ))
+    return result
+
+
+def adverse_events_for(user) -> QuerySet[AdverseEvent]:
+    return access.scope(AdverseEvent.objects.all(), user, access.CLINICAL, "procedure__episode__patient__clinic")
+
+
+def clinic_summary(user) -> dict:
+    """Counts for the home page, aggregated in the database."""
+    from django.db.models import Count
+
+    patients = access.scope(Patient.objects.all(), user, access.CONTACT)
+    episodes = access.scope(Episode.objects.all(), user, access.CONTACT, "patient__clinic")
+    by_condition = [{"condition": Condition(row["condition"]).label, "n": row["n"]}
+                    for row in episodes.values("condition").annotate(n=Count("id")).order_by("-n")]
+    converted = episodes_with_outcome_dates(episodes).filter(conversion_date__isnull=False).count()
+    with_index = episodes.filter(procedures__is_index=True).count()
+    return {
+        "patients": patients.count(),
+        "active": patients.filter(status=Patient.Status.ACTIVE).count(),
+        "episodes": episodes.count(),
+        "by_condition": by_condition,
+        "treated": with_index,
+        "converted": converted,
+        "recent_procedures": access.scope(Procedure.objects.select_related("episode__patient"), user,
+                                          access.CLINICAL, "episode__patient__clinic")
+        .order_by("-date", "-id")[:8],
+    }
+
+
+@dataclass
+class HistoryEntry:
+    when: object
+    user: str
+    kind: str  # created / changed / deleted
+    what: str
+    changes: list[tuple[str, object, object]]
+
+
+def patient_history(patient: Patient, limit: int = 300) -> list[HistoryEntry]:
+    """Every change to the patient's clinical records (django-simple-history), newest first, with the fields
+    that changed. Bounded: at most `limit` versions are read."""
+    from .models import Exam, Grade, Note
+
+    sources = [
+        Patient.history.filter(id=patient.pk),
+        Episode.history.filter(patient_id=patient.pk),
+        Grade.history.filter(episode__patient_id=patient.pk),
+        Procedure.history.filter(episode__patient_id=patient.pk),
+        Exam.history.filter(episode__patient_id=patient.pk),
+        Note.history.filter(episode__patient_id=patient.pk),
+        AdverseEvent.history.filter(procedure__episode__patient_id=patient.pk),
+    ]
+    versions = []
+    for qs in sources:
+        versions += list(qs.select_related("history_user").order_by("-history_date")[:limit])
+    versions.sort(key=lambda h: h.history_date, reverse=True)
+    entries = []
+    kinds = {"+": "created", "~": "changed", "-": "deleted"}
+    for h in versions[:limit]:
+        changes = []
+        if h.history_type == "~":
+            previous = h.prev_record
+            if previous is not None:
+                changes = [(c.field, c.old, c.new) for c in h.diff_against(previous).changes]
+        name = h.instance_type._meta.verbose_name
+        entries.append(HistoryEntry(when=h.history_date, user=getattr(h.history_user, "username", "") or "system",
+                                    kind=kinds.get(h.history_type, h.history_type), what=f"{name}: {h.instance}",
+                                    changes=changes))
+    return entries

@@ -1,0 +1,146 @@
+"""Every write of the registry: validate the whole record, save it in one transaction, audit it.
+
+Each function is keyword-only, raises django.core.exceptions.ValidationError (a dict of field ->
+messages) on bad input and then stores nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import django.dispatch
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, models, transaction
+
+from orthoreg.accounts.models import AuditEvent
+from orthoreg.accounts.services import audit_record
+
+from . import grading
+from .models import AdverseEvent, Clinic, Episode, Exam, Grade, Note, Patient, Procedure
+
+# Sent after an index procedure is created or changed (date, flag), and after a patient's status changes,
+# so follow-up scheduling can re-plan. Receivers run inside the same transaction.
+index_procedure_changed = django.dispatch.Signal()  # kwargs: procedure, previous_date
+patient_status_changed = django.dispatch.Signal()  # kwargs: patient, previous_status
+procedure_recorded = django.dispatch.Signal()  # kwargs: procedure, created
+
+
+def _apply(instance: models.Model, fields: dict[str, Any]) -> None:
+    for name, value in fields.items():
+        setattr(instance, name, value)
+
+
+def _save(instance: models.Model, *, action: str, request=None, actor=None, detail: str = "") -> models.Model:
+    """Validate, save and audit one record inside the caller's transaction."""
+    instance.full_clean()
+    try:
+        with transaction.atomic():
+            instance.save()
+    except IntegrityError as exc:  # a race past clean(): report it as a validation error, store nothing
+        raise ValidationError(f"This record conflicts with one saved meanwhile: {exc}") from exc
+    audit_record(request=request, user=actor, action=action, obj=instance, detail=detail)
+    return instance
+
+
+@transaction.atomic
+def record_create(model: type[models.Model], *, request=None, actor=None, **fields) -> models.Model:
+    return _save(model(**fields), action=AuditEvent.Action.CREATE, request=request, actor=actor)
+
+
+@transaction.atomic
+def record_update(instance: models.Model, *, request=None, actor=None, **fields) -> models.Model:
+    changed = sorted(name for name, value in fields.items() if getattr(instance, name) != value)
+    _apply(instance, fields)
+    return _save(instance, action=AuditEvent.Action.UPDATE, request=request, actor=actor,
+                 detail=f"changed: {', '.join(changed)}" if changed else "no change")
+
+
+@transaction.atomic
+def record_delete(instance: models.Model, *, request=None, actor=None) -> None:
+    audit_record(request=request, user=actor, action=AuditEvent.Action.DELETE, obj=instance, detail=str(instance))
+    instance.delete()
+
+
+def clinic_create(*, code: str, name: str, actor=None, **fields) -> Clinic:
+    return record_create(Clinic, actor=actor, code=code, name=name, **fields)
+
+
+def patient_create(*, clinic: Clinic, request=None, actor=None, **fields) -> Patient:
+    return record_create(Patient, request=request, actor=actor, clinic=clinic, **fields)
+
+
+@transaction.atomic
+def patient_update(*, patient: Patient, request=None, actor=None, **fields) -> Patient:
+    previous_status = patient.status
+    patient = record_update(patient, request=request, actor=actor, **fields)
+    if patient.status != previous_status:
+        patient_status_changed.send(sender=Patient, patient=patient, previous_status=previous_status)
+    return patient
+
+
+def episode_create(*, patient: Patient, request=None, actor=None, **fields) -> Episode:
+    return record_create(Episode, request=request, actor=actor, patient=patient, **fields)
+
+
+def episode_update(*, episode: Episode, request=None, actor=None, **fields) -> Episode:
+    return record_update(episode, request=request, actor=actor, **fields)
+
+
+def grade_record(*, episode: Episode, system: str, date, inputs: dict, grade: int | None = None,
+                 notes: str = "", request=None, actor=None, instance: Grade | None = None) -> Grade:
+    """Store a grade: the calculator's suggestion and flags beside the clinician's grade of record.
+
+    When the clinician gives no grade, the suggestion becomes the grade of record.
+    """
+    try:
+        suggestion = grading.suggest(system, inputs)
+    except grading.GradeInputError as exc:
+        raise ValidationError({exc.field if exc.field in ("system",) else "inputs": exc.message}) from exc
+    if grade is None:
+        if suggestion.grade is None:
+            raise ValidationError({"grade": "Give the grade of record (the calculator has too little to suggest one)."})
+        grade = suggestion.grade
+    fields = dict(episode=episode, system=system, date=date, inputs=inputs, suggested_grade=suggestion.grade,
+                  discordant=suggestion.discordant, flags=suggestion.flags, grade=grade, notes=notes,
+                  graded_by=actor if getattr(actor, "is_authenticated", False) else None)
+    if suggestion.grade is not None and grade != suggestion.grade:
+        fields["flags"] = [*suggestion.flags,
+                           f"Grade of record ({grade}) differs from the suggestion ({suggestion.grade})."]
+    if instance is None:
+        return record_create(Grade, request=request, actor=actor, **fields)
+    return record_update(instance, request=request, actor=actor, **fields)
+
+
+@transaction.atomic
+def procedure_record(*, episode: Episode, request=None, actor=None, instance: Procedure | None = None,
+                     **fields) -> Procedure:
+    """Create (or update, with instance=) a procedure; an index procedure change re-plans follow-up."""
+    previous_date = instance.date if instance is not None and instance.is_index else None
+    was_index = bool(instance is not None and instance.is_index)
+    if instance is None:
+        procedure = record_create(Procedure, request=request, actor=actor, episode=episode, **fields)
+    else:
+        procedure = record_update(instance, request=request, actor=actor, **fields)
+    procedure_recorded.send(sender=Procedure, procedure=procedure, created=instance is None)
+    if procedure.is_index or was_index:
+        index_procedure_changed.send(sender=Procedure, procedure=procedure, previous_date=previous_date)
+    return procedure
+
+
+def exam_record(*, episode: Episode, request=None, actor=None, instance: Exam | None = None, **fields) -> Exam:
+    if instance is None:
+        return record_create(Exam, request=request, actor=actor, episode=episode, **fields)
+    return record_update(instance, request=request, actor=actor, **fields)
+
+
+def adverse_event_record(*, procedure: Procedure, request=None, actor=None, instance: AdverseEvent | None = None,
+                         **fields) -> AdverseEvent:
+    if instance is None:
+        return record_create(AdverseEvent, request=request, actor=actor, procedure=procedure, **fields)
+    return record_update(instance, request=request, actor=actor, **fields)
+
+
+def note_record(*, episode: Episode, request=None, actor=None, instance: Note | None = None, **fields) -> Note:
+    if instance is None:
+        return record_create(Note, request=request, actor=actor, episode=episode, **fields)
+    return record_update(instance, request=request, actor=actor, **fields)

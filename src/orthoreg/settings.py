@@ -1,0 +1,282 @@
+"""The one settings file. Everything that differs between machines comes from ORTHOREG_* variables.
+
+ORTHOREG_DATA_DIR       where the SQLite database, uploads, outgoing demo mail and the secret key live
+                        (default ./orthoreg-data)
+ORTHOREG_DATABASE_URL   sqlite:///path or postgresql://user:pass@host:port/name (default: SQLite in the data dir)
+ORTHOREG_SECRET_KEY     generated once and kept in the data directory when unset
+ORTHOREG_DEBUG          1/true to turn on Django's debug mode (never in production)
+ORTHOREG_ALLOWED_HOSTS  comma-separated host names (default: localhost,127.0.0.1)
+ORTHOREG_EMAIL_URL      smtp://user:pass@host:port (smtps:// or ?tls=1 for TLS), file:///dir, console:, memory:
+ORTHOREG_EMAIL_FROM     sender address of invitations
+ORTHOREG_BASE_URL       public address of the site, used in emailed links (default http://127.0.0.1:8000)
+ORTHOREG_SECURE         1 when served behind TLS: secure cookies, HSTS, SSL redirect
+ORTHOREG_MAX_UPLOAD_MB  largest accepted upload (default 50)
+ORTHOREG_IMAGING_MAX_PIXELS  largest image accepted, in pixels (default 60 million; refuses decompression bombs)
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import tempfile
+from pathlib import Path
+from urllib.parse import parse_qs, unquote, urlparse
+
+BASE_DIR = Path(__file__).resolve().parent
+
+
+def env_bool(name: str, default: bool = False) -> bool:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+DATA_DIR = Path(os.environ.get("ORTHOREG_DATA_DIR") or "orthoreg-data").resolve()
+
+
+def _secret_key() -> str:
+    """ORTHOREG_SECRET_KEY, else the key kept in the data directory, made once.
+
+    Several processes may start at once on a fresh data directory (two workers, a server and a worker):
+    the key is written to a private temporary file and linked into place, which either succeeds whole or
+    finds another process's complete key, so every process ends up with the same key and none sees a
+    half-written file.
+    """
+    key = os.environ.get("ORTHOREG_SECRET_KEY")
+    if key:
+        return key
+    path = DATA_DIR / "secret_key"
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        pass
+    DATA_DIR.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=DATA_DIR, prefix=".secret_key.")
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secrets.token_urlsafe(50))
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass  # another process won the race; its key is complete
+    finally:
+        os.unlink(tmp)
+    return path.read_text().strip()
+
+
+def database_from_url(url: str | None, data_dir: Path) -> dict:
+    """Turn ORTHOREG_DATABASE_URL into a Django DATABASES entry."""
+    if not url:
+        url = f"sqlite:///{data_dir / 'orthoreg.sqlite3'}"
+    parsed = urlparse(url)
+    if parsed.scheme == "sqlite":
+        name = unquote(parsed.path)
+        if name.startswith("//"):  # sqlite:////abs/path
+            name = name[1:]
+        return {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": name or str(data_dir / "orthoreg.sqlite3"),
+            "OPTIONS": {
+                "transaction_mode": "IMMEDIATE",
+                "timeout": 20,
+                "init_command": (
+                    "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; "
+                    "PRAGMA foreign_keys=ON; PRAGMA busy_timeout=20000;"
+                ),
+            },
+            "TEST": {"NAME": None},
+        }
+    if parsed.scheme in {"postgres", "postgresql", "pgsql"}:
+        options = {k: v[-1] for k, v in parse_qs(parsed.query).items()}
+        return {
+            "ENGINE": "django.db.backends.postgresql",
+            "NAME": unquote(parsed.path.lstrip("/")) or "orthoreg",
+            "USER": unquote(parsed.username or ""),
+            "PASSWORD": unquote(parsed.password or ""),
+            "HOST": parsed.hostname or "",
+            "PORT": str(parsed.port or ""),
+            "CONN_MAX_AGE": 60,
+            "CONN_HEALTH_CHECKS": True,
+            "OPTIONS": options,
+        }
+    raise ValueError(f"ORTHOREG_DATABASE_URL: unsupported scheme {parsed.scheme!r} (use sqlite:// or postgresql://)")
+
+
+def email_from_url(url: str | None, data_dir: Path) -> dict:
+    """Turn ORTHOREG_EMAIL_URL into Django email settings."""
+    if not url:
+        url = f"file://{data_dir / 'outbox'}"
+    parsed = urlparse(url)
+    scheme = parsed.scheme
+    if scheme == "file":
+        return {
+            "EMAIL_BACKEND": "orthoreg.followup.mailfile.EmailBackend",
+            "EMAIL_FILE_PATH": unquote(parsed.path) or str(data_dir / "outbox"),
+        }
+    if scheme == "console":
+        return {"EMAIL_BACKEND": "django.core.mail.backends.console.EmailBackend"}
+    if scheme in {"memory", "locmem"}:
+        return {"EMAIL_BACKEND": "django.core.mail.backends.locmem.EmailBackend"}
+    if scheme in {"smtp", "smtps"}:
+        query = {k: v[-1] for k, v in parse_qs(parsed.query).items()}
+        return {
+            "EMAIL_BACKEND": "django.core.mail.backends.smtp.EmailBackend",
+            "EMAIL_HOST": parsed.hostname or "localhost",
+            "EMAIL_PORT": parsed.port or (465 if scheme == "smtps" else 25),
+            "EMAIL_HOST_USER": unquote(parsed.username or ""),
+            "EMAIL_HOST_PASSWORD": unquote(parsed.password or ""),
+            "EMAIL_USE_SSL": scheme == "smtps",
+            "EMAIL_USE_TLS": query.get("tls", "") in {"1", "true"},
+            "EMAIL_TIMEOUT": int(query.get("timeout", "30")),
+        }
+    raise ValueError(f"ORTHOREG_EMAIL_URL: unsupported scheme {scheme!r} (use smtp://, smtps://, file://, console:)")
+
+
+SECRET_KEY = _secret_key()
+DEBUG = env_bool("ORTHOREG_DEBUG")
+ALLOWED_HOSTS = [h.strip() for h in os.environ.get("ORTHOREG_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]").split(",") if h.strip()]
+BASE_URL = os.environ.get("ORTHOREG_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
+CSRF_TRUSTED_ORIGINS = [o.strip() for o in os.environ.get("ORTHOREG_CSRF_TRUSTED_ORIGINS", "").split(",") if o.strip()]
+
+INSTALLED_APPS = [
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django.contrib.humanize",
+    "django_htmx",
+    "simple_history",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
+    "axes",
+    "orthoreg.accounts",
+    "orthoreg.registry",
+    "orthoreg.instruments",
+    "orthoreg.followup",
+    "orthoreg.imaging",
+    "orthoreg.analytics",
+    "orthoreg.reports",
+    "orthoreg.interop",
+    "orthoreg.api",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "orthoreg.accounts.middleware.SecurityHeadersMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "orthoreg.accounts.middleware.RejectNulMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
+    "orthoreg.accounts.middleware.TwoFactorMiddleware",
+    "orthoreg.accounts.middleware.AuditReadsMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+    "simple_history.middleware.HistoryRequestMiddleware",
+    "axes.middleware.AxesMiddleware",
+]
+
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+
+ROOT_URLCONF = "orthoreg.urls"
+WSGI_APPLICATION = "orthoreg.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "orthoreg.accounts.context_processors.access",
+            ],
+        },
+    }
+]
+
+DATABASES = {"default": database_from_url(os.environ.get("ORTHOREG_DATABASE_URL"), DATA_DIR)}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 10}},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = os.environ.get("ORTHOREG_TIME_ZONE", "UTC")
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "/static/"
+STATIC_ROOT = os.environ.get("ORTHOREG_STATIC_ROOT") or None  # only for collectstatic behind a CDN/proxy
+STATICFILES_DIRS = [BASE_DIR / "static"]
+WHITENOISE_USE_FINDERS = True  # static files served by the app itself, no collectstatic needed
+WHITENOISE_AUTOREFRESH = DEBUG
+MEDIA_ROOT = DATA_DIR / "media"  # never served publicly: files go through access-checked views
+FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
+MAX_UPLOAD_MB = int(os.environ.get("ORTHOREG_MAX_UPLOAD_MB", "50"))
+DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_UPLOAD_MB * 1024 * 1024
+IMAGING_MAX_PIXELS = int(os.environ.get("ORTHOREG_IMAGING_MAX_PIXELS", 60_000_000))  # decompression-bomb limit
+
+LOGIN_URL = "accounts:login"
+LOGIN_REDIRECT_URL = "home"
+LOGOUT_REDIRECT_URL = "accounts:login"
+
+globals().update(email_from_url(os.environ.get("ORTHOREG_EMAIL_URL"), DATA_DIR))
+DEFAULT_FROM_EMAIL = os.environ.get("ORTHOREG_EMAIL_FROM", "orthoreg <no-reply@localhost>")
+
+# Security: cookies, CSRF and headers. Behind TLS set ORTHOREG_SECURE=1.
+SECURE = env_bool("ORTHOREG_SECURE")
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+SESSION_COOKIE_AGE = 8 * 60 * 60
+SESSION_EXPIRE_AT_BROWSER_CLOSE = True
+CSRF_COOKIE_HTTPONLY = True
+CSRF_COOKIE_SAMESITE = "Lax"
+SESSION_COOKIE_SECURE = SECURE
+CSRF_COOKIE_SECURE = SECURE
+SECURE_SSL_REDIRECT = SECURE
+SECURE_HSTS_SECONDS = 31536000 if SECURE else 0
+SECURE_HSTS_INCLUDE_SUBDOMAINS = SECURE
+SECURE_HSTS_PRELOAD = SECURE
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("ORTHOREG_BEHIND_PROXY") else None
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+
+AXES_FAILURE_LIMIT = int(os.environ.get("ORTHOREG_LOGIN_FAILURE_LIMIT", "5"))
+AXES_COOLOFF_TIME = 0.25  # hours
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_VERBOSE = False
+AXES_LOCKOUT_TEMPLATE = "accounts/locked.html"
+AXES_IPWARE_PROXY_COUNT = 1 if env_bool("ORTHOREG_BEHIND_PROXY") else None
+
+OTP_TOTP_ISSUER = "orthoreg"
+# 2FA is always required for admins; ORTHOREG_REQUIRE_2FA=1 requires it for every staff user.
+REQUIRE_2FA_FOR_ALL = env_bool("ORTHOREG_REQUIRE_2FA")
+
+SIMPLE_HISTORY_HISTORY_CHANGE_REASON_USE_TEXT_FIELD = True
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": os.environ.get("ORTHOREG_LOG_LEVEL", "WARNING")},
+    "loggers": {"orthoreg": {"level": os.environ.get("ORTHOREG_LOG_LEVEL", "INFO")}},
+}
