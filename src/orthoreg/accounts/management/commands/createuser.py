@@ -1,0 +1,37 @@
+"""orthoreg createuser NAME --password P [--clinic CODE ...] [--role ROLE] [--email E]"""
+
+from django.core.exceptions import ValidationError
+from django.core.management.base import BaseCommand, CommandError
+
+from orthoreg.accounts.models import Role
+from orthoreg.accounts.services import user_create
+from orthoreg.registry.models import Clinic
+
+
+class Command(BaseCommand):
+    help = "Create a user with a role in one or more clinics."
+
+    def add_arguments(self, parser):
+        parser.add_argument("username")
+        parser.add_argument("--password", required=True)
+        parser.add_argument("--clinic", action="append", default=[], metavar="CODE",
+                            help="clinic code; repeat for several clinics")
+        parser.add_argument("--role", default=Role.CLINICIAN, choices=Role.values)
+        parser.add_argument("--email", default="")
+        parser.add_argument("--no-validate", action="store_true", help="skip the password strength rules")
+
+    def handle(self, *args, username, password, clinic, role, email, no_validate, **options):
+        clinics = []
+        for code in clinic:
+            try:
+                clinics.append(Clinic.objects.get(code=code))
+            except Clinic.DoesNotExist:
+                known = ", ".join(Clinic.objects.values_list("code", flat=True)) or "none yet"
+                raise CommandError(f"No clinic with code {code!r} (known: {known}).", returncode=2) from None
+        try:
+            user = user_create(username=username, password=password, clinics=clinics, role=role, email=email,
+                               validate=not no_validate)
+        except ValidationError as exc:
+            raise CommandError("; ".join(exc.messages), returncode=2) from None
+        where = ", ".join(c.code for c in clinics) or "no clinic"
+        self.stdout.write(self.style.SUCCESS(f"Created {user.username} ({role}) in {where}."))

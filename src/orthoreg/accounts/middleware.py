@@ -1,0 +1,115 @@
+"""Security headers on every response, and the two-factor gate for staff who need it."""
+
+from __future__ import annotations
+
+from django.shortcuts import redirect
+from django.urls import reverse
+
+CSP = "; ".join([
+    "default-src 'self'",
+    "script-src 'self'",
+    "style-src 'self'",
+    "img-src 'self' data: blob:",
+    "font-src 'self'",
+    "connect-src 'self'",
+    "object-src 'none'",
+    "base-uri 'self'",
+    "form-action 'self'",
+    "frame-ancestors 'none'",
+])
+# An SVG served as an image cannot run script; its inline presentation styles (matplotlib) are allowed.
+SVG_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
+PRIVATE_PREFIXES = ("/patients", "/episodes", "/procedures", "/survey", "/s/", "/api", "/reports", "/imaging",
+                    "/followup", "/audit", "/instruments", "/analytics", "/interop", "/accounts")
+
+
+class SecurityHeadersMiddleware:
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        if response.get("Content-Type", "").startswith("image/svg+xml"):
+            response.headers["Content-Security-Policy"] = SVG_CSP
+        else:
+            response.headers.setdefault("Content-Security-Policy", CSP)
+        response.headers.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
+        if request.path.startswith(PRIVATE_PREFIXES):
+            response.headers.setdefault("Cache-Control", "no-store")
+        return response
+
+
+class TwoFactorMiddleware:
+    """A signed-in user who needs two-factor reaches nothing but the two-factor pages until verified."""
+
+    EXEMPT = ("/accounts/2fa/", "/accounts/logout/", "/static/", "/healthz")
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        user = getattr(request, "user", None)
+        if user is not None and user.is_authenticated and not request.path.startswith(self.EXEMPT) \
+                and not user.is_verified():
+            from . import twofactor
+
+            if twofactor.has_device(user):
+                return redirect(f"{reverse('accounts:2fa_verify')}?next={request.get_full_path()}")
+            if twofactor.required_for(user):
+                return redirect(f"{reverse('accounts:2fa_setup')}?next={request.get_full_path()}")
+        return self.get_response(request)
+
+
+class AuditReadsMiddleware:
+    """Every successful read of a patient's record is logged: the access functions note which patients a
+    request reached; what the view did not log itself is logged here, once per patient and request."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        user = getattr(request, "user", None)
+        # Images embedded in a page (thumbnails, renditions, charts) belong to that page's logged view;
+        # downloads of originals are logged by their views as exports.
+        embedded = response.get("Content-Type", "").startswith("image/")
+        if request.method in ("GET", "HEAD") and response.status_code < 400 and not embedded \
+                and user is not None and user.is_authenticated:
+            touched = user.__dict__.get("_orthoreg_touched", set())
+            done = request.__dict__.get("_orthoreg_audited", set())
+            if touched - done:
+                from .models import AuditEvent
+                from .services import client_ip
+
+                AuditEvent.objects.bulk_create([
+                    AuditEvent(user=user, username=user.username, ip_address=client_ip(request),
+                               action=AuditEvent.Action.VIEW, patient_id=patient_id,
+                               detail=f"{request.method} {request.path}"[:500])
+                    for patient_id in sorted(touched - done)])
+        return response
+
+
+class RejectNulMiddleware:
+    """A NUL character in a query or form value can never be stored (PostgreSQL refuses it): answer 400 with
+    a message instead of failing deep inside a view."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        if "\x00" in request.META.get("QUERY_STRING", "") or "%00" in request.META.get("QUERY_STRING", ""):
+            return self._refuse(request)
+        # Only plain forms: reading a multipart body here would stop upload views from setting their own
+        # upload handlers (which refuse oversized files while they are read).
+        if request.method == "POST" and request.content_type == "application/x-www-form-urlencoded":
+            for values in request.POST.lists():
+                if any("\x00" in value for value in values[1]) or "\x00" in values[0]:
+                    return self._refuse(request)
+        return self.get_response(request)
+
+    @staticmethod
+    def _refuse(request):
+        from django.http import HttpResponseBadRequest
+
+        return HttpResponseBadRequest("The request contains a NUL character, which is not allowed in any field.",
+                                      content_type="text/plain; charset=utf-8")

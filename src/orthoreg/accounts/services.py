@@ -1,0 +1,78 @@
+"""Writes of the accounts app: users, memberships and audit entries."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.password_validation import validate_password
+from django.db import transaction
+
+from .models import AuditEvent, Membership, Role
+
+
+def client_ip(request) -> str | None:
+    if request is None:
+        return None
+    return request.META.get("REMOTE_ADDR") or None
+
+
+def audit_record(*, request=None, user=None, action: str, obj=None, patient=None, detail: str = "") -> AuditEvent:
+    """Append one entry to the audit log. The patient is inferred from the object where it can be."""
+    if user is None and request is not None:
+        user = getattr(request, "user", None)
+    if user is not None and not getattr(user, "is_authenticated", False):
+        user = None
+    if patient is None and obj is not None:
+        patient = patient_of(obj)
+    if request is not None and patient is not None:
+        request.__dict__.setdefault("_orthoreg_audited", set()).add(patient.pk)
+    return AuditEvent.objects.create(
+        user=user,
+        username=getattr(user, "username", "") or "",
+        ip_address=client_ip(request),
+        action=action,
+        patient=patient,
+        object_type=obj._meta.model_name if obj is not None else "",
+        object_id=str(obj.pk) if obj is not None and obj.pk is not None else "",
+        detail=detail[:500],
+    )
+
+
+def patient_of(obj):
+    from orthoreg.registry.models import Patient
+
+    if isinstance(obj, Patient):
+        return obj
+    for path in ("patient", "episode", "procedure"):
+        target = getattr(obj, path, None)
+        if target is not None and target is not obj:
+            return patient_of(target)
+    return None
+
+
+@transaction.atomic
+def user_create(*, username: str, password: str, clinics: Iterable = (), role: str = Role.CLINICIAN,
+                email: str = "", validate: bool = True, actor=None):
+    """Create a user with a role in each named clinic (Clinic objects). Raises ValidationError."""
+    if role not in Role.values:
+        from django.core.exceptions import ValidationError
+
+        raise ValidationError({"role": f"Unknown role {role!r}; choose one of {', '.join(Role.values)}."})
+    User = get_user_model()
+    user = User(username=username, email=email, is_staff=(role == Role.ADMIN), is_superuser=False)
+    if validate:
+        validate_password(password, user)
+    user.set_password(password)
+    user.full_clean(exclude=["password"])
+    user.save()
+    for clinic in clinics:
+        Membership.objects.create(user=user, clinic=clinic, role=role)
+    audit_record(user=actor, action=AuditEvent.Action.CREATE, obj=user, detail=f"user {username} as {role}")
+    return user
+
+
+@transaction.atomic
+def membership_set(*, user, clinic, role: str) -> Membership:
+    membership, _ = Membership.objects.update_or_create(user=user, clinic=clinic, defaults={"role": role})
+    return membership
