@@ -1,0 +1,143 @@
+"""Writes of the instruments app: recording responses and installing instrument packs / site definitions."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import re
+import tempfile
+from pathlib import Path
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from orthoreg.accounts.models import AuditEvent
+from orthoreg.accounts.services import audit_record
+
+from . import definitions
+from .definitions import Definition, DefinitionError, UnknownInstrument, format_number
+from .models import Response
+from .scoring import score_definition
+
+TIME_POINT_RE = re.compile(r"^(baseline|\d{1,3}[dwmy])$")
+TIME_POINTS = (("baseline", "Baseline"), ("6w", "6 weeks"), ("3m", "3 months"), ("6m", "6 months"),
+               ("12m", "12 months"), ("24m", "24 months"))
+CLOCK_SKEW = dt.timedelta(minutes=5)
+# Words that are paths under /instruments/, so never instrument codes.
+RESERVED_CODES = frozenset({"patients", "episodes", "responses", "new"})
+
+
+def time_point_label(time_point: str) -> str:
+    labels = dict(TIME_POINTS)
+    if time_point in labels:
+        return labels[time_point]
+    match = re.fullmatch(r"(\d{1,3})([dwmy])", time_point or "")
+    if not match:
+        return time_point or "—"
+    n, unit = int(match[1]), {"d": "day", "w": "week", "m": "month", "y": "year"}[match[2]]
+    return f"{n} {unit}{'' if n == 1 else 's'}"
+
+
+def response_build(*, patient, episode, instrument: str, answers, time_point: str = "",
+                   completed_at: dt.datetime | None = None, source: str = Response.Source.STAFF,
+                   entered_by=None) -> Response:
+    """An unsaved, validated and scored Response (usable with bulk_create). Raises ValidationError whose
+    keys are model fields or "item_<n>" (1-based) for an answer."""
+    errors: dict[str, list[str]] = {}
+    try:
+        definition = definitions.get_definition(instrument)
+    except UnknownInstrument as exc:
+        raise ValidationError({"instrument": str(exc)}) from None
+    except DefinitionError as exc:
+        raise ValidationError({"instrument": f"The {instrument} definition cannot be used: {exc}"}) from None
+    result = score_definition(definition, answers)
+    for error in result.item_errors:
+        key = "answers" if not isinstance(answers, (list, tuple)) else f"item_{error.item}"
+        errors.setdefault(key, []).append(f"Item {error.item}: {error.reason}")
+    if episode is not None and episode.patient_id != patient.pk:
+        errors.setdefault("episode", []).append("This episode belongs to another patient.")
+    time_point = (time_point or "").strip()
+    if time_point and not TIME_POINT_RE.match(time_point):
+        errors.setdefault("time_point", []).append(
+            "Use 'baseline' or a number with d, w, m or y after the index procedure (e.g. 6w, 3m, 12m).")
+    if source not in Response.Source.values:
+        errors.setdefault("source", []).append(f"Unknown source {source!r}; use one of "
+                                               f"{', '.join(Response.Source.values)}.")
+    completed_at = completed_at or timezone.now()
+    if timezone.is_naive(completed_at):
+        completed_at = timezone.make_aware(completed_at)
+    if completed_at > timezone.now() + CLOCK_SKEW:
+        errors.setdefault("completed_at", []).append("The completion date is in the future.")
+    elif timezone.localtime(completed_at).date() < patient.birth_date:
+        errors.setdefault("completed_at", []).append("The completion date is before the patient's birth date.")
+    if errors:
+        raise ValidationError(errors)
+    return Response(
+        patient=patient, episode=episode, time_point=time_point, instrument=definition.code,
+        instrument_version=definition.version, answers=result.answers, scores=result.scores,
+        score=result.primary, valid=result.valid, invalid_reason=result.reason[:500], completed_at=completed_at,
+        source=source, entered_by=entered_by)
+
+
+def response_record(*, patient, episode, instrument: str, answers, time_point: str = "",
+                    completed_at: dt.datetime | None = None, source: str = Response.Source.STAFF, entered_by=None,
+                    request=None) -> Response:
+    """Validate, score and store one response with its audit entry. Raises ValidationError (nothing stored)."""
+    response = response_build(patient=patient, episode=episode, instrument=instrument, answers=answers,
+                              time_point=time_point, completed_at=completed_at, source=source,
+                              entered_by=entered_by)
+    with transaction.atomic():
+        response.save()
+        score = format_number(response.score) if response.score is not None else "not scored"
+        audit_record(request=request, user=None if request is not None else entered_by,
+                     action=AuditEvent.Action.CREATE, obj=response,
+                     detail=f"{response.instrument} {response.time_point or ''} response, score {score}".replace(
+                         "  ", " "))
+    return response
+
+
+# --- installing instruments ---------------------------------------------------------------------------------
+
+def _write_atomically(path: Path, data: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=".json", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(data, fh, indent=1, ensure_ascii=False)
+            fh.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    definitions.clear_caches()
+
+
+def instrument_install(*, resource, replace: bool = False) -> Definition:
+    """Install a Questionnaire file's content into the data directory.
+
+    For a shipped instrument it is an instrument pack: its text must fit the shipped structure (same item
+    ids, count, types and answer options) and nothing but text is taken from it. Any other id installs a
+    site definition (e.g. one imported from REDCap), checked in full. Raises DefinitionError listing every
+    problem; nothing is written then. Files, not tables: the command works before the database exists.
+    """
+    if not isinstance(resource, dict) or resource.get("resourceType") != "Questionnaire":
+        raise DefinitionError(["not a FHIR Questionnaire (resourceType must be 'Questionnaire')"])
+    code = resource.get("id")
+    if isinstance(code, str) and code in definitions.shipped_codes():
+        errors = definitions.check_pack(resource, definitions.scoring_definition(code))
+        if errors:
+            raise DefinitionError(errors, f"pack for {code}")
+        path = definitions.packs_dir() / f"{code}.json"
+        if path.exists() and not replace:
+            raise DefinitionError([f"a pack for {code} is already installed; use --replace to replace it"])
+    else:
+        if code in RESERVED_CODES:
+            raise DefinitionError([f"id {code!r} is reserved; choose another instrument code"])
+        definitions.parse_definition(resource, origin="site", source=f"definition {code}")
+        path = definitions.site_dir() / f"{code}.json"
+        if path.exists() and not replace:
+            raise DefinitionError([f"a site definition {code} is already installed; use --replace to replace it"])
+    _write_atomically(path, resource)
+    return definitions.get_definition(code)
