@@ -1,0 +1,15 @@
+from django.apps import AppConfig
+
+
+class FollowupConfig(AppConfig):
+    name = "orthoreg.followup"
+    label = "followup"
+
+    def ready(self) -> None:
+        from orthoreg.registry import services as registry
+
+        from . import services
+
+        registry.index_procedure_changed.connect(services._on_index_changed, dispatch_uid="followup-index")
+        registry.procedure_recorded.connect(services._on_procedure, dispatch_uid="followup-procedure")
+        registry.patient_status_changed.connect(services._on_status, dispatch_uid="followup-status")

@@ -1,0 +1,121 @@
+"""One instrument as a form: radio buttons for choices (large tap targets), a number box for numbers."""
+
+from __future__ import annotations
+
+from django import forms
+
+from orthoreg.instruments.definitions import Definition, Item, format_number
+from orthoreg.instruments.scoring import check_answer
+
+NOT_APPLICABLE = "na"
+
+
+def field_name(item: Item) -> str:
+    return f"item_{item.number}"
+
+
+class InstrumentForm(forms.Form):
+    """Answers to one instrument. `complete=False` (save and continue later) lets required items stay empty."""
+
+    def __init__(self, *args, definition: Definition, complete: bool = True, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.definition = definition
+        self.complete = complete
+        for item in definition.items:
+            self.fields[field_name(item)] = self._field(item)
+
+    @staticmethod
+    def _field(item: Item) -> forms.Field:
+        if item.type == "choice":
+            choices = [(format_number(o.value), o.display) for o in item.scored_options]
+            if item.has_not_applicable:
+                choices.append((NOT_APPLICABLE, next(o.display for o in item.options if o.not_applicable)))
+            return forms.ChoiceField(label=item.text, choices=choices, required=False,
+                                     widget=forms.RadioSelect(attrs={"class": "choice"}))
+        step = "1" if item.type == "integer" else "0.1"
+        return forms.CharField(
+            label=item.text, required=False, max_length=12,
+            help_text=f"A number from {format_number(item.minimum)} to {format_number(item.maximum)}",
+            widget=forms.NumberInput(attrs={"min": format_number(item.minimum), "max": format_number(item.maximum),
+                                            "step": step, "inputmode": "decimal", "class": "big-number"}))
+
+    @classmethod
+    def initial_from(cls, answers: dict) -> dict:
+        return {k: v for k, v in (answers or {}).items() if k.startswith("item_")}
+
+    def clean(self):
+        cleaned = super().clean()
+        for item in self.definition.items:
+            name = field_name(item)
+            raw = (self.data.get(self.add_prefix(name)) or "").strip()
+            if raw in ("", NOT_APPLICABLE):
+                if raw == "" and item.required and self.complete:
+                    self.add_error(name, "Please answer this question.")
+                cleaned[name] = None
+                continue
+            try:
+                number = float(raw.replace(",", "."))
+            except ValueError:
+                self.add_error(name, "Please enter a number.")
+                continue
+            value, reason = check_answer(item, number)
+            if reason:
+                self.add_error(name, f"Please check this answer: {reason}.")
+            else:
+                cleaned[name] = value
+        return cleaned
+
+    @property
+    def answers(self) -> list:
+        return [self.cleaned_data.get(field_name(item)) for item in self.definition.items]
+
+    @property
+    def draft(self) -> dict:
+        """What was typed so far, as posted (kept even when not yet valid)."""
+        return {field_name(item): self.data.get(self.add_prefix(field_name(item)), "")
+                for item in self.definition.items}
+
+    def apply_errors(self, error) -> None:
+        for name, messages in getattr(error, "message_dict", {"__all__": error.messages}).items():
+            for message in messages:
+                self.add_error(name if name in self.fields else None, message)
+
+
+class CancelForm(forms.Form):
+    reason = forms.CharField(max_length=200, help_text="Why this questionnaire will not be asked")
+
+
+class ProtocolForm(forms.ModelForm):
+    class Meta:
+        from .models import Protocol
+
+        model = Protocol
+        fields = ["name", "condition", "body_site", "procedure_kind", "active", "stop_on_conversion",
+                  "reminder_after_days", "max_reminders"]
+
+
+class TimePointForm(forms.ModelForm):
+    instruments = forms.MultipleChoiceField(choices=(), widget=forms.CheckboxSelectMultiple,
+                                            help_text="Licensed instruments are sent only once their text is "
+                                                      "installed; staff can always enter them.")
+
+    class Meta:
+        from .models import TimePoint
+
+        model = TimePoint
+        fields = ["label", "offset_months", "offset_days", "window_before_days", "window_after_days", "instruments",
+                  "order"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        from orthoreg.instruments.definitions import all_definitions
+
+        self.fields["instruments"].choices = [(d.code, d.short_title or d.code) for d in all_definitions()
+                                              if d.subscales]
+
+
+def time_point_formset(*args, **kwargs):
+    from .models import Protocol, TimePoint
+
+    formset = forms.inlineformset_factory(Protocol, TimePoint, form=TimePointForm, extra=1, can_delete=True)
+    return formset(*args, **kwargs)

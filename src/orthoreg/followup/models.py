@@ -1,0 +1,223 @@
+"""Protocols, scheduled assessments, invitations and their single-use links.
+
+A protocol says which instruments are due at which time points after the index procedure. Recording an index
+procedure schedules one Assessment per (time point, instrument). When a time point's window opens, one
+Invitation per (episode, time point) is created; the worker claims it atomically, emails a link, and sends
+reminders until every assessment of the time point is answered, the window closes, or the limit is reached.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.utils import timezone
+from simple_history.models import HistoricalRecords
+
+from orthoreg.registry.coding import BodySite, Condition, ProcedureKind
+
+
+class Protocol(models.Model):
+    """Which instruments at which time points, for a condition (optionally a site, a procedure kind, a clinic)."""
+
+    name = models.CharField(max_length=120)
+    clinic = models.ForeignKey("registry.Clinic", null=True, blank=True, on_delete=models.CASCADE,
+                               related_name="protocols", help_text="Empty: the default for every clinic")
+    condition = models.CharField(max_length=30, choices=Condition.choices)
+    body_site = models.CharField(max_length=20, choices=BodySite.choices, blank=True,
+                                 help_text="Empty: any site of this condition")
+    procedure_kind = models.CharField(max_length=24, choices=ProcedureKind.choices, blank=True,
+                                      help_text="Empty: any index procedure")
+    active = models.BooleanField(default=True)
+    stop_on_conversion = models.BooleanField(
+        default=True, help_text="Cancel pending assessments when the episode converts to surgery")
+    reminder_after_days = models.PositiveSmallIntegerField(default=4, validators=[MinValueValidator(1),
+                                                                                  MaxValueValidator(60)])
+    max_reminders = models.PositiveSmallIntegerField(default=2, validators=[MaxValueValidator(10)])
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["condition", "body_site", "name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def specificity(self) -> int:
+        return (4 if self.clinic_id else 0) + (2 if self.procedure_kind else 0) + (1 if self.body_site else 0)
+
+
+class TimePoint(models.Model):
+    """A time point of a protocol: offset from the index procedure (calendar months + days) and its window."""
+
+    protocol = models.ForeignKey(Protocol, on_delete=models.CASCADE, related_name="time_points")
+    label = models.CharField(max_length=16, help_text="e.g. baseline, 6w, 3m, 6m, 12m, 24m")
+    offset_months = models.SmallIntegerField(default=0)
+    offset_days = models.SmallIntegerField(default=0)
+    window_before_days = models.PositiveSmallIntegerField(default=7)
+    window_after_days = models.PositiveSmallIntegerField(default=21)
+    instruments = models.JSONField(default=list, help_text="Instrument codes, e.g. [\"nprs\", \"faam-adl\"]")
+    order = models.PositiveSmallIntegerField(default=0)
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["protocol", "order", "offset_months", "offset_days"]
+        constraints = [models.UniqueConstraint(fields=["protocol", "label"], name="time_point_label_unique")]
+
+    def __str__(self) -> str:
+        return self.label
+
+    def clean(self) -> None:
+        from orthoreg.instruments.definitions import UnknownInstrument, get_definition
+
+        errors = {}
+        if not isinstance(self.instruments, list) or not self.instruments:
+            errors["instruments"] = "List at least one instrument code."
+        else:
+            for code in self.instruments:
+                try:
+                    get_definition(code)
+                except UnknownInstrument:
+                    errors["instruments"] = f"Unknown instrument {code!r}."
+        if errors:
+            raise ValidationError(errors)
+
+
+class Assessment(models.Model):
+    """One instrument due at one time point of one episode."""
+
+    class Status(models.TextChoices):
+        SCHEDULED = "scheduled", "Scheduled"
+        COMPLETED = "completed", "Completed"
+        CANCELLED = "cancelled", "Cancelled"
+
+    clinic_path = "patient__clinic"
+
+    patient = models.ForeignKey("registry.Patient", on_delete=models.CASCADE, related_name="assessments")
+    episode = models.ForeignKey("registry.Episode", on_delete=models.CASCADE, related_name="assessments")
+    protocol = models.ForeignKey(Protocol, null=True, on_delete=models.SET_NULL, related_name="+")
+    time_point = models.CharField(max_length=16)
+    time_point_order = models.PositiveSmallIntegerField(default=0)
+    instrument = models.CharField(max_length=40)
+    due_date = models.DateField(db_index=True)
+    window_start = models.DateField()
+    window_end = models.DateField()
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.SCHEDULED)
+    cancelled_reason = models.CharField(max_length=200, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    response = models.OneToOneField("instruments.Response", null=True, blank=True, on_delete=models.SET_NULL,
+                                    related_name="assessment")
+    draft = models.JSONField(default=dict, blank=True, help_text="Answers saved so far (save and continue later)")
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["episode", "due_date", "time_point_order", "instrument"]
+        constraints = [models.UniqueConstraint(fields=["episode", "time_point", "instrument"],
+                                               name="one_assessment_per_episode_time_point_instrument")]
+        indexes = [models.Index(fields=["status", "window_start"]), models.Index(fields=["status", "due_date"])]
+
+    def __str__(self) -> str:
+        return f"{self.instrument} at {self.time_point} (due {self.due_date:%d %b %Y})"
+
+    @property
+    def display_status(self) -> str:
+        """scheduled / due / overdue / missed / completed / cancelled, as of today."""
+        if self.status != self.Status.SCHEDULED:
+            return self.status
+        today = timezone.localdate()
+        if today > self.window_end:
+            return "missed"
+        if today > self.due_date:
+            return "overdue"
+        if today >= self.window_start:
+            return "due"
+        return "scheduled"
+
+
+class Invitation(models.Model):
+    """The email (and its reminders) asking a patient to answer one time point's assessments."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Waiting to be sent"
+        SENDING = "sending", "Being sent"
+        SENT = "sent", "Sent"
+        FAILED = "failed", "Failed (will retry)"
+        COMPLETED = "completed", "Answered"
+        EXPIRED = "expired", "Window closed"
+        CANCELLED = "cancelled", "Cancelled"
+
+    OPEN = (Status.PENDING, Status.SENDING, Status.SENT, Status.FAILED)
+    clinic_path = "patient__clinic"
+
+    patient = models.ForeignKey("registry.Patient", on_delete=models.CASCADE, related_name="invitations")
+    episode = models.ForeignKey("registry.Episode", on_delete=models.CASCADE, related_name="invitations")
+    time_point = models.CharField(max_length=16)
+    email = models.EmailField()
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING, db_index=True)
+    expires_at = models.DateTimeField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    # Sending: a row is claimed by one worker with a conditional update before anything is sent.
+    next_attempt_at = models.DateTimeField(default=timezone.now, null=True, blank=True, db_index=True)
+    claim_id = models.CharField(max_length=40, blank=True, db_index=True)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    last_error = models.CharField(max_length=500, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    sends = models.PositiveSmallIntegerField(default=0, help_text="Emails delivered: 1 + reminders")
+    max_reminders = models.PositiveSmallIntegerField(default=2)
+    reminder_after_days = models.PositiveSmallIntegerField(default=4)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    cancelled_reason = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [models.UniqueConstraint(fields=["episode", "time_point"], name="one_invitation_per_time_point")]
+
+    def __str__(self) -> str:
+        return f"Invitation {self.time_point} for episode {self.episode_id} ({self.status})"
+
+    @property
+    def reminders_sent(self) -> int:
+        return max(0, self.sends - 1)
+
+    @property
+    def is_usable(self) -> bool:
+        return self.status in (self.Status.SENT, self.Status.PENDING, self.Status.SENDING, self.Status.FAILED) \
+            and self.expires_at > timezone.now()
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class AccessToken(models.Model):
+    """A single-use link's secret, stored only as its SHA-256. Each email carries a fresh one."""
+
+    invitation = models.ForeignKey(Invitation, on_delete=models.CASCADE, related_name="tokens")
+    token_hash = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    revoked = models.BooleanField(default=False)
+
+    def __str__(self) -> str:
+        return f"token for invitation {self.invitation_id}"
+
+
+class WorkerRun(models.Model):
+    """One pass of a worker, so failures nobody would otherwise see are visible to the coordinator."""
+
+    worker = models.CharField(max_length=80)
+    started_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    invitations_created = models.PositiveIntegerField(default=0)
+    sent = models.PositiveIntegerField(default=0)
+    reminders = models.PositiveIntegerField(default=0)
+    failures = models.PositiveIntegerField(default=0)
+    expired = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-started_at"]
+
+    def __str__(self) -> str:
+        return f"{self.worker} at {self.started_at:%Y-%m-%d %H:%M}"

@@ -1,0 +1,121 @@
+"""Reads of the follow-up app: the coordinator's worklist, completeness, an episode's assessments."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from dataclasses import dataclass
+
+from django.db.models import Count, Max, Min, Q, QuerySet
+from django.utils import timezone
+
+from orthoreg.accounts import access
+
+from .models import Assessment, Invitation, WorkerRun
+
+TABS = [("due", "Due this week"), ("overdue", "Overdue"), ("missed", "Missed"), ("completed", "Completed"),
+        ("failed", "Sending failed")]
+
+
+def worklist(*, user, tab: str, clinic: str = "", today: dt.date | None = None) -> QuerySet:
+    today = today or timezone.localdate()
+    if tab == "failed":
+        qs = access.scope(Invitation.objects.all(), user, access.CONTACT, "patient__clinic")
+        qs = qs.filter(status=Invitation.Status.FAILED)
+        if clinic:
+            qs = qs.filter(patient__clinic__code=clinic)
+        return qs.select_related("patient", "episode").order_by("next_attempt_at")
+    qs = access.scope(Assessment.objects.all(), user, access.CONTACT, "patient__clinic")
+    if clinic:
+        qs = qs.filter(patient__clinic__code=clinic)
+    scheduled = Q(status=Assessment.Status.SCHEDULED)
+    if tab == "due":
+        qs = qs.filter(scheduled, window_start__lte=today + dt.timedelta(days=7), due_date__gte=today,
+                       window_end__gte=today)
+    elif tab == "overdue":
+        qs = qs.filter(scheduled, due_date__lt=today, window_end__gte=today)
+    elif tab == "missed":
+        qs = qs.filter(scheduled, window_end__lt=today)
+    elif tab == "completed":
+        qs = qs.filter(status=Assessment.Status.COMPLETED)
+    else:
+        return Assessment.objects.none()
+    return qs
+
+
+@dataclass
+class WorkItem:
+    """One patient's time point on the worklist: its questionnaires, due date and window."""
+
+    episode_id: int
+    time_point: str
+    due: dt.date
+    window_end: dt.date
+    last_completed: dt.datetime | None
+    assessments: list
+
+    @property
+    def patient(self):
+        return self.assessments[0].patient
+
+    @property
+    def episode(self):
+        return self.assessments[0].episode
+
+    @property
+    def status(self) -> str:
+        statuses = {a.display_status for a in self.assessments}
+        for status in ("missed", "overdue", "due", "scheduled", "completed", "cancelled"):
+            if status in statuses:
+                return status
+        return ""
+
+
+def work_items(queryset: QuerySet, *, tab: str, page_number) -> tuple:
+    """Group the worklist by (episode, time point) in the database, paginate the groups, then fetch the
+    assessments of the page's groups in one query."""
+    from django.core.paginator import Paginator
+
+    groups = (queryset.values("episode_id", "time_point")
+              .annotate(due=Min("due_date"), window_end=Max("window_end"), last=Max("completed_at"))
+              .order_by(*(["-last"] if tab == "completed" else ["due"]), "episode_id", "time_point"))
+    page = Paginator(groups, 25).get_page(page_number)
+    keys = [(g["episode_id"], g["time_point"]) for g in page.object_list]
+    match = Q(pk__in=[])
+    for episode_id, time_point in keys:
+        match |= Q(episode_id=episode_id, time_point=time_point)
+    rows: dict[tuple, list] = {}
+    for a in queryset.filter(match).select_related("patient", "episode").order_by("time_point_order", "instrument"):
+        rows.setdefault((a.episode_id, a.time_point), []).append(a)
+    items = [WorkItem(g["episode_id"], g["time_point"], g["due"], g["window_end"], g["last"],
+                      rows.get((g["episode_id"], g["time_point"]), [])) for g in page.object_list]
+    return page, items
+
+
+def completeness(*, user, clinic: str = "", today: dt.date | None = None) -> list[dict]:
+    """Per time point: due (window closed or answered), completed, and the percentage, in one GROUP BY."""
+    today = today or timezone.localdate()
+    qs = access.scope(Assessment.objects.exclude(status=Assessment.Status.CANCELLED), user, access.CONTACT,
+                      "patient__clinic")
+    if clinic:
+        qs = qs.filter(patient__clinic__code=clinic)
+    rows = (qs.values("time_point", "time_point_order")
+            .annotate(due=Count("id", filter=Q(due_date__lte=today)),
+                      completed=Count("id", filter=Q(status=Assessment.Status.COMPLETED, due_date__lte=today)),
+                      missed=Count("id", filter=Q(status=Assessment.Status.SCHEDULED, window_end__lt=today)))
+            .order_by("time_point_order", "time_point"))
+    result = []
+    for row in rows:
+        if not row["due"]:
+            continue
+        row["percent"] = round(100 * row["completed"] / row["due"], 1)
+        result.append(row)
+    return result
+
+
+def episode_assessments(episode) -> list[Assessment]:
+    return list(Assessment.objects.filter(episode=episode).order_by("due_date", "time_point_order", "instrument"))
+
+
+def latest_runs(limit: int = 5) -> list[WorkerRun]:
+    return list(WorkerRun.objects.order_by("-started_at")[:limit])

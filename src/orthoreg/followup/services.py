@@ -1,0 +1,568 @@
+"""Writes of the follow-up app: scheduling, invitations, sending, answering, cancelling.
+
+Every function owns its transaction. Sending is claim-then-send: a worker takes rows with a conditional
+UPDATE (and SELECT ... FOR UPDATE SKIP LOCKED where the database has it), so two workers never send the same
+email; a claim left by a crashed worker is taken again after a lease, so nothing is lost.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import secrets
+import uuid
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.mail import EmailMultiAlternatives, get_connection
+from django.db import connection, transaction
+from django.db.models import Exists, F, Max, OuterRef, Q
+from django.template.loader import render_to_string
+from django.utils import timezone
+
+from orthoreg.accounts.models import AuditEvent
+from orthoreg.accounts.services import audit_record
+from orthoreg.registry.coding import SURGICAL_KINDS
+from orthoreg.registry.models import Episode, Patient, Procedure
+
+from . import scheduling
+from .models import AccessToken, Assessment, Invitation, Protocol, WorkerRun, hash_token
+
+log = logging.getLogger(__name__)
+
+LEASE = dt.timedelta(minutes=15)  # a claim older than this was left by a crashed worker
+MAX_BACKOFF = dt.timedelta(hours=6)
+REPLANNABLE = ("no longer in the protocol", "no index procedure", "no protocol for this episode")
+
+
+# ------------------------------------------------------------------------------------------ scheduling
+
+@dataclass
+class ScheduleResult:
+    created: int = 0
+    updated: int = 0
+    cancelled: int = 0
+    protocol: Protocol | None = None
+
+
+def _cutoff(episode: Episode, index: Procedure | None) -> tuple[dt.date | None, str]:
+    """The date from which nothing more is asked, and why (death, withdrawal, conversion)."""
+    patient = episode.patient
+    if patient.status != Patient.Status.ACTIVE:
+        day = patient.status_date or timezone.localdate()
+        return day, f"patient {patient.get_status_display().lower()} on {day:%d %b %Y}"
+    return None, ""
+
+
+def _conversion(episode: Episode, index: Procedure | None) -> Procedure | None:
+    if index is None or index.kind in SURGICAL_KINDS:
+        return None
+    return (episode.procedures.filter(kind__in=SURGICAL_KINDS, date__gt=index.date, is_index=False)
+            .order_by("date", "id").first())
+
+
+@transaction.atomic
+def episode_schedule(*, episode: Episode) -> ScheduleResult:
+    """Plan (or re-plan) the episode's assessments from its index procedure and protocol. Idempotent:
+    completed assessments are never touched, already-invited time points keep their dates, nothing is duplicated,
+    and what no longer applies is cancelled with the reason kept."""
+    episode = Episode.objects.select_related("patient__clinic").get(pk=episode.pk)
+    index = episode.procedures.filter(is_index=True).first()
+    existing = {(a.time_point, a.instrument): a
+                for a in Assessment.objects.select_for_update().filter(episode=episode)}
+    invited = set(Invitation.objects.filter(episode=episode, sends__gt=0).values_list("time_point", flat=True))
+    result = ScheduleResult()
+    protocol = None
+    wanted: dict[tuple[str, str], scheduling.PlannedAssessment] = {}
+    reason = "no index procedure"
+    if index is not None:
+        protocol = scheduling.protocol_for(clinic_id=episode.patient.clinic_id, condition=episode.condition,
+                                           body_site=episode.body_site, procedure_kind=index.kind)
+        reason = "no protocol for this episode"
+        if protocol is not None:
+            specs = [scheduling.TimePointSpec.of(tp) for tp in protocol.time_points.all()]
+            wanted = {(p.time_point, p.instrument): p for p in scheduling.plan(index.date, specs)}
+            reason = "no longer in the protocol"
+    result.protocol = protocol
+    stop_day, stop_reason = _cutoff(episode, index)
+    conversion = _conversion(episode, index) if protocol is not None and protocol.stop_on_conversion else None
+
+    def stop_reason_for(planned_due: dt.date) -> str:
+        if stop_day is not None and planned_due >= stop_day:
+            return stop_reason
+        if conversion is not None and planned_due >= conversion.date:
+            return f"converted to surgery ({conversion.get_kind_display().lower()} on {conversion.date:%d %b %Y})"
+        return ""
+
+    to_create = []
+    for key, planned in wanted.items():
+        assessment = existing.get(key)
+        stop = stop_reason_for(planned.due_date)
+        if assessment is None:
+            if stop:
+                continue
+            to_create.append(Assessment(
+                patient=episode.patient, episode=episode, protocol=protocol, time_point=planned.time_point,
+                time_point_order=planned.order, instrument=planned.instrument, due_date=planned.due_date,
+                window_start=planned.window_start, window_end=planned.window_end))
+            continue
+        if assessment.status == Assessment.Status.COMPLETED:
+            continue
+        if stop:
+            if assessment.status == Assessment.Status.SCHEDULED:
+                _cancel(assessment, stop)
+                result.cancelled += 1
+            continue
+        reopen = assessment.status == Assessment.Status.CANCELLED and assessment.cancelled_reason in REPLANNABLE
+        moved = (assessment.due_date, assessment.window_start, assessment.window_end) != \
+            (planned.due_date, planned.window_start, planned.window_end)
+        if reopen or (moved and assessment.status == Assessment.Status.SCHEDULED and key[0] not in invited):
+            assessment.status = Assessment.Status.SCHEDULED
+            assessment.cancelled_reason = ""
+            assessment.protocol = protocol
+            assessment.time_point_order = planned.order
+            assessment.due_date, assessment.window_start, assessment.window_end = \
+                planned.due_date, planned.window_start, planned.window_end
+            assessment.save()
+            result.updated += 1
+        elif assessment.status == Assessment.Status.SCHEDULED and assessment.protocol_id != protocol.pk:
+            assessment.protocol = protocol  # same dates, now governed by the protocol that applies
+            assessment.save(update_fields=["protocol"])
+            result.updated += 1
+    for key, assessment in existing.items():
+        if key not in wanted and assessment.status == Assessment.Status.SCHEDULED:
+            _cancel(assessment, stop_reason if stop_day else reason)
+            result.cancelled += 1
+    Assessment.objects.bulk_create(to_create)
+    result.created = len(to_create)
+    _close_invitations_without_work(episode)
+    return result
+
+
+def _cancel(assessment: Assessment, reason: str) -> None:
+    assessment.status = Assessment.Status.CANCELLED
+    assessment.cancelled_reason = reason[:200]
+    assessment.save(update_fields=["status", "cancelled_reason"])
+
+
+def _close_invitations_without_work(episode: Episode) -> None:
+    """An open invitation whose time point has nothing left to answer is cancelled (no more reminders)."""
+    pending = Assessment.objects.filter(episode=episode, time_point=OuterRef("time_point"),
+                                        status=Assessment.Status.SCHEDULED)
+    Invitation.objects.filter(episode=episode, status__in=Invitation.OPEN).exclude(Exists(pending)).update(
+        status=Invitation.Status.CANCELLED, cancelled_reason="nothing left to answer", next_attempt_at=None)
+
+
+@transaction.atomic
+def assessment_cancel(*, assessment: Assessment, reason: str, request=None) -> Assessment:
+    if assessment.status != Assessment.Status.SCHEDULED:
+        raise ValidationError(f"This assessment is {assessment.get_status_display().lower()}: nothing to cancel.")
+    if not reason.strip():
+        raise ValidationError({"reason": "Say why it is cancelled."})
+    _cancel(assessment, reason.strip())
+    _close_invitations_without_work(assessment.episode)
+    audit_record(request=request, action=AuditEvent.Action.UPDATE, obj=assessment, patient=assessment.patient,
+                 detail=f"cancelled: {reason.strip()}")
+    return assessment
+
+
+@transaction.atomic
+def time_point_cancel(*, episode: Episode, time_point: str, reason: str, request=None) -> int:
+    """Cancel every questionnaire still open at one time point of an episode (e.g. the patient declined)."""
+    if not reason.strip():
+        raise ValidationError({"reason": "Say why it is cancelled."})
+    rows = list(Assessment.objects.select_for_update().filter(episode=episode, time_point=time_point,
+                                                              status=Assessment.Status.SCHEDULED))
+    if not rows:
+        raise ValidationError("Nothing is open at this time point.")
+    for assessment in rows:
+        _cancel(assessment, reason.strip())
+    _close_invitations_without_work(episode)
+    audit_record(request=request, action=AuditEvent.Action.UPDATE, obj=episode, patient=episode.patient,
+                 detail=f"cancelled {time_point} ({len(rows)} questionnaires): {reason.strip()}")
+    return len(rows)
+
+
+@transaction.atomic
+def protocol_save(*, form, formset, clinic=None, request=None) -> tuple[Protocol, int]:
+    """Save a protocol and its time points, then re-plan every episode it may apply to: unsent future
+    assessments move, new ones appear, removed ones are cancelled with the reason; answers are never touched."""
+    protocol = form.save(commit=False)
+    if clinic is not None and protocol.pk is None:
+        protocol.clinic = clinic
+    protocol.full_clean()
+    protocol.save()
+    formset.instance = protocol
+    formset.save()
+    for tp in protocol.time_points.all():
+        tp.full_clean()
+    episodes = Episode.objects.filter(condition=protocol.condition, procedures__is_index=True)
+    if protocol.body_site:
+        episodes = episodes.filter(body_site=protocol.body_site)
+    if protocol.clinic_id:
+        episodes = episodes.filter(patient__clinic_id=protocol.clinic_id)
+    replanned = 0
+    for episode in episodes.distinct().iterator(chunk_size=500):
+        episode_schedule(episode=episode)
+        replanned += 1
+    audit_record(request=request, action=AuditEvent.Action.UPDATE, obj=protocol,
+                 detail=f"protocol saved; {replanned} episodes re-planned")
+    return protocol, replanned
+
+
+@transaction.atomic
+def protocol_copy_for_clinic(*, protocol: Protocol, clinic, request=None) -> Protocol:
+    """A clinic's own editable copy of a network protocol (it takes precedence for that clinic)."""
+    copy = Protocol.objects.create(
+        name=f"{protocol.name} ({clinic.name})", clinic=clinic, condition=protocol.condition,
+        body_site=protocol.body_site, procedure_kind=protocol.procedure_kind, active=protocol.active,
+        stop_on_conversion=protocol.stop_on_conversion, reminder_after_days=protocol.reminder_after_days,
+        max_reminders=protocol.max_reminders)
+    for tp in protocol.time_points.all():
+        tp.pk, tp.protocol = None, copy
+        tp.save()
+    audit_record(request=request, action=AuditEvent.Action.CREATE, obj=copy, detail=f"copied from {protocol}")
+    return copy
+
+
+def patient_schedule(*, patient: Patient) -> None:
+    for episode in patient.episodes.all():
+        episode_schedule(episode=episode)
+
+
+# Re-plan on the registry's signals: an index procedure recorded or moved, a surgery recorded, a status change.
+def _on_index_changed(sender, procedure, **kwargs):
+    episode_schedule(episode=procedure.episode)
+
+
+def _on_procedure(sender, procedure, created, **kwargs):
+    if procedure.kind in SURGICAL_KINDS and not procedure.is_index:
+        episode_schedule(episode=procedure.episode)
+
+
+def _on_status(sender, patient, **kwargs):
+    patient_schedule(patient=patient)
+
+
+# ------------------------------------------------------------------------------------------ invitations
+
+def _window_end_of_day(day: dt.date) -> dt.datetime:
+    return timezone.make_aware(dt.datetime.combine(day + dt.timedelta(days=1), dt.time.min))
+
+
+def invitations_plan(*, today: dt.date | None = None, batch: int = 5000) -> int:
+    """Create the invitation of every (episode, time point) whose window is open and that has something to answer,
+    for active patients with an email address (and registry consent where the clinic requires it)."""
+    today = today or timezone.localdate()
+    invited = Invitation.objects.filter(episode_id=OuterRef("episode_id"), time_point=OuterRef("time_point"))
+    groups = (Assessment.objects
+              .filter(status=Assessment.Status.SCHEDULED, window_start__lte=today, window_end__gte=today,
+                      patient__status=Patient.Status.ACTIVE)
+              .exclude(patient__email="")
+              .exclude(patient__clinic__invitations_require_consent=True, patient__consent_registry=False)
+              .filter(~Exists(invited))
+              .values("episode_id", "patient_id", "time_point", "patient__email")
+              .annotate(window_end=Max("window_end"), reminders=Max("protocol__max_reminders"),
+                        reminder_days=Max("protocol__reminder_after_days"))
+              .order_by("episode_id", "time_point"))
+    # Read a batch, close the read, then write: never write while a read cursor is open (on SQLite a
+    # writer that still holds an older snapshot is refused at once when another process wrote meanwhile).
+    created = 0
+    while True:
+        page = list(groups[:batch])
+        if not page:
+            return created
+        added = _insert([
+            Invitation(patient_id=g["patient_id"], episode_id=g["episode_id"], time_point=g["time_point"],
+                       email=g["patient__email"], expires_at=_window_end_of_day(g["window_end"]),
+                       max_reminders=g["reminders"] if g["reminders"] is not None else 2,
+                       reminder_after_days=g["reminder_days"] or 4)
+            for g in page])
+        created += added
+        if len(page) < batch:
+            return created
+
+
+def _insert(rows: list[Invitation]) -> int:
+    """Insert what no other worker inserted meanwhile; return how many rows are new."""
+    if not rows:
+        return 0
+    episode_ids = {r.episode_id for r in rows}
+    with transaction.atomic():
+        before = Invitation.objects.filter(episode_id__in=episode_ids).count()
+        Invitation.objects.bulk_create(rows, ignore_conflicts=True)
+        return Invitation.objects.filter(episode_id__in=episode_ids).count() - before
+
+
+def _due_q(now: dt.datetime) -> Q:
+    claimable = Q(status__in=[Invitation.Status.PENDING, Invitation.Status.FAILED, Invitation.Status.SENT],
+                  next_attempt_at__lte=now)
+    abandoned = Q(status=Invitation.Status.SENDING, claimed_at__lt=now - LEASE)
+    return (claimable | abandoned) & Q(expires_at__gt=now)
+
+
+def invitations_claim(*, limit: int, worker: str = "", now: dt.datetime | None = None) -> list[Invitation]:
+    """Take up to `limit` due invitations for this worker. Two workers never get the same row."""
+    now = now or timezone.now()
+    claim = f"{worker[:20]}-{uuid.uuid4().hex}"[:40]
+    with transaction.atomic():
+        qs = Invitation.objects.filter(_due_q(now)).order_by("next_attempt_at", "id")
+        if connection.features.has_select_for_update_skip_locked:
+            qs = qs.select_for_update(skip_locked=True)
+        ids = list(qs.values_list("id", flat=True)[:limit])
+        if not ids:
+            return []
+        # The conditional update is what makes the claim safe, with or without row locks.
+        Invitation.objects.filter(id__in=ids).filter(_due_q(now)).update(
+            status=Invitation.Status.SENDING, claim_id=claim, claimed_at=now, attempts=F("attempts") + 1)
+    return list(Invitation.objects.filter(claim_id=claim, status=Invitation.Status.SENDING)
+                .select_related("patient__clinic", "episode"))
+
+
+def token_issue(*, invitation: Invitation) -> str:
+    """A fresh random link secret (256 bits) for one email; only its hash is stored."""
+    token = secrets.token_urlsafe(32)
+    AccessToken.objects.create(invitation=invitation, token_hash=hash_token(token))
+    return token
+
+
+def survey_url(token: str) -> str:
+    return f"{settings.BASE_URL}/s/{token}/"
+
+
+def _message(invitation: Invitation, token: str) -> EmailMultiAlternatives:
+    patient = invitation.patient
+    instruments = list(Assessment.objects.filter(episode_id=invitation.episode_id, time_point=invitation.time_point,
+                                                 status=Assessment.Status.SCHEDULED).values_list("instrument",
+                                                                                                  flat=True))
+    context = {"patient": patient, "clinic": patient.clinic, "invitation": invitation, "url": survey_url(token),
+               "reminder": invitation.sends > 0, "count": len(instruments), "episode": invitation.episode,
+               "expires": timezone.localtime(invitation.expires_at) - dt.timedelta(seconds=1)}
+    subject = render_to_string("followup/email_subject.txt", context).strip()
+    body = render_to_string("followup/email_body.txt", context)
+    return EmailMultiAlternatives(subject=subject, body=body, to=[invitation.email],
+                                  headers={"X-Orthoreg-Invitation": str(invitation.pk)})
+
+
+def _backoff(attempts: int) -> dt.timedelta:
+    return min(MAX_BACKOFF, dt.timedelta(minutes=2 ** max(0, attempts - 1)))
+
+
+@dataclass
+class SendResult:
+    sent: int = 0
+    reminders: int = 0
+    failures: int = 0
+
+
+def invitations_send(*, invitations: list[Invitation], now: dt.datetime | None = None) -> SendResult:
+    """Send the claimed invitations one by one; record success, or the error and when to retry."""
+    result = SendResult()
+    backend = get_connection()
+    persistent = hasattr(backend, "connection")  # SMTP: keep one connection open for the batch
+    if persistent:
+        try:
+            backend.open()
+        except Exception as exc:  # the server is down: every claim is released with its error
+            for invitation in invitations:
+                _failed(invitation, exc)
+                result.failures += 1
+            return result
+    try:
+        for invitation in invitations:
+            try:
+                with transaction.atomic():
+                    token = token_issue(invitation=invitation)
+                    # SMTP reuses its open connection; a file backend writes one file per email.
+                    (backend if persistent else get_connection()).send_messages([_message(invitation, token)])
+            except Exception as exc:  # noqa: BLE001 - every failure is recorded and retried
+                log.warning("invitation %s: send failed: %s", invitation.pk, exc)
+                _failed(invitation, exc)
+                result.failures += 1
+                continue
+            reminder = invitation.sends > 0
+            _sent(invitation, now or timezone.now())
+            if reminder:
+                result.reminders += 1
+            else:
+                result.sent += 1
+    finally:
+        if persistent:
+            backend.close()
+    return result
+
+
+def _sent(invitation: Invitation, now: dt.datetime) -> None:
+    sends = invitation.sends + 1
+    more = sends <= invitation.max_reminders
+    Invitation.objects.filter(pk=invitation.pk, claim_id=invitation.claim_id,
+                              status=Invitation.Status.SENDING).update(
+        status=Invitation.Status.SENT, sends=sends, sent_at=now, claim_id="", last_error="",
+        next_attempt_at=now + dt.timedelta(days=invitation.reminder_after_days) if more else None)
+
+
+def _failed(invitation: Invitation, exc: Exception) -> None:
+    Invitation.objects.filter(pk=invitation.pk, claim_id=invitation.claim_id,
+                              status=Invitation.Status.SENDING).update(
+        status=Invitation.Status.FAILED, claim_id="", last_error=f"{type(exc).__name__}: {exc}"[:500],
+        next_attempt_at=timezone.now() + _backoff(invitation.attempts))
+
+
+def invitations_expire(*, now: dt.datetime | None = None) -> int:
+    now = now or timezone.now()
+    return Invitation.objects.filter(status__in=Invitation.OPEN, expires_at__lte=now).update(
+        status=Invitation.Status.EXPIRED, next_attempt_at=None, claim_id="")
+
+
+@transaction.atomic
+def invitation_resend(*, invitation: Invitation, request=None) -> Invitation:
+    """Send again now (a new link); counts as a reminder. Only while the window is open."""
+    if invitation.status not in Invitation.OPEN or invitation.expires_at <= timezone.now():
+        raise ValidationError(f"This invitation is {invitation.get_status_display().lower()}: it cannot be resent.")
+    Invitation.objects.filter(pk=invitation.pk).update(
+        status=Invitation.Status.PENDING if invitation.sends == 0 else Invitation.Status.SENT,
+        next_attempt_at=timezone.now(), max_reminders=F("max_reminders") + (1 if invitation.sends else 0),
+        claim_id="")
+    audit_record(request=request, action=AuditEvent.Action.UPDATE, obj=invitation, patient=invitation.patient,
+                 detail="resend requested")
+    invitation.refresh_from_db()
+    return invitation
+
+
+@transaction.atomic
+def invitation_revoke(*, invitation: Invitation, reason: str, request=None) -> Invitation:
+    Invitation.objects.filter(pk=invitation.pk).update(status=Invitation.Status.CANCELLED, next_attempt_at=None,
+                                                       cancelled_reason=reason[:200])
+    invitation.tokens.update(revoked=True)
+    audit_record(request=request, action=AuditEvent.Action.UPDATE, obj=invitation, patient=invitation.patient,
+                 detail=f"revoked: {reason}")
+    invitation.refresh_from_db()
+    return invitation
+
+
+# ------------------------------------------------------------------------------------------ the worker pass
+
+def worker_pass(*, worker: str = "worker", batch: int = 500, now: dt.datetime | None = None,
+                progress=None) -> WorkerRun:
+    """One pass: expire, plan invitations, then claim and send in batches until nothing is due."""
+    run = WorkerRun.objects.create(worker=worker[:80])
+    try:
+        run.expired = invitations_expire(now=now)
+        run.invitations_created = invitations_plan()
+        while True:
+            claimed = invitations_claim(limit=batch, worker=worker, now=now)
+            if not claimed:
+                break
+            result = invitations_send(invitations=claimed, now=now)
+            run.sent += result.sent
+            run.reminders += result.reminders
+            run.failures += result.failures
+            if progress:
+                progress(len(claimed))
+            if result.failures == len(claimed):
+                break  # everything fails (server down): stop this pass; the claims retry with backoff
+    except Exception as exc:
+        run.error = f"{type(exc).__name__}: {exc}"
+        raise
+    finally:
+        run.finished_at = timezone.now()
+        run.save()
+    return run
+
+
+# ------------------------------------------------------------------------------------------ answering
+
+class LinkError(Exception):
+    """Why a survey link cannot be used, in words for the patient."""
+
+    def __init__(self, kind: str, message: str):
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+
+
+def invitation_for_token(token: str) -> Invitation:
+    if not token or len(token) > 100:
+        raise LinkError("unknown", "This link is not valid.")
+    row = (AccessToken.objects.select_related("invitation__patient__clinic", "invitation__episode")
+           .filter(token_hash=hash_token(token)).first())
+    if row is None:
+        raise LinkError("unknown", "This link is not valid.")
+    invitation = row.invitation
+    if invitation.status == Invitation.Status.COMPLETED:
+        raise LinkError("used", "This questionnaire has already been answered. Thank you!")
+    if row.revoked or invitation.status == Invitation.Status.CANCELLED:
+        raise LinkError("revoked", "This link is no longer valid.")
+    if invitation.status == Invitation.Status.EXPIRED or invitation.expires_at <= timezone.now():
+        raise LinkError("expired", "This link has expired: the time to answer this questionnaire has passed.")
+    return invitation
+
+
+def open_assessments(invitation: Invitation) -> list[Assessment]:
+    from orthoreg.instruments.definitions import DefinitionError, UnknownInstrument, get_definition
+
+    rows = list(Assessment.objects.filter(episode_id=invitation.episode_id, time_point=invitation.time_point,
+                                          status=Assessment.Status.SCHEDULED).order_by("id"))
+    sendable = []
+    for a in rows:
+        try:
+            if get_definition(a.instrument).sendable:
+                sendable.append(a)
+        except (UnknownInstrument, DefinitionError):
+            continue  # a broken or removed definition is never sent; staff see the assessment on the worklist
+    return sendable
+
+
+def assessment_save_draft(*, assessment: Assessment, answers: dict) -> Assessment:
+    Assessment.objects.filter(pk=assessment.pk, status=Assessment.Status.SCHEDULED).update(draft=answers)
+    assessment.draft = answers
+    return assessment
+
+
+@transaction.atomic
+def assessment_answer(*, assessment: Assessment, answers: list, source: str, completed_at=None, entered_by=None,
+                      request=None):
+    """Record the response of one assessment (validated and scored by the instruments app), mark it completed,
+    and close the invitation when nothing of its time point is left. Raises ValidationError; stores nothing then."""
+    from orthoreg.instruments.services import response_record
+
+    locked = Assessment.objects.select_for_update().get(pk=assessment.pk)
+    if locked.status != Assessment.Status.SCHEDULED:
+        raise ValidationError(f"This questionnaire is {locked.get_status_display().lower()} already.")
+    response = response_record(patient=locked.patient, episode=locked.episode, instrument=locked.instrument,
+                               answers=answers, time_point=locked.time_point, completed_at=completed_at,
+                               source=source, entered_by=entered_by, request=request)
+    locked.status = Assessment.Status.COMPLETED
+    locked.completed_at = response.completed_at
+    locked.response = response
+    locked.draft = {}
+    locked.save(update_fields=["status", "completed_at", "response", "draft"])
+    left = Assessment.objects.filter(episode_id=locked.episode_id, time_point=locked.time_point,
+                                     status=Assessment.Status.SCHEDULED).exists()
+    if not left:
+        Invitation.objects.filter(episode_id=locked.episode_id, time_point=locked.time_point,
+                                  status__in=Invitation.OPEN).update(
+            status=Invitation.Status.COMPLETED, completed_at=timezone.now(), next_attempt_at=None)
+    return locked
+
+
+def link_responses(*, episode_ids) -> int:
+    """Mark scheduled assessments completed where a valid response for the same episode, time point and instrument
+    exists (responses imported or entered before the schedule existed)."""
+    from orthoreg.instruments.models import Response
+
+    count = 0
+    responses = (Response.objects.filter(episode_id__in=episode_ids, valid=True)
+                 .values_list("id", "episode_id", "time_point", "instrument", "completed_at"))
+    by_key = {(e, t, i): (rid, at) for rid, e, t, i, at in responses}
+    pending = Assessment.objects.filter(episode_id__in=episode_ids, status=Assessment.Status.SCHEDULED)
+    updates = []
+    for a in pending:
+        hit = by_key.get((a.episode_id, a.time_point, a.instrument))
+        if hit:
+            a.status, a.response_id, a.completed_at = Assessment.Status.COMPLETED, hit[0], hit[1]
+            updates.append(a)
+    Assessment.objects.bulk_update(updates, ["status", "response", "completed_at"], batch_size=2000)
+    count += len(updates)
+    return count

@@ -1,0 +1,241 @@
+"""Patient survey pages (no account: the link is the key), staff entry, and the coordinator's worklist."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django import forms
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
+from django.db.models import Q
+from django.http import Http404
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_POST
+
+from orthoreg.accounts import access
+from orthoreg.instruments.definitions import DefinitionError, UnknownInstrument, get_definition
+from orthoreg.registry.models import Clinic
+
+from . import selectors, services
+from .forms import CancelForm, InstrumentForm, ProtocolForm, time_point_formset
+from .models import Assessment, Invitation, Protocol
+
+# ------------------------------------------------------------------------------------------ patient pages
+
+
+def _survey_error(request, error: services.LinkError):
+    status = 404 if error.kind == "unknown" else 410
+    return render(request, "followup/survey_message.html", {"title": "Link not usable", "message": error.message,
+                                                            "kind": error.kind}, status=status)
+
+
+@never_cache
+def survey(request, token: str):
+    try:
+        invitation = services.invitation_for_token(token)
+    except services.LinkError as error:
+        return _survey_error(request, error)
+    pending = services.open_assessments(invitation)
+    if not pending:
+        return redirect("survey_done")
+    total = Assessment.objects.filter(episode_id=invitation.episode_id, time_point=invitation.time_point) \
+        .exclude(status=Assessment.Status.CANCELLED).count()
+    wanted = request.POST.get("assessment") or request.GET.get("q")
+    current = next((a for a in pending if str(a.pk) == str(wanted)), pending[0])
+    definition = get_definition(current.instrument)
+    action = request.POST.get("action", "submit")
+    saved = False
+    if request.method == "POST":
+        form = InstrumentForm(request.POST, definition=definition, complete=(action != "save"))
+        if action == "save":
+            services.assessment_save_draft(assessment=current, answers=form.draft)
+            saved = True
+        elif form.is_valid():
+            try:
+                services.assessment_answer(assessment=current, answers=form.answers, source="patient_link",
+                                           request=request)
+            except ValidationError as exc:
+                form.apply_errors(exc)
+            else:
+                finished = not services.open_assessments(invitation)
+                return redirect("survey_done") if finished else redirect("survey", token=token)
+    else:
+        form = InstrumentForm(initial=InstrumentForm.initial_from(current.draft), definition=definition)
+    done = total - len(pending)
+    context = {"invitation": invitation, "clinic": invitation.patient.clinic, "definition": definition,
+               "form": form, "assessment": current, "step": done + 1, "total": total, "saved": saved,
+               "percent": round(100 * done / total) if total else 0, "staff": False}
+    return render(request, "followup/survey.html", context, status=400 if form.errors else 200)
+
+
+def survey_done(request):
+    return render(request, "followup/survey_message.html",
+                  {"title": "Thank you!", "kind": "done",
+                   "message": "Your answers have been saved. You can close this page."})
+
+
+# ------------------------------------------------------------------------------------------ staff
+
+
+class CompletedOnForm(forms.Form):
+    completed_on = forms.DateField(label="Answered on", initial=timezone.localdate,
+                                   widget=forms.DateInput(attrs={"type": "date"}))
+
+    def clean_completed_on(self):
+        day = self.cleaned_data["completed_on"]
+        if day > timezone.localdate():
+            raise ValidationError("This date is in the future.")
+        return day
+
+
+@login_required
+def assessment_enter(request, pk: int):
+    """Staff open the patient's form for an answer given by phone or on paper."""
+    assessment = access.access_object(request.user, Assessment, pk, access.CONTACT,
+                                      Assessment.objects.select_related("patient__clinic", "episode"))
+    if assessment.status != Assessment.Status.SCHEDULED:
+        messages.info(request, f"This questionnaire is {assessment.get_status_display().lower()} already.")
+        return redirect(reverse("registry:patient_detail", args=[assessment.patient_id]))
+    try:
+        definition = get_definition(assessment.instrument)
+    except (UnknownInstrument, DefinitionError):
+        raise Http404 from None
+    if request.method == "POST":
+        form = InstrumentForm(request.POST, definition=definition)
+        when = CompletedOnForm(request.POST, prefix="meta")
+        if form.is_valid() and when.is_valid():
+            day = when.cleaned_data["completed_on"]
+            completed = timezone.now() if day == timezone.localdate() else \
+                timezone.make_aware(dt.datetime.combine(day, dt.time(12)))
+            try:
+                services.assessment_answer(assessment=assessment, answers=form.answers, source="staff",
+                                           completed_at=completed, entered_by=request.user, request=request)
+            except ValidationError as exc:
+                form.apply_errors(exc)
+            else:
+                messages.success(request, f"Saved {definition.title} at {assessment.time_point}.")
+                return redirect(reverse("registry:patient_detail", args=[assessment.patient_id])
+                                + f"#episode-{assessment.episode_id}")
+    else:
+        form = InstrumentForm(initial=InstrumentForm.initial_from(assessment.draft), definition=definition)
+        when = CompletedOnForm(prefix="meta")
+    context = {"definition": definition, "form": form, "when": when, "assessment": assessment, "staff": True,
+               "patient": assessment.patient, "nav": "followup"}
+    return render(request, "followup/staff_entry.html", context, status=400 if form.errors or when.errors else 200)
+
+
+@login_required
+def worklist(request):
+    if not access.has_capability(request.user, access.CONTACT):
+        raise Http404
+    tab = request.GET.get("tab", "due")
+    if tab not in dict(selectors.TABS):
+        tab = "due"
+    clinic = request.GET.get("clinic", "")
+    rows = selectors.worklist(user=request.user, tab=tab, clinic=clinic)
+    if tab == "failed":
+        page, items = Paginator(rows, 50).get_page(request.GET.get("page")), []
+    else:
+        page, items = selectors.work_items(rows, tab=tab, page_number=request.GET.get("page"))
+    clinics = access.scope(Clinic.objects.all(), request.user, access.CONTACT, "id")
+    context = {"tab": tab, "tabs": selectors.TABS, "page": page, "items": items, "clinic": clinic, "clinics": clinics,
+               "completeness": selectors.completeness(user=request.user, clinic=clinic),
+               "runs": selectors.latest_runs(), "nav": "followup", "cancel_form": CancelForm()}
+    return render(request, "followup/worklist.html", context)
+
+
+@login_required
+@require_POST
+def assessment_cancel(request, pk: int):
+    assessment = access.access_object(request.user, Assessment, pk, access.CONTACT)
+    form = CancelForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Say why the questionnaire is cancelled.")
+    else:
+        try:
+            if request.POST.get("scope") == "time_point":
+                cancelled = services.time_point_cancel(episode=assessment.episode, time_point=assessment.time_point,
+                                                       reason=form.cleaned_data["reason"], request=request)
+                messages.success(request, f"Cancelled {cancelled} questionnaire{'s' if cancelled != 1 else ''} "
+                                          f"at {assessment.time_point}.")
+            else:
+                services.assessment_cancel(assessment=assessment, reason=form.cleaned_data["reason"],
+                                           request=request)
+                messages.success(request, f"Cancelled {assessment}.")
+        except ValidationError as exc:
+            messages.error(request, " ".join(exc.messages))
+    return redirect(request.POST.get("back") if str(request.POST.get("back", "")).startswith("/") else
+                    reverse("followup:worklist"))
+
+
+@login_required
+@require_POST
+def invitation_resend(request, pk: int):
+    invitation = access.access_object(request.user, Invitation, pk, access.CONTACT)
+    try:
+        services.invitation_resend(invitation=invitation, request=request)
+        messages.success(request, "The invitation will be sent again by the worker within a minute.")
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    return redirect(request.POST.get("back") if str(request.POST.get("back", "")).startswith("/") else
+                    reverse("followup:worklist"))
+
+
+# ------------------------------------------------------------------------------------------ protocols
+
+
+def _editable(request, protocol: Protocol) -> bool:
+    return protocol.clinic_id in access.clinic_ids(request.user, access.CONTACT)
+
+
+@login_required
+def protocol_list(request):
+    clinic_ids = access.clinic_ids(request.user, access.CONTACT)
+    if not clinic_ids:
+        raise Http404
+    protocols = (Protocol.objects.filter(Q(clinic__isnull=True) | Q(clinic_id__in=clinic_ids))
+                 .select_related("clinic").prefetch_related("time_points").order_by("condition", "body_site",
+                                                                                    "clinic_id", "name"))
+    clinics = Clinic.objects.filter(pk__in=clinic_ids).order_by("name")
+    return render(request, "followup/protocol_list.html", {"protocols": protocols, "clinics": clinics,
+                                                           "editable": clinic_ids, "nav": "followup"})
+
+
+@login_required
+@require_POST
+def protocol_copy(request, pk: int):
+    clinic_ids = access.clinic_ids(request.user, access.CONTACT)
+    protocol = Protocol.objects.filter(pk=pk).filter(Q(clinic__isnull=True) | Q(clinic_id__in=clinic_ids)).first()
+    mine = Clinic.objects.filter(pk__in=clinic_ids)
+    chosen = request.POST.get("clinic")
+    clinic = mine.filter(pk=chosen).first() if chosen else (mine.first() if mine.count() == 1 else None)
+    if protocol is None or clinic is None:
+        raise Http404
+    copy = services.protocol_copy_for_clinic(protocol=protocol, clinic=clinic, request=request)
+    messages.success(request, f"{clinic.name} now has its own copy; edit it below.")
+    return redirect("followup:protocol_edit", pk=copy.pk)
+
+
+@login_required
+def protocol_edit(request, pk: int):
+    protocol = Protocol.objects.filter(pk=pk, clinic_id__in=access.clinic_ids(request.user, access.CONTACT)).first()
+    if protocol is None:
+        raise Http404  # network protocols are copied, never edited in place
+    form = ProtocolForm(request.POST or None, instance=protocol)
+    formset = time_point_formset(request.POST or None, instance=protocol, prefix="tp")
+    if request.method == "POST" and form.is_valid() and formset.is_valid():
+        try:
+            _, replanned = services.protocol_save(form=form, formset=formset, request=request)
+        except ValidationError as exc:
+            form.add_error(None, exc)
+        else:
+            messages.success(request, f"Saved. {replanned} episode{'s' if replanned != 1 else ''} re-planned.")
+            return redirect("followup:protocol_list")
+    return render(request, "followup/protocol_edit.html",
+                  {"form": form, "formset": formset, "protocol": protocol, "nav": "followup"},
+                  status=400 if request.method == "POST" else 200)
