@@ -1,0 +1,348 @@
+"""Read a radiograph from bytes: DICOM (pydicom), PNG or JPEG (Pillow).
+
+Pure (no Django). `load_image` returns the pixel values to measure on (bone bright, whatever the
+photometric interpretation), an 8-bit display rendition (the file's own window/level or VOI LUT,
+MONOCHROME1 inverted) and the header facts the registry keeps. Anything it cannot read raises
+ImageReadError with a message meant for the person who uploaded the file, never another exception.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import struct
+import warnings
+import zlib
+from dataclasses import dataclass, field
+
+import numpy as np
+from PIL import Image as PILImage
+from PIL import ImageOps
+
+from . import render
+from .calibration import Spacing, spacing_from_dicom
+
+# 60 megapixels: a 43 x 43 cm detector at 0.056 mm is about 59 MP; anything larger is refused before
+# its pixels are decoded, which is what stops a decompression bomb.
+MAX_PIXELS = 60_000_000
+
+FORMAT_DICOM = "dicom"
+FORMAT_PNG = "png"
+FORMAT_JPEG = "jpeg"
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_JPEG_SIGNATURE = b"\xff\xd8\xff"
+_DEFLATED_UID = b"1.2.840.10008.1.2.1.99"
+_MONOCHROME = ("MONOCHROME1", "MONOCHROME2")
+_COLOUR = ("RGB", "YBR_FULL", "YBR_FULL_422", "YBR_RCT", "YBR_ICT", "PALETTE COLOR")
+
+
+class ImageReadError(ValueError):
+    """The file cannot be used as a radiograph; the message says why and what to do."""
+
+
+@dataclass
+class LoadedImage:
+    format: str  # dicom, png or jpeg
+    intensities: np.ndarray  # 2-D float32, higher = denser (bone bright): what measurements run on
+    display: np.ndarray  # uint8, H x W (grey) or H x W x 3 (colour): the display rendition
+    bits: int  # bits stored per sample
+    photometric: str  # DICOM vocabulary: MONOCHROME1, MONOCHROME2, RGB
+    spacing: Spacing | None = None
+    spacing_messages: list[str] = field(default_factory=list)
+    window: str = ""  # how the display rendition was windowed, for the record
+    header: dict = field(default_factory=dict)  # modality, laterality, view_position, study_date, ...
+
+    @property
+    def height(self) -> int:
+        return int(self.intensities.shape[0])
+
+    @property
+    def width(self) -> int:
+        return int(self.intensities.shape[1])
+
+
+def sniff_format(data: bytes) -> str | None:
+    if len(data) >= 132 and data[128:132] == b"DICM":
+        return FORMAT_DICOM
+    if data.startswith(_PNG_SIGNATURE):
+        return FORMAT_PNG
+    if data.startswith(_JPEG_SIGNATURE):
+        return FORMAT_JPEG
+    return None
+
+
+def decoder_available(transfer_syntax) -> bool:
+    """Whether pixel data in this transfer syntax can be decoded with the packages installed."""
+    from pydicom.pixels import get_decoder
+    from pydicom.uid import UID
+
+    uid = UID(str(transfer_syntax))
+    if not uid.is_compressed:
+        return True
+    try:
+        return get_decoder(uid).is_available
+    except NotImplementedError:
+        return False
+
+
+def load_image(data: bytes, *, max_pixels: int = MAX_PIXELS) -> LoadedImage:
+    """Read DICOM, PNG or JPEG bytes. Raises ImageReadError only."""
+    if not data:
+        raise ImageReadError("The file is empty.")
+    kind = sniff_format(data)
+    try:
+        if kind in (FORMAT_PNG, FORMAT_JPEG):
+            return _load_raster(data, kind, max_pixels)
+        return _load_dicom(data, max_pixels, has_preamble=(kind == FORMAT_DICOM))
+    except ImageReadError:
+        raise
+    except MemoryError:
+        raise ImageReadError("The image is too large to process.") from None
+    except Exception as exc:  # noqa: BLE001 - untrusted input: every parser failure becomes one clear message
+        what = {FORMAT_PNG: "PNG", FORMAT_JPEG: "JPEG", FORMAT_DICOM: "DICOM"}.get(kind)
+        if what is None:
+            raise ImageReadError(
+                "This is not a DICOM, PNG or JPEG image (the file's content was not recognised).") from None
+        raise ImageReadError(f"This {what} file is damaged or incomplete and cannot be read ({_short(exc)}).") from None
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text[:160]
+
+
+def _too_big(width: int, height: int, max_pixels: int) -> ImageReadError:
+    return ImageReadError(
+        f"The image claims {width:,} × {height:,} pixels ({width * height / 1e6:.0f} megapixels), more than the "
+        f"{max_pixels / 1e6:.0f} megapixels accepted: it is refused as a possible decompression bomb.")
+
+
+# --- PNG and JPEG -------------------------------------------------------------------------------------
+
+def _load_raster(data: bytes, kind: str, max_pixels: int) -> LoadedImage:
+    name = "PNG" if kind == FORMAT_PNG else "JPEG"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", PILImage.DecompressionBombWarning)
+        try:
+            image = PILImage.open(io.BytesIO(data), formats=[name])
+        except PILImage.DecompressionBombError:
+            raise ImageReadError(f"This {name} claims more pixels than accepted: refused as a possible "
+                                 "decompression bomb.") from None
+        except PILImage.DecompressionBombWarning:
+            raise ImageReadError(f"This {name} claims more pixels than accepted: refused as a possible "
+                                 "decompression bomb.") from None
+        width, height = image.size
+        if width * height > max_pixels:
+            raise _too_big(width, height, max_pixels)
+        if getattr(image, "n_frames", 1) > 1:
+            raise ImageReadError(f"This {name} is animated ({image.n_frames} frames); upload a single still image.")
+        try:
+            image.load()
+        except OSError as exc:
+            raise ImageReadError(f"This {name} file is truncated or damaged ({_short(exc)}).") from None
+        image = ImageOps.exif_transpose(image)  # phone photos: upright, as the viewer sees them
+
+    mode = image.mode
+    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+        values = np.asarray(image)
+        if mode == "I":
+            values = np.clip(values, 0, 65535)
+        values = values.astype(np.uint16)
+        center, width_ = render.auto_window(values)
+        display = render.to_uint8(render.window_linear(values, center, width_))
+        return LoadedImage(kind, values.astype(np.float32), display, 16, "MONOCHROME2",
+                           window=f"automatic {center:.0f}/{width_:.0f}")
+    if mode in ("1", "L", "LA", "La"):
+        display = np.asarray(image.convert("L"))
+        return LoadedImage(kind, display.astype(np.float32), display, 8, "MONOCHROME2", window="as stored")
+    rgb = np.asarray(image.convert("RGB"))
+    if _is_grey(rgb):
+        display = np.ascontiguousarray(rgb[..., 0])
+        return LoadedImage(kind, display.astype(np.float32), display, 8, "MONOCHROME2", window="as stored")
+    return LoadedImage(kind, _luminance(rgb), rgb, 8, "RGB", window="as stored")
+
+
+def _is_grey(rgb: np.ndarray) -> bool:
+    sample = rgb[::7, ::7].astype(np.int16)
+    return bool(np.abs(sample[..., 0] - sample[..., 1]).max(initial=0) <= 2
+                and np.abs(sample[..., 1] - sample[..., 2]).max(initial=0) <= 2)
+
+
+def _luminance(rgb: np.ndarray) -> np.ndarray:
+    rgb = rgb.astype(np.float32)
+    return rgb[..., 0] * 0.299 + rgb[..., 1] * 0.587 + rgb[..., 2] * 0.114
+
+
+# --- DICOM --------------------------------------------------------------------------------------------
+
+def _guard_deflate(data: bytes, limit: int) -> None:
+    """A deflated dataset is inflated whole by pydicom: check, with a bounded inflater, that it is not a bomb."""
+    if data[132:136] != b"\x02\x00\x00\x00" or data[136:138] != b"UL":
+        return
+    (group_length,) = struct.unpack("<I", data[140:144])
+    meta_end = 144 + group_length
+    if _DEFLATED_UID not in data[132:meta_end]:
+        return
+    inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+    try:
+        inflated = inflater.decompress(data[meta_end:], limit + 1)
+    except zlib.error:
+        raise ImageReadError("This deflated DICOM file is damaged and cannot be inflated.") from None
+    if len(inflated) > limit:
+        raise ImageReadError("This deflated DICOM file inflates to more data than any accepted image holds: "
+                             "refused as a possible decompression bomb.")
+
+
+def _load_dicom(data: bytes, max_pixels: int, *, has_preamble: bool) -> LoadedImage:
+    import pydicom
+    from pydicom.pixels import apply_modality_lut
+
+    if has_preamble:
+        _guard_deflate(data, max_pixels * 6 + (1 << 20))
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ds = pydicom.dcmread(io.BytesIO(data), force=not has_preamble)
+    except Exception:  # noqa: BLE001
+        if has_preamble:
+            raise ImageReadError("This DICOM file is damaged or truncated: its header cannot be read.") from None
+        raise ImageReadError(
+            "This is not a DICOM, PNG or JPEG image (the file's content was not recognised).") from None
+    if "PixelData" not in ds:
+        if not has_preamble and "FloatPixelData" not in ds:
+            raise ImageReadError("This is not a DICOM, PNG or JPEG image (the file's content was not recognised).")
+        if "FloatPixelData" in ds or "DoubleFloatPixelData" in ds:
+            raise ImageReadError("This DICOM holds floating-point pixel data, which is not a radiograph; "
+                                 "export the image as integer (8-16 bit) DICOM.")
+        raise ImageReadError("This DICOM file holds no image (no pixel data): it may be a report or a "
+                             "presentation state. Upload the radiograph itself.")
+
+    rows, cols = int(ds.get("Rows", 0) or 0), int(ds.get("Columns", 0) or 0)
+    if rows <= 0 or cols <= 0:
+        raise ImageReadError("This DICOM file does not say how many rows and columns its image has.")
+    if rows * cols > max_pixels:
+        raise _too_big(cols, rows, max_pixels)
+    frames = int(ds.get("NumberOfFrames", 1) or 1)
+    if frames > 1:
+        raise ImageReadError(f"This DICOM holds {frames} frames (a multi-frame series); upload a single radiograph.")
+    bits_allocated = int(ds.get("BitsAllocated", 0) or 0)
+    bits_stored = int(ds.get("BitsStored", bits_allocated) or bits_allocated)
+    if bits_allocated not in (8, 16) or not 1 <= bits_stored <= 16:
+        raise ImageReadError(f"This DICOM stores {bits_stored or bits_allocated}-bit pixels in "
+                             f"{bits_allocated} bits; 8 to 16 bits are supported.")
+    photometric = str(ds.get("PhotometricInterpretation", "")).strip().upper()
+    if photometric not in _MONOCHROME + _COLOUR:
+        raise ImageReadError(f"This DICOM's photometric interpretation {photometric or '(none)'} is not supported.")
+
+    syntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
+    if syntax is None:
+        raise ImageReadError("This DICOM file does not say how its pixels are encoded (no transfer syntax).")
+    if syntax.is_compressed:
+        if not decoder_available(syntax):
+            raise ImageReadError(
+                f"This DICOM is compressed as “{syntax.name}”, which this installation cannot decode. "
+                "Ask the administrator to install the optional decoders (pip install pylibjpeg "
+                "pylibjpeg-libjpeg pylibjpeg-openjpeg), or export the radiograph uncompressed.")
+    else:
+        expected = rows * cols * int(ds.get("SamplesPerPixel", 1) or 1) * (bits_allocated // 8)
+        if len(ds.PixelData) < expected:
+            raise ImageReadError(
+                f"This DICOM's image data is incomplete ({len(ds.PixelData):,} of {expected:,} bytes): "
+                "the file looks truncated. Upload it again from the original source.")
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            pixels = ds.pixel_array
+    except Exception as exc:  # noqa: BLE001
+        raise ImageReadError(f"The DICOM image data cannot be decoded ({_short(exc)}); the file may be "
+                             "truncated or damaged.") from None
+    if pixels.ndim not in (2, 3) or pixels.shape[:2] != (rows, cols):
+        raise ImageReadError("The DICOM image data does not match its stated size.")
+
+    spacing, spacing_messages = spacing_from_dicom(ds)
+    header = _header_facts(ds, syntax)
+    if photometric in _COLOUR:
+        if photometric == "PALETTE COLOR":
+            from pydicom.pixels import apply_color_lut
+
+            pixels = apply_color_lut(pixels, ds)
+        rgb = pixels.astype(np.float32)
+        top = float(2 ** bits_stored - 1) if photometric != "PALETTE COLOR" else float(max(rgb.max(), 1))
+        display = render.to_uint8(np.clip(rgb / top, 0, 1))
+        return LoadedImage(FORMAT_DICOM, _luminance(display), display, bits_stored, "RGB", spacing,
+                           spacing_messages, "as stored", header)
+
+    values = np.asarray(apply_modality_lut(pixels, ds), dtype=np.float32)
+    unit, window = _voi(values, ds)
+    invert = photometric == "MONOCHROME1"
+    display = render.to_uint8(unit, invert=invert)
+    intensities = (np.float32(values.max()) - values) if invert else values
+    return LoadedImage(FORMAT_DICOM, intensities, display, bits_stored, photometric, spacing, spacing_messages,
+                       window, header)
+
+
+def _voi(values: np.ndarray, ds) -> tuple[np.ndarray, str]:
+    """The DICOM's own VOI LUT or window, else an automatic window; returns 0..1 floats and a description."""
+    sequence = ds.get("VOILUTSequence")
+    if sequence:
+        item = sequence[0]
+        try:
+            descriptor = [int(v) for v in item.LUTDescriptor]
+            lut = item.LUTData
+            if isinstance(lut, bytes):
+                lut = np.frombuffer(lut, dtype="<u2" if descriptor[2] > 8 else np.uint8)
+            return render.apply_lut(values, descriptor, lut), "VOI LUT"
+        except (AttributeError, IndexError, TypeError, ValueError):
+            pass  # a broken LUT: fall back to the window, then to automatic
+    center, width = _first(ds.get("WindowCenter")), _first(ds.get("WindowWidth"))
+    function = str(ds.get("VOILUTFunction", "LINEAR") or "LINEAR")
+    if center is not None and width is not None:
+        try:
+            return render.apply_window(values, center, width, function), f"{function.title()} {center:g}/{width:g}"
+        except ValueError:
+            pass
+    center, width = render.auto_window(values)
+    return render.window_linear(values, center, width), f"automatic {center:.0f}/{width:.0f}"
+
+
+def _first(value) -> float | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
+        if not len(value):
+            return None
+        value = value[0]
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if np.isfinite(number) else None
+
+
+def _header_facts(ds, syntax) -> dict:
+    def text(keyword: str) -> str:
+        value = ds.get(keyword, "")
+        return str(value).strip() if value is not None else ""
+
+    study_date = None
+    for keyword in ("StudyDate", "AcquisitionDate", "ContentDate", "SeriesDate"):
+        raw = text(keyword)
+        if raw:
+            try:
+                study_date = dt.datetime.strptime(raw[:8], "%Y%m%d").date().isoformat()
+                break
+            except ValueError:
+                continue
+    laterality = (text("ImageLaterality") or text("Laterality")).upper()
+    return {
+        "modality": text("Modality"),
+        "laterality": laterality if laterality in ("L", "R", "B") else "",
+        "view_position": text("ViewPosition").upper(),
+        "body_part": text("BodyPartExamined"),
+        "study_date": study_date,
+        "transfer_syntax": str(getattr(syntax, "name", syntax)),
+        "manufacturer": text("Manufacturer"),
+        "magnification": _first(ds.get("EstimatedRadiographicMagnificationFactor")),
+    }

@@ -1,0 +1,95 @@
+"""Reads of the imaging app."""
+
+from __future__ import annotations
+
+from django.db.models import Prefetch, QuerySet
+from django.http import Http404
+
+from orthoreg.accounts import access
+
+from . import calibration
+from .models import Annotation, Image, Measurement
+
+# Reproducibility of automated minimum JSW (Duryea et al., Med Phys 2000;27:580): smaller changes may be error.
+MEASUREMENT_ERROR_MM = 0.16
+MEASUREMENT_ERROR_SOURCE = "Duryea et al., Med Phys 2000;27:580"
+
+
+def image_queryset() -> QuerySet[Image]:
+    return Image.objects.select_related("study__episode__patient__clinic")
+
+
+def access_image(user, pk) -> Image:
+    return access.access_object(user, Image, pk, access.CLINICAL, image_queryset())
+
+
+def access_annotation(user, pk) -> Annotation:
+    return access.access_object(user, Annotation, pk, access.CLINICAL,
+                                Annotation.objects.select_related("image__study__episode__patient"))
+
+
+def access_measurement(user, pk) -> Measurement:
+    return access.access_object(user, Measurement, pk, access.CLINICAL,
+                                Measurement.objects.select_related("image__study__episode__patient"))
+
+
+def episode_images(episode) -> QuerySet[Image]:
+    newest_accepted_first = Measurement.objects.order_by("-accepted", "-created_at", "-id")
+    return (Image.objects.filter(study__episode=episode).select_related("study")
+            .prefetch_related(Prefetch("measurements", queryset=newest_accepted_first))
+            .order_by("study__date", "id"))
+
+
+def measurement_of_record(image: Image) -> Measurement | None:
+    """The accepted measurement, else the latest draft (shown as not accepted), else None."""
+    measurements = list(image.measurements.all())  # ordered: accepted first, then newest
+    return measurements[0] if measurements else None
+
+
+def default_pair(images: list[Image]) -> tuple[Image | None, Image | None]:
+    """The latest radiograph and the earliest earlier one of the same view and side (else of any view)."""
+    if len(images) < 2:
+        return None, None
+    after = images[-1]
+    earlier = [i for i in images if i.study.date < after.study.date] or images[:-1]
+    same = [i for i in earlier if i.view == after.view and i.side == after.side]
+    return (same or earlier)[0], after
+
+
+def pick_pair(episode, before_id, after_id) -> tuple[Image | None, Image | None, list[Image]]:
+    """The pair to compare: the ids given (each must be an image of this episode, else 404) or the default."""
+    images = list(episode_images(episode))
+    by_id = {str(i.pk): i for i in images}
+    if before_id or after_id:
+        try:
+            before, after = by_id[str(before_id)], by_id[str(after_id)]
+        except KeyError:
+            raise Http404("No such radiograph on this episode") from None
+        return before, after, images
+    before, after = default_pair(images)
+    return before, after, images
+
+
+def width_rows(before: Measurement | None, after: Measurement | None) -> list[dict]:
+    """Rows of the before/after table: each value as text and the change where both are in the same unit."""
+    rows = []
+    same_unit = before is not None and after is not None and before.unit == after.unit
+    for name in Measurement.VALUES:
+        b = getattr(before, name) if before else None
+        a = getattr(after, name) if after else None
+        change = change_text = None
+        within_error = False
+        if same_unit and a is not None and b is not None:
+            change = round(a - b, 3)
+            change_text = (f"{change:+.2f} mm" if before.unit == "mm" else f"{change:+.1f} px")
+            within_error = before.unit == "mm" and abs(change) <= MEASUREMENT_ERROR_MM
+        rows.append({
+            "name": name,
+            "label": "Minimum" if name == "minimum" else f"{name.title()} third (mean)",
+            "before": calibration.format_length(b, before.unit) if before else "no measurement",
+            "after": calibration.format_length(a, after.unit) if after else "no measurement",
+            "change": change,
+            "change_text": change_text or "—",
+            "within_error": within_error,
+        })
+    return rows

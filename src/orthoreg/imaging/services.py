@@ -1,0 +1,396 @@
+"""Every write of the imaging app. Each function owns its transaction and its audit entry.
+
+Bad input raises django.core.exceptions.ValidationError with a message for the user, and leaves nothing
+behind: no row, no file.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import os
+import uuid
+from collections.abc import Sequence
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.files.base import ContentFile
+from django.db import transaction
+from django.utils import timezone
+
+from orthoreg.accounts.models import AuditEvent
+from orthoreg.accounts.services import audit_record
+from orthoreg.registry.coding import Side
+from orthoreg.registry.models import Episode, validate_clinical_date
+
+from . import calibration, dicomio, jsw, render
+from . import geometry as geo
+from .models import Annotation, Image, ImagingStudy, Measurement
+from .signals import delete_files
+
+_EXTENSIONS = {Image.Format.DICOM: ".dcm", Image.Format.PNG: ".png", Image.Format.JPEG: ".jpg"}
+_LATERALITY = {"L": Side.LEFT, "R": Side.RIGHT, "B": Side.BILATERAL}
+
+
+def max_upload_bytes() -> int:
+    return int(settings.MAX_UPLOAD_MB) * 1024 * 1024
+
+
+def max_pixels() -> int:
+    return int(getattr(settings, "IMAGING_MAX_PIXELS", dicomio.MAX_PIXELS))
+
+
+def _history_user(obj, user):
+    if user is not None and getattr(user, "is_authenticated", False):
+        obj._history_user = user
+    return obj
+
+
+def _read_upload(uploaded) -> bytes:
+    size = getattr(uploaded, "size", None)
+    limit = max_upload_bytes()
+    if size is not None and size > limit:
+        raise ValidationError({"file": f"The file is {size / 1048576:.1f} MB; files up to {settings.MAX_UPLOAD_MB} MB "
+                                       "are accepted."})
+    if hasattr(uploaded, "seek"):
+        uploaded.seek(0)
+    data = b"".join(uploaded.chunks()) if hasattr(uploaded, "chunks") else uploaded.read()
+    if len(data) > limit:
+        raise ValidationError({"file": f"The file is larger than {settings.MAX_UPLOAD_MB} MB, the largest accepted."})
+    return data
+
+
+def image_upload(*, episode: Episode, file, view: str, side: str = "", date: dt.date | None = None,
+                 caption: str = "", description: str = "", user=None, request=None) -> Image:
+    """Store a radiograph (DICOM, PNG or JPEG) of an episode: the original unchanged, a display rendition
+    and a thumbnail, calibrated from the DICOM header where it gives a believable pixel spacing."""
+    data = _read_upload(file)
+    try:
+        loaded = dicomio.load_image(data, max_pixels=max_pixels())
+    except dicomio.ImageReadError as exc:
+        raise ValidationError({"file": str(exc)}) from None
+
+    errors: dict[str, str] = {}
+    if view not in Image.View.values:
+        errors["view"] = "Choose the view: AP weight-bearing, lateral, oblique or other."
+    side = side or episode.side
+    if side not in Side.values:
+        errors["side"] = "Choose the side."
+    stated = _LATERALITY.get(loaded.header.get("laterality", ""))
+    if stated and side in (Side.LEFT, Side.RIGHT) and stated != side:
+        errors["side"] = (f"The DICOM header says this is a {stated.label.lower()} image (laterality "
+                          f"{loaded.header['laterality']}), but {Side(side).label.lower()} was chosen. Check the side.")
+    if date is None and loaded.header.get("study_date"):
+        date = dt.date.fromisoformat(loaded.header["study_date"])
+    if date is None:
+        errors["date"] = "Give the date the radiograph was taken."
+    else:
+        errors.update(validate_clinical_date(None, "date", date, episode.patient))
+    digest = hashlib.sha256(data).hexdigest()
+    duplicate = Image.objects.filter(study__episode=episode, sha256=digest).select_related("study").first()
+    if duplicate is not None:
+        errors["file"] = f"This file is already on this episode (radiographs of {duplicate.study.date:%d %b %Y})."
+    if errors:
+        raise ValidationError(errors)
+
+    rendition = render.encode_png(loaded.display)
+    thumbnail = render.thumbnail_png(loaded.display)
+    spacing = loaded.spacing
+    folder = f"imaging/{timezone.now():%Y/%m}/{uuid.uuid4().hex}"
+    name = os.path.basename(getattr(file, "name", "") or "")[:255]
+    image = Image(
+        original_name=name, original_size=len(data), sha256=digest, format=loaded.format,
+        modality=loaded.header.get("modality", "")[:16], view=view, side=side, width=loaded.width,
+        height=loaded.height, bits=loaded.bits, photometric=loaded.photometric, window=loaded.window[:80],
+        spacing_row_mm=spacing.row_mm if spacing else None, spacing_col_mm=spacing.col_mm if spacing else None,
+        calibration_source=spacing.source if spacing else calibration.NONE,
+        calibration_detail={"messages": loaded.spacing_messages} if loaded.spacing_messages or spacing else {},
+        header=loaded.header, caption=caption.strip()[:300], uploaded_by=user if _is_user(user) else None,
+    )
+    files = [
+        (image.original, f"{folder}/original{_EXTENSIONS[loaded.format]}", data),
+        (image.rendition, f"{folder}/rendition.png", rendition),
+        (image.thumbnail, f"{folder}/thumbnail.png", thumbnail),
+    ]
+    saved: list[str] = []
+    storage = image.original.storage
+    try:
+        with transaction.atomic():
+            study, created = ImagingStudy.objects.get_or_create(
+                episode=episode, date=date,
+                defaults={"description": description.strip()[:200], "created_by": user if _is_user(user) else None})
+            image.study = study
+            for field, path, content in files:
+                field.save(path, ContentFile(content), save=False)
+                saved.append(field.name)
+            _history_user(image, user).save()
+            audit_record(request=request, user=user, action=AuditEvent.Action.CREATE, obj=image,
+                         patient=episode.patient,
+                         detail=f"radiograph uploaded: {image.get_format_display()} {image.get_view_display()} "
+                                f"{image.get_side_display()} of {date:%Y-%m-%d}, {image.width}×{image.height} px, "
+                                f"{image.calibration_label}")
+    except BaseException:
+        delete_files(storage, saved)
+        raise
+    return image
+
+
+def _is_user(user) -> bool:
+    return user is not None and getattr(user, "is_authenticated", False)
+
+
+def image_update(*, image: Image, view: str, side: str, caption: str, user=None, request=None) -> Image:
+    errors = {}
+    if view not in Image.View.values:
+        errors["view"] = "Choose the view."
+    if side not in Side.values:
+        errors["side"] = "Choose the side."
+    if len(caption) > 300:
+        errors["caption"] = "The caption is longer than 300 characters."
+    if errors:
+        raise ValidationError(errors)
+    with transaction.atomic():
+        image.view, image.side, image.caption = view, side, caption.strip()
+        _history_user(image, user).save(update_fields=["view", "side", "caption"])
+        audit_record(request=request, user=user, action=AuditEvent.Action.UPDATE, obj=image, patient=image.patient,
+                     detail=f"radiograph details: {image.get_view_display()}, {image.get_side_display()}")
+    return image
+
+
+def image_delete(*, image: Image, user=None, request=None) -> None:
+    """Delete a radiograph, its annotations and measurements (its files go once this is committed: signals.py)."""
+    with transaction.atomic():
+        study = image.study
+        audit_record(request=request, user=user, action=AuditEvent.Action.DELETE, obj=image, patient=image.patient,
+                     detail=f"radiograph deleted: {image}")
+        _history_user(image, user).delete()
+        if not study.images.exists():
+            _history_user(study, user).delete()
+
+
+def read_original(image: Image) -> dicomio.LoadedImage:
+    """The stored original, read again (measurements always run on the original, never the rendition)."""
+    try:
+        with image.original.open("rb") as fh:
+            data = fh.read()
+    except OSError:
+        raise ValidationError("The original file of this radiograph cannot be found in storage.") from None
+    try:
+        return dicomio.load_image(data, max_pixels=max(max_pixels(), image.width * image.height))
+    except dicomio.ImageReadError as exc:
+        raise ValidationError(str(exc)) from None
+
+
+# --- Calibration --------------------------------------------------------------------------------------
+
+def calibration_set(*, image: Image, source: str, points: Sequence[float] | None = None,
+                    known_mm: float | None = None, user=None, request=None) -> Image:
+    """Calibrate from a marker of known length ("manual": points X1,Y1,X2,Y2 and known_mm), from the DICOM
+    header ("dicom"), or remove the calibration ("none"). Existing measurements are restated in the new unit."""
+    detail: dict = {}
+    if source == calibration.MANUAL:
+        if points is None or len(points) != 4:
+            raise ValidationError({"points": "Mark both ends of the marker."})
+        try:
+            spacing = calibration.spacing_from_marker(points[:2], points[2:], known_mm)
+        except calibration.CalibrationError as exc:
+            raise ValidationError({"known_mm": str(exc)}) from None
+        detail = {"points": [round(float(v), 2) for v in points], "known_mm": float(known_mm),
+                  "marker_px": round(calibration.length_px(points[:2], points[2:]), 2)}
+    elif source == "dicom":
+        if image.format != Image.Format.DICOM:
+            raise ValidationError({"source": "Only a DICOM image states its pixel spacing; calibrate with a marker."})
+        spacing, messages = calibration.spacing_from_dicom(_dicom_header(image))
+        if spacing is None:
+            raise ValidationError({"source": " ".join(messages)})
+        detail = {"messages": messages}
+    elif source == calibration.NONE:
+        spacing = None
+    else:
+        raise ValidationError({"source": "Choose a marker, the DICOM header or no calibration."})
+
+    with transaction.atomic():
+        image.spacing_row_mm = spacing.row_mm if spacing else None
+        image.spacing_col_mm = spacing.col_mm if spacing else None
+        image.calibration_source = spacing.source if spacing else calibration.NONE
+        image.calibration_detail = detail
+        _history_user(image, user).save(update_fields=["spacing_row_mm", "spacing_col_mm", "calibration_source",
+                                                       "calibration_detail"])
+        for measurement in image.measurements.all():
+            _restate(measurement, image)
+            _history_user(measurement, user).save()
+        audit_record(request=request, user=user, action=AuditEvent.Action.UPDATE, obj=image, patient=image.patient,
+                     detail=f"calibration: {image.calibration_label}")
+    return image
+
+
+def _dicom_header(image: Image):
+    import pydicom
+
+    try:
+        with image.original.open("rb") as fh:
+            return pydicom.dcmread(fh, stop_before_pixels=True)
+    except Exception:  # noqa: BLE001 - it was read at upload; anything now is a storage problem
+        raise ValidationError({"source": "The original DICOM file cannot be read again."}) from None
+
+
+# --- Annotations --------------------------------------------------------------------------------------
+
+def annotation_save(*, image: Image, kind: str, geometry: dict, colour: str = "", dashed: bool = False,
+                    label: str = "", annotation: Annotation | None = None, user=None, request=None) -> Annotation:
+    """Create an annotation, or update `annotation` (its kind cannot change)."""
+    if annotation is not None and annotation.image_id != image.pk:
+        raise ValidationError("This annotation belongs to another image.")
+    if annotation is not None:
+        kind = annotation.kind
+    try:
+        clean = geo.clean_geometry(kind, geometry, image.width, image.height)
+        colour = geo.clean_colour(colour)
+        label = geo.clean_label(kind, label)
+    except geo.GeometryError as exc:
+        raise ValidationError(exc.errors) from None
+    creating = annotation is None
+    with transaction.atomic():
+        if creating:
+            annotation = Annotation(image=image, kind=kind, created_by=user if _is_user(user) else None)
+        annotation.geometry, annotation.colour, annotation.dashed, annotation.label = clean, colour, bool(dashed), label
+        _history_user(annotation, user).save()
+        audit_record(request=request, user=user,
+                     action=AuditEvent.Action.CREATE if creating else AuditEvent.Action.UPDATE,
+                     obj=annotation, patient=image.patient,
+                     detail=f"{annotation.get_kind_display().lower()} annotation")
+    return annotation
+
+
+def annotation_delete(*, annotation: Annotation, user=None, request=None) -> None:
+    with transaction.atomic():
+        audit_record(request=request, user=user, action=AuditEvent.Action.DELETE, obj=annotation,
+                     patient=annotation.image.patient, detail=f"{annotation.get_kind_display().lower()} annotation")
+        _history_user(annotation, user).delete()
+
+
+# --- Measurements -------------------------------------------------------------------------------------
+
+def measurement_run(*, image: Image, line: Sequence[float] | str, search_px: float | None = None, user=None,
+                    request=None) -> Measurement:
+    """Run the semi-automatic joint-space width along `line` (medial end first) on the original image.
+
+    The result is a draft for the user to accept or correct; it replaces the image's previous draft."""
+    try:
+        line = jsw.parse_line(line)
+    except jsw.JswError as exc:
+        raise ValidationError({"line": str(exc)}) from None
+    loaded = read_original(image)
+    try:
+        result = jsw.measure(loaded.intensities, line, image.spacing, search_px=search_px)
+    except jsw.JswError as exc:
+        raise ValidationError({"line": str(exc)}) from None
+    data = result.to_dict()
+    with transaction.atomic():
+        for draft in image.measurements.filter(method=Measurement.Method.SEMI_AUTO, accepted=False):
+            _history_user(draft, user).delete()
+        measurement = Measurement(image=image, method=Measurement.Method.SEMI_AUTO, line=data["line"],
+                                  created_by=user if _is_user(user) else None,
+                                  results={key: data[key] for key in ("profiles", "search_px", "measurable", "count")})
+        _summarise_semi_auto(measurement, image)
+        _history_user(measurement, user).save()
+        audit_record(request=request, user=user, action=AuditEvent.Action.CREATE, obj=measurement,
+                     patient=image.patient, detail=f"semi-automatic joint space width: {_values_text(measurement)}")
+    return measurement
+
+
+def measurement_record_manual(*, image: Image, user=None, request=None) -> Measurement:
+    """A manual joint-space width from the image's calipers that name a region (medial, central, lateral)."""
+    calipers = [a for a in image.annotations.filter(kind=Annotation.Kind.CALIPER) if a.geometry.get("region")]
+    if not calipers:
+        raise ValidationError("Draw calipers across the joint space and give each its region (medial, central or "
+                              "lateral) first.")
+    with transaction.atomic():
+        measurement = Measurement(image=image, method=Measurement.Method.MANUAL,
+                                  created_by=user if _is_user(user) else None, results={"calipers": [
+                                      {"annotation": a.pk, "region": a.geometry["region"],
+                                       "points": [a.geometry[k] for k in ("x1", "y1", "x2", "y2")]}
+                                      for a in calipers]})
+        _summarise_manual(measurement, image)
+        _history_user(measurement, user).save()
+        audit_record(request=request, user=user, action=AuditEvent.Action.CREATE, obj=measurement,
+                     patient=image.patient, detail=f"manual joint space width: {_values_text(measurement)}")
+    return measurement
+
+
+def measurement_accept(*, measurement: Measurement, user=None, request=None) -> Measurement:
+    """Accept a measurement as the image's measurement of record (any other accepted one is released)."""
+    with transaction.atomic():
+        image = Image.objects.select_for_update().get(pk=measurement.image_id)
+        for other in image.measurements.filter(accepted=True).exclude(pk=measurement.pk):
+            other.accepted, other.accepted_by, other.accepted_at = False, None, None
+            _history_user(other, user).save(update_fields=["accepted", "accepted_by", "accepted_at"])
+        measurement.accepted = True
+        measurement.accepted_by = user if _is_user(user) else None
+        measurement.accepted_at = timezone.now()
+        _history_user(measurement, user).save(update_fields=["accepted", "accepted_by", "accepted_at"])
+        audit_record(request=request, user=user, action=AuditEvent.Action.UPDATE, obj=measurement,
+                     patient=image.patient, detail=f"joint space width accepted: {_values_text(measurement)}")
+    return measurement
+
+
+def measurement_delete(*, measurement: Measurement, user=None, request=None) -> None:
+    with transaction.atomic():
+        audit_record(request=request, user=user, action=AuditEvent.Action.DELETE, obj=measurement,
+                     patient=measurement.image.patient, detail="joint space width measurement deleted")
+        _history_user(measurement, user).delete()
+
+
+def _restate(measurement: Measurement, image: Image) -> None:
+    if measurement.method == Measurement.Method.SEMI_AUTO:
+        _summarise_semi_auto(measurement, image)
+    else:
+        _summarise_manual(measurement, image)
+
+
+def _summarise_semi_auto(measurement: Measurement, image: Image) -> None:
+    x1, y1, x2, y2 = measurement.line
+    spacing = image.spacing
+    # Profiles run perpendicular to the line: that is the direction their widths are measured in.
+    factor = spacing.mm_per_px(-(y2 - y1), x2 - x1) if spacing else None
+    profiles = measurement.results.get("profiles", [])
+    summary = jsw.summarize([p["t"] for p in profiles], [p["width_px"] for p in profiles], factor)
+    _apply(measurement, summary, factor, image)
+
+
+def _summarise_manual(measurement: Measurement, image: Image) -> None:
+    spacing = image.spacing
+    by_region: dict[str, list[float]] = {name: [] for name in jsw.THIRDS}
+    digits = 3 if spacing else 2
+    for caliper in measurement.results["calipers"]:
+        x1, y1, x2, y2 = caliper["points"]
+        value, _unit = calibration.distance((x1, y1), (x2, y2), spacing)
+        caliper["length"] = round(value, digits)
+        by_region[caliper["region"]].append(value)
+    summary: dict = {"unit": "mm" if spacing else "px"}
+    notes = []
+    for name, values in by_region.items():
+        summary[name] = round(sum(values) / len(values), digits) if values else None
+        if not values:
+            notes.append(f"No caliper was drawn in the {name} third.")
+    every = [v for values in by_region.values() for v in values]
+    summary["minimum"] = round(min(every), digits) if every else None
+    if not spacing:
+        notes.append("Uncalibrated: widths are in pixels.")
+    summary.update(notes=notes, measurable=len(every), count=len(every))
+    _apply(measurement, summary, spacing.mean_mm if spacing else None, image)
+
+
+def _apply(measurement: Measurement, summary: dict, factor: float | None, image: Image) -> None:
+    for name in Measurement.VALUES:
+        setattr(measurement, name, summary[name])
+    measurement.unit = summary["unit"]
+    measurement.mm_per_px = factor
+    measurement.calibration_source = image.calibration_source
+    measurement.results = {**measurement.results, "notes": summary["notes"], "measurable": summary["measurable"],
+                           "count": summary["count"]}
+
+
+def _values_text(measurement: Measurement) -> str:
+    return ", ".join(f"{name} {calibration.format_length(value, measurement.unit)}"
+                     for name, value in measurement.values.items())

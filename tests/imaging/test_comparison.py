@@ -1,0 +1,114 @@
+"""Before/after layout at one physical scale, the width table, the PNG export and the demo images."""
+
+import datetime as dt
+import io
+
+import numpy as np
+import pytest
+from django.template import Context, Template
+from PIL import Image as PILImage
+
+from orthoreg.imaging import comparison, phantoms, selectors, services
+from orthoreg.imaging.demo import create_demo_images
+
+from .conftest import as_upload
+
+
+@pytest.fixture
+def demo(episode, clinician):
+    return create_demo_images(episode=episode, before_date=dt.date(2025, 3, 10), after_date=dt.date(2025, 9, 12),
+                              user=clinician)
+
+
+def test_demo_images(demo, episode):
+    before, after = demo
+    for image in demo:
+        assert image.calibrated and image.view == "ap_wb" and image.side == "right"
+        assert "Generated phantom" in image.caption and "not a real X-ray" in image.caption
+        kinds = sorted((a.kind, a.dashed) for a in image.annotations.all())
+        assert kinds == [("arrow", False), ("ellipse", True)]
+        measurement = image.accepted_measurement
+        assert measurement.method == "semi_auto" and measurement.unit == "mm"
+    b, a = before.accepted_measurement, after.accepted_measurement
+    assert b.medial < b.lateral  # narrowed medially
+    assert a.medial > b.medial + 0.3 and a.minimum > b.minimum  # wider after
+    assert before.study.date < after.study.date
+
+
+def test_layout_shows_the_same_field_in_mm(demo):
+    layout = comparison.comparison_layout(*demo)
+    assert layout.to_scale and layout.region == "joint" and not layout.notes
+    widths_mm = [p.box[2] * p.image.spacing.col_mm for p in layout.panels]
+    assert widths_mm[0] == pytest.approx(widths_mm[1])
+    assert [p.relative_width for p in layout.panels] == [pytest.approx(0.5), pytest.approx(0.5)]
+    for panel in layout.panels:
+        x, y, w, h = panel.box
+        line = panel.measurement.line
+        assert x <= min(line[0], line[2]) and max(line[0], line[2]) <= x + w  # the joint is in view
+        assert panel.scale_bar_mm in (1, 2, 5, 10, 20) and panel.margin_a
+    rows = {r["name"]: r for r in layout.rows}
+    assert rows["medial"]["change"] > 0.3 and rows["medial"]["change_text"].startswith("+")
+
+
+def test_whole_images_of_different_spacing_share_one_scale(episode, clinician):
+    images = []
+    for day, spacing in ((dt.date(2025, 1, 5), 0.1), (dt.date(2025, 7, 5), 0.2)):
+        phantom = phantoms.make_phantom(spacing_mm=spacing, width_px=200, height_px=150,
+                                        joint_length_mm=120 * spacing, supersample=1)
+        images.append(services.image_upload(episode=episode, file=as_upload(phantom.to_dicom(), f"{day}.dcm"),
+                                            view="ap_wb", side="right", date=day))
+    layout = comparison.comparison_layout(*images, region="whole")
+    shares = [p.relative_width for p in layout.panels]
+    assert shares[1] == pytest.approx(2 * shares[0])  # twice the mm per pixel: twice as wide on screen
+    assert "no joint space width measurement" in " ".join(layout.notes)
+
+
+def test_an_uncalibrated_image_is_not_to_scale(image, png_image):
+    layout = comparison.comparison_layout(image, png_image)
+    assert not layout.to_scale and "after image is uncalibrated" in layout.notes[0]
+
+
+def test_width_rows_only_compare_like_units(image, png_image, small_phantom):
+    mm = services.measurement_run(image=image, line=small_phantom.line)
+    px = services.measurement_run(image=png_image, line=small_phantom.line)
+    rows = selectors.width_rows(mm, px)
+    assert all(r["change"] is None and r["change_text"] == "—" for r in rows)
+    assert rows[0]["before"].endswith(" mm") and rows[0]["after"].endswith("(uncalibrated)")
+    assert selectors.width_rows(None, mm)[0]["before"] == "no measurement"
+
+
+def test_default_pair_is_first_and_last_of_the_same_view(episode, dicom_bytes, png_bytes, jpeg_bytes):
+    first = services.image_upload(episode=episode, file=as_upload(dicom_bytes), view="ap_wb", side="right",
+                                  date=dt.date(2025, 1, 1))
+    services.image_upload(episode=episode, file=as_upload(jpeg_bytes, "l.jpg"), view="lateral", side="right",
+                          date=dt.date(2025, 2, 1))
+    last = services.image_upload(episode=episode, file=as_upload(png_bytes, "b.png"), view="ap_wb", side="right",
+                                 date=dt.date(2025, 8, 1))
+    before, after, images = selectors.pick_pair(episode, None, None)
+    assert (before, after) == (first, last) and len(images) == 3
+
+
+def test_comparison_png_is_a_clean_picture(demo):
+    png = comparison.comparison_png(*demo)
+    picture = PILImage.open(io.BytesIO(png))
+    assert picture.format == "PNG" and picture.size[0] >= 1000
+    pixels = np.asarray(picture.convert("RGB"))
+    assert pixels.std() > 20  # not blank
+    whole = PILImage.open(io.BytesIO(comparison.comparison_png(*demo, region="whole")))
+    assert whole.size == picture.size
+
+
+def test_episode_images_tag(demo, episode):
+    html = Template("{% load imaging_tags %}{% episode_images episode %}").render(Context({"episode": episode}))
+    assert html.count("<img ") == 2 and "Before / after" in html and "+ Radiograph" in html
+    assert "min 0." in html and "mm" in html
+
+
+def test_svg_annotation_tag_escapes_labels(demo):
+    before = demo[0]
+    arrow = before.annotations.get(kind="arrow")
+    arrow.label = '<script>alert(1)</script>'
+    layout = comparison.comparison_layout(*demo)
+    template = Template("{% load imaging_tags %}{% svg_annotation a p %}")
+    html = template.render(Context({"a": arrow, "p": layout.panels[0]}))
+    assert "<script>" not in html and "&lt;script&gt;" in html and "<polygon" in html
