@@ -1,0 +1,293 @@
+"""Reads of the analytics app: the cohort report every page, the API and the command line show.
+
+    report = cohort_report(CohortFilter(condition="hallux_rigidus", procedures=("bmc", "prolotherapy")),
+                           clinic_ids=access.clinic_ids(user, access.RESEARCH))
+
+A report is a plain JSON-able dict (schema "orthoreg.cohort-report/1"); `comparison_report` puts two side by side
+with their differences. Everything is aggregated in the database (see metrics.py and survival.py); a report is
+cached for a few minutes under its filters, the caller's clinics, the as-of date and a stamp of the data.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from contextlib import contextmanager
+
+from django.core.cache import cache
+from django.db import connection, transaction
+from django.db.models import Avg, Count, Exists, Max, Min, OuterRef, Q
+from django.utils import timezone
+
+from orthoreg.followup.models import Assessment
+from orthoreg.instruments.models import Response
+from orthoreg.registry.coding import SURGICAL_KINDS, ProcedureKind
+from orthoreg.registry.models import AdverseEvent, Episode, Grade, Procedure
+
+from . import cohorts, metrics, stats, summaries
+from . import definitions as defs
+from .filters import CohortFilter
+
+SCHEMA = "orthoreg.cohort-report/1"
+CACHE_SECONDS = 300
+HEADLINE_TIME_POINTS = ("6m", "12m", "3m", "24m", "6w")
+SURVIVAL_MONTHS = (3, 6, 12, 24, 36, 60)
+DAYS_PER_MONTH = 365.25 / 12
+
+
+@contextmanager
+def analytics_session():
+    """Run report queries with settings that suit them: on PostgreSQL inside one transaction with JIT
+    compilation off (it costs seconds on these one-off aggregates) and more sort/hash memory. On SQLite nothing
+    changes (a transaction there would take the write lock)."""
+    if connection.vendor != "postgresql" or connection.in_atomic_block:
+        yield
+        return
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL jit = off")
+            cursor.execute("SET LOCAL work_mem = '64MB'")
+        yield
+
+
+# ------------------------------------------------------------------------------------------------ sections
+
+def cohort_summary(members) -> dict:
+    """Who is in the cohort: counts, index dates, age and sex, grades and index procedures (three queries on the
+    materialized cohort)."""
+    from orthoreg.registry.models import Patient
+
+    sexes = Patient.Sex.values
+    data = members.aggregate(
+        episodes=Count("pk"), patients=Count("patient_id", distinct=True),
+        clinics=Count("clinic_id", distinct=True), index_from=Min("index_date"), index_to=Max("index_date"),
+        age_mean=Avg("age"), age_min=Min("age"), age_max=Max("age"),
+        **{f"sex_{s}": Count("pk", filter=Q(sex=s)) for s in sexes})
+    grades = dict(members.values("grade").annotate(n=Count("pk")).values_list("grade", "n").order_by())
+    kinds = dict(members.values("index_kind").annotate(n=Count("pk")).values_list("index_kind", "n").order_by())
+    return {
+        "episodes": data["episodes"], "patients": data["patients"], "clinics": data["clinics"],
+        "index_from": _iso(data["index_from"]), "index_to": _iso(data["index_to"]),
+        "age": {"mean": None if data["age_mean"] is None else round(float(data["age_mean"]), 1),
+                "min": data["age_min"], "max": data["age_max"]},
+        "sex": {s: data[f"sex_{s}"] for s in sexes if data[f"sex_{s}"]},
+        "grades": {("none" if g is None else str(g)): n
+                   for g, n in sorted(grades.items(), key=lambda x: (x[0] is None, x[0] or 0))},
+        "index_procedures": [{"kind": k, "label": kind_label(k), "episodes": kinds[k]}
+                             for k in sorted(kinds, key=lambda k: (-kinds[k], k))],
+    }
+
+
+def adverse_events(members) -> dict:
+    """Episodes with any / a serious adverse event of the index procedure or a later non-surgical procedure."""
+    events = (AdverseEvent.objects.filter(procedure__episode=OuterRef("episode_id"),
+                                          procedure__date__gte=OuterRef("index_date"))
+              .filter(Q(procedure__is_index=True) | ~Q(procedure__kind__in=SURGICAL_KINDS)))
+    data = (members.annotate(any_event=Exists(events), serious_event=Exists(events.filter(serious=True)))
+            .aggregate(n=Count("pk"), any=Count("pk", filter=Q(any_event=True)),
+                       serious=Count("pk", filter=Q(serious_event=True))))
+    return {"any": stats.proportion(data["any"], data["n"]).as_dict(),
+            "serious": stats.proportion(data["serious"], data["n"]).as_dict()}
+
+
+def survival_section(pairs: list[tuple[int, bool]]) -> dict:
+    km = stats.kaplan_meier([d for d, _ in pairs], [e for _, e in pairs])
+    at = []
+    for months in SURVIVAL_MONTHS:
+        days = round(months * DAYS_PER_MONTH)
+        row = km.at(days)
+        at.append({"months": months, "days": days, "at_risk": km.at_risk(days),
+                   "survival": None if row is None else round(row.survival, 6),
+                   "ci_low": None if row is None else round(row.ci_low, 6),
+                   "ci_high": None if row is None else round(row.ci_high, 6)})
+    return {
+        "event": "conversion to surgery", "time_unit": "days", "n": km.n, "events": km.events,
+        "censored": km.censored, "median_event_free_days": km.median, "median_follow_up_days": km.median_follow_up,
+        "max_follow_up_days": km.durations_max, "at": at, "table": [r.as_dict() for r in km.table]}
+
+
+def headline(points: list[dict]) -> dict | None:
+    """The time point a report leads with (6 months when it has answers), its pain row and main rates."""
+    by_tp = {tp["time_point"]: tp for tp in points}
+    for label in HEADLINE_TIME_POINTS:
+        tp = by_tp.get(label)
+        if not tp:
+            continue
+        pain = next((i for i in tp["instruments"] if i["instrument"] == defs.PAIN_INSTRUMENT), None)
+        if pain and pain["eligible"]:
+            return {"time_point": tp["time_point"], "label": tp["label"], "instrument": pain["instrument"],
+                    "eligible": pain["eligible"], "responded": pain["responded"], "lost": pain["lost"],
+                    "responders": pain["responders"]}
+    return None
+
+
+def _iso(day) -> str | None:
+    return day.isoformat() if day else None
+
+
+def _definitions() -> dict:
+    return {
+        "eligible": defs.ELIGIBLE_TEXT, "responded": defs.RESPONDED_TEXT, "rates": defs.RATE_TEXT,
+        "conversion": defs.CONVERSION_TEXT, "adverse_events": defs.ADVERSE_TEXT,
+        "responders": {d.code: {"title": d.title, "description": d.description, "source": d.source,
+                                "verify": d.verify} for d in defs.DEFINITIONS.values()},
+        "oarsi_thresholds": defs.oarsi_thresholds(),
+    }
+
+
+# ------------------------------------------------------------------------------------------------ reports
+
+def _compute(f: CohortFilter, *, clinic_ids, as_of: dt.date) -> tuple[dict, list[tuple[int, bool]]]:
+    from .survival import survival_pairs
+
+    infos = metrics.instrument_infos()
+    with cohorts.materialized(f, clinic_ids=clinic_ids, as_of=as_of) as members:
+        summary = cohort_summary(members)
+        treated = summary["episodes"]
+        rows = metrics.eligible_assessments(members, as_of=as_of, infos=infos)
+        cells = metrics.outcome_cells(rows) if treated else []
+        oarsi = metrics.oarsi_successes(rows, infos) if treated else {}
+        pairs = survival_pairs(members) if treated else []
+        events = adverse_events(members) if treated else {
+            "any": stats.proportion(0, 0).as_dict(), "serious": stats.proportion(0, 0).as_dict()}
+    points = summaries.time_points(cells, infos, treated=treated, oarsi=oarsi)
+    top = headline(points)
+    report = {
+        "schema": SCHEMA, "generated_at": timezone.now().isoformat(timespec="seconds"), "as_of": as_of.isoformat(),
+        "filters": f.as_dict(), "description": f.describe(), "cohort": summary,
+        "headline": top, "time_points": points, "flow": summaries.flow(points, treated),
+        "adverse_events": events, "survival": survival_section(pairs),
+        "limits": defs.limits_sentence(lost=top["lost"] if top else 0, eligible=top["eligible"] if top else 0,
+                                       time_point_label=(top["label"].lower() if top else "")),
+        "definitions": _definitions(),
+    }
+    return report, pairs
+
+
+def data_stamp() -> list:
+    """Changes whenever rows are added to the tables a report reads, or an assessment is answered (one query);
+    other edits are covered by the cache's time limit."""
+    from django.db.models import Subquery
+
+    from orthoreg.registry.models import Clinic
+
+    def last(model, field: str = "id"):
+        return Subquery(model.objects.order_by(f"-{field}").values(field)[:1])
+
+    row = (Clinic.objects.order_by().annotate(
+        e=last(Episode), r=last(Response), a=last(Assessment), p=last(Procedure), g=last(Grade), v=last(AdverseEvent),
+        c=Subquery(Assessment.objects.filter(completed_at__isnull=False).order_by("-completed_at")
+                   .values("completed_at")[:1]))
+        .values_list("e", "r", "a", "p", "g", "v", "c")[:1])
+    return [str(v) for v in (row[0] if row else ())]
+
+
+def _cache_key(kind: str, filters: list[CohortFilter], clinic_ids, as_of: dt.date) -> str:
+    payload = json.dumps([SCHEMA, kind, [f.as_dict() for f in filters], sorted(clinic_ids), as_of.isoformat(),
+                          data_stamp()], default=str, sort_keys=True)
+    return "orthoreg:analytics:" + hashlib.sha256(payload.encode()).hexdigest()
+
+
+def cohort_report(f: CohortFilter, *, clinic_ids, as_of: dt.date | None = None, use_cache: bool = True) -> dict:
+    """The full report of one cohort among the clinics `clinic_ids` (the caller's scope)."""
+    as_of = as_of or timezone.localdate()
+    key = _cache_key("cohort", [f], clinic_ids, as_of) if use_cache else None
+    if key and (hit := cache.get(key)) is not None:
+        return hit
+    with analytics_session():
+        report, _ = _compute(f, clinic_ids=clinic_ids, as_of=as_of)
+    if key:
+        cache.set(key, report, CACHE_SECONDS)
+    return report
+
+
+def comparison_report(a: CohortFilter, b: CohortFilter, *, clinic_ids, as_of: dt.date | None = None,
+                      use_cache: bool = True) -> dict:
+    """Two cohorts side by side: both reports, their differences with 95% CIs and the log-rank test."""
+    as_of = as_of or timezone.localdate()
+    key = _cache_key("comparison", [a, b], clinic_ids, as_of) if use_cache else None
+    if key and (hit := cache.get(key)) is not None:
+        return hit
+    with analytics_session():
+        first, pairs_a = _compute(a, clinic_ids=clinic_ids, as_of=as_of)
+        second, pairs_b = _compute(b, clinic_ids=clinic_ids, as_of=as_of)
+        overlap = cohorts.cohort_episodes(a, clinic_ids=clinic_ids).filter(
+            pk__in=cohorts.cohort_episodes(b, clinic_ids=clinic_ids).values("pk")).count()
+    report = {
+        "schema": SCHEMA, "comparison": True, "generated_at": first["generated_at"], "as_of": as_of.isoformat(),
+        "cohorts": [first, second],
+        "differences": differences(first, second),
+        "survival_test": stats.logrank([d for d, _ in pairs_a], [e for _, e in pairs_a],
+                                       [d for d, _ in pairs_b], [e for _, e in pairs_b]),
+        "overlap": overlap,
+        "limits": comparison_limits(first, second, overlap),
+    }
+    if key:
+        cache.set(key, report, CACHE_SECONDS)
+    return report
+
+
+def differences(first: dict, second: dict) -> list[dict]:
+    """Per time point and instrument: first minus second, for every responder rate (Newcombe 95% CI) and the mean
+    change from baseline (Welch 95% CI)."""
+    theirs = {(tp["time_point"], i["instrument"]): i for tp in second["time_points"] for i in tp["instruments"]}
+    out = []
+    for tp in first["time_points"]:
+        for mine in tp["instruments"]:
+            other = theirs.get((tp["time_point"], mine["instrument"]))
+            if other is None:
+                continue
+            rates = {}
+            for code, r1 in mine["responders"].items():
+                r2 = other["responders"].get(code)
+                if r2 is None:
+                    continue
+                d, low, high = stats.newcombe_difference(r1["numerator"], r1["denominator"], r2["numerator"],
+                                                         r2["denominator"])
+                rates[code] = {"difference": _round(d), "ci_low": _round(low), "ci_high": _round(high)}
+            change = None
+            if mine["change"] and other["change"]:
+                c1, c2 = mine["change"], other["change"]
+                d, low, high = stats.mean_difference_ci(c1["n"], c1["mean"], c1["sd"], c2["n"], c2["mean"], c2["sd"])
+                change = {"difference": _round(d), "ci_low": _round(low), "ci_high": _round(high)}
+            out.append({"time_point": tp["time_point"], "label": tp["label"], "instrument": mine["instrument"],
+                        "title": mine["title"], "responders": rates, "mean_change": change})
+    ae = {}
+    for code in ("any", "serious"):
+        r1, r2 = first["adverse_events"][code], second["adverse_events"][code]
+        d, low, high = stats.newcombe_difference(r1["numerator"], r1["denominator"], r2["numerator"], r2["denominator"])
+        ae[code] = {"difference": _round(d), "ci_low": _round(low), "ci_high": _round(high)}
+    out.append({"time_point": None, "label": "Any time", "instrument": None, "title": "Adverse events",
+                "responders": {}, "mean_change": None, "adverse_events": ae})
+    return out
+
+
+def _round(value):
+    return None if value is None else round(float(value), 6)
+
+
+def comparison_limits(first: dict, second: dict, overlap: int) -> str:
+    tops = [r["headline"] for r in (first, second)]
+    lost = sum(t["lost"] for t in tops if t)
+    eligible = sum(t["eligible"] for t in tops if t)
+    label = next((t["label"].lower() for t in tops if t), "")
+    text = defs.limits_sentence(lost=lost, eligible=eligible, time_point_label=label, compared=True)
+    if overlap:
+        text += (f" {overlap} episode{'s are' if overlap != 1 else ' is'} in both cohorts, so they are not "
+                 "independent and the intervals of the differences are too narrow.")
+    return text
+
+
+def report_for(cohort: CohortFilter, versus: CohortFilter | None, *, clinic_ids, as_of: dt.date | None = None) -> dict:
+    """The cohort report, or the comparison when a second cohort is given: what the page, API and CLI call."""
+    if versus is None:
+        return cohort_report(cohort, clinic_ids=clinic_ids, as_of=as_of)
+    return comparison_report(cohort, versus, clinic_ids=clinic_ids, as_of=as_of)
+
+
+def kind_label(kind: str) -> str:
+    try:
+        return ProcedureKind(kind).label
+    except ValueError:
+        return kind

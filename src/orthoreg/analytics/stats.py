@@ -1,0 +1,214 @@
+"""Interval estimates and survival. Pure functions of counts and small summaries: the database does the counting.
+
+* proportions: Wilson score interval (Wilson 1927), the interval DOMAIN.md asks for on every rate;
+* differences of two proportions: Newcombe's hybrid score interval (Newcombe 1998, method 10), built from the two
+  Wilson intervals;
+* means: Student t interval from n, mean and sample standard deviation;
+* medians: the distribution-free interval between two order statistics whose ranks come from Binomial(n, 1/2)
+  (coverage at least 95%; none for n < 6, where no such pair of ranks exists);
+* survival: Kaplan-Meier with lifelines (exponential Greenwood "log(-log)" 95% interval; before the first event,
+  where Greenwood gives the empty interval [1, 1], the Wilson interval of no event among those still followed),
+  median follow-up by the reverse Kaplan-Meier method (Schemper & Smith 1996), log-rank test between two groups.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from scipy import stats as _st
+
+Z95 = 1.959963984540054  # two-sided 95% normal quantile
+ALPHA = 0.05
+
+
+@dataclass(frozen=True)
+class Proportion:
+    numerator: int
+    denominator: int
+    rate: float | None
+    ci_low: float | None
+    ci_high: float | None
+
+    def as_dict(self) -> dict:
+        return {"numerator": self.numerator, "denominator": self.denominator, "rate": _r(self.rate),
+                "ci_low": _r(self.ci_low), "ci_high": _r(self.ci_high)}
+
+
+def _r(value: float | None, digits: int = 6) -> float | None:
+    return None if value is None else round(float(value), digits)
+
+
+def wilson(numerator: int, denominator: int, z: float = Z95) -> tuple[float | None, float | None]:
+    """Wilson score interval of numerator/denominator; (None, None) when the denominator is 0."""
+    if denominator <= 0:
+        return None, None
+    if not 0 <= numerator <= denominator:
+        raise ValueError(f"numerator {numerator} is outside 0..{denominator}")
+    n, p = denominator, numerator / denominator
+    z2 = z * z
+    centre = (p + z2 / (2 * n)) / (1 + z2 / n)
+    half = z * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / (1 + z2 / n)
+    low = 0.0 if numerator == 0 else max(0.0, centre - half)
+    high = 1.0 if numerator == denominator else min(1.0, centre + half)
+    return low, high
+
+
+def proportion(numerator: int, denominator: int) -> Proportion:
+    low, high = wilson(numerator, denominator)
+    rate = numerator / denominator if denominator else None
+    return Proportion(numerator, denominator, rate, low, high)
+
+
+def newcombe_difference(k1: int, n1: int, k2: int, n2: int) -> tuple[float | None, float | None, float | None]:
+    """p1 - p2 with Newcombe's hybrid score 95% interval; Nones when either denominator is 0."""
+    if n1 <= 0 or n2 <= 0:
+        return None, None, None
+    p1, p2 = k1 / n1, k2 / n2
+    l1, u1 = wilson(k1, n1)
+    l2, u2 = wilson(k2, n2)
+    d = p1 - p2
+    low = d - math.sqrt((p1 - l1) ** 2 + (u2 - p2) ** 2)
+    high = d + math.sqrt((u1 - p1) ** 2 + (p2 - l2) ** 2)
+    return d, low, high
+
+
+def mean_ci(n: int, mean: float | None, sd: float | None) -> tuple[float | None, float | None]:
+    """Student t 95% interval of a mean; needs n >= 2 and a standard deviation."""
+    if n is None or n < 2 or mean is None or sd is None:
+        return None, None
+    half = _st.t.ppf(1 - ALPHA / 2, n - 1) * sd / math.sqrt(n)
+    return mean - half, mean + half
+
+
+def mean_difference_ci(n1: int, m1: float | None, s1: float | None, n2: int, m2: float | None,
+                       s2: float | None) -> tuple[float | None, float | None, float | None]:
+    """Difference of two independent means with Welch's 95% interval."""
+    if not n1 or not n2 or n1 < 2 or n2 < 2 or None in (m1, m2, s1, s2):
+        return None, None, None
+    v1, v2 = s1 * s1 / n1, s2 * s2 / n2
+    d = m1 - m2
+    se = math.sqrt(v1 + v2)
+    if se == 0:
+        return d, d, d
+    df = (v1 + v2) ** 2 / ((v1 * v1) / (n1 - 1) + (v2 * v2) / (n2 - 1))
+    half = _st.t.ppf(1 - ALPHA / 2, df) * se
+    return d, d - half, d + half
+
+
+def median_ranks(n: int) -> tuple[int, int] | None:
+    """1-based ranks of the middle order statistic(s): (k, k) for odd n, (k, k+1) for even n."""
+    if n <= 0:
+        return None
+    return (n + 1) // 2, (n + 2) // 2
+
+
+def median_ci_ranks(n: int) -> tuple[int, int] | None:
+    """1-based ranks (j, n-j+1) of the order statistics bounding the median with >= 95% coverage:
+    the largest j with P(Binomial(n, 1/2) < j) <= 2.5%. None when n is too small (n < 6)."""
+    if n < 6:
+        return None
+    # j = the smallest k with P(X <= k) > 2.5%, so that P(X < j) = P(X <= j - 1) <= 2.5%.
+    j = int(_st.binom.ppf(ALPHA / 2, n, 0.5))
+    if _st.binom.cdf(j, n, 0.5) <= ALPHA / 2:
+        j += 1
+    return (j, n - j + 1) if j >= 1 else None
+
+
+# ------------------------------------------------------------------------------------------------ survival
+
+@dataclass
+class KMRow:
+    time: float
+    at_risk: int
+    events: int
+    censored: int
+    survival: float
+    ci_low: float
+    ci_high: float
+
+    def as_dict(self) -> dict:
+        return {"time": self.time, "at_risk": self.at_risk, "events": self.events, "censored": self.censored,
+                "survival": _r(self.survival), "ci_low": _r(self.ci_low), "ci_high": _r(self.ci_high)}
+
+
+@dataclass
+class KaplanMeier:
+    n: int
+    events: int
+    table: list[KMRow]  # time 0 and every time with at least one event
+    curve: list[KMRow]  # every distinct time (events or censoring), for drawing
+    median: float | None  # median event-free time, None when the curve stays above 50%
+    median_follow_up: float | None  # reverse Kaplan-Meier median
+    durations_max: float | None
+
+    @property
+    def censored(self) -> int:
+        return self.n - self.events
+
+    def at(self, time: float) -> KMRow | None:
+        """The estimate holding at `time` (the last step at or before it), None beyond the longest follow-up."""
+        if not self.curve or self.durations_max is None or time > self.durations_max:
+            return None
+        row = self.curve[0]
+        for candidate in self.curve:
+            if candidate.time > time:
+                break
+            row = candidate
+        return row
+
+    def at_risk(self, time: float) -> int:
+        """Number still followed and event-free just before `time` (the at-risk table under the curve)."""
+        for row in self.curve:
+            if row.time >= time:
+                return row.at_risk
+        return 0
+
+
+def _finite(value) -> float | None:
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def kaplan_meier(durations: Sequence[float], events: Sequence[bool]) -> KaplanMeier:
+    """Kaplan-Meier estimate of event-free survival (lifelines), with its table and median follow-up."""
+    n = len(durations)
+    if n == 0:
+        return KaplanMeier(0, 0, [], [], None, None, None)
+    from lifelines import KaplanMeierFitter
+
+    observed = [bool(e) for e in events]
+    kmf = KaplanMeierFitter(alpha=ALPHA).fit(list(durations), observed)
+    table = kmf.event_table
+    sf = kmf.survival_function_.iloc[:, 0]
+    ci = kmf.confidence_interval_survival_function_
+    low, high = ci.iloc[:, 0], ci.iloc[:, 1]
+    curve = []
+    for time, row in table.iterrows():
+        curve.append(KMRow(time=float(time), at_risk=int(row["at_risk"]), events=int(row["observed"]),
+                           censored=int(row["censored"]), survival=float(sf.loc[time]),
+                           ci_low=float(low.loc[time]), ci_high=float(high.loc[time])))
+    for row in curve:
+        if row.time > 0 and row.survival == 1.0 and row.ci_low >= 1.0:
+            # No event yet: Greenwood's variance is 0 and gives the empty interval [1, 1], which claims certainty.
+            # Use the Wilson interval of no event among those still followed instead.
+            row.ci_low = wilson(row.at_risk, row.at_risk)[0]
+    steps = [r for r in curve if r.time == 0 or r.events]
+    if not steps or steps[0].time != 0:
+        steps.insert(0, KMRow(0.0, n, 0, 0, 1.0, 1.0, 1.0))
+    reverse = KaplanMeierFitter().fit(list(durations), [not e for e in observed])
+    return KaplanMeier(
+        n=n, events=sum(observed), table=steps, curve=curve, median=_finite(kmf.median_survival_time_),
+        median_follow_up=_finite(reverse.median_survival_time_), durations_max=float(max(durations)))
+
+
+def logrank(durations_a, events_a, durations_b, events_b) -> dict | None:
+    """Log-rank test of two groups' event-free survival; None when either group is empty or nothing happened."""
+    if not len(durations_a) or not len(durations_b) or not (sum(events_a) + sum(events_b)):
+        return None
+    from lifelines.statistics import logrank_test
+
+    result = logrank_test(list(durations_a), list(durations_b), [bool(e) for e in events_a],
+                          [bool(e) for e in events_b])
+    return {"test": "log-rank", "statistic": _r(result.test_statistic), "df": 1, "p_value": _r(result.p_value)}

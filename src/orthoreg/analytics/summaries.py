@@ -1,0 +1,185 @@
+"""Turn the database's frequency table of outcomes into the report's numbers (exact arithmetic on counted cells).
+
+`metrics.outcome_cells` returns, per (time point, instrument), how many eligible assessments had each combination
+of (answered, score, baseline score, converted). Everything here is a weighted sum over those few thousand cells.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Iterable
+
+from orthoreg.instruments.services import time_point_label
+
+from . import definitions as defs
+from . import stats
+from .metrics import InstrumentInfo
+
+EPS = 1e-9  # thresholds are compared with this tolerance (0.3 x 10 is 3.0000000000000004 in floating point)
+
+
+def weighted_summary(values: Iterable[tuple[float, int]]) -> dict:
+    """n, mean, sd, 95% CI of the mean, median and its 95% order-statistic CI of values given with their counts."""
+    cells = sorted((float(v), int(n)) for v, n in values if n)
+    n = sum(c for _, c in cells)
+    out = {"n": n, "mean": None, "sd": None, "ci_low": None, "ci_high": None, "median": None,
+           "median_ci_low": None, "median_ci_high": None}
+    if not n:
+        return out
+    mean = sum(v * c for v, c in cells) / n
+    sd = math.sqrt(sum(c * (v - mean) ** 2 for v, c in cells) / (n - 1)) if n > 1 else None
+    low, high = stats.mean_ci(n, mean, sd)
+
+    def at_rank(rank: int) -> float:
+        seen = 0
+        for v, c in cells:
+            seen += c
+            if seen >= rank:
+                return v
+        raise ValueError(rank)
+
+    mid = stats.median_ranks(n)
+    ci = stats.median_ci_ranks(n)
+    out.update(mean=mean, sd=sd, ci_low=low, ci_high=high, median=(at_rank(mid[0]) + at_rank(mid[1])) / 2)
+    if ci:
+        out.update(median_ci_low=at_rank(ci[0]), median_ci_high=at_rank(ci[1]))
+    return {k: (round(v, 6) if isinstance(v, float) else v) for k, v in out.items()}
+
+
+def improvement(info: InstrumentInfo, score: float, base: float) -> float:
+    return score - base if info.higher_is_better else base - score
+
+
+def room(info: InstrumentInfo, base: float) -> float:
+    return info.maximum - base if info.higher_is_better else base - info.minimum
+
+
+def mcid_met(info: InstrumentInfo, score: float, base: float) -> bool:
+    better = improvement(info, score, base)
+    if info.mcid is not None and better >= info.mcid - EPS:
+        return True
+    space = room(info, base)
+    return info.mcid_percent is not None and space > 0 and better >= info.mcid_percent / 100 * space - EPS
+
+
+def pain_50_met(score: float, base: float) -> bool:
+    return base > 0 and score <= base * (1 - defs.PAIN_REDUCTION) + EPS
+
+
+def domain_improved(info: InstrumentInfo, score: float, base: float, relative: float, absolute: float) -> bool:
+    """An OMERACT-OARSI domain improved by at least `relative` of its room and `absolute` points on 0-100."""
+    better, space = improvement(info, score, base), room(info, base)
+    return space > 0 and better >= relative * space - EPS and better >= absolute / info.to_100(1) - EPS
+
+
+def oarsi_met(pain: tuple, function: tuple | None = None, glob: tuple | None = None) -> bool:
+    """OMERACT-OARSI responder from (info, score, baseline) of pain, function and patient global (the same rule as
+    metrics.oarsi_successes; a missing domain counts as not improved)."""
+    t = defs.oarsi_thresholds()
+    if domain_improved(*pain, t["high_relative"], t["high_absolute"]):
+        return True
+    if function and domain_improved(*function, t["high_relative"], t["high_absolute"]):
+        return True
+    moderate = sum(1 for d in (pain, function, glob)
+                   if d and domain_improved(*d, t["moderate_relative"], t["moderate_absolute"]))
+    return moderate >= 2
+
+
+def rate(successes: int, known_failures: int, eligible: int, worst_successes: int | None = None) -> dict:
+    """A responder rate with its denominators: observed (Wilson CI), worst case and best case over the eligible."""
+    denominator = successes + known_failures
+    observed = stats.proportion(successes, denominator).as_dict()
+    worst = successes if worst_successes is None else worst_successes
+    unknown = max(0, eligible - denominator)
+    w_low, w_high = stats.wilson(worst, eligible)
+    observed.update(
+        eligible=eligible, unknown=unknown,
+        worst_case_numerator=worst,
+        worst_case_rate=round(worst / eligible, 6) if eligible else None,
+        worst_case_ci_low=None if w_low is None else round(w_low, 6),
+        worst_case_ci_high=None if w_high is None else round(w_high, 6),
+        best_case_rate=round(min(eligible, successes + unknown) / eligible, 6) if eligible else None)
+    return observed
+
+
+def instrument_summary(info: InstrumentInfo, cells: list[dict], *, treated: int, time_point: str,
+                       oarsi: int | None) -> dict:
+    eligible = sum(c["n"] for c in cells)
+    responded = sum(c["n"] for c in cells if c["a"])
+    converted = sum(c["n"] for c in cells if c["converted"])
+    kept = [c for c in cells if not c["converted"]]  # scores of patients not converted by the time point
+    scores = [(c["s"], c["n"]) for c in kept if c["s"] is not None]
+    changes = [(c["s"] - c["base"], c["n"]) for c in kept if c["s"] is not None and c["base"] is not None]
+    evaluable = [c for c in kept if c["s"] is not None and c["base"] is not None]
+    completeness = stats.proportion(responded, eligible).as_dict()
+    row = {
+        "instrument": info.code, "title": info.title, "better": info.better, "minimum": info.minimum,
+        "maximum": info.maximum, "mcid": info.mcid,
+        "mcid_percent": info.mcid_percent, "treated": treated, "eligible": eligible, "responded": responded,
+        "scored": sum(c["n"] for c in cells if c["s"] is not None), "converted": converted,
+        "lost": eligible - responded, "completeness": completeness,
+        "score": weighted_summary(scores),
+        "change": weighted_summary(changes) if time_point != "baseline" and info.has_baseline else None,
+        "responders": {},
+    }
+    if time_point == "baseline":
+        return row
+    responded_not_converted = sum(c["n"] for c in kept if c["a"])
+    responders = row["responders"]
+    n_evaluable = sum(c["n"] for c in evaluable)
+    if info.code == defs.PAIN_INSTRUMENT:
+        pain_evaluable = [c for c in evaluable if c["base"] > 0]
+        ok = sum(c["n"] for c in pain_evaluable if pain_50_met(c["s"], c["base"]))
+        responders[defs.PAIN_50.code] = rate(ok, sum(c["n"] for c in pain_evaluable) - ok + converted, eligible)
+    if info.mcid is not None or info.mcid_percent is not None:
+        ok = sum(c["n"] for c in evaluable if mcid_met(info, c["s"], c["base"]))
+        responders[defs.MCID.code] = rate(ok, n_evaluable - ok + converted, eligible)
+    if info.code == defs.OARSI_PAIN and oarsi is not None:
+        # metrics.oarsi_successes counts the responders other than by pain alone; those are counted here.
+        high = defs.oarsi_thresholds()
+        by_pain = sum(c["n"] for c in evaluable if domain_improved(info, c["s"], c["base"], high["high_relative"],
+                                                                   high["high_absolute"]))
+        ok = oarsi + by_pain
+        responders[defs.OARSI.code] = rate(ok, n_evaluable - ok + converted, eligible)
+    responders[defs.NO_CONVERSION.code] = rate(eligible - converted, converted, eligible,
+                                               worst_successes=responded_not_converted)
+    return row
+
+
+def time_points(cells: list[dict], infos: dict[str, InstrumentInfo], *, treated: int,
+                oarsi: dict[str, int]) -> list[dict]:
+    """The per-time-point, per-instrument section of the report, in protocol order."""
+    grouped: dict[str, dict[str, list[dict]]] = defaultdict(lambda: defaultdict(list))
+    order: dict[str, int] = {}
+    for cell in cells:
+        if cell["instrument"] not in infos:
+            continue
+        grouped[cell["time_point"]][cell["instrument"]].append(cell)
+        order[cell["time_point"]] = min(order.get(cell["time_point"], cell["order"]), cell["order"])
+    codes = list(infos)
+    out = []
+    for tp in sorted(grouped, key=lambda t: (order[t], t)):
+        by_instrument = grouped[tp]
+        instruments = [instrument_summary(infos[code], by_instrument[code], treated=treated, time_point=tp,
+                                          oarsi=oarsi.get(tp, 0))
+                       for code in codes if code in by_instrument]
+        out.append({"time_point": tp, "label": time_point_label(tp), "order": order[tp],
+                    "instruments": instruments})
+    return out
+
+
+def flow(points: list[dict], treated: int) -> list[dict]:
+    """Treated -> eligible (due) -> responded per time point, on the pain questionnaire asked at every time point
+    (else the instrument with the most eligible patients)."""
+    rows = []
+    for tp in points:
+        if not tp["instruments"]:
+            continue
+        anchor = next((i for i in tp["instruments"] if i["instrument"] == defs.PAIN_INSTRUMENT),
+                      max(tp["instruments"], key=lambda i: i["eligible"]))
+        rows.append({"time_point": tp["time_point"], "label": tp["label"], "instrument": anchor["instrument"],
+                     "treated": treated, "eligible": anchor["eligible"], "responded": anchor["responded"],
+                     "converted": anchor["converted"], "lost": anchor["lost"],
+                     "completeness": anchor["completeness"]["rate"]})
+    return rows

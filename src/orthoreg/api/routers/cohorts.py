@@ -1,0 +1,122 @@
+"""/api/v1/cohorts/: the cohort report (and the comparison of two cohorts) as JSON, the same document as
+`orthoreg report cohort --format json`. Aggregates only; scoped to the clinics where the user has the research
+capability."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Literal
+
+from ninja import Field, Query, Router, Schema, Status
+
+from orthoreg.accounts import access
+from orthoreg.analytics import cohorts, selectors
+from orthoreg.analytics.filters import VS_PREFIX, CohortFilterError, parse_filters
+from orthoreg.registry.coding import BodySite, Condition, ProcedureKind, Side
+from orthoreg.registry.models import Patient
+
+from ..schemas import CohortReport, ComparisonReport, Error
+
+router = Router(tags=["cohorts"])
+
+ConditionCode = Literal[tuple(Condition.values)]
+SiteCode = Literal[tuple(BodySite.values)]
+SideCode = Literal[tuple(Side.values)]
+KindCode = Literal[tuple(ProcedureKind.values)]
+SexCode = Literal[tuple(Patient.Sex.values)]
+ERRORS = {400: Error, 401: Error, 403: Error, 422: Error}  # 400: a malformed request (e.g. a NUL character)
+
+
+class CohortQuery(Schema):
+    clinic: list[str] = Field([], description="Clinic code; repeat for several (default: all your clinics)")
+    condition: ConditionCode | None = None
+    site: SiteCode | None = Field(None, description="Body site")
+    side: SideCode | None = None
+    grade_min: int | None = Field(None, ge=0, le=4, description="Lowest grade of record at the index procedure")
+    grade_max: int | None = Field(None, ge=0, le=4)
+    procedure: list[KindCode] = Field([], description="Index procedure kind; repeat for a combination: the "
+                                                      "episode also had each further kind within within_days days")
+    also: list[KindCode] = Field([], description="Further kinds of a combination (appended to procedure)")
+    within_days: int | None = Field(None, ge=0, le=3650, description="Default 30")
+    age_min: int | None = Field(None, ge=0, le=120, description="Age in completed years at the index date")
+    age_max: int | None = Field(None, ge=0, le=120)
+    sex: SexCode | None = None
+    index_from: dt.date | None = Field(None, description="First index date (inclusive)")
+    index_to: dt.date | None = Field(None, description="Last index date (inclusive)")
+
+
+class CompareQuery(CohortQuery):
+    vs_condition: ConditionCode | None = Field(None, description="Second cohort: each vs_ value replaces the "
+                                                                 "first cohort's")
+    vs_site: SiteCode | None = None
+    vs_side: SideCode | None = None
+    vs_grade_min: int | None = Field(None, ge=0, le=4)
+    vs_grade_max: int | None = Field(None, ge=0, le=4)
+    vs_procedure: list[KindCode] = []
+    vs_also: list[KindCode] = []
+    vs_within_days: int | None = Field(None, ge=0, le=3650)
+    vs_age_min: int | None = Field(None, ge=0, le=120)
+    vs_age_max: int | None = Field(None, ge=0, le=120)
+    vs_sex: SexCode | None = None
+    vs_index_from: dt.date | None = None
+    vs_index_to: dt.date | None = None
+
+
+def _params(query: Schema) -> dict:
+    params = {}
+    for name, value in query.model_dump().items():
+        if value in (None, [], ""):
+            continue
+        params[name] = [str(v) for v in value] if isinstance(value, list) else \
+            value.isoformat() if isinstance(value, dt.date) else str(value)
+    return params
+
+
+def _scope(request):
+    ids = access.clinic_ids(request.auth, access.RESEARCH)
+    if not ids:
+        return None, Status(403, {"detail": "Your role gives no clinic whose outcomes you may analyse."})
+    return ids, None
+
+
+def _parse(params: dict, ids):
+    try:
+        return parse_filters(params, clinic_codes=cohorts.clinic_codes(ids)), None
+    except CohortFilterError as exc:
+        return None, Status(422, {"detail": f"Bad filters: {exc}", "errors": exc.errors})
+
+
+@router.get("/report", response={200: CohortReport, **ERRORS}, by_alias=True,
+            summary="Outcomes of a cohort")
+def cohort_report(request, filters: Query[CohortQuery]):
+    """Per time point and instrument: treated, eligible, responded, scores and changes with 95% CIs and the
+    responder rates under each definition (numerator, denominator, Wilson CI, worst case); adverse events;
+    Kaplan-Meier survival free of conversion to surgery."""
+    ids, error = _scope(request)
+    if error:
+        return error
+    parsed, error = _parse(_params(filters), ids)
+    if error:
+        return error
+    first, _ = parsed
+    return Status(200, selectors.cohort_report(first, clinic_ids=ids))
+
+
+@router.get("/compare", response={200: ComparisonReport, **ERRORS}, by_alias=True,
+            summary="Two cohorts side by side")
+def cohort_compare(request, filters: Query[CompareQuery]):
+    """The first cohort as in /report; the second takes the first's filters and replaces those given with a vs_
+    prefix (e.g. procedure=bmc&vs_procedure=hyaluronic_acid). Differences with Newcombe (rates) and Welch (mean
+    change) 95% CIs, and the log-rank test of survival free of surgery."""
+    ids, error = _scope(request)
+    if error:
+        return error
+    params = _params(filters)
+    if not any(k.startswith(VS_PREFIX) for k in params):
+        return Status(422, {"detail": "Give at least one vs_ parameter: what differs in the second cohort.",
+                            "errors": {"vs_": ["Give at least one vs_ parameter."]}})
+    parsed, error = _parse(params, ids)
+    if error:
+        return error
+    first, second = parsed
+    return Status(200, selectors.comparison_report(first, second, clinic_ids=ids))

@@ -1,0 +1,202 @@
+"""Response schemas of the API: the cohort report as documented in the OpenAPI schema (analytics.selectors)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ninja import Field, Schema
+
+
+class Error(Schema):
+    detail: str
+    errors: dict[str, list[str]] | None = None
+
+
+class Rate(Schema):
+    numerator: int
+    denominator: int
+    rate: float | None
+    ci_low: float | None
+    ci_high: float | None
+
+
+class ResponderRate(Rate):
+    eligible: int
+    unknown: int
+    worst_case_numerator: int
+    worst_case_rate: float | None
+    worst_case_ci_low: float | None
+    worst_case_ci_high: float | None
+    best_case_rate: float | None
+
+
+class Summary(Schema):
+    n: int
+    mean: float | None
+    sd: float | None
+    ci_low: float | None
+    ci_high: float | None
+    median: float | None
+    median_ci_low: float | None
+    median_ci_high: float | None
+
+
+class InstrumentRow(Schema):
+    instrument: str
+    title: str
+    better: str
+    minimum: float
+    maximum: float
+    mcid: float | None
+    mcid_percent: float | None
+    treated: int
+    eligible: int
+    responded: int
+    scored: int
+    converted: int
+    lost: int
+    completeness: Rate
+    score: Summary
+    change: Summary | None
+    responders: dict[str, ResponderRate]
+
+
+class TimePoint(Schema):
+    time_point: str
+    label: str
+    order: int
+    instruments: list[InstrumentRow]
+
+
+class FlowRow(Schema):
+    time_point: str
+    label: str
+    instrument: str
+    treated: int
+    eligible: int
+    responded: int
+    converted: int
+    lost: int
+    completeness: float | None
+
+
+class KMRow(Schema):
+    time: float
+    at_risk: int
+    events: int
+    censored: int
+    survival: float | None
+    ci_low: float | None
+    ci_high: float | None
+
+
+class SurvivalAt(Schema):
+    months: int
+    days: int
+    at_risk: int
+    survival: float | None
+    ci_low: float | None
+    ci_high: float | None
+
+
+class Survival(Schema):
+    event: str
+    time_unit: str
+    n: int
+    events: int
+    censored: int
+    median_event_free_days: float | None
+    median_follow_up_days: float | None
+    max_follow_up_days: float | None
+    at: list[SurvivalAt]
+    table: list[KMRow]
+
+
+class Headline(Schema):
+    time_point: str
+    label: str
+    instrument: str
+    eligible: int
+    responded: int
+    lost: int
+    responders: dict[str, ResponderRate]
+
+
+class Age(Schema):
+    mean: float | None
+    min: int | None
+    max: int | None
+
+
+class IndexProcedure(Schema):
+    kind: str
+    label: str
+    episodes: int
+
+
+class CohortSummary(Schema):
+    episodes: int
+    patients: int
+    clinics: int
+    index_from: str | None
+    index_to: str | None
+    age: Age
+    sex: dict[str, int]
+    grades: dict[str, int]
+    index_procedures: list[IndexProcedure]
+
+
+class AdverseEvents(Schema):
+    any: Rate
+    serious: Rate
+
+
+class CohortReport(Schema):
+    schema_: str = Field(alias="schema", description="orthoreg.cohort-report/1")
+    generated_at: str
+    as_of: str
+    filters: dict[str, Any]
+    description: str
+    cohort: CohortSummary
+    headline: Headline | None
+    time_points: list[TimePoint]
+    flow: list[FlowRow]
+    adverse_events: AdverseEvents
+    survival: Survival
+    limits: str
+    definitions: dict[str, Any]
+
+
+class Difference(Schema):
+    difference: float | None
+    ci_low: float | None
+    ci_high: float | None
+
+
+class DifferenceRow(Schema):
+    time_point: str | None
+    label: str
+    instrument: str | None
+    title: str
+    responders: dict[str, Difference]
+    mean_change: Difference | None
+    adverse_events: dict[str, Difference] | None = None
+
+
+class LogRank(Schema):
+    test: str
+    statistic: float | None
+    df: int
+    p_value: float | None
+
+
+class ComparisonReport(Schema):
+    schema_: str = Field(alias="schema", description="orthoreg.cohort-report/1")
+    comparison: bool
+    generated_at: str
+    as_of: str
+    cohorts: list[CohortReport]
+    differences: list[DifferenceRow]
+    survival_test: LogRank | None
+    overlap: int
+    limits: str

@@ -1,0 +1,384 @@
+"""PDF reports (reportlab): the cohort report and the case report, with the charts of plots.py as PNG.
+
+Text uses DejaVu Sans (shipped with matplotlib) so that ≥, →, χ² and the like print.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+from pathlib import Path
+from xml.sax.saxutils import escape
+
+import matplotlib
+from reportlab.lib import colors
+from reportlab.lib.enums import TA_LEFT
+from reportlab.lib.pagesizes import A4
+from reportlab.lib.styles import ParagraphStyle, getSampleStyleSheet
+from reportlab.lib.units import mm
+from reportlab.pdfbase import pdfmetrics
+from reportlab.pdfbase.ttfonts import TTFont
+from reportlab.platypus import (
+    CondPageBreak,
+    Image,
+    KeepTogether,
+    Paragraph,
+    SimpleDocTemplate,
+    Spacer,
+    Table,
+    TableStyle,
+)
+
+from orthoreg.analytics import definitions as defs
+from orthoreg.instruments.charts import render, trajectory_chart
+
+from . import plots
+from .templatetags.report_tags import diff_rows, months, num, pct, shown_responders, signed
+
+INK = colors.HexColor("#1d2733")
+MUTED = colors.HexColor("#5d6b7a")
+LINE = colors.HexColor("#d9e0e7")
+HEAD = colors.HexColor("#fafbfc")
+WARN_BG = colors.HexColor("#fdf0dc")
+WARN = colors.HexColor("#b26a00")
+WIDTH = A4[0] - 30 * mm
+
+
+def _fonts() -> tuple[str, str]:
+    if "DejaVuSans" not in pdfmetrics.getRegisteredFontNames():
+        folder = Path(matplotlib.get_data_path()) / "fonts" / "ttf"
+        pdfmetrics.registerFont(TTFont("DejaVuSans", str(folder / "DejaVuSans.ttf")))
+        pdfmetrics.registerFont(TTFont("DejaVuSans-Bold", str(folder / "DejaVuSans-Bold.ttf")))
+        pdfmetrics.registerFontFamily("DejaVuSans", normal="DejaVuSans", bold="DejaVuSans-Bold",
+                                      italic="DejaVuSans", boldItalic="DejaVuSans-Bold")
+    return "DejaVuSans", "DejaVuSans-Bold"
+
+
+def _styles() -> dict[str, ParagraphStyle]:
+    regular, bold = _fonts()
+    base = getSampleStyleSheet()
+    body = ParagraphStyle("body", parent=base["BodyText"], fontName=regular, fontSize=9, leading=12, textColor=INK)
+    return {
+        "title": ParagraphStyle("title", parent=body, fontName=bold, fontSize=16, leading=20, spaceAfter=4),
+        "subtitle": ParagraphStyle("subtitle", parent=body, textColor=MUTED, spaceAfter=8),
+        "h2": ParagraphStyle("h2", parent=body, fontName=bold, fontSize=11.5, leading=15, spaceBefore=10,
+                             spaceAfter=4),
+        "body": body,
+        "small": ParagraphStyle("small", parent=body, fontSize=7.5, leading=9.5, textColor=MUTED),
+        "cell": ParagraphStyle("cell", parent=body, fontSize=7.5, leading=9.5, alignment=TA_LEFT),
+        "cellb": ParagraphStyle("cellb", parent=body, fontName=bold, fontSize=7.5, leading=9.5),
+        "result": ParagraphStyle("result", parent=body, fontSize=11, leading=15, spaceAfter=4),
+        "box": ParagraphStyle("box", parent=body, fontName=bold, backColor=WARN_BG, borderColor=WARN,
+                              borderWidth=0, borderPadding=6, spaceBefore=6, spaceAfter=10),
+        "limits": ParagraphStyle("limits", parent=body, backColor=WARN_BG, borderPadding=6, spaceBefore=6,
+                                 spaceAfter=10),
+    }
+
+
+def _p(text, style) -> Paragraph:
+    return Paragraph(escape(str(text)), style)
+
+
+def _table(rows, widths, styles, header: bool = True) -> Table:
+    cells = [[c if not isinstance(c, str) else _p(c, styles["cellb" if header and i == 0 else "cell"])
+              for c in row] for i, row in enumerate(rows)]
+    table = Table(cells, colWidths=widths, repeatRows=1 if header else 0, hAlign="LEFT")
+    commands = [("LINEBELOW", (0, 0), (-1, -1), 0.4, LINE), ("VALIGN", (0, 0), (-1, -1), "TOP"),
+                ("LEFTPADDING", (0, 0), (-1, -1), 3), ("RIGHTPADDING", (0, 0), (-1, -1), 3),
+                ("TOPPADDING", (0, 0), (-1, -1), 2), ("BOTTOMPADDING", (0, 0), (-1, -1), 2)]
+    if header:
+        commands.append(("BACKGROUND", (0, 0), (-1, 0), HEAD))
+    table.setStyle(TableStyle(commands))
+    return table
+
+
+def _png(data: bytes, width: float = WIDTH) -> Image:
+    image = Image(io.BytesIO(data))
+    ratio = image.imageHeight / image.imageWidth
+    image.drawWidth, image.drawHeight = width, width * ratio
+    return image
+
+
+def _chart(figure, width: float = WIDTH) -> Image:
+    return _png(render(figure, "png"), width)
+
+
+def _rate_text(r: dict | None, worst: bool = True) -> str:
+    if not r or not r.get("denominator"):
+        return "—"
+    text = f"{pct(r['rate'])} ({r['numerator']}/{r['denominator']}; 95% CI {pct(r['ci_low'])}–{pct(r['ci_high'])})"
+    if worst and r.get("worst_case_rate") is not None:
+        text += f"; worst case {pct(r['worst_case_rate'])} ({r['worst_case_numerator']}/{r['eligible']})"
+    return text
+
+
+def _stat_text(s: dict | None) -> str:
+    if not s or not s.get("n"):
+        return "—"
+    text = f"{num(s['mean'])}"
+    if s.get("ci_low") is not None:
+        text += f" ({num(s['ci_low'])} to {num(s['ci_high'])})"
+    text += f"; median {num(s['median'])}, n={s['n']}"
+    return text
+
+
+def _document(buffer, title: str) -> SimpleDocTemplate:
+    return SimpleDocTemplate(buffer, pagesize=A4, leftMargin=15 * mm, rightMargin=15 * mm, topMargin=14 * mm,
+                             bottomMargin=16 * mm, title=title, author="orthoreg", creator="orthoreg")
+
+
+def _footer(text: str):
+    regular, _ = _fonts()
+
+    def draw(canvas, doc):
+        canvas.saveState()
+        canvas.setFont(regular, 7)
+        canvas.setFillColor(MUTED)
+        canvas.drawString(15 * mm, 9 * mm, text)
+        canvas.drawRightString(A4[0] - 15 * mm, 9 * mm, f"page {doc.page}")
+        canvas.restoreState()
+
+    return draw
+
+
+def _build(story, title: str, footer: str) -> bytes:
+    buffer = io.BytesIO()
+    doc = _document(buffer, title)
+    draw = _footer(footer)
+    doc.build(story, onFirstPage=draw, onLaterPages=draw)
+    return buffer.getvalue()
+
+
+# ------------------------------------------------------------------------------------------------ cohort
+
+def _cohort_section(report: dict, label: str, s: dict) -> list:
+    c = report["cohort"]
+    story = [_p(f"{label + ' · ' if label else ''}{report['description']}", s["h2"])]
+    rows = [["Treated episodes", f"{c['episodes']} ({c['patients']} patients, {c['clinics']} clinic(s))"]]
+    if c["episodes"]:
+        rows += [["Treated", f"{c['index_from']} to {c['index_to']}"],
+                 ["Age at treatment", f"mean {c['age']['mean']} (range {c['age']['min']}–{c['age']['max']})"],
+                 ["Sex", ", ".join(f"{k} {v}" for k, v in c["sex"].items())],
+                 ["Grade at treatment", ", ".join(f"{'not graded' if k == 'none' else 'grade ' + k} {v}"
+                                                  for k, v in c["grades"].items())],
+                 ["Index procedure", ", ".join(f"{k['label']} {k['episodes']}" for k in c["index_procedures"])],
+                 ["Median follow-up", months(report["survival"]["median_follow_up_days"])],
+                 ["Converted to surgery", f"{report['survival']['events']} of {report['survival']['n']}"]]
+    story.append(_table(rows, [45 * mm, WIDTH - 45 * mm], s, header=False))
+    if not c["episodes"]:
+        story.append(_p("No treated episode matches this cohort.", s["body"]))
+        return story
+    head = report.get("headline")
+    if head:
+        story.append(_p(f"At {head['label'].lower()}: {head['responded']} of {head['eligible']} due answered "
+                        f"({head['lost']} did not).", s["body"]))
+        story.append(_table([["Responder definition", "Rate (responders / known outcome) and worst case"]] +
+                            [[defs.DEFINITIONS[k].title, _rate_text(v)] for k, v in head["responders"].items()],
+                            [45 * mm, WIDTH - 45 * mm], s))
+    if not label:
+        story.append(_p(report["limits"], s["limits"]))
+    return story
+
+
+def _cohort_tables(report: dict, label: str, s: dict) -> list:
+    story = [CondPageBreak(60 * mm), _p(f"{label + ' · ' if label else ''}Scores per time point", s["h2"])]
+    rows = [["Time point", "Questionnaire", "Eligible", "Answered", "Score, mean (95% CI)",
+             "Change from baseline, mean (95% CI)"]]
+    for tp in report["time_points"]:
+        for i, row in enumerate(tp["instruments"]):
+            rows.append([tp["label"] if i == 0 else "", f"{row['title']} ({row['better']} is better)",
+                         str(row["eligible"]), f"{row['responded']} ({pct(row['completeness']['rate'])})",
+                         _stat_text(row["score"]), _stat_text(row["change"]) if row["change"] else "—"])
+    story.append(_table(rows, [18 * mm, 30 * mm, 14 * mm, 20 * mm, 49 * mm, WIDTH - 131 * mm], s))
+    story += [CondPageBreak(60 * mm), _p(f"{label + ' · ' if label else ''}Responders per time point", s["h2"])]
+    rows = [["Time point", "Questionnaire", "Definition", "Rate (95% CI); worst case"]]
+    for tp in report["time_points"]:
+        for row in tp["instruments"]:
+            for code, r in shown_responders(row).items():
+                rows.append([tp["label"], row["title"], defs.DEFINITIONS[code].title, _rate_text(r)])
+    story.append(_table(rows, [18 * mm, 24 * mm, 34 * mm, WIDTH - 76 * mm], s))
+    sv = report["survival"]
+    story += [CondPageBreak(50 * mm), _p(f"{label + ' · ' if label else ''}Free of conversion to surgery", s["h2"]),
+              _p(f"{sv['events']} conversions among {sv['n']} treated; {sv['censored']} censored at their last "
+                 f"contact. Median follow-up {months(sv['median_follow_up_days'])}.", s["body"])]
+    rows = [["After", "At risk", "Free of surgery (95% CI)"]]
+    for a in sv["at"]:
+        rows.append([f"{a['months']} months", str(a["at_risk"]),
+                     "not reached" if a["survival"] is None else
+                     f"{pct(a['survival'], 1)} ({pct(a['ci_low'], 1)}–{pct(a['ci_high'], 1)})"])
+    story.append(_table(rows, [30 * mm, 25 * mm, 60 * mm], s))
+    ae = report["adverse_events"]
+    story += [_p(f"{label + ' · ' if label else ''}Adverse events", s["h2"]),
+              _table([["Any adverse event", _rate_text(ae["any"], False)],
+                      ["Serious adverse event", _rate_text(ae["serious"], False)]], [45 * mm, WIDTH - 45 * mm], s,
+                     header=False)]
+    return story
+
+
+def _definitions(d: dict, s: dict) -> list:
+    story = [CondPageBreak(50 * mm), _p("How these numbers are counted", s["h2"])]
+    for key in ("eligible", "responded", "rates", "conversion", "adverse_events"):
+        story.append(_p(d[key], s["small"]))
+    for x in d["responders"].values():
+        extra = f" Source: {x['source']}." if x["source"] else ""
+        story.append(_p(f"{x['title']}: {x['description']}{extra}", s["small"]))
+    story.append(_p("Intervals: Wilson for rates, Newcombe hybrid score for differences of rates, t for means "
+                    "(Welch for differences), order statistics for medians, Kaplan-Meier with exponential Greenwood "
+                    "intervals (lifelines); median follow-up by reverse Kaplan-Meier.", s["small"]))
+    return story
+
+
+def cohort_pdf(report: dict) -> bytes:
+    """The cohort report (or the comparison of two) as PDF bytes."""
+    s = _styles()
+    cohorts = plots.cohorts_of(report)
+    title = "Cohort outcomes" + (" — comparison" if report.get("comparison") else "")
+    story = [_p(title, s["title"]),
+             _p(f"As of {report['as_of']} · generated {report['generated_at']} · aggregates only, every rate with "
+                "its denominator and 95% CI", s["subtitle"])]
+    members = report["cohorts"] if report.get("comparison") else [report]
+    letters = ["A", "B"] if report.get("comparison") else [""]
+    for letter, member in zip(letters, members):
+        story += _cohort_section(member, letter, s)
+    if report.get("comparison"):
+        story += _differences(report, s)
+    if any(m["cohort"]["episodes"] for m in members):
+        for name in ("flow", "responders", "trajectory", "change", "survival"):
+            figure = plots.chart(name, cohorts)
+            story.append(KeepTogether([Spacer(1, 4), _chart(figure, WIDTH * 0.92)]))
+        for letter, member in zip(letters, members):
+            if member["cohort"]["episodes"]:
+                story += _cohort_tables(member, letter, s)
+    story += _definitions(members[0]["definitions"], s)
+    return _build(story, title, f"orthoreg · {title} · as of {report['as_of']}")
+
+
+def _differences(report: dict, s: dict) -> list:
+    story = [_p("Differences (A minus B)", s["h2"])]
+    test = report.get("survival_test")
+    story.append(_p(f"Survival free of surgery, log-rank test: χ² = {num(test['statistic'], 2)}, "
+                    f"p = {num(test['p_value'], 4)}." if test else
+                    "Survival free of surgery: no log-rank test (no conversion to surgery in either cohort yet).",
+                    s["body"]))
+    rows = [["Time point", "Questionnaire", "Definition", "Difference (95% CI)"]]
+    for row in diff_rows(report["differences"]):
+        if not row["instrument"]:
+            for code, x in row["adverse_events"].items():
+                rows.append([row["label"], "Adverse events", code, _diff(x)])
+            continue
+        for code, x in shown_responders(row).items():
+            rows.append([row["label"], row["title"], defs.DEFINITIONS[code].title, _diff(x)])
+        if row["mean_change"]:
+            x = row["mean_change"]
+            rows.append([row["label"], row["title"], "mean change", _diff(x, percent=False)])
+    story.append(_table(rows, [20 * mm, 26 * mm, 40 * mm, WIDTH - 86 * mm], s))
+    story.append(_p(report["limits"], s["limits"]))
+    return story
+
+
+def _diff(x: dict, percent: bool = True) -> str:
+    if x["difference"] is None:
+        return "—"
+    low, high = signed(x["ci_low"], percent), signed(x["ci_high"], percent)
+    return f"{signed(x['difference'], percent)} (95% CI {low} to {high})"
+
+
+# ------------------------------------------------------------------------------------------------ case
+
+def case_pdf(case) -> bytes:
+    """The case report of one episode (reports.case.CaseReport) as PDF bytes."""
+    from .case import comparison_png
+
+    s = _styles()
+    e = case.episode
+    t = case.timeline
+    title = f"Case report: {case.initials}, {e}"
+    sub = []
+    if case.age_at_index is not None:
+        sub.append(f"{case.age_at_index}-year-old {case.sex} at treatment")
+    if e.icd10_code:
+        sub.append(f"ICD-10-CM {e.icd10_code}")
+    if case.grade:
+        sub.append(f"{case.grade.get_system_display()} grade {case.grade.grade}")
+    story = [_p(title, s["title"]), _p(" · ".join(sub), s["subtitle"]), _p("Result", s["h2"])]
+    treated = f", {t.index_procedure.date:%d %b %Y}" if t.index_procedure else ""
+    story += [_p(f"Treatment: {case.treatment}{treated}.", s["body"]), _p(case.result, s["result"])]
+    if case.time_point:
+        story.append(_table([["Definition", f"At {case.time_point_label.lower()}", "Detail"]] +
+                            [[v.title, v.label, v.detail] for v in case.verdicts],
+                            [45 * mm, 25 * mm, WIDTH - 70 * mm], s))
+    story.append(_p(case.not_evidence, s["box"]))
+    story += _similar(case, s)
+    if case.images:
+        png = comparison_png(e)
+        if png:
+            story.append(KeepTogether([_p("Radiographs before and after", s["h2"]), _png(png, WIDTH)]))
+    if case.trajectories:
+        story += [CondPageBreak(90 * mm), _p("Questionnaires", s["h2"])]
+        cells = [[_png(trajectory_chart(tr, "png"), WIDTH / 2 - 4 * mm), _p(tr.words, s["cell"])]
+                 for tr in case.trajectories]
+        rows = []
+        for i in range(0, len(cells), 2):
+            pair = cells[i:i + 2]
+            rows.append([c[0] for c in pair] + ([""] if len(pair) == 1 else []))
+            rows.append([c[1] for c in pair] + ([""] if len(pair) == 1 else []))
+        story.append(Table(rows, colWidths=[WIDTH / 2, WIDTH / 2], hAlign="LEFT"))
+    story += [CondPageBreak(50 * mm), _p("Timeline", s["h2"])]
+    story.append(_table([["Date", "Event"]] + [[f"{entry.date:%d %b %Y}", _entry_text(entry, t)]
+                                               for entry in t.entries], [25 * mm, WIDTH - 25 * mm], s))
+    story.append(Spacer(1, 6))
+    story.append(_p(f"Report as of {case.as_of:%d %b %Y}. Suggestions, not medical advice: the clinician's judgement "
+                    "is the one of record.", s["small"]))
+    return _build(story, title, f"orthoreg · case report · {case.initials} · {dt.date.today():%d %b %Y}")
+
+
+def _similar(case, s: dict) -> list:
+    story = [_p("What similar patients experienced", s["h2"])]
+    sim = case.similar
+    if not sim:
+        return story + [_p("No similar patients can be selected.", s["body"])]
+    text = f"{sim['n']} other patient(s) in the registry: {sim['description']}."
+    if sim["relaxed"]:
+        text += " Too few matched exactly, so the match was widened: " + "; ".join(sim["relaxed"]) + "."
+    story.append(_p(text, s["body"]))
+    p, tp = sim["pain"], sim["time_point"]
+    if p:
+        rows = [["Due at " + tp["label"].lower(), f"{p['eligible']}; {p['responded']} answered "
+                                                  f"({pct(p['completeness']['rate'])}), {p['converted']} converted"]]
+        rows += [[defs.DEFINITIONS[k].title, _rate_text(v)] for k, v in p["responders"].items()]
+        rows.append([f"Pain at {tp['label'].lower()}", _stat_text(p["score"])])
+        twelve = sim["survival_12"]
+        if twelve and twelve["survival"] is not None:
+            rows.append(["Free of surgery at 12 months",
+                         f"{pct(twelve['survival'], 1)} ({pct(twelve['ci_low'], 1)}–{pct(twelve['ci_high'], 1)}), "
+                         f"{twelve['at_risk']} still followed"])
+        story.append(_table(rows, [45 * mm, WIDTH - 45 * mm], s, header=False))
+    if sim["too_few"]:
+        story.append(_p("Fewer than 10 similar patients: these numbers are too uncertain to guide a decision.",
+                        s["limits"]))
+    story.append(_p(sim["report"]["limits"], s["small"]))
+    return story
+
+
+def _entry_text(entry, timeline) -> str:
+    obj = entry.obj
+    if entry.kind == "grade":
+        return f"{obj.get_system_display()} grade {obj.grade}"
+    if entry.kind in ("procedure", "surgery"):
+        text = obj.get_kind_display()
+        if obj.is_index:
+            text += " (index procedure)"
+        if obj == timeline.conversion:
+            text += " (conversion to surgery)"
+        return f"{text} · {obj.get_target_structure_display()}"
+    if entry.kind == "adverse":
+        return f"Adverse event ({obj.get_severity_display().lower()}{', serious' if obj.serious else ''}): " \
+               f"{obj.description}"
+    if entry.kind == "exam":
+        parts = ["Exam"]
+        if obj.dorsiflexion_deg is not None:
+            parts.append(f"dorsiflexion {obj.dorsiflexion_deg}°")
+        if obj.stability_findings:
+            parts.append(obj.stability_findings)
+        return "; ".join(parts)
+    return str(getattr(obj, "text", obj))

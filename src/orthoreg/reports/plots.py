@@ -1,0 +1,321 @@
+"""The report charts: one matplotlib code path (Figure API on the Agg/SVG canvases, no pyplot state) giving SVG for
+the web pages and PNG for the PDFs. Each function takes plain report dicts (analytics.selectors), one per cohort.
+
+    svg = render(survival_figure([("All", report)]), "svg")
+"""
+
+from __future__ import annotations
+
+import re
+import textwrap
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.ticker import PercentFormatter  # noqa: E402
+
+from orthoreg.analytics import definitions as defs  # noqa: E402
+from orthoreg.instruments.charts import ACCENT, INK, LINE, MUTED, render  # noqa: E402,F401
+
+COLOURS = (ACCENT, "#b26a00", "#6a4c93")
+BANDS = ("#cde3ec", "#f6dfb8", "#ddd3ea")
+DAYS_PER_MONTH = 365.25 / 12
+CHARTS = ("trajectory", "change", "responders", "responders_over_time", "survival", "flow")
+
+Cohorts = list[tuple[str, dict]]  # (label, report)
+
+
+def months_of(time_point: str) -> float:
+    """Months after the index procedure of a time point label ("baseline" 0, "6w" 1.4, "12m" 12)."""
+    match = re.fullmatch(r"(\d{1,3})([dwmy])", time_point or "")
+    if not match:
+        return 0.0
+    n, unit = int(match[1]), match[2]
+    return {"d": n / DAYS_PER_MONTH, "w": n * 7 / DAYS_PER_MONTH, "m": float(n), "y": 12.0 * n}[unit]
+
+
+def _short(label: str) -> str:
+    """"6 months" -> "6m", "6 weeks" -> "6w", "Baseline" -> "0" (axis ticks)."""
+    return label.replace(" months", "m").replace(" month", "m").replace(" weeks", "w").replace("Baseline", "0")
+
+
+def _figure(width: float, height: float) -> Figure:
+    return Figure(figsize=(width, height), dpi=100, facecolor="white")
+
+
+def style_axes(ax, title: str = "") -> None:
+    if title:
+        ax.set_title(title, fontsize=9.5, color=INK, loc="left")
+    ax.tick_params(labelsize=7.5, colors=MUTED)
+    for side in ("top", "right"):
+        ax.spines[side].set_visible(False)
+    for side in ("left", "bottom"):
+        ax.spines[side].set_color(LINE)
+
+
+def _empty(ax, text: str) -> None:
+    ax.text(0.5, 0.5, text, transform=ax.transAxes, ha="center", va="center", color=MUTED, fontsize=9)
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def _rows(report: dict, instrument: str) -> list[tuple[dict, dict]]:
+    return [(tp, row) for tp in report["time_points"] for row in tp["instruments"] if row["instrument"] == instrument]
+
+
+def _count_table(fig, grid_cell, ax, rows: list[tuple[str, dict[float, int]]], title: str) -> None:
+    """A small table of counts under a chart, aligned with its x axis (numbers at risk, numbers answering)."""
+    table = fig.add_subplot(grid_cell, sharex=ax)
+    table.axis("off")
+    table.text(-0.01, 1.0, title, transform=table.transAxes, ha="right", va="top", fontsize=7, color=MUTED)
+    for n, (_, counts) in enumerate(rows):
+        y = 1.0 - 0.45 * (n + 1)
+        for x, count in counts.items():
+            table.text(x, y, str(count), ha="center", va="center", fontsize=7, color=COLOURS[n % len(COLOURS)],
+                       transform=table.get_xaxis_transform())
+
+
+def trajectory_figure(cohorts: Cohorts, *, instrument: str = defs.PAIN_INSTRUMENT, measure: str = "score",
+                      width: float = 6.4, height: float = 3.2) -> Figure:
+    """Mean score (or change from baseline) per time point with its 95% CI band; the numbers answering below."""
+    fig = _figure(width, height)
+    grid = fig.add_gridspec(2, 1, height_ratios=[4, 0.35 + 0.3 * len(cohorts)], hspace=0.45)
+    ax = fig.add_subplot(grid[0])
+    title, better = instrument, None
+    scale = None
+    counts: list[tuple[str, dict[float, int]]] = []
+    ticks: dict[float, str] = {}
+    for n, (label, report) in enumerate(cohorts):
+        points = [(tp, row) for tp, row in _rows(report, instrument) if row[measure] and row[measure]["n"]]
+        counts.append((label, {}))
+        if not points:
+            continue
+        title, better = points[0][1]["title"], points[0][1]["better"]
+        xs = [months_of(tp["time_point"]) for tp, _ in points]
+        summaries = [row[measure] for _, row in points]
+        ys = [s["mean"] for s in summaries]
+        lows = [s["ci_low"] if s["ci_low"] is not None else s["mean"] for s in summaries]
+        highs = [s["ci_high"] if s["ci_high"] is not None else s["mean"] for s in summaries]
+        row = points[0][1]
+        if measure == "score" and row.get("minimum") is not None:
+            low_end, high_end = row["minimum"], row["maximum"]
+            scale = (low_end, high_end)
+            lows = [min(max(v, low_end), high_end) for v in lows]
+            highs = [min(max(v, low_end), high_end) for v in highs]
+        colour = COLOURS[n % len(COLOURS)]
+        ax.fill_between(xs, lows, highs, color=BANDS[n % len(BANDS)], alpha=0.7, linewidth=0)
+        ax.plot(xs, ys, color=colour, marker="o", markersize=4, linewidth=1.8, label=f"{label} (mean, 95% CI)")
+        counts[-1][1].update({x: s["n"] for x, s in zip(xs, summaries)})
+        ticks.update({x: _short(tp["label"]) for x, (tp, _) in zip(xs, points)})
+    what = "change from baseline" if measure == "change" else "score"
+    direction = f" ({better} is better)" if better else ""
+    if not ticks:
+        _empty(ax, "no answers yet")
+        style_axes(ax, f"{title}: {what}")
+        return fig
+    if measure == "change":
+        ax.axhline(0, color=MUTED, linewidth=0.8)
+    if scale is not None:
+        pad = (scale[1] - scale[0]) * 0.04
+        ax.set_ylim(scale[0] - pad, scale[1] + pad)
+    ax.set_xticks(sorted(ticks), [ticks[x] for x in sorted(ticks)])
+    ax.set_xlabel("months after the index procedure", fontsize=7.5, color=MUTED)
+    ax.legend(fontsize=7, frameon=False, loc="best")
+    style_axes(ax, f"{title}: {what}{direction}")
+    _count_table(fig, grid[1], ax, counts, "answered")
+    fig.subplots_adjust(left=0.1, right=0.97, top=0.9, bottom=0.05)
+    return fig
+
+
+def responder_figure(cohorts: Cohorts, *, width: float = 6.4, height: float = 3.0) -> Figure:
+    """Responder rates under each definition at each cohort's headline time point: bars with 95% CIs, the worst
+    case marked, numerator/denominator written."""
+    fig = _figure(width, height)
+    ax = fig.add_subplot()
+    order = [d.code for d in defs.DEFINITIONS.values()]
+    titles = {d.code: d.title for d in defs.DEFINITIONS.values()}
+    heads = [(label, r["headline"]) for label, r in cohorts if r.get("headline")]
+    if not heads:
+        _empty(ax, "no time point with answers yet")
+        style_axes(ax, "Responders")
+        return fig
+    codes = [c for c in order if any(c in h["responders"] for _, h in heads)]
+    height_each = 0.8 / len(heads)
+    for n, (label, head) in enumerate(heads):
+        colour = COLOURS[n % len(COLOURS)]
+        for k, code in enumerate(codes):
+            r = head["responders"].get(code)
+            if not r or r["rate"] is None:
+                continue
+            y = k + (n - (len(heads) - 1) / 2) * height_each
+            ax.barh(y, r["rate"], height=height_each * 0.9, color=BANDS[n % len(BANDS)], edgecolor=colour,
+                    linewidth=1, label=f"{label} ({head['label'].lower()})" if k == 0 else None)
+            ax.errorbar(r["rate"], y, xerr=[[r["rate"] - r["ci_low"]], [r["ci_high"] - r["rate"]]], fmt="none",
+                        ecolor=INK, elinewidth=1, capsize=2.5)
+            if r["worst_case_rate"] is not None:
+                ax.plot(r["worst_case_rate"], y, marker="|", markersize=9, color="#b3261e", markeredgewidth=1.6,
+                        label="worst case" if n == 0 and k == 0 else None)
+            ax.text(1.02, y, f"{r['numerator']}/{r['denominator']}", va="center", fontsize=7, color=colour,
+                    transform=ax.get_yaxis_transform())
+    ax.set_yticks(range(len(codes)), [textwrap.fill(titles[c], 16) for c in codes], fontsize=7.5)
+    ax.invert_yaxis()
+    ax.set_xlim(0, 1)
+    ax.xaxis.set_major_formatter(PercentFormatter(1.0))
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=7, frameon=False, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncols=len(heads) + 1)
+    style_axes(ax, "Responders with 95% CI · red tick: worst case (non-responders as failures)")
+    fig.tight_layout(pad=0.5, rect=(0, 0, 0.95, 1))
+    return fig
+
+
+def responders_over_time_figure(cohorts: Cohorts, *, instrument: str = defs.PAIN_INSTRUMENT,
+                                definition: str = defs.PAIN_50.code, width: float = 6.4,
+                                height: float = 2.8) -> Figure:
+    """One responder definition across the time points: rate with 95% CI and the worst case."""
+    fig = _figure(width, height)
+    ax = fig.add_subplot()
+    drawn = False
+    ticks: dict[float, str] = {}
+    for n, (label, report) in enumerate(cohorts):
+        points = [(tp, row["responders"][definition]) for tp, row in _rows(report, instrument)
+                  if definition in row["responders"] and row["responders"][definition]["rate"] is not None]
+        if not points:
+            continue
+        colour = COLOURS[n % len(COLOURS)]
+        xs = [months_of(tp["time_point"]) + 0.25 * (n - (len(cohorts) - 1) / 2) for tp, _ in points]
+        ys = [r["rate"] for _, r in points]
+        ax.errorbar(xs, ys, yerr=[[r["rate"] - r["ci_low"] for _, r in points],
+                                  [r["ci_high"] - r["rate"] for _, r in points]],
+                    fmt="o-", color=colour, ecolor=colour, elinewidth=1, capsize=2.5, markersize=4, label=label)
+        ax.plot(xs, [r["worst_case_rate"] for _, r in points], linestyle=":", color=colour, linewidth=1,
+                label=f"{label}, worst case")
+        ticks.update({months_of(tp["time_point"]): _short(tp["label"]) for tp, _ in points})
+        drawn = True
+    if not drawn:
+        _empty(ax, "no answers yet")
+    else:
+        ax.set_ylim(0, 1.02)
+        ax.yaxis.set_major_formatter(PercentFormatter(1.0))
+        ax.set_xticks(sorted(ticks), [ticks[x] for x in sorted(ticks)])
+        ax.set_xlabel("months after the index procedure", fontsize=7.5, color=MUTED)
+        ax.legend(fontsize=7, frameon=False, loc="best")
+    style_axes(ax, f"{defs.DEFINITIONS[definition].title} over time (95% CI)")
+    fig.tight_layout(pad=0.5)
+    return fig
+
+
+def survival_figure(cohorts: Cohorts, *, width: float = 6.4, height: float = 3.4) -> Figure:
+    """Kaplan-Meier survival free of conversion to surgery with 95% CI bands and the numbers at risk below."""
+    fig = _figure(width, height)
+    grid = fig.add_gridspec(2, 1, height_ratios=[4, 0.35 + 0.3 * len(cohorts)], hspace=0.5)
+    ax = fig.add_subplot(grid[0])
+    horizon = 0.0
+    for n, (label, report) in enumerate(cohorts):
+        s = report["survival"]
+        if not s["n"]:
+            continue
+        steps = s["table"]
+        end = (s["max_follow_up_days"] or 0) / DAYS_PER_MONTH
+        horizon = max(horizon, end)
+        xs = [r["time"] / DAYS_PER_MONTH for r in steps] + [end]
+        ys = [r["survival"] for r in steps] + [steps[-1]["survival"]]
+        lows = [r["ci_low"] for r in steps] + [steps[-1]["ci_low"]]
+        highs = [r["ci_high"] for r in steps] + [steps[-1]["ci_high"]]
+        colour = COLOURS[n % len(COLOURS)]
+        ax.fill_between(xs, lows, highs, step="post", color=BANDS[n % len(BANDS)], alpha=0.7, linewidth=0)
+        ax.step(xs, ys, where="post", color=colour, linewidth=1.8,
+                label=f"{label}: {s['events']} conversions of {s['n']}")
+    if not horizon:
+        _empty(ax, "nobody treated in this cohort")
+        style_axes(ax, "Free of conversion to surgery")
+        return fig
+    ax.set_ylim(0, 1.02)
+    ax.set_xlim(0, horizon)
+    ax.yaxis.set_major_formatter(PercentFormatter(1.0))
+    ax.legend(fontsize=7, frameon=False, loc="lower left")
+    style_axes(ax, "Free of conversion to surgery (Kaplan-Meier, 95% CI)")
+    ticks = [m for m in (0, 3, 6, 12, 24, 36, 48, 60) if m <= horizon]
+    ax.set_xticks(ticks)
+    ax.tick_params(labelbottom=True)
+    ax.set_xlabel("months after the index procedure", fontsize=7.5, color=MUTED)
+    rows = []
+    for label, report in cohorts:
+        at = {round(a["months"]): a["at_risk"] for a in report["survival"]["at"]}
+        at[0] = report["survival"]["n"]
+        rows.append((label, {m: at[m] for m in ticks if m in at}))
+    _count_table(fig, grid[1], ax, rows, "at risk")
+    fig.subplots_adjust(left=0.1, right=0.97, top=0.9, bottom=0.06)
+    return fig
+
+
+def flow_figure(cohorts: Cohorts, *, width: float = 6.4, height: float | None = None) -> Figure:
+    """Treated -> eligible (due) -> responded at each time point, one panel per cohort."""
+    height = height or 0.9 + 1.9 * len(cohorts)
+    fig = _figure(width, height)
+    axes = fig.subplots(len(cohorts), 1, squeeze=False)[:, 0]
+    for ax, (n, (label, report)) in zip(axes, enumerate(cohorts)):
+        rows = report["flow"]
+        if not rows:
+            _empty(ax, "nothing due yet")
+            style_axes(ax, label)
+            continue
+        ys = list(range(len(rows)))
+        treated = [r["treated"] for r in rows]
+        ax.barh(ys, treated, color="#eef2f5", edgecolor=LINE, height=0.8, label="treated")
+        ax.barh(ys, [r["eligible"] for r in rows], color=BANDS[n % len(BANDS)], height=0.8, label="eligible (due)")
+        ax.barh(ys, [r["responded"] for r in rows], color=COLOURS[n % len(COLOURS)], height=0.5, label="responded")
+        for y, r in zip(ys, rows):
+            pct = f" ({r['completeness']:.0%})" if r["completeness"] is not None else ""
+            ax.text(max(treated) * 1.01, y, f"{r['responded']} of {r['eligible']} due{pct}", va="center",
+                    fontsize=7, color=INK)
+        ax.set_yticks(ys, [r["label"] for r in rows], fontsize=7.5)
+        ax.invert_yaxis()
+        ax.set_xlim(0, max(treated) * 1.45 or 1)
+        style_axes(ax, f"{label}: {treated[0]} treated → due → answered")
+    handles, names = axes[-1].get_legend_handles_labels()
+    if handles:
+        fig.legend(handles, names, fontsize=7, frameon=False, loc="lower center", ncols=3)
+    fig.tight_layout(pad=0.5, rect=(0, 0.06 if handles else 0, 1, 1))
+    return fig
+
+
+def chart(name: str, cohorts: Cohorts, **options) -> Figure:
+    """A chart by name (the names views and PDFs use)."""
+    builders = {
+        "trajectory": lambda: trajectory_figure(cohorts, measure="score", **options),
+        "change": lambda: trajectory_figure(cohorts, measure="change", **options),
+        "responders": lambda: responder_figure(cohorts, **options),
+        "responders_over_time": lambda: responders_over_time_figure(cohorts, **options),
+        "survival": lambda: survival_figure(cohorts, **options),
+        "flow": lambda: flow_figure(cohorts, **options),
+    }
+    if name not in builders:
+        raise KeyError(name)
+    return builders[name]()
+
+
+def cohort_labels(first: str, second: str) -> tuple[str, str]:
+    """Short labels of two cohorts from their descriptions: what differs ("A: Bone marrow concentrate injection")."""
+    a, b = first.split(" · "), second.split(" · ")
+    only_a = [p for p in a if p not in b] or ["all"]
+    only_b = [p for p in b if p not in a] or ["all"]
+    return (textwrap.shorten("A: " + ", ".join(only_a), 46, placeholder="…"),
+            textwrap.shorten("B: " + ", ".join(only_b), 46, placeholder="…"))
+
+
+def sections_of(report: dict) -> Cohorts:
+    """("A", report), ("B", report) of a comparison; ("", report) of one cohort (headings of the report pages)."""
+    if report.get("comparison"):
+        return list(zip(("A", "B"), report["cohorts"]))
+    return [("", report)]
+
+
+def cohorts_of(report: dict) -> Cohorts:
+    """(label, report) pairs of a cohort report or a comparison."""
+    if report.get("comparison"):
+        a, b = report["cohorts"]
+        la, lb = cohort_labels(a["description"], b["description"])
+        return [(la, a), (lb, b)]
+    return [("Cohort", report)]

@@ -1,0 +1,42 @@
+"""Self-contained HTML files of the reports (the command line's --format html): the same templates as the pages,
+with the stylesheets inlined and the charts and radiographs embedded as data: URIs, so one file opens anywhere."""
+
+from __future__ import annotations
+
+import base64
+
+from django.contrib.staticfiles import finders
+from django.template.loader import render_to_string
+
+from orthoreg.analytics import definitions as defs
+from orthoreg.instruments.charts import render, trajectory_chart
+
+from . import plots
+
+
+def data_uri(data: bytes, content_type: str) -> str:
+    return f"data:{content_type};base64,{base64.b64encode(data).decode()}"
+
+
+def _css() -> str:
+    return "\n".join(open(finders.find(p), encoding="utf-8").read()
+                     for p in ("orthoreg/app.css", "reports/reports.css"))
+
+
+def cohort_html(report: dict) -> str:
+    cohorts = plots.cohorts_of(report)
+    charts = {name: data_uri(render(plots.chart(name, cohorts), "svg"), "image/svg+xml") for name in plots.CHARTS}
+    return render_to_string("reports/cohort_static.html", {
+        "report": report, "cohorts": cohorts, "sections": plots.sections_of(report), "chart_src": charts,
+        "css": _css(),
+        "definitions": list(defs.DEFINITIONS.values())})
+
+
+def case_html(case) -> str:
+    from .case import comparison_png
+
+    srcs = {"trajectories": {t.code: data_uri(trajectory_chart(t, "svg"), "image/svg+xml") for t in case.trajectories}}
+    if case.images:
+        png = comparison_png(case.episode)
+        srcs["images"] = data_uri(png, "image/png") if png else ""
+    return render_to_string("reports/case_static.html", {"case": case, "srcs": srcs, "css": _css()})

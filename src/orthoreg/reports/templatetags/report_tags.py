@@ -1,0 +1,130 @@
+"""{% load report_tags %}: numbers as reports print them: rates with their denominators and intervals, small cells."""
+
+from __future__ import annotations
+
+from django import template
+
+from orthoreg.analytics import definitions as defs
+from orthoreg.instruments.definitions import format_number
+
+register = template.Library()
+
+SMALL_CELL = 5  # public pages: counts below this are shown as "<5"
+
+
+@register.filter
+def pct(value, digits: int = 0) -> str:
+    """0.4444 -> "44%"; None -> "—"."""
+    if value is None or value == "":
+        return "—"
+    return f"{float(value) * 100:.{int(digits)}f}%"
+
+
+@register.filter
+def num(value, digits: int = 1) -> str:
+    if value is None or value == "":
+        return "—"
+    return format_number(round(float(value), int(digits)))
+
+
+@register.simple_tag
+def ci(low, high, percent: bool = False, digits: int = 1) -> str:
+    """"(95% CI 30–67%)" or "(95% CI 2.1–3.4)"; "" when there is no interval."""
+    if low is None or high is None:
+        return ""
+    if percent:
+        return f"(95% CI {float(low) * 100:.0f}–{float(high) * 100:.0f}%)"
+    return f"(95% CI {num(low, digits)} to {num(high, digits)})"
+
+
+@register.simple_tag
+def ci_diff(low, high, percent: bool = False) -> str:
+    """The interval of a difference, whose ends may be negative: "(95% CI −39% to +18%)"."""
+    if low is None or high is None:
+        return ""
+    if percent:
+        return f"(95% CI {signed(low, True)} to {signed(high, True)})"
+    return f"(95% CI {signed(low)} to {signed(high)})"
+
+
+@register.filter
+def signed(value, percent: bool = False) -> str:
+    """+41% / −0.3: a difference with its sign."""
+    if value is None:
+        return "—"
+    v = float(value) * (100 if percent else 1)
+    text = f"{abs(v):.0f}%" if percent else num(abs(v))
+    if text in ("0%", "0"):
+        return text
+    return ("+" if v > 0 else "−") + text
+
+
+@register.filter
+def diff_rows(differences: list[dict]) -> list[dict]:
+    """The rows of a differences table worth a line: adverse events, and questionnaire rows with a rate shown or a
+    mean change; each row's responders limited as in shown_responders."""
+    rows = []
+    for row in differences or []:
+        if not row.get("instrument"):
+            rows.append(row)
+            continue
+        shown = shown_responders(row)
+        if shown or row.get("mean_change"):
+            rows.append({**row, "responders": shown})
+    return rows
+
+
+@register.filter
+def months(days) -> str:
+    if days is None:
+        return "—"
+    return f"{float(days) / (365.25 / 12):.1f} months"
+
+
+@register.filter
+def definition_title(code: str) -> str:
+    definition = defs.DEFINITIONS.get(code)
+    return definition.title if definition else code
+
+
+@register.filter
+def get(mapping, key):
+    if mapping is None:
+        return None
+    return mapping.get(key) if hasattr(mapping, "get") else None
+
+
+def shown_responders(row: dict) -> dict:
+    """The responder rates a table shows for a row: all but "no conversion", which is the same for every
+    questionnaire of a time point and is shown once, on the pain row."""
+    return {code: r for code, r in (row.get("responders") or {}).items()
+            if code != defs.NO_CONVERSION.code or row.get("instrument") == defs.PAIN_INSTRUMENT}
+
+
+register.filter("shown_responders", shown_responders)
+
+
+@register.filter
+def small(value) -> str:
+    """A count for a public page: "<5" below five, else the number."""
+    if value is None:
+        return "—"
+    return "<5" if int(value) < SMALL_CELL else str(value)
+
+
+@register.filter
+def publishable(rate: dict | None) -> bool:
+    """A rate may be shown publicly when neither its successes nor its failures are a small cell."""
+    if not rate or rate.get("rate") is None:
+        return False
+    return rate["numerator"] >= SMALL_CELL and rate["denominator"] - rate["numerator"] >= SMALL_CELL
+
+
+@register.inclusion_tag("reports/_rate.html")
+def rate(r: dict | None, worst: bool = True):
+    return {"r": r, "worst": worst}
+
+
+@register.inclusion_tag("reports/_summary_stat.html")
+def summary_stat(s: dict | None, digits: int = 1):
+    return {"s": s, "digits": digits}

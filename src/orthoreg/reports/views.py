@@ -1,0 +1,198 @@
+"""Pages of the reports app. Thin: parse (analytics.filters), authorize (accounts.access), call, render.
+
+Cohort pages need the research capability and show aggregates only; case reports need the clinical capability
+for the episode's clinic (another clinic's episode answers 404); public pages need no login and show only clinics
+that opted in, with small cells hidden.
+"""
+
+from __future__ import annotations
+
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpResponse, HttpResponseBadRequest, JsonResponse
+from django.shortcuts import render
+from django.urls import reverse
+from django.utils.text import slugify
+from django.views.decorators.http import require_GET
+
+from orthoreg.accounts import access
+from orthoreg.accounts.models import AuditEvent
+from orthoreg.accounts.services import audit_record
+from orthoreg.analytics import cohorts, selectors
+from orthoreg.analytics import definitions as defs
+from orthoreg.analytics.filters import CohortFilterError, display_forms, parse_filters
+from orthoreg.instruments.charts import render as render_chart
+
+from . import case as case_reports
+from . import pdf, plots, public
+from .plots import CHARTS
+
+FORMATS = {"svg": "image/svg+xml", "png": "image/png"}
+
+
+def _private(response: HttpResponse) -> HttpResponse:
+    response["Cache-Control"] = "private, no-store"
+    return response
+
+
+def _research_clinics(request) -> set[int]:
+    ids = access.clinic_ids(request.user, access.RESEARCH)
+    if not ids:
+        raise Http404("No clinic where you may analyse outcomes")
+    return ids
+
+
+def _filters(request, ids):
+    """(cohort, versus, errors) from the query string."""
+    try:
+        first, second = parse_filters(request.GET, clinic_codes=cohorts.clinic_codes(ids))
+    except CohortFilterError as exc:
+        return None, None, exc.errors
+    return first, second, {}
+
+
+def _query(request) -> str:
+    query = request.GET.copy()
+    query.pop("show", None)
+    return query.urlencode()
+
+
+def _bad_request(errors: dict) -> HttpResponse:
+    text = "Bad filters: " + "; ".join(f"{name}: {' '.join(msgs)}" for name, msgs in errors.items())
+    return HttpResponseBadRequest(text, content_type="text/plain; charset=utf-8")
+
+
+@login_required
+@require_GET
+def cohort(request):
+    ids = _research_clinics(request)
+    codes = cohorts.clinic_codes(ids)
+    first, second, errors = _filters(request, ids)
+    form, versus = display_forms(request.GET, clinic_codes=codes)
+    report = None
+    wanted = bool(request.GET)
+    if wanted and not errors:
+        report = selectors.report_for(first, second, clinic_ids=ids)
+    context = {
+        "nav": "outcomes", "form": form, "versus": versus, "errors": errors, "report": report,
+        "comparing": second is not None or any(k.startswith("vs_") for k in request.GET),
+        "query": _query(request), "charts": CHARTS, "definitions": list(defs.DEFINITIONS.values()),
+        "cohorts": plots.cohorts_of(report) if report else [],
+        "sections": plots.sections_of(report) if report else [],
+        "chart_src": {name: f"{reverse('reports:cohort_chart', args=[name, 'svg'])}?{_query(request)}"
+                      for name in CHARTS},
+    }
+    return _private(render(request, "reports/cohort.html", context, status=400 if errors else 200))
+
+
+def _report_or_400(request):
+    ids = _research_clinics(request)
+    first, second, errors = _filters(request, ids)
+    if errors:
+        return None, _bad_request(errors)
+    return selectors.report_for(first, second, clinic_ids=ids), None
+
+
+@login_required
+@require_GET
+def cohort_chart(request, name: str, fmt: str):
+    if name not in CHARTS or fmt not in FORMATS:
+        raise Http404("No such chart")
+    report, bad = _report_or_400(request)
+    if bad:
+        return bad
+    figure = plots.chart(name, plots.cohorts_of(report))
+    return _private(HttpResponse(render_chart(figure, fmt), content_type=FORMATS[fmt]))
+
+
+@login_required
+@require_GET
+def cohort_pdf(request):
+    report, bad = _report_or_400(request)
+    if bad:
+        return bad
+    data = pdf.cohort_pdf(report)
+    audit_record(request=request, action=AuditEvent.Action.EXPORT, detail=f"cohort report PDF: {_title(report)}")
+    return _download(data, "application/pdf", f"cohort-{slugify(_title(report))[:60] or 'all'}.pdf")
+
+
+@login_required
+@require_GET
+def cohort_json(request):
+    report, bad = _report_or_400(request)
+    if bad:
+        return bad
+    audit_record(request=request, action=AuditEvent.Action.EXPORT, detail=f"cohort report JSON: {_title(report)}")
+    response = JsonResponse(report, json_dumps_params={"indent": 1, "ensure_ascii": False})
+    response["Content-Disposition"] = f'attachment; filename="cohort-{slugify(_title(report))[:60] or "all"}.json"'
+    return _private(response)
+
+
+def _title(report: dict) -> str:
+    if report.get("comparison"):
+        return " vs ".join(r["description"] for r in report["cohorts"])
+    return report["description"]
+
+
+def _download(data: bytes, content_type: str, filename: str) -> HttpResponse:
+    response = HttpResponse(data, content_type=content_type)
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return _private(response)
+
+
+# ------------------------------------------------------------------------------------------------ case report
+
+@login_required
+@require_GET
+def case(request, episode_id: int):
+    episode = access.access_episode(request.user, episode_id, access.CLINICAL)
+    report = case_reports.case_report(episode, user=request.user)
+    audit_record(request=request, action=AuditEvent.Action.VIEW, obj=episode, detail="case report")
+    srcs = {"images": reverse("reports:case_images", args=[episode.pk]),
+            "trajectories": {t.code: reverse("instruments:episode_chart", args=[episode.pk, t.code, "svg"])
+                             for t in report.trajectories}}
+    return _private(render(request, "reports/case.html", {"case": report, "srcs": srcs, "nav": "patients"}))
+
+
+@login_required
+@require_GET
+def case_pdf(request, episode_id: int):
+    episode = access.access_episode(request.user, episode_id, access.CLINICAL)
+    report = case_reports.case_report(episode, user=request.user)
+    data = pdf.case_pdf(report)
+    audit_record(request=request, action=AuditEvent.Action.EXPORT, obj=episode, detail="case report PDF")
+    return _download(data, "application/pdf", f"case-report-{episode.patient.initials}-{episode.pk}.pdf")
+
+
+@login_required
+@require_GET
+def case_images(request, episode_id: int):
+    episode = access.access_episode(request.user, episode_id, access.CLINICAL)
+    png = case_reports.comparison_png(episode)
+    if png is None:
+        raise Http404("No before/after radiographs for this episode")
+    return _private(HttpResponse(png, content_type="image/png"))
+
+
+# ------------------------------------------------------------------------------------------------ public pages
+
+@require_GET
+def public_index(request):
+    return render(request, "reports/public_index.html", {"index": public.public_index(), "static_export": False})
+
+
+@require_GET
+def public_outcomes(request, site: str, condition: str):
+    page = public.public_page(site, condition)
+    if page is None:
+        raise Http404("Unknown body part or condition")
+    return render(request, "reports/public_outcomes.html", {"page": page, "static_export": False,
+                                                            "chart_url": reverse("reports:public_chart",
+                                                                                 args=[site, condition])})
+
+
+@require_GET
+def public_chart(request, site: str, condition: str):
+    page = public.public_page(site, condition)
+    if page is None:
+        raise Http404("Unknown body part or condition")
+    return HttpResponse(public.public_chart_svg(page), content_type="image/svg+xml")

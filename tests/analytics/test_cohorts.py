@@ -1,0 +1,133 @@
+"""Cohort selection in the database: combinations within N days, grade at treatment, age at treatment, scope."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from orthoreg.analytics import cohorts, selectors
+from orthoreg.analytics.filters import CohortFilter
+
+D = dt.date
+
+
+def select(f, clinic_ids):
+    return set(cohorts.cohort_episodes(f, clinic_ids=clinic_ids).values_list("pk", flat=True))
+
+
+def test_combination_within_days_before_or_after(builder, clinic):
+    near = builder.episode(index_date=D(2025, 3, 1))
+    builder.procedure(near, date=D(2025, 3, 29), kind="prolotherapy")  # 28 days after
+    before = builder.episode(index_date=D(2025, 3, 1))
+    builder.procedure(before, date=D(2025, 2, 20), kind="prolotherapy")  # 9 days before
+    far = builder.episode(index_date=D(2025, 3, 1))
+    builder.procedure(far, date=D(2025, 5, 1), kind="prolotherapy")  # 61 days after
+    alone = builder.episode(index_date=D(2025, 3, 1))
+    other_index = builder.episode(index_date=D(2025, 3, 1), kind="prolotherapy")
+    builder.procedure(other_index, date=D(2025, 3, 5), kind="bmc")
+    ids = {clinic.pk}
+    assert select(CohortFilter(procedures=("bmc", "prolotherapy")), ids) == {near.pk, before.pk}
+    assert select(CohortFilter(procedures=("bmc", "prolotherapy"), within_days=61), ids) == {near.pk, before.pk,
+                                                                                              far.pk}
+    assert select(CohortFilter(procedures=("bmc",)), ids) == {near.pk, before.pk, far.pk, alone.pk}
+    assert select(CohortFilter(procedures=("prolotherapy", "bmc")), ids) == {other_index.pk}
+
+
+def test_grade_age_sex_dates_and_site(builder, clinic):
+    g1 = builder.episode(index_date=D(2025, 3, 1), grade=1, birth=D(1985, 3, 2), sex="male")  # 39 at treatment
+    g3 = builder.episode(index_date=D(2025, 3, 1), grade=3, birth=D(1985, 3, 1))  # 40 on the day
+    ungraded = builder.episode(index_date=D(2024, 3, 1))
+    knee = builder.episode(index_date=D(2025, 3, 1), condition="oa_primary", site="knee", grade=2)
+    ids = {clinic.pk}
+    assert select(CohortFilter(grade_min=2), ids) == {g3.pk, knee.pk}
+    assert select(CohortFilter(grade_max=1), ids) == {g1.pk}
+    assert select(CohortFilter(age_min=40), ids) == {g3.pk, ungraded.pk, knee.pk}
+    assert select(CohortFilter(age_max=39), ids) == {g1.pk}
+    assert select(CohortFilter(sex="male"), ids) == {g1.pk}
+    assert select(CohortFilter(index_to=D(2024, 12, 31)), ids) == {ungraded.pk}
+    assert select(CohortFilter(site="knee"), ids) == {knee.pk}
+    assert select(CohortFilter(condition="hallux_rigidus", side="right"), ids) == {g1.pk, g3.pk, ungraded.pk}
+
+
+def test_grade_recorded_soon_after_the_index_counts(builder, clinic):
+    from orthoreg.registry.models import Grade
+
+    e = builder.episode(index_date=D(2025, 3, 1))
+    Grade.objects.create(episode=e, date=D(2025, 3, 20), system="coughlin_shurnas", grade=2)
+    late = builder.episode(index_date=D(2025, 3, 1))
+    Grade.objects.create(episode=late, date=D(2025, 6, 1), system="coughlin_shurnas", grade=2)
+    assert select(CohortFilter(grade_min=2), {clinic.pk}) == {e.pk}
+
+
+def test_scope_and_clinic_filter(builder, clinic, other_clinic):
+    mine = builder.episode(index_date=D(2025, 3, 1))
+    theirs = builder.episode(index_date=D(2025, 3, 1), clinic=other_clinic)
+    untreated = builder.episode(index_date=D(2025, 3, 1))
+    untreated.procedures.all().delete()
+    assert select(CohortFilter(), {clinic.pk}) == {mine.pk}
+    assert select(CohortFilter(), {clinic.pk, other_clinic.pk}) == {mine.pk, theirs.pk}
+    assert select(CohortFilter(clinics=("west",)), {clinic.pk, other_clinic.pk}) == {theirs.pk}
+    assert select(CohortFilter(clinics=("west",)), {clinic.pk}) == set()
+
+
+def test_matching_filter_of_an_episode(builder):
+    e = builder.episode(index_date=D(2025, 3, 1), grade=3)
+    builder.procedure(e, date=D(2025, 3, 15), kind="prolotherapy")
+    builder.procedure(e, date=D(2025, 9, 1), kind="prp")  # too late to be part of the treatment
+    f = cohorts.matching_filter(e)
+    assert f == CohortFilter(condition="hallux_rigidus", site="first_mtp", grade_min=2, grade_max=4,
+                             procedures=("bmc", "prolotherapy"))
+
+
+@pytest.mark.parametrize("patients", [3, 12])
+def test_report_query_count_does_not_grow_with_the_cohort(builder, clinic, django_assert_num_queries, patients):
+    for n in range(patients):
+        e = builder.episode(index_date=D(2025, 1, 1) + dt.timedelta(days=n), grade=2)
+        builder.assessment(e, "baseline", score=7)
+        builder.assessment(e, "6m", score=3 + n % 5)
+        builder.assessment(e, "6m", "sane", score=60)
+    from django.db import connection
+
+    # the cohort and baseline tables: drop if left (2), create and fill (4), index, (ANALYZE 2 on PostgreSQL), drop
+    # (2); then summary 3, outcome cells,
+    # OMERACT-OARSI, survival, adverse events
+    with django_assert_num_queries(16 + 2 * (connection.vendor == "postgresql")):
+        report = selectors.cohort_report(CohortFilter(grade_min=1), clinic_ids={clinic.pk}, as_of=D(2025, 12, 1),
+                                         use_cache=False)
+    assert report["cohort"]["episodes"] == patients
+
+
+def test_cached_report_costs_one_query_and_sees_new_data(builder, clinic, django_assert_max_num_queries):
+    e = builder.episode(index_date=D(2025, 1, 1))
+    first = selectors.cohort_report(CohortFilter(), clinic_ids={clinic.pk}, as_of=D(2025, 12, 1))
+    with django_assert_max_num_queries(1):
+        assert selectors.cohort_report(CohortFilter(), clinic_ids={clinic.pk}, as_of=D(2025, 12, 1)) == first
+    builder.assessment(e, "baseline", score=5)
+    again = selectors.cohort_report(CohortFilter(), clinic_ids={clinic.pk}, as_of=D(2025, 12, 1))
+    assert again["time_points"] and not first["time_points"]
+
+
+def test_empty_cohort(clinic):
+    report = selectors.cohort_report(CohortFilter(condition="tendinopathy"), clinic_ids={clinic.pk})
+    assert report["cohort"]["episodes"] == 0
+    assert report["time_points"] == [] and report["survival"]["table"] == [] and report["headline"] is None
+    assert report["adverse_events"]["any"]["rate"] is None
+
+
+def test_comparison(hand_cohort, clinic):
+    from .conftest import AS_OF
+
+    report = selectors.comparison_report(CohortFilter(sex="female"), CohortFilter(sex="male"),
+                                         clinic_ids={clinic.pk}, as_of=AS_OF)
+    a, b = report["cohorts"]
+    assert (a["cohort"]["episodes"], b["cohort"]["episodes"]) == (6, 4)
+    assert report["overlap"] == 0
+    six = next(d for d in report["differences"] if d["time_point"] == "6m" and d["instrument"] == "nprs")
+    # women: P1, P2 of P1 P2 P4 evaluable = 2/3; men: none of P3 P5 P10 + P7 converted = 0/4
+    assert six["responders"]["pain_50"]["difference"] == pytest.approx(2 / 3)
+    assert report["survival_test"]["test"] == "log-rank"
+    assert "not a randomized trial" in report["limits"] and "may differ" in report["limits"]
+    overlapping = selectors.comparison_report(CohortFilter(), CohortFilter(sex="male"), clinic_ids={clinic.pk},
+                                              as_of=AS_OF)
+    assert overlapping["overlap"] == 4 and "not independent" in overlapping["limits"]
