@@ -1,0 +1,194 @@
+"""Benchmark of the cohort report on a synthetic registry (issue 7).
+
+    python benchmarks/analytics_bench.py --patients 100000 \\
+        --data-dir /tmp/orthoreg-bench/sqlite-100000 \\
+        --database-url postgresql://postgres@127.0.0.1:5432/orthoreg_bench_100000
+
+For each target (SQLite in --data-dir; PostgreSQL at --database-url when given) it builds the registry with
+`orthoreg synth` when it has fewer patients than asked (or reuses it), then times in a fresh process:
+
+* floor: the single raw SQL aggregate over the same responses
+  (SELECT time_point, instrument, COUNT(*), AVG(score) FROM instruments_response WHERE valid GROUP BY 1, 2);
+* report: the full cohort report of every treated episode (analytics.selectors.cohort_report, cache off), the
+  JSON document of `orthoreg report cohort --format json`;
+* report (filtered): hallux rigidus, grade 2-3, bone marrow concentrate + prolotherapy within 30 days;
+* each phase of the full report (--phases).
+
+Wall-clock figures are printed, never asserted: this is not part of the test run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ORTHOREG = [sys.executable, "-m", "orthoreg"]
+
+
+def env_for(data_dir: Path, database_url: str | None) -> dict:
+    env = dict(os.environ, ORTHOREG_DATA_DIR=str(data_dir), DJANGO_SETTINGS_MODULE="orthoreg.settings")
+    env.pop("ORTHOREG_DATABASE_URL", None)
+    if database_url:
+        env["ORTHOREG_DATABASE_URL"] = database_url
+    return env
+
+
+def ensure_registry(patients: int, env: dict, label: str) -> None:
+    subprocess.run([*ORTHOREG, "migrate", "--verbosity", "0"], env=env, check=True)
+    count = int(subprocess.run([sys.executable, __file__, "--count"], env=env, check=True, capture_output=True,
+                               text=True).stdout.strip() or 0)
+    if count >= patients:
+        print(f"[{label}] reusing the registry: {count:,} patients")
+        return
+    print(f"[{label}] generating {patients - count:,} patients (have {count:,}) ...", flush=True)
+    started = time.perf_counter()
+    subprocess.run([*ORTHOREG, "synth", "--patients", str(patients - count), "--batch", "2000", "--no-progress"],
+                   env=env, check=True)
+    print(f"[{label}] generated in {time.perf_counter() - started:.0f} s", flush=True)
+
+
+# ------------------------------------------------------------------------------------------------ child process
+
+def _setup():
+    import django
+
+    django.setup()
+
+
+def count_patients() -> int:
+    _setup()
+    from orthoreg.registry.models import Patient
+
+    return Patient.objects.count()
+
+
+def _timed(fn, repeat: int) -> list[float]:
+    times = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - started)
+    return times
+
+
+def measure(repeat: int, phases: bool) -> dict:
+    _setup()
+    import resource
+
+    from django.db import connection
+    from django.utils import timezone
+
+    from orthoreg.analytics import cohorts, metrics, selectors, summaries
+    from orthoreg.analytics.filters import CohortFilter
+    from orthoreg.analytics.survival import survival_pairs
+    from orthoreg.instruments.models import Response
+    from orthoreg.registry.models import Clinic, Patient
+
+    ids = set(Clinic.objects.values_list("pk", flat=True))
+    floor_sql = ("SELECT time_point, instrument, COUNT(*), AVG(score) FROM instruments_response WHERE valid "
+                 "GROUP BY time_point, instrument")
+
+    def floor():
+        with connection.cursor() as cursor:
+            cursor.execute(floor_sql)
+            cursor.fetchall()
+
+    everyone = CohortFilter()
+    filtered = CohortFilter(condition="hallux_rigidus", grade_min=2, grade_max=3, procedures=("bmc", "prolotherapy"))
+    result = {
+        "vendor": connection.vendor, "patients": Patient.objects.count(), "responses": Response.objects.count(),
+        "floor": _timed(floor, repeat),
+        "report": _timed(lambda: selectors.cohort_report(everyone, clinic_ids=ids, use_cache=False), repeat),
+        "report_filtered": _timed(lambda: selectors.cohort_report(filtered, clinic_ids=ids, use_cache=False), repeat),
+    }
+    report = selectors.cohort_report(everyone, clinic_ids=ids, use_cache=False)
+    result["json_bytes"] = len(json.dumps(report))
+    result["treated"] = report["cohort"]["episodes"]
+    if phases:
+        as_of = timezone.localdate()
+        infos = metrics.instrument_infos()
+        with selectors.analytics_session():
+            started = time.perf_counter()
+            with cohorts.materialized(everyone, clinic_ids=ids, as_of=as_of) as members:
+                made = time.perf_counter() - started
+                rows = metrics.eligible_assessments(members, as_of=as_of, infos=infos)
+                cells = metrics.outcome_cells(rows)
+                pairs = survival_pairs(members)
+                result["phases"] = {
+                    "cohort table (INSERT ... SELECT)": [made],
+                    "summary (3 queries)": _timed(lambda: selectors.cohort_summary(members), 1),
+                    "outcome cells (1 query)": _timed(lambda: metrics.outcome_cells(rows), 1),
+                    "OMERACT-OARSI (1 query)": _timed(lambda: metrics.oarsi_successes(rows, infos), 1),
+                    "arithmetic on the cells": _timed(
+                        lambda: summaries.time_points(cells, infos, treated=1, oarsi={}), 1),
+                    "survival pairs (1 query)": _timed(lambda: survival_pairs(members), 1),
+                    "Kaplan-Meier (lifelines)": _timed(lambda: selectors.survival_section(pairs), 1),
+                    "adverse events (1 query)": _timed(lambda: selectors.adverse_events(members), 1),
+                }
+    result["max_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return result
+
+
+def run_target(label: str, env: dict, repeat: int, phases: bool) -> dict:
+    args = [sys.executable, __file__, "--measure", "--repeat", str(repeat)] + (["--phases"] if phases else [])
+    done = subprocess.run(args, env=env, capture_output=True, text=True)
+    if done.returncode:
+        sys.exit(f"[{label}] measuring failed:\n{done.stderr}")
+    out = done.stdout
+    result = json.loads(out.strip().splitlines()[-1])
+    result["label"] = label
+    return result
+
+
+def show(result: dict) -> None:
+    def fmt(times):
+        return f"{min(times):7.2f} s (median {statistics.median(times):.2f} s of {len(times)})"
+
+    floor, report = min(result["floor"]), min(result["report"])
+    print(f"\n== {result['label']} ({result['vendor']}): {result['patients']:,} patients, "
+          f"{result['responses']:,} responses, {result['treated']:,} treated episodes")
+    print(f"  floor: raw SQL aggregate of the responses   {fmt(result['floor'])}")
+    print(f"  full cohort report (JSON)                    {fmt(result['report'])}   = {report / floor:.1f} x floor")
+    print(f"  filtered cohort report                       {fmt(result['report_filtered'])}")
+    print(f"  report JSON size {result['json_bytes'] / 1024:.0f} kB; peak memory of the process "
+          f"{result['max_rss_mb']:.0f} MB")
+    for name, times in result.get("phases", {}).items():
+        print(f"    {name:<32} {min(times):6.2f} s")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--patients", type=int, default=100_000)
+    parser.add_argument("--data-dir", type=Path, default=Path("/tmp/orthoreg-bench/sqlite-100000"))
+    parser.add_argument("--database-url", help="a PostgreSQL URL to benchmark as well")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--phases", action="store_true", help="also time each phase of the report")
+    parser.add_argument("--skip-sqlite", action="store_true")
+    parser.add_argument("--measure", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--count", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.count:
+        print(count_patients())
+        return
+    if args.measure:
+        print(json.dumps(measure(args.repeat, args.phases)))
+        return
+    targets = []
+    if not args.skip_sqlite:
+        targets.append(("SQLite", env_for(args.data_dir, None)))
+    if args.database_url:
+        targets.append(("PostgreSQL", env_for(args.data_dir, args.database_url)))
+    for label, env in targets:
+        args.data_dir.mkdir(parents=True, exist_ok=True)
+        ensure_registry(args.patients, env, label)
+        show(run_target(label, env, args.repeat, args.phases))
+
+
+if __name__ == "__main__":
+    main()
