@@ -12,7 +12,8 @@ For each target (SQLite in --data-dir; PostgreSQL at --database-url when given) 
 * report: the full cohort report of every treated episode (analytics.selectors.cohort_report, cache off), the
   JSON document of `orthoreg report cohort --format json`;
 * report (filtered): hallux rigidus, grade 2-3, bone marrow concentrate + prolotherapy within 30 days;
-* each phase of the full report (--phases).
+* each phase of the full report, and the refresh of the facts after one new answer (--phases);
+* rebuilding every analytics fact from the clinical records (--rebuild).
 
 Wall-clock figures are printed, never asserted: this is not part of the test run.
 """
@@ -77,14 +78,14 @@ def _timed(fn, repeat: int) -> list[float]:
     return times
 
 
-def measure(repeat: int, phases: bool) -> dict:
+def measure(repeat: int, phases: bool, rebuild: bool) -> dict:
     _setup()
     import resource
 
     from django.db import connection
     from django.utils import timezone
 
-    from orthoreg.analytics import cohorts, metrics, selectors, summaries
+    from orthoreg.analytics import cohorts, facts, metrics, selectors, summaries
     from orthoreg.analytics.filters import CohortFilter
     from orthoreg.analytics.survival import survival_pairs
     from orthoreg.instruments.models import Response
@@ -114,29 +115,33 @@ def measure(repeat: int, phases: bool) -> dict:
         as_of = timezone.localdate()
         infos = metrics.instrument_infos()
         with selectors.analytics_session():
-            started = time.perf_counter()
-            with cohorts.materialized(everyone, clinic_ids=ids, as_of=as_of) as members:
-                made = time.perf_counter() - started
-                rows = metrics.eligible_assessments(members, as_of=as_of, infos=infos)
-                cells = metrics.outcome_cells(rows)
-                pairs = survival_pairs(members)
-                result["phases"] = {
-                    "cohort table (INSERT ... SELECT)": [made],
-                    "summary (3 queries)": _timed(lambda: selectors.cohort_summary(members), 1),
-                    "outcome cells (1 query)": _timed(lambda: metrics.outcome_cells(rows), 1),
-                    "OMERACT-OARSI (1 query)": _timed(lambda: metrics.oarsi_successes(rows, infos), 1),
-                    "arithmetic on the cells": _timed(
-                        lambda: summaries.time_points(cells, infos, treated=1, oarsi={}), 1),
-                    "survival pairs (1 query)": _timed(lambda: survival_pairs(members), 1),
-                    "Kaplan-Meier (lifelines)": _timed(lambda: selectors.survival_section(pairs), 1),
-                    "adverse events (1 query)": _timed(lambda: selectors.adverse_events(members), 1),
-                }
+            members = cohorts.cohort_episodes(everyone, clinic_ids=ids)
+            rows = metrics.eligible_outcomes(members, as_of=as_of, clinic_ids=sorted(ids))
+            cells = metrics.outcome_cells(rows)
+            pairs = survival_pairs(members, as_of=as_of)
+            result["phases"] = {
+                "facts up to date? (2 queries)": _timed(facts.refresh, 1),
+                "summary (3 queries)": _timed(lambda: selectors.cohort_summary(members), 1),
+                "outcome cells (1 query)": _timed(lambda: metrics.outcome_cells(rows), 1),
+                "arithmetic on the cells": _timed(lambda: summaries.time_points(cells, infos, treated=1), 1),
+                "survival pairs (1 query)": _timed(lambda: survival_pairs(members, as_of=as_of), 1),
+                "Kaplan-Meier (lifelines)": _timed(lambda: selectors.survival_section(pairs), 1),
+                "adverse events (1 query)": _timed(lambda: selectors.adverse_events(members), 1),
+            }
+        # the write side: one patient answers a questionnaire; the next report rebuilds that patient's facts
+        response = Response.objects.filter(episode__isnull=False).order_by("-pk").first()
+        if response is not None:
+            response.save()  # queues the patient's episodes, as any answer does
+            result["phases"]["refresh after one answer"] = _timed(facts.refresh, 1)
+    if rebuild:
+        result["rebuild_all"] = _timed(facts.rebuild_all, 1)
     result["max_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return result
 
 
-def run_target(label: str, env: dict, repeat: int, phases: bool) -> dict:
-    args = [sys.executable, __file__, "--measure", "--repeat", str(repeat)] + (["--phases"] if phases else [])
+def run_target(label: str, env: dict, repeat: int, phases: bool, rebuild: bool) -> dict:
+    args = [sys.executable, __file__, "--measure", "--repeat", str(repeat)] + (["--phases"] if phases else []) + \
+        (["--rebuild"] if rebuild else [])
     done = subprocess.run(args, env=env, capture_output=True, text=True)
     if done.returncode:
         sys.exit(f"[{label}] measuring failed:\n{done.stderr}")
@@ -160,6 +165,8 @@ def show(result: dict) -> None:
           f"{result['max_rss_mb']:.0f} MB")
     for name, times in result.get("phases", {}).items():
         print(f"    {name:<32} {min(times):6.2f} s")
+    if "rebuild_all" in result:
+        print(f"  every analytics fact rebuilt from the records  {min(result['rebuild_all']):.1f} s")
 
 
 def main() -> None:
@@ -169,6 +176,7 @@ def main() -> None:
     parser.add_argument("--database-url", help="a PostgreSQL URL to benchmark as well")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--phases", action="store_true", help="also time each phase of the report")
+    parser.add_argument("--rebuild", action="store_true", help="also time rebuilding every analytics fact")
     parser.add_argument("--skip-sqlite", action="store_true")
     parser.add_argument("--measure", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--count", action="store_true", help=argparse.SUPPRESS)
@@ -177,7 +185,7 @@ def main() -> None:
         print(count_patients())
         return
     if args.measure:
-        print(json.dumps(measure(args.repeat, args.phases)))
+        print(json.dumps(measure(args.repeat, args.phases, args.rebuild)))
         return
     targets = []
     if not args.skip_sqlite:
@@ -187,7 +195,7 @@ def main() -> None:
     for label, env in targets:
         args.data_dir.mkdir(parents=True, exist_ok=True)
         ensure_registry(args.patients, env, label)
-        show(run_target(label, env, args.repeat, args.phases))
+        show(run_target(label, env, args.repeat, args.phases, args.rebuild))
 
 
 if __name__ == "__main__":

@@ -1,44 +1,104 @@
-"""Models of the analytics app: none of its own data. `CohortMember` and `BaselineScore` map the temporary tables
-a report materializes its cohort into (cohorts.materialized): one row per episode with the facts every aggregate
-needs, and one row per episode and instrument with its baseline score, computed once per report. The tables exist
-only inside a report's computation, per database connection.
+"""Models of the analytics app: facts kept beside the clinical records so that a cohort report is one pass over
+narrow tables, whatever the size of the registry (see facts.py for how they are kept).
+
+- `EpisodeFact`: one row per treated episode (an episode with an index procedure) with everything a cohort is
+  filtered on and every per-episode fact the aggregates need (index date, conversion, death or withdrawal, last
+  contact, sex, age and grade at treatment);
+- `BaselineFact`: one row per treated episode and instrument: its baseline score;
+- `OutcomeFact`: one row per assessment of a treated episode that can count (assessments cancelled because they
+  left the protocol are not there) with its answer, score, baseline score and OMERACT-OARSI result;
+- `StaleEpisode`: the queue of episodes whose facts must be rebuilt before the next report reads them.
+
+None of these is a record of its own: `orthoreg analytics rebuild` recomputes them all from the clinical tables.
 """
 
 from django.db import models
 
 
-class CohortMember(models.Model):
+class EpisodeFact(models.Model):
     episode = models.OneToOneField("registry.Episode", primary_key=True, on_delete=models.DO_NOTHING,
-                                   db_constraint=False, related_name="cohort_member")
+                                   db_constraint=False, related_name="fact")
     patient_id = models.BigIntegerField()
     clinic_id = models.BigIntegerField()
+    condition = models.CharField(max_length=40)
+    body_site = models.CharField(max_length=40)
+    side = models.CharField(max_length=16)
+    consent = models.BooleanField()  # the patient's registry consent
     index_date = models.DateField()
     index_kind = models.CharField(max_length=24)
     conversion_date = models.DateField(null=True)  # first surgery after the index procedure
     gone_date = models.DateField(null=True)  # date of death or withdrawal
-    last_contact = models.DateField()  # latest response, exam, procedure, death or withdrawal (>= index date)
+    contact = models.DateField()  # latest response, exam, procedure, death or withdrawal (>= index date)
     sex = models.CharField(max_length=10)
     age = models.IntegerField(null=True)  # completed years at the index date
     grade = models.SmallIntegerField(null=True)  # grade of record at the index procedure
 
     class Meta:
-        managed = False
-        db_table = "analytics_cohort"
+        db_table = "analytics_episode"
+        indexes = [models.Index(fields=["clinic_id", "condition", "body_site"])]
 
     def __str__(self) -> str:
-        return f"cohort member {self.episode_id}"
+        return f"facts of episode {self.episode_id}"
 
 
-class BaselineScore(models.Model):
-    id = models.BigIntegerField(primary_key=True)
+class BaselineFact(models.Model):
+    id = models.BigIntegerField(primary_key=True)  # the baseline response
     episode = models.ForeignKey("registry.Episode", on_delete=models.DO_NOTHING, db_constraint=False,
-                                related_name="baseline_scores")
+                                related_name="baseline_facts")
     instrument = models.CharField(max_length=40)
     score = models.FloatField()  # the valid score of the latest baseline response of the instrument
 
     class Meta:
-        managed = False
         db_table = "analytics_baseline"
+        constraints = [models.UniqueConstraint(fields=["episode", "instrument"], name="analytics_baseline_once")]
 
     def __str__(self) -> str:
         return f"baseline {self.instrument} of episode {self.episode_id}"
+
+
+class OutcomeFact(models.Model):
+    id = models.BigIntegerField(primary_key=True)  # the assessment
+    episode = models.ForeignKey("registry.Episode", on_delete=models.DO_NOTHING, db_constraint=False,
+                                related_name="outcome_facts")
+    clinic_id = models.BigIntegerField()
+    time_point = models.CharField(max_length=16)
+    time_point_order = models.PositiveSmallIntegerField()
+    instrument = models.CharField(max_length=40)
+    due_date = models.DateField()
+    window_end = models.DateField()
+    answered = models.BooleanField()
+    score = models.FloatField(null=True)  # the valid score of the answer
+    base = models.FloatField(null=True)  # the baseline score of the instrument, for scored answers after baseline
+    conversion_date = models.DateField(null=True)  # the episode's (copied from EpisodeFact)
+    gone_date = models.DateField(null=True)  # the patient's (copied from EpisodeFact)
+    oarsi = models.BooleanField(default=False)  # an OMERACT-OARSI responder (pain rows with score and baseline)
+
+    class Meta:
+        db_table = "analytics_outcome"
+        indexes = [models.Index(fields=["episode"], name="analytics_outcome_episode")]
+
+    def __str__(self) -> str:
+        return f"outcome of assessment {self.id}"
+
+
+class StaleEpisode(models.Model):
+    episode_id = models.BigIntegerField(primary_key=True)
+
+    class Meta:
+        db_table = "analytics_stale"
+
+    def __str__(self) -> str:
+        return f"stale episode {self.episode_id}"
+
+
+class FactsState(models.Model):
+    """What the facts were computed with (facts.rules_stamp): when the rules change, everything is rebuilt."""
+
+    name = models.CharField(max_length=40, primary_key=True)
+    value = models.CharField(max_length=128)
+
+    class Meta:
+        db_table = "analytics_state"
+
+    def __str__(self) -> str:
+        return f"{self.name} = {self.value}"

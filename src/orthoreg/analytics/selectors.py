@@ -23,7 +23,7 @@ from django.utils import timezone
 from orthoreg.followup.models import Assessment
 from orthoreg.instruments.models import Response
 from orthoreg.registry.coding import SURGICAL_KINDS, ProcedureKind
-from orthoreg.registry.models import AdverseEvent, Episode, Grade, Procedure
+from orthoreg.registry.models import AdverseEvent, Clinic, Episode, Grade, Procedure
 
 from . import cohorts, metrics, stats, summaries
 from . import definitions as defs
@@ -55,7 +55,7 @@ def analytics_session():
 
 def cohort_summary(members) -> dict:
     """Who is in the cohort: counts, index dates, age and sex, grades and index procedures (three queries on the
-    materialized cohort)."""
+    cohort's episode facts)."""
     from orthoreg.registry.models import Patient
 
     sexes = Patient.Sex.values
@@ -142,16 +142,19 @@ def _compute(f: CohortFilter, *, clinic_ids, as_of: dt.date) -> tuple[dict, list
     from .survival import survival_pairs
 
     infos = metrics.instrument_infos()
-    with cohorts.materialized(f, clinic_ids=clinic_ids, as_of=as_of) as members:
-        summary = cohort_summary(members)
-        treated = summary["episodes"]
-        rows = metrics.eligible_assessments(members, as_of=as_of, infos=infos)
-        cells = metrics.outcome_cells(rows) if treated else []
-        oarsi = metrics.oarsi_successes(rows, infos) if treated else {}
-        pairs = survival_pairs(members) if treated else []
-        events = adverse_events(members) if treated else {
-            "any": stats.proportion(0, 0).as_dict(), "serious": stats.proportion(0, 0).as_dict()}
-    points = summaries.time_points(cells, infos, treated=treated, oarsi=oarsi)
+    members = cohorts.cohort_episodes(f, clinic_ids=clinic_ids)
+    summary = cohort_summary(members)
+    treated = summary["episodes"]
+    everyone = None
+    if cohorts.clinics_only(f):  # the whole of some clinics: the outcome facts need no join to the cohort
+        everyone = list(Clinic.objects.filter(pk__in=list(clinic_ids), code__in=f.clinics).values_list(
+            "pk", flat=True)) if f.clinics else list(clinic_ids)
+    rows = metrics.eligible_outcomes(members, as_of=as_of, clinic_ids=everyone)
+    cells = metrics.outcome_cells(rows) if treated else []
+    pairs = survival_pairs(members, as_of=as_of) if treated else []
+    events = adverse_events(members) if treated else {
+        "any": stats.proportion(0, 0).as_dict(), "serious": stats.proportion(0, 0).as_dict()}
+    points = summaries.time_points(cells, infos, treated=treated)
     top = headline(points)
     report = {
         "schema": SCHEMA, "generated_at": timezone.now().isoformat(timespec="seconds"), "as_of": as_of.isoformat(),

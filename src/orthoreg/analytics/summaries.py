@@ -103,8 +103,7 @@ def rate(successes: int, known_failures: int, eligible: int, worst_successes: in
     return observed
 
 
-def instrument_summary(info: InstrumentInfo, cells: list[dict], *, treated: int, time_point: str,
-                       oarsi: int | None) -> dict:
+def instrument_summary(info: InstrumentInfo, cells: list[dict], *, treated: int, time_point: str) -> dict:
     eligible = sum(c["n"] for c in cells)
     responded = sum(c["n"] for c in cells if c["a"])
     converted = sum(c["n"] for c in cells if c["converted"])
@@ -135,20 +134,15 @@ def instrument_summary(info: InstrumentInfo, cells: list[dict], *, treated: int,
     if info.mcid is not None or info.mcid_percent is not None:
         ok = sum(c["n"] for c in evaluable if mcid_met(info, c["s"], c["base"]))
         responders[defs.MCID.code] = rate(ok, n_evaluable - ok + converted, eligible)
-    if info.code == defs.OARSI_PAIN and oarsi is not None:
-        # metrics.oarsi_successes counts the responders other than by pain alone; those are counted here.
-        high = defs.oarsi_thresholds()
-        by_pain = sum(c["n"] for c in evaluable if domain_improved(info, c["s"], c["base"], high["high_relative"],
-                                                                   high["high_absolute"]))
-        ok = oarsi + by_pain
+    if info.code == defs.OARSI_PAIN:
+        ok = sum(c.get("oarsi", 0) for c in evaluable)  # counted per fact by facts.oarsi_responders
         responders[defs.OARSI.code] = rate(ok, n_evaluable - ok + converted, eligible)
     responders[defs.NO_CONVERSION.code] = rate(eligible - converted, converted, eligible,
                                                worst_successes=responded_not_converted)
     return row
 
 
-def time_points(cells: list[dict], infos: dict[str, InstrumentInfo], *, treated: int,
-                oarsi: dict[str, int]) -> list[dict]:
+def time_points(cells: list[dict], infos: dict[str, InstrumentInfo], *, treated: int) -> list[dict]:
     """The per-time-point, per-instrument section of the report, in protocol order."""
     grouped: dict[str, dict[str, list[dict]]] = defaultdict(lambda: defaultdict(list))
     order: dict[str, int] = {}
@@ -161,8 +155,7 @@ def time_points(cells: list[dict], infos: dict[str, InstrumentInfo], *, treated:
     out = []
     for tp in sorted(grouped, key=lambda t: (order[t], t)):
         by_instrument = grouped[tp]
-        instruments = [instrument_summary(infos[code], by_instrument[code], treated=treated, time_point=tp,
-                                          oarsi=oarsi.get(tp, 0))
+        instruments = [instrument_summary(infos[code], by_instrument[code], treated=treated, time_point=tp)
                        for code in codes if code in by_instrument]
         out.append({"time_point": tp, "label": time_point_label(tp), "order": order[tp],
                     "instruments": instruments})

@@ -1,24 +1,28 @@
-"""Survival free of conversion to surgery: one (days, converted) pair per episode of the materialized cohort.
+"""Survival free of conversion to surgery: one (days, converted) pair per episode of a cohort.
 
 Time zero is the index date. The event is the conversion (registry.selectors.conversion_date_subquery). Episodes
 without one are censored at the last contact: the latest of the patient's last questionnaire response, the episode's
 last exam and procedure, and the date of death or withdrawal; never after the as-of date, never before the index
-date (cohorts.member_rows).
+date (facts.episode_rows).
 """
 
 from __future__ import annotations
 
-from django.db.models import DateField, F, QuerySet
-from django.db.models.functions import Coalesce
+import datetime as dt
+
+from django.db.models import DateField, F, QuerySet, Value
+from django.db.models.functions import Coalesce, Greatest, Least
 
 from . import stats
 from .db import DaysBetween
 
 
-def survival_pairs(members: QuerySet) -> list[tuple[int, bool]]:
-    """(days from the index date to conversion or censoring, converted) for every episode of the cohort.
-    Only these two columns leave the database."""
-    end = Coalesce(F("conversion_date"), F("last_contact"), output_field=DateField())
+def survival_pairs(members: QuerySet, *, as_of: dt.date) -> list[tuple[int, bool]]:
+    """(days from the index date to conversion or censoring, converted) for every episode of the cohort
+    (EpisodeFact rows) as of a day. Only these two columns leave the database."""
+    last_contact = Greatest(F("index_date"), Least(F("contact"), Value(as_of, output_field=DateField())),
+                            output_field=DateField())
+    end = Coalesce(F("conversion_date"), last_contact, output_field=DateField())
     rows = members.annotate(days=DaysBetween(end, F("index_date"))).values_list("days", "conversion_date")
     return [(max(0, days), converted is not None) for days, converted in rows.order_by()]
 

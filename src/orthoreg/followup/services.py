@@ -13,6 +13,7 @@ import secrets
 import uuid
 from dataclasses import dataclass
 
+import django.dispatch
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.mail import EmailMultiAlternatives, get_connection
@@ -33,6 +34,8 @@ log = logging.getLogger(__name__)
 
 LEASE = dt.timedelta(minutes=15)  # a claim older than this was left by a crashed worker
 MAX_BACKOFF = dt.timedelta(hours=6)
+# kwargs: episode_ids. Sent after bulk writes of assessments, which send no post_save (analytics listens).
+assessments_changed = django.dispatch.Signal()
 REPLANNABLE = ("no longer in the protocol", "no index procedure", "no protocol for this episode")
 
 
@@ -135,6 +138,8 @@ def episode_schedule(*, episode: Episode) -> ScheduleResult:
             _cancel(assessment, stop_reason if stop_day else reason)
             result.cancelled += 1
     Assessment.objects.bulk_create(to_create)
+    if to_create:
+        assessments_changed.send(sender=Assessment, episode_ids=[episode.pk])
     result.created = len(to_create)
     _close_invitations_without_work(episode)
     return result
@@ -564,5 +569,7 @@ def link_responses(*, episode_ids) -> int:
             a.status, a.response_id, a.completed_at = Assessment.Status.COMPLETED, hit[0], hit[1]
             updates.append(a)
     Assessment.objects.bulk_update(updates, ["status", "response", "completed_at"], batch_size=2000)
+    if updates:
+        assessments_changed.send(sender=Assessment, episode_ids=sorted({a.episode_id for a in updates}))
     count += len(updates)
     return count

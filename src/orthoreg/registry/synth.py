@@ -376,6 +376,9 @@ class Generator:
                 assessment.response = response
                 assessments.append(assessment)
             Assessment.objects.bulk_create(assessments, batch_size=2000)
+            from orthoreg.analytics.facts import mark_episodes  # bulk_create sends no signals
+
+            mark_episodes(e.pk for e in episodes)
 
     def run(self, patients: int, *, batch_size: int = 1000,
             progress: Callable[[int], None] | None = None) -> SynthStats:

@@ -44,7 +44,7 @@ def public_index() -> list[dict]:
     ids = [c.pk for c in public_clinics()]
     if not ids:
         return []
-    rows = (cohorts.treated_episodes(ids).filter(patient__consent_registry=True)
+    rows = (cohorts.treated_episodes(ids).filter(consent=True)
             .values("body_site", "condition").annotate(n=Count("pk"))
             .order_by("body_site", "condition"))
     return [{"site": r["body_site"], "condition": r["condition"], "site_label": _label(BodySite, r["body_site"]),

@@ -32,6 +32,11 @@ class Command(BaseCommand):
         with tqdm(total=patients, unit="patient", disable=no_progress, file=self.stderr._out,
                   dynamic_ncols=True) as bar:
             stats = generator.run(patients, batch_size=batch, progress=bar.update)
+        from orthoreg.analytics import facts
+
+        with tqdm(total=facts.pending(), unit="episode", desc="analytics facts", disable=no_progress,
+                  file=self.stderr._out, dynamic_ncols=True) as bar:
+            facts.refresh(progress=bar.update)
         self.stdout.write(self.style.SUCCESS(
             f"Created {stats.patients} patients, {stats.episodes} episodes, {stats.procedures} procedures "
             f"({stats.conversions} conversions to surgery), {stats.responses} responses, "

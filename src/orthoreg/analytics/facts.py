@@ -1,0 +1,335 @@
+"""The analytics facts (models.py): how they are computed and kept in step with the clinical records.
+
+Every write that can change a report marks the episodes it touches as stale (`mark_episodes`, `mark_patients`;
+signals.py does it for every save and delete of the records involved, the bulk paths call it themselves). Before a
+report reads the facts, `refresh()` rebuilds the stale episodes: in chunks, each in one transaction that takes the
+chunk off the queue, deletes its facts and recomputes them with INSERT ... SELECT statements built by the ORM, so
+nothing passes through Python and a failure leaves the queue as it was. On PostgreSQL refreshes are serialized by
+an advisory lock; on SQLite the write lock does it.
+
+The rules are those of definitions.py; `rebuild(None)` recomputes everything (`orthoreg analytics rebuild`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from collections.abc import Iterable, Sequence
+from functools import reduce
+from operator import or_
+
+from django.core.exceptions import EmptyResultSet
+from django.db import connection, transaction
+from django.db.models import (
+    BooleanField,
+    Case,
+    CharField,
+    DateField,
+    Exists,
+    F,
+    FilteredRelation,
+    FloatField,
+    IntegerField,
+    Max,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Value,
+    When,
+)
+from django.db.models.functions import Coalesce, Greatest, TruncDate
+
+from orthoreg.followup.models import Assessment
+from orthoreg.followup.services import REPLANNABLE
+from orthoreg.instruments.models import Response
+from orthoreg.registry.models import Episode, Exam, Grade, Patient, Procedure
+from orthoreg.registry.selectors import conversion_date_subquery
+
+from . import definitions as defs
+from .db import AgeYears, DaysBetween
+from .metrics import EPS, InstrumentInfo, instrument_infos
+from .models import BaselineFact, EpisodeFact, FactsState, OutcomeFact, StaleEpisode
+
+CHUNK = 5000  # episodes rebuilt per transaction
+LOCK_KEY = 0x6F72_7468  # PostgreSQL advisory lock of the refresh ("orth")
+
+# A grade recorded up to this many days after the index procedure still describes the joint that was treated
+# (e.g. graded from the pre-procedure radiographs a week later).
+GRADE_GRACE_DAYS = 30
+
+
+# ------------------------------------------------------------------------------------------------ the queue
+
+def mark_episodes(episode_ids: Iterable[int]) -> None:
+    """Queue these episodes' facts for rebuilding (idempotent; part of the caller's transaction)."""
+    ids = sorted({int(i) for i in episode_ids if i is not None})
+    for start in range(0, len(ids), CHUNK):
+        StaleEpisode.objects.bulk_create([StaleEpisode(episode_id=i) for i in ids[start:start + CHUNK]],
+                                         ignore_conflicts=True)
+
+
+def mark_patients(patient_ids: Iterable[int]) -> None:
+    """Queue every episode of these patients (a response or a change of status reaches all of them)."""
+    ids = sorted({int(i) for i in patient_ids if i is not None})
+    for start in range(0, len(ids), CHUNK):
+        mark_episodes(Episode.objects.filter(patient_id__in=ids[start:start + CHUNK]).values_list("pk", flat=True))
+
+
+def pending() -> int:
+    return StaleEpisode.objects.count()
+
+
+RULES_VERSION = 1  # raise when the meaning of a fact changes: every fact is rebuilt on the next refresh
+
+
+def rules_stamp() -> str:
+    """A digest of everything facts are computed with besides the records: the rules' version, the instruments'
+    scales and directions, the OMERACT-OARSI thresholds. A change (an upgrade, a new instrument, a setting)
+    rebuilds every fact on the next refresh."""
+    infos = instrument_infos()
+    payload = json.dumps([RULES_VERSION, defs.oarsi_thresholds(), GRADE_GRACE_DAYS, list(REPLANNABLE),
+                          [list(dataclasses.astuple(infos[c])) for c in sorted(infos)]], sort_keys=True, default=str)
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def _requeue_if_rules_changed() -> None:
+    stamp = rules_stamp()
+    if FactsState.objects.filter(name="rules", value=stamp).exists():
+        return
+    with transaction.atomic():
+        _lock()
+        if FactsState.objects.filter(name="rules", value=stamp).exists():
+            return  # another process did it while we waited
+        _queue_everything()
+        FactsState.objects.update_or_create(name="rules", defaults={"value": stamp})
+
+
+def _queue_everything() -> None:
+    StaleEpisode.objects.all().delete()
+    with connection.cursor() as cursor:
+        sql, params = Episode.objects.order_by().values("pk").query.sql_with_params()
+        cursor.execute(f"INSERT INTO {StaleEpisode._meta.db_table} (episode_id) {sql}", params)
+
+
+def _lock() -> None:
+    """Serialize refreshes until the end of the transaction (PostgreSQL; SQLite's write lock does it there)."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [LOCK_KEY])
+
+
+def refresh(progress=None) -> int:
+    """Rebuild the facts of every queued episode (of every episode when the rules changed, see rules_stamp);
+    returns how many were rebuilt. `progress(n)` is called after each chunk. Two queries when nothing is queued."""
+    _requeue_if_rules_changed()
+    if not StaleEpisode.objects.exists():
+        return 0
+    done = 0
+    while True:
+        with transaction.atomic():
+            _lock()
+            ids = list(StaleEpisode.objects.order_by("episode_id").values_list("episode_id", flat=True)[:CHUNK])
+            if not ids:
+                return done
+            StaleEpisode.objects.filter(episode_id__in=ids).delete()
+            rebuild(ids)
+        done += len(ids)
+        if progress:
+            progress(len(ids))
+
+
+def rebuild_all(progress=None) -> int:
+    """Recompute every fact from the clinical tables: queue every episode, then refresh."""
+    with transaction.atomic():
+        _lock()
+        EpisodeFact.objects.all().delete()
+        BaselineFact.objects.all().delete()
+        OutcomeFact.objects.all().delete()
+        _queue_everything()
+    return refresh(progress)
+
+
+# ------------------------------------------------------------------------------------------------ rebuilding
+
+def rebuild(episode_ids: Sequence[int]) -> None:
+    """Delete and recompute the facts of these episodes (inside the caller's transaction)."""
+    ids = list(episode_ids)
+    for model in (OutcomeFact, BaselineFact):
+        model.objects.filter(episode_id__in=ids).delete()
+    EpisodeFact.objects.filter(episode_id__in=ids).delete()
+    infos = instrument_infos()
+    _insert(EpisodeFact, EPISODE_COLUMNS, episode_rows(ids))
+    _insert(BaselineFact, BASELINE_COLUMNS, baseline_rows(ids))
+    _insert(OutcomeFact, OUTCOME_COLUMNS, outcome_rows(ids, infos))
+    oarsi = oarsi_responders(ids, infos)
+    if oarsi is not None:
+        OutcomeFact.objects.filter(pk__in=Subquery(oarsi.values("pk"))).update(oarsi=True)
+
+
+def _insert(model, columns: list[str], rows: QuerySet) -> None:
+    try:
+        sql, params = rows.query.sql_with_params()
+    except EmptyResultSet:
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(f"INSERT INTO {model._meta.db_table} ({', '.join(columns)}) {sql}", params)
+
+
+def baseline_grade_subquery(index_date=None):
+    """The grade of record at the index procedure: the latest grade dated no later than GRADE_GRACE_DAYS after it."""
+    return Subquery(
+        Grade.objects.filter(episode=OuterRef("pk"))
+        .annotate(after_index=DaysBetween(F("date"), OuterRef(index_date or "index_date")))
+        .filter(after_index__lte=GRADE_GRACE_DAYS)
+        .order_by("-date", "-id").values("grade")[:1])
+
+
+def _latest(model, expression) -> Subquery:
+    return Subquery(model.objects.filter(episode=OuterRef("pk")).order_by().values("episode")
+                    .annotate(last=Max(expression)).values("last")[:1])
+
+
+EPISODE_COLUMNS = ["episode_id", "patient_id", "clinic_id", "condition", "body_site", "side", "consent",
+                   "index_date", "index_kind", "conversion_date", "gone_date", "contact", "sex", "age", "grade"]
+
+
+def episode_rows(ids: Sequence[int]) -> QuerySet:
+    """One row per treated episode among `ids`, in EPISODE_COLUMNS order."""
+    index = F("index_date")
+    gone = Case(When(patient__status__in=[Patient.Status.WITHDRAWN, Patient.Status.DECEASED],
+                     then=F("patient__status_date")), default=Value(None), output_field=DateField())
+    contact = Greatest(
+        index,
+        # the patient's last answer to any questionnaire (the patient index makes this one probe per episode)
+        Coalesce(TruncDate(Subquery(Response.objects.filter(patient=OuterRef("patient_id")).order_by("-completed_at")
+                                    .values("completed_at")[:1])), index),
+        Coalesce(_latest(Exam, F("date")), index),
+        Coalesce(_latest(Procedure, F("date")), index),
+        Coalesce(gone, index),
+        output_field=DateField())
+    return (Episode.objects.filter(pk__in=ids)
+            .annotate(ix=FilteredRelation("procedures", condition=Q(procedures__is_index=True)))
+            .filter(ix__isnull=False)
+            .annotate(index_date=F("ix__date"), f_kind=Coalesce(F("ix__kind"), Value(""), output_field=CharField()),
+                      f_conversion=conversion_date_subquery(), f_gone=gone, f_contact=contact,
+                      f_age=AgeYears(F("patient__birth_date"), index), f_grade=baseline_grade_subquery())
+            .values_list("pk", "patient_id", "patient__clinic_id", "condition", "body_site", "side",
+                         "patient__consent_registry", "index_date", "f_kind", "f_conversion", "f_gone", "f_contact",
+                         "patient__sex", "f_age", "f_grade")
+            .order_by())
+
+
+BASELINE_COLUMNS = ["id", "episode_id", "instrument", "score"]
+
+
+def baseline_rows(ids: Sequence[int]) -> QuerySet:
+    """(id, episode, instrument, score) of the valid baseline score of each treated episode among `ids` and
+    instrument: its latest baseline response."""
+    baseline = Q(time_point="baseline", valid=True, score__isnull=False)
+    later = (Response.objects.filter(baseline, episode_id=OuterRef("episode_id"), instrument=OuterRef("instrument"))
+             .filter(Q(completed_at__gt=OuterRef("completed_at"))
+                     | Q(completed_at=OuterRef("completed_at"), pk__gt=OuterRef("pk"))))
+    return (Response.objects.filter(baseline, episode_id__in=ids, episode__fact__isnull=False)
+            .exclude(Exists(later)).values_list("pk", "episode_id", "instrument", "score").order_by())
+
+
+OUTCOME_COLUMNS = ["id", "episode_id", "clinic_id", "time_point", "time_point_order", "instrument", "due_date",
+                   "window_end", "answered", "score", "base", "conversion_date", "gone_date", "oarsi"]
+SCORED = Q(response__valid=True, response__score__isnull=False)
+
+
+def outcome_rows(ids: Sequence[int], infos: dict[str, InstrumentInfo]) -> QuerySet:
+    """One row per assessment of a treated episode among `ids` that can count (definitions.py: assessments
+    cancelled because they left the protocol never do), in OUTCOME_COLUMNS order."""
+    with_baseline = [c for c, i in infos.items() if i.has_baseline]
+    return (Assessment.objects.filter(episode_id__in=ids, episode__fact__isnull=False)
+            .exclude(status=Assessment.Status.CANCELLED, cancelled_reason__in=REPLANNABLE)
+            .annotate(bl=FilteredRelation("episode__baseline_facts", condition=Q(
+                episode__baseline_facts__instrument=F("instrument"))))
+            .annotate(
+                f_answered=Case(When(response__isnull=False, then=Value(True)), default=Value(False),
+                                output_field=BooleanField()),
+                f_score=Case(When(SCORED, then=F("response__score")), default=Value(None), output_field=FloatField()),
+                f_base=Case(When(SCORED & Q(instrument__in=with_baseline) & ~Q(time_point="baseline"),
+                                 then=F("bl__score")), default=Value(None), output_field=FloatField()),
+                f_oarsi=Value(False, output_field=BooleanField()))
+            .values_list("pk", "episode_id", "episode__fact__clinic_id", "time_point", "time_point_order",
+                         "instrument", "due_date", "window_end", "f_answered", "f_score", "f_base",
+                         "episode__fact__conversion_date", "episode__fact__gone_date", "f_oarsi")
+            .order_by())
+
+
+# ------------------------------------------------------------------------------------------------ OMERACT-OARSI
+
+def _improvement(infos: dict[str, InstrumentInfo], score: str, base: str):
+    """Score change in the better direction: positive = better, whatever the scale's direction."""
+    higher = [c for c, i in infos.items() if i.higher_is_better]
+    return Case(When(instrument__in=higher, then=F(score) - F(base)), default=F(base) - F(score),
+                output_field=FloatField())
+
+
+def _room(infos: dict[str, InstrumentInfo], base: str):
+    """Distance from the baseline score to the best end of the scale (the most a patient could improve)."""
+    whens = [When(instrument=c, then=(Value(i.maximum) - F(base)) if i.higher_is_better
+                  else (F(base) - Value(i.minimum))) for c, i in infos.items()]
+    return Case(*whens, default=Value(None), output_field=FloatField())
+
+
+def oarsi_responders(ids: Sequence[int], infos: dict[str, InstrumentInfo]) -> QuerySet | None:
+    """The pain (NPRS) outcome facts of these episodes with a score and a baseline that meet OMERACT-OARSI
+    (whatever a later conversion: the report counts converted patients as failures). None without NPRS.
+
+    Pain comes from the NPRS row itself; function from a regional function score answered at the same time point
+    with a baseline of the same instrument; patient global from SANE. A domain that was not answered counts as
+    not improved; several answers of a domain can only make one row a responder once."""
+    pain = infos.get(defs.OARSI_PAIN)
+    if pain is None:
+        return None
+    t = defs.oarsi_thresholds()
+    qs = (OutcomeFact.objects.filter(episode_id__in=ids, instrument=pain.code, score__isnull=False,
+                                     base__isnull=False)
+          .annotate(improvement=_improvement(infos, "score", "base"), room=_room(infos, "base")))
+    success = _domain_met(Q(), "improvement", "room", pain, t["high_relative"], t["high_absolute"])
+    moderate = [_domain_met(Q(), "improvement", "room", pain, t["moderate_relative"], t["moderate_absolute"])]
+    domains = [("fn", [infos[c] for c in defs.OARSI_FUNCTION if c in infos], True)]
+    if defs.OARSI_GLOBAL in infos:
+        domains.append(("gl", [infos[defs.OARSI_GLOBAL]], False))
+    for prefix, members, counts_high in domains:
+        if not members:
+            continue
+        codes = [m.code for m in members]
+        qs = qs.annotate(**{
+            f"{prefix}_t": FilteredRelation("episode__responses", condition=Q(
+                episode__responses__time_point=F("time_point"), episode__responses__valid=True,
+                episode__responses__score__isnull=False, episode__responses__instrument__in=codes)),
+            f"{prefix}_b": FilteredRelation("episode__baseline_facts", condition=Q(
+                episode__baseline_facts__instrument__in=codes))})
+        same = Q(**{f"{prefix}_t__instrument": F(f"{prefix}_b__instrument")})
+        imp, room = [], []
+        for m in members:
+            later, before = F(f"{prefix}_t__score"), F(f"{prefix}_b__score")
+            imp.append(When(**{f"{prefix}_t__instrument": m.code},
+                            then=(later - before) if m.higher_is_better else (before - later)))
+            room.append(When(**{f"{prefix}_t__instrument": m.code},
+                             then=(Value(m.maximum) - before) if m.higher_is_better else (before - Value(m.minimum))))
+        qs = qs.annotate(**{f"{prefix}_imp": Case(*imp, output_field=FloatField()),
+                            f"{prefix}_room": Case(*room, output_field=FloatField())})
+        for m in members:
+            is_m = same & Q(**{f"{prefix}_t__instrument": m.code})
+            if counts_high:
+                success |= _domain_met(is_m, f"{prefix}_imp", f"{prefix}_room", m, t["high_relative"],
+                                       t["high_absolute"])
+        moderate.append(reduce(or_, [
+            _domain_met(same & Q(**{f"{prefix}_t__instrument": m.code}), f"{prefix}_imp", f"{prefix}_room", m,
+                        t["moderate_relative"], t["moderate_absolute"]) for m in members]))
+    flags = [Case(When(q, then=Value(1)), default=Value(0), output_field=IntegerField()) for q in moderate]
+    qs = qs.annotate(moderate_domains=reduce(lambda a, b: a + b, flags))
+    return qs.filter(success | Q(moderate_domains__gte=2))
+
+
+def _domain_met(where: Q, improvement: str, room: str, info: InstrumentInfo, relative: float, absolute: float) -> Q:
+    """An OARSI domain improved: by at least `relative` of the room to improve and `absolute` points on 0-100."""
+    return where & Q(**{f"{room}__gt": 0}) & Q(**{f"{improvement}__gte": F(room) * relative - EPS}) & \
+        Q(**{f"{improvement}__gte": absolute / info.to_100(1) - EPS})

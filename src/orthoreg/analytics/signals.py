@@ -1,0 +1,46 @@
+"""Keep the analytics facts in step: every save or delete of a record a report reads queues the episodes it
+touches (facts.mark_*); the next report rebuilds them. Bulk writes that send no signals call facts.mark_* or
+send followup.services.assessments_changed themselves."""
+
+from django.db.models.signals import post_delete, post_save
+
+from orthoreg.followup.models import Assessment
+from orthoreg.followup.services import assessments_changed
+from orthoreg.instruments.models import Response
+from orthoreg.registry.models import Episode, Exam, Grade, Patient, Procedure
+
+from . import facts
+
+
+def _episode_record(sender, instance, **kwargs):
+    facts.mark_episodes([instance.episode_id])
+
+
+def _episode(sender, instance, **kwargs):
+    facts.mark_episodes([instance.pk])
+
+
+def _patient_record(sender, instance, **kwargs):
+    # A response is the patient's last contact for every episode; its own episode's outcomes change too.
+    facts.mark_patients([instance.patient_id])
+    facts.mark_episodes([instance.episode_id])
+
+
+def _patient(sender, instance, **kwargs):
+    facts.mark_patients([instance.pk])
+
+
+def _assessments(sender, episode_ids, **kwargs):
+    facts.mark_episodes(episode_ids)
+
+
+def connect() -> None:
+    for model in (Assessment, Procedure, Grade, Exam):
+        post_save.connect(_episode_record, sender=model, dispatch_uid=f"analytics-{model.__name__}-save")
+        post_delete.connect(_episode_record, sender=model, dispatch_uid=f"analytics-{model.__name__}-delete")
+    post_save.connect(_episode, sender=Episode, dispatch_uid="analytics-episode-save")
+    post_delete.connect(_episode, sender=Episode, dispatch_uid="analytics-episode-delete")
+    post_save.connect(_patient_record, sender=Response, dispatch_uid="analytics-response-save")
+    post_delete.connect(_patient_record, sender=Response, dispatch_uid="analytics-response-delete")
+    post_save.connect(_patient, sender=Patient, dispatch_uid="analytics-patient-save")
+    assessments_changed.connect(_assessments, dispatch_uid="analytics-assessments-changed")

@@ -1,0 +1,244 @@
+"""The analytics facts kept beside the records (analytics/facts.py): whatever is written, through whichever path,
+the facts a report reads after a refresh are exactly those a rebuild from scratch computes."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import pytest
+from django.core.management import call_command
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from orthoreg.analytics import facts, selectors
+from orthoreg.analytics.filters import CohortFilter
+from orthoreg.analytics.models import BaselineFact, EpisodeFact, OutcomeFact, StaleEpisode
+from orthoreg.followup import services as followup
+from orthoreg.followup.models import Assessment
+from orthoreg.instruments.models import Response
+from orthoreg.registry import services as registry
+from orthoreg.registry.models import Episode, Patient
+
+D = dt.date
+AS_OF = D(2025, 12, 1)
+
+
+def snapshot() -> dict:
+    def rows(model):
+        names = [f.attname for f in model._meta.concrete_fields]
+        return sorted(model.objects.values_list(*names), key=repr)
+
+    return {m.__name__: rows(m) for m in (EpisodeFact, BaselineFact, OutcomeFact)}
+
+
+def assert_facts_match_a_rebuild():
+    facts.refresh()
+    assert not StaleEpisode.objects.exists()
+    kept = snapshot()
+    facts.rebuild_all()
+    assert snapshot() == kept
+
+
+def nprs(builder, episode, time_point, score, day):
+    return builder.response(episode, time_point, "nprs", score, day)
+
+
+# ------------------------------------------------------------------------------------------------ the operations
+
+def op_answer(builder, episode):
+    """Answer the first open assessment through the survey service."""
+    a = episode.assessments.filter(status="scheduled", instrument="nprs").order_by("time_point_order").first()
+    if a is None:
+        return
+    followup.assessment_answer(assessment=a, answers=[3], source=Response.Source.PATIENT_LINK,
+                               completed_at=dt.datetime.combine(a.due_date, dt.time(9), tzinfo=dt.UTC))
+
+
+def op_convert(builder, episode):
+    index = episode.procedures.get(is_index=True)
+    registry.procedure_record(episode=episode, date=index.date + dt.timedelta(days=120),
+                              kind="first_mtp_arthrodesis")
+
+
+def op_withdraw(builder, episode):
+    index = episode.procedures.get(is_index=True)
+    registry.patient_update(patient=episode.patient, status=Patient.Status.WITHDRAWN,
+                            status_date=index.date + dt.timedelta(days=100))
+
+
+def op_move_index(builder, episode):
+    index = episode.procedures.get(is_index=True)
+    registry.procedure_record(episode=episode, instance=index, date=index.date - dt.timedelta(days=10))
+
+
+def op_regrade(builder, episode):
+    index = episode.procedures.get(is_index=True)
+    registry.grade_record(episode=episode, system="coughlin_shurnas", date=index.date,
+                          inputs={}, grade=3)
+
+
+def op_delete_response(builder, episode):
+    response = Response.objects.filter(episode=episode).order_by("-pk").first()
+    if response is not None:
+        response.delete()
+
+
+def op_cancel_time_point(builder, episode):
+    open_tp = episode.assessments.filter(status="scheduled").values_list("time_point", flat=True).first()
+    if open_tp:
+        followup.time_point_cancel(episode=episode, time_point=open_tp, reason="declined")
+
+
+def op_exam(builder, episode):
+    index = episode.procedures.get(is_index=True)
+    builder.exam(episode, date=index.date + dt.timedelta(days=400))
+
+
+def op_change_condition(builder, episode):
+    registry.episode_update(episode=episode, condition="oa_primary", icd10_code="")
+
+
+def op_delete_episode(builder, episode):
+    episode.delete()
+
+
+def op_staff_baseline(builder, episode):
+    index = episode.procedures.get(is_index=True)
+    nprs(builder, episode, "baseline", 9, index.date - dt.timedelta(days=1))
+
+
+OPS = [op_answer, op_convert, op_withdraw, op_move_index, op_regrade, op_delete_response, op_cancel_time_point,
+       op_exam, op_change_condition, op_delete_episode, op_staff_baseline]
+
+
+@pytest.fixture
+def scheduled(builder, default_protocols):
+    """Three treated episodes with their protocol's schedule, a baseline answered and one not treated."""
+    episodes = []
+    for n in range(3):
+        e = builder.episode(index_date=D(2025, 1, 1) + dt.timedelta(days=20 * n), grade=2)
+        followup.episode_schedule(episode=e)
+        episodes.append(e)
+    untreated = Episode.objects.create(patient=episodes[0].patient, condition="oa_primary", body_site="knee",
+                                       side="left")
+    return episodes, untreated
+
+
+@pytest.mark.parametrize("op", OPS, ids=[o.__name__ for o in OPS])
+def test_each_write_path_keeps_the_facts_exact(scheduled, builder, op):
+    episodes, _ = scheduled
+    op_answer(builder, episodes[0])
+    assert_facts_match_a_rebuild()
+    op(builder, episodes[0])
+    assert StaleEpisode.objects.exists(), f"{op.__name__} queued nothing"
+    assert_facts_match_a_rebuild()
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(steps=st.lists(st.tuples(st.sampled_from(OPS), st.integers(0, 2)), min_size=1, max_size=8))
+def test_any_sequence_of_writes_keeps_the_facts_exact(scheduled, builder, steps):
+    episodes, _ = scheduled
+    for op, which in steps:
+        episode = Episode.objects.filter(pk=episodes[which].pk).first()
+        if episode is None:
+            continue
+        op(builder, episode)
+    assert_facts_match_a_rebuild()
+
+
+def test_only_treated_episodes_have_facts_and_the_schedule_shows_in_them(scheduled):
+    episodes, untreated = scheduled
+    facts.refresh()
+    assert set(EpisodeFact.objects.values_list("pk", flat=True)) == {e.pk for e in episodes}
+    assert not OutcomeFact.objects.filter(episode=untreated).exists()
+    for e in episodes:
+        assert OutcomeFact.objects.filter(episode=e).count() == Assessment.objects.filter(episode=e).count() > 0
+
+
+def test_refresh_costs_the_same_queries_for_one_or_many_episodes(builder, django_assert_num_queries):
+    facts.refresh()
+    counts = []
+    for n in (1, 7):
+        for _ in range(n):
+            e = builder.episode(index_date=D(2025, 1, 1), grade=2)
+            builder.assessment(e, "baseline", score=7)
+            builder.assessment(e, "6m", score=3)
+        from django.db import connection
+        from django.test.utils import CaptureQueriesContext
+
+        with CaptureQueriesContext(connection) as ctx:
+            assert facts.refresh() == n
+        counts.append(len(ctx))
+    assert counts[0] == counts[1]
+    with django_assert_num_queries(2):  # nothing queued: the rules stamp and the queue
+        assert facts.refresh() == 0
+
+
+def test_a_failed_rebuild_loses_nothing_from_the_queue(builder, monkeypatch):
+    facts.refresh()
+    e = builder.episode(index_date=D(2025, 1, 1))
+    queued = set(StaleEpisode.objects.values_list("episode_id", flat=True))
+    assert e.pk in queued
+
+    def broken(ids):
+        EpisodeFact.objects.filter(episode_id__in=ids).delete()
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(facts, "rebuild", broken)
+    with pytest.raises(RuntimeError):
+        facts.refresh()
+    assert set(StaleEpisode.objects.values_list("episode_id", flat=True)) == queued
+    monkeypatch.undo()
+    assert facts.refresh() == len(queued)
+    assert EpisodeFact.objects.filter(pk=e.pk).exists()
+
+
+def test_a_change_of_rules_rebuilds_every_fact(builder, settings):
+    e = builder.episode(index_date=D(2025, 1, 1))
+    builder.assessment(e, "baseline", score=8)
+    builder.assessment(e, "6m", score=5)  # 37.5% better: an OARSI responder only if "high" starts at 35%
+    facts.refresh()
+    assert not OutcomeFact.objects.filter(oarsi=True).exists()
+    settings.ORTHOREG_ANALYTICS_OARSI = {"high_relative": 0.35}
+    assert facts.refresh() == 1
+    assert OutcomeFact.objects.filter(oarsi=True, time_point="6m").count() == 1
+
+
+def test_a_report_reads_new_answers_without_any_step_between(builder, clinic):
+    e = builder.episode(index_date=D(2025, 1, 1))
+    builder.assessment(e, "baseline", score=8)
+    first = selectors.cohort_report(CohortFilter(), clinic_ids={clinic.pk}, as_of=AS_OF, use_cache=False)
+    assert [t["time_point"] for t in first["time_points"]] == ["baseline"]
+    builder.assessment(e, "6m", score=2)
+    again = selectors.cohort_report(CohortFilter(), clinic_ids={clinic.pk}, as_of=AS_OF, use_cache=False)
+    six = next(t for t in again["time_points"] if t["time_point"] == "6m")["instruments"][0]
+    assert six["responders"]["pain_50"]["numerator"] == 1
+
+
+def test_analytics_command_reports_and_rebuilds(builder, capsys):
+    e = builder.episode(index_date=D(2025, 1, 1))
+    builder.assessment(e, "baseline", score=8)
+    call_command("analytics", "status")
+    status = json.loads(capsys.readouterr().out)
+    assert status["pending"] >= 1 and status["action"] == "status"
+    call_command("analytics", "refresh", "--no-progress")
+    done = json.loads(capsys.readouterr().out)
+    assert done["pending"] == 0 and done["treated_episodes"] == 1 and done["outcomes"] == 1
+    OutcomeFact.objects.all().delete()  # damaged by hand: a rebuild recomputes it
+    call_command("analytics", "rebuild", "--no-progress")
+    rebuilt = json.loads(capsys.readouterr().out)
+    assert rebuilt["outcomes"] == 1 and rebuilt["episodes_rebuilt"] == 1
+
+
+def test_assessments_planned_in_bulk_reach_the_facts(scheduled):
+    """A re-plan (e.g. after a protocol gains a time point) bulk-creates assessments: no post_save is sent."""
+    episodes, _ = scheduled
+    e = episodes[1]
+    last = e.assessments.order_by("-time_point_order").values_list("time_point", flat=True).first()
+    e.assessments.filter(time_point=last).delete()
+    facts.refresh()
+    assert not OutcomeFact.objects.filter(episode=e, time_point=last).exists()
+    assert followup.episode_schedule(episode=e).created > 0
+    assert_facts_match_a_rebuild()
+    assert OutcomeFact.objects.filter(episode=e, time_point=last).exists()
