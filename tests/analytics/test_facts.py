@@ -108,7 +108,23 @@ def op_staff_baseline(builder, episode):
     nprs(builder, episode, "baseline", 9, index.date - dt.timedelta(days=1))
 
 
-OPS = [op_answer, op_convert, op_withdraw, op_move_index, op_regrade, op_delete_response, op_cancel_time_point,
+def op_adverse_event(builder, episode):
+    index = episode.procedures.get(is_index=True)
+    builder.adverse_event(episode, date=index.date + dt.timedelta(days=2), serious=True)
+
+
+def op_delete_adverse_event(builder, episode):
+    from orthoreg.registry.models import AdverseEvent
+
+    event = AdverseEvent.objects.filter(procedure__episode=episode).first()
+    if event is None:
+        op_adverse_event(builder, episode)
+        facts.refresh()
+        event = AdverseEvent.objects.get(procedure__episode=episode)
+    event.delete()
+
+
+OPS = [op_adverse_event, op_delete_adverse_event, op_answer, op_convert, op_withdraw, op_move_index, op_regrade, op_delete_response, op_cancel_time_point,
        op_exam, op_change_condition, op_delete_episode, op_staff_baseline]
 
 

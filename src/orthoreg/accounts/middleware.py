@@ -107,9 +107,12 @@ class RejectNulMiddleware:
                     return self._refuse(request)
         return self.get_response(request)
 
-    @staticmethod
-    def _refuse(request):
-        from django.http import HttpResponseBadRequest
+    MESSAGE = "The request contains a NUL character, which is not allowed in any field."
 
-        return HttpResponseBadRequest("The request contains a NUL character, which is not allowed in any field.",
-                                      content_type="text/plain; charset=utf-8")
+    @classmethod
+    def _refuse(cls, request):
+        from django.http import HttpResponseBadRequest, JsonResponse
+
+        if request.path.startswith("/api/"):  # API clients get the API's error shape
+            return JsonResponse({"detail": cls.MESSAGE}, status=400)
+        return HttpResponseBadRequest(cls.MESSAGE, content_type="text/plain; charset=utf-8")

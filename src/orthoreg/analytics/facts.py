@@ -44,7 +44,8 @@ from django.db.models.functions import Coalesce, Greatest, TruncDate
 from orthoreg.followup.models import Assessment
 from orthoreg.followup.services import REPLANNABLE
 from orthoreg.instruments.models import Response
-from orthoreg.registry.models import Episode, Exam, Grade, Patient, Procedure
+from orthoreg.registry.coding import SURGICAL_KINDS
+from orthoreg.registry.models import AdverseEvent, Episode, Exam, Grade, Patient, Procedure
 from orthoreg.registry.selectors import conversion_date_subquery
 
 from . import definitions as defs
@@ -81,7 +82,7 @@ def pending() -> int:
     return StaleEpisode.objects.count()
 
 
-RULES_VERSION = 1  # raise when the meaning of a fact changes: every fact is rebuilt on the next refresh
+RULES_VERSION = 2  # raise when the meaning of a fact changes: every fact is rebuilt on the next refresh
 
 
 def rules_stamp() -> str:
@@ -192,7 +193,14 @@ def _latest(model, expression) -> Subquery:
 
 
 EPISODE_COLUMNS = ["episode_id", "patient_id", "clinic_id", "condition", "body_site", "side", "consent",
-                   "index_date", "index_kind", "conversion_date", "gone_date", "contact", "sex", "age", "grade"]
+                   "index_date", "index_kind", "conversion_date", "gone_date", "contact", "sex", "age", "grade",
+                   "adverse_event", "serious_adverse_event"]
+
+
+def adverse_events_subquery() -> QuerySet:
+    """Adverse events of the episode's index procedure or of a later non-surgical procedure (definitions.py)."""
+    return (AdverseEvent.objects.filter(procedure__episode=OuterRef("pk"), procedure__date__gte=OuterRef("index_date"))
+            .filter(Q(procedure__is_index=True) | ~Q(procedure__kind__in=SURGICAL_KINDS)))
 
 
 def episode_rows(ids: Sequence[int]) -> QuerySet:
@@ -214,10 +222,12 @@ def episode_rows(ids: Sequence[int]) -> QuerySet:
             .filter(ix__isnull=False)
             .annotate(index_date=F("ix__date"), f_kind=Coalesce(F("ix__kind"), Value(""), output_field=CharField()),
                       f_conversion=conversion_date_subquery(), f_gone=gone, f_contact=contact,
-                      f_age=AgeYears(F("patient__birth_date"), index), f_grade=baseline_grade_subquery())
+                      f_age=AgeYears(F("patient__birth_date"), index), f_grade=baseline_grade_subquery(),
+                      f_ae=Exists(adverse_events_subquery()),
+                      f_sae=Exists(adverse_events_subquery().filter(serious=True)))
             .values_list("pk", "patient_id", "patient__clinic_id", "condition", "body_site", "side",
                          "patient__consent_registry", "index_date", "f_kind", "f_conversion", "f_gone", "f_contact",
-                         "patient__sex", "f_age", "f_grade")
+                         "patient__sex", "f_age", "f_grade", "f_ae", "f_sae")
             .order_by())
 
 

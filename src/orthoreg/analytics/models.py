@@ -32,6 +32,9 @@ class EpisodeFact(models.Model):
     sex = models.CharField(max_length=10)
     age = models.IntegerField(null=True)  # completed years at the index date
     grade = models.SmallIntegerField(null=True)  # grade of record at the index procedure
+    # an adverse event of the index procedure or of a later non-surgical procedure (any / serious)
+    adverse_event = models.BooleanField(default=False)
+    serious_adverse_event = models.BooleanField(default=False)
 
     class Meta:
         db_table = "analytics_episode"

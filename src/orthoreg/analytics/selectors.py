@@ -17,12 +17,12 @@ from contextlib import contextmanager
 
 from django.core.cache import cache
 from django.db import connection, transaction
-from django.db.models import Avg, Count, Exists, Max, Min, OuterRef, Q
+from django.db.models import Avg, Count, Max, Min, Q
 from django.utils import timezone
 
 from orthoreg.followup.models import Assessment
 from orthoreg.instruments.models import Response
-from orthoreg.registry.coding import SURGICAL_KINDS, ProcedureKind
+from orthoreg.registry.coding import ProcedureKind
 from orthoreg.registry.models import AdverseEvent, Clinic, Episode, Grade, Procedure
 
 from . import cohorts, metrics, stats, summaries
@@ -81,12 +81,8 @@ def cohort_summary(members) -> dict:
 
 def adverse_events(members) -> dict:
     """Episodes with any / a serious adverse event of the index procedure or a later non-surgical procedure."""
-    events = (AdverseEvent.objects.filter(procedure__episode=OuterRef("episode_id"),
-                                          procedure__date__gte=OuterRef("index_date"))
-              .filter(Q(procedure__is_index=True) | ~Q(procedure__kind__in=SURGICAL_KINDS)))
-    data = (members.annotate(any_event=Exists(events), serious_event=Exists(events.filter(serious=True)))
-            .aggregate(n=Count("pk"), any=Count("pk", filter=Q(any_event=True)),
-                       serious=Count("pk", filter=Q(serious_event=True))))
+    data = members.aggregate(n=Count("pk"), any=Count("pk", filter=Q(adverse_event=True)),
+                             serious=Count("pk", filter=Q(serious_adverse_event=True)))
     return {"any": stats.proportion(data["any"], data["n"]).as_dict(),
             "serious": stats.proportion(data["serious"], data["n"]).as_dict()}
 

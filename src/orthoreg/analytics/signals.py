@@ -7,7 +7,7 @@ from django.db.models.signals import post_delete, post_save
 from orthoreg.followup.models import Assessment
 from orthoreg.followup.services import assessments_changed
 from orthoreg.instruments.models import Response
-from orthoreg.registry.models import Episode, Exam, Grade, Patient, Procedure
+from orthoreg.registry.models import AdverseEvent, Episode, Exam, Grade, Patient, Procedure
 
 from . import facts
 
@@ -26,6 +26,10 @@ def _patient_record(sender, instance, **kwargs):
     facts.mark_episodes([instance.episode_id])
 
 
+def _adverse_event(sender, instance, **kwargs):
+    facts.mark_episodes(Procedure.objects.filter(pk=instance.procedure_id).values_list("episode_id", flat=True))
+
+
 def _patient(sender, instance, **kwargs):
     facts.mark_patients([instance.pk])
 
@@ -42,5 +46,7 @@ def connect() -> None:
     post_delete.connect(_episode, sender=Episode, dispatch_uid="analytics-episode-delete")
     post_save.connect(_patient_record, sender=Response, dispatch_uid="analytics-response-save")
     post_delete.connect(_patient_record, sender=Response, dispatch_uid="analytics-response-delete")
+    post_save.connect(_adverse_event, sender=AdverseEvent, dispatch_uid="analytics-adverse-event-save")
+    post_delete.connect(_adverse_event, sender=AdverseEvent, dispatch_uid="analytics-adverse-event-delete")
     post_save.connect(_patient, sender=Patient, dispatch_uid="analytics-patient-save")
     assessments_changed.connect(_assessments, dispatch_uid="analytics-assessments-changed")

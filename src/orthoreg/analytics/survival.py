@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from django.db.models import DateField, F, QuerySet, Value
+from django.db.models import BooleanField, Case, Count, DateField, F, QuerySet, Value, When
 from django.db.models.functions import Coalesce, Greatest, Least
 
 from . import stats
@@ -19,12 +19,16 @@ from .db import DaysBetween
 
 def survival_pairs(members: QuerySet, *, as_of: dt.date) -> list[tuple[int, bool]]:
     """(days from the index date to conversion or censoring, converted) for every episode of the cohort
-    (EpisodeFact rows) as of a day. Only these two columns leave the database."""
+    (EpisodeFact rows) as of a day, counted per distinct pair in the database (a few thousand rows leave it
+    whatever the size of the cohort)."""
     last_contact = Greatest(F("index_date"), Least(F("contact"), Value(as_of, output_field=DateField())),
                             output_field=DateField())
     end = Coalesce(F("conversion_date"), last_contact, output_field=DateField())
-    rows = members.annotate(days=DaysBetween(end, F("index_date"))).values_list("days", "conversion_date")
-    return [(max(0, days), converted is not None) for days, converted in rows.order_by()]
+    rows = (members.annotate(days=DaysBetween(end, F("index_date")),
+                             converted=Case(When(conversion_date__isnull=False, then=Value(True)),
+                                            default=Value(False), output_field=BooleanField()))
+            .values_list("days", "converted").annotate(n=Count("pk")).order_by())
+    return [(max(0, days), bool(converted)) for days, converted, n in rows for _ in range(n)]
 
 
 def kaplan_meier(pairs: list[tuple[int, bool]]) -> stats.KaplanMeier:

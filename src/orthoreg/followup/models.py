@@ -181,11 +181,6 @@ class Invitation(models.Model):
     def reminders_sent(self) -> int:
         return max(0, self.sends - 1)
 
-    @property
-    def is_usable(self) -> bool:
-        return self.status in (self.Status.SENT, self.Status.PENDING, self.Status.SENDING, self.Status.FAILED) \
-            and self.expires_at > timezone.now()
-
 
 def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
