@@ -68,7 +68,6 @@ def main() -> None:
             model.objects.all().delete()
 
     today = timezone.localdate()
-    index_day = today - dt.timedelta(days=182)
     started = time.perf_counter()
     clinic = Clinic.objects.get_or_create(code="bench", defaults={"name": "Benchmark clinic"})[0]
     chunk = 5000

@@ -27,6 +27,16 @@ def _isolated_files(settings, tmp_path):
     settings.AXES_ENABLED = False
 
 
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    """Reports are cached: every test starts (and ends) with an empty cache."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+    cache.clear()
+
+
 @pytest.fixture
 def default_protocols(db):
     """Transactional tests flush the database, data migrations included: put the default protocols back."""

@@ -5,19 +5,10 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from django.core.cache import cache
 
 from .builders import Builder
 
 D = dt.date
-
-
-@pytest.fixture(autouse=True)
-def _fresh_cache():
-    """Reports are cached; every test starts (and ends) with an empty cache."""
-    cache.clear()
-    yield
-    cache.clear()
 
 
 @pytest.fixture

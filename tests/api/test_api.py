@@ -9,7 +9,6 @@ import json
 
 import pytest
 import schemathesis
-from django.core.cache import cache
 from django.core.management import call_command
 from django.core.wsgi import get_wsgi_application
 from hypothesis import HealthCheck, settings
@@ -20,12 +19,6 @@ from tests.conftest import login
 REPORT = "/api/v1/cohorts/report"
 COMPARE = "/api/v1/cohorts/compare"
 
-
-@pytest.fixture(autouse=True)
-def _fresh_cache():
-    cache.clear()
-    yield
-    cache.clear()
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ import datetime as dt
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.core.cache import cache
 from django.core.management import call_command
 
 from orthoreg.registry import demo
@@ -15,12 +14,6 @@ from tests.conftest import login
 
 D = dt.date
 
-
-@pytest.fixture(autouse=True)
-def _fresh_cache():
-    cache.clear()
-    yield
-    cache.clear()
 
 
 @pytest.fixture

@@ -100,7 +100,6 @@ def patient_verdicts(trajectories: list[Trajectory], time_point: str | None, con
     """The patient's own result at a time point under each responder definition (the same rules as the cohort)."""
     infos = instrument_infos()
     by_code = {t.code: t for t in trajectories}
-    pain = by_code.get(defs.PAIN_INSTRUMENT)
     verdicts = []
     converted = conversion is not None and (due is None or conversion.date <= due)
     if time_point is None:
