@@ -32,10 +32,12 @@ from django.db.models import (
     FloatField,
     IntegerField,
     Max,
+    Min,
     OuterRef,
     Q,
     QuerySet,
     Subquery,
+    Sum,
     Value,
     When,
 )
@@ -51,7 +53,7 @@ from orthoreg.registry.selectors import conversion_date_subquery
 from . import definitions as defs
 from .db import AgeYears, DaysBetween
 from .metrics import EPS, InstrumentInfo, instrument_infos
-from .models import BaselineFact, EpisodeFact, FactsState, OutcomeFact, StaleEpisode
+from .models import BaselineFact, EpisodeFact, FactsState, OutcomeCell, OutcomeFact, StaleEpisode
 
 CHUNK = 5000  # episodes rebuilt per transaction
 LOCK_KEY = 0x6F72_7468  # PostgreSQL advisory lock of the refresh ("orth")
@@ -82,7 +84,7 @@ def pending() -> int:
     return StaleEpisode.objects.count()
 
 
-RULES_VERSION = 2  # raise when the meaning of a fact changes: every fact is rebuilt on the next refresh
+RULES_VERSION = 4  # raise when the meaning of a fact changes: every fact is rebuilt on the next refresh
 
 
 def rules_stamp() -> str:
@@ -145,9 +147,8 @@ def rebuild_all(progress=None) -> int:
     """Recompute every fact from the clinical tables: queue every episode, then refresh."""
     with transaction.atomic():
         _lock()
-        EpisodeFact.objects.all().delete()
-        BaselineFact.objects.all().delete()
-        OutcomeFact.objects.all().delete()
+        for model in (EpisodeFact, BaselineFact, OutcomeFact, OutcomeCell):
+            model.objects.all().delete()
         _queue_everything()
     return refresh(progress)
 
@@ -157,6 +158,7 @@ def rebuild_all(progress=None) -> int:
 def rebuild(episode_ids: Sequence[int]) -> None:
     """Delete and recompute the facts of these episodes (inside the caller's transaction)."""
     ids = list(episode_ids)
+    _count_cells(ids, -1)  # take the old facts out of the clinic counts
     for model in (OutcomeFact, BaselineFact):
         model.objects.filter(episode_id__in=ids).delete()
     EpisodeFact.objects.filter(episode_id__in=ids).delete()
@@ -167,6 +169,36 @@ def rebuild(episode_ids: Sequence[int]) -> None:
     oarsi = oarsi_responders(ids, infos)
     if oarsi is not None:
         OutcomeFact.objects.filter(pk__in=Subquery(oarsi.values("pk"))).update(oarsi=True)
+    _count_cells(ids, +1)
+
+
+def cell_rows(outcomes: QuerySet, sign: int) -> QuerySet:
+    """The outcome facts grouped into OutcomeCell keys, counted with `sign` (+1 to add, -1 to take out)."""
+    answered = Q(answered=True)
+    return (outcomes.annotate(
+        c_excused=_flag(~answered & Q(excused=True)),
+        c_window=Case(When(answered, then=Value(OutcomeCell.ANSWERED_WINDOW, output_field=DateField())),
+                      default=F("window_end"), output_field=DateField()),
+        c_has_score=_flag(Q(score__isnull=False)), c_score=Coalesce(F("score"), Value(0.0)),
+        c_has_base=_flag(Q(base__isnull=False)), c_base=Coalesce(F("base"), Value(0.0)))
+        .values("clinic_id", "time_point", "instrument", "answered", "converted", "c_excused", "c_window",
+                "c_has_score", "c_score", "c_has_base", "c_base")
+        .annotate(c_order=Min("time_point_order"), c_n=Sum(Value(sign)),
+                  c_oarsi=Sum(Case(When(oarsi=True, then=Value(sign)), default=Value(0))))
+        .order_by())
+
+
+def _count_cells(ids: Sequence[int], sign: int) -> None:
+    try:
+        sql, params = cell_rows(OutcomeFact.objects.filter(episode_id__in=ids), sign).query.sql_with_params()
+    except EmptyResultSet:
+        return
+    table, key = OutcomeCell._meta.db_table, ", ".join(OutcomeCell.KEY)
+    columns = f"{key}, time_point_order, n, oarsi"
+    with connection.cursor() as cursor:
+        cursor.execute(f"INSERT INTO {table} ({columns}) {sql} ON CONFLICT ({key}) DO UPDATE SET "
+                       f"n = {table}.n + excluded.n, oarsi = {table}.oarsi + excluded.oarsi, "
+                       f"time_point_order = excluded.time_point_order", params)
 
 
 def _insert(model, columns: list[str], rows: QuerySet) -> None:
@@ -246,7 +278,7 @@ def baseline_rows(ids: Sequence[int]) -> QuerySet:
 
 
 OUTCOME_COLUMNS = ["id", "episode_id", "clinic_id", "time_point", "time_point_order", "instrument", "due_date",
-                   "window_end", "answered", "score", "base", "conversion_date", "gone_date", "oarsi"]
+                   "window_end", "answered", "score", "base", "converted", "excused", "oarsi"]
 SCORED = Q(response__valid=True, response__score__isnull=False)
 
 
@@ -259,16 +291,21 @@ def outcome_rows(ids: Sequence[int], infos: dict[str, InstrumentInfo]) -> QueryS
             .annotate(bl=FilteredRelation("episode__baseline_facts", condition=Q(
                 episode__baseline_facts__instrument=F("instrument"))))
             .annotate(
-                f_answered=Case(When(response__isnull=False, then=Value(True)), default=Value(False),
-                                output_field=BooleanField()),
+                f_answered=_flag(Q(response__isnull=False)),
                 f_score=Case(When(SCORED, then=F("response__score")), default=Value(None), output_field=FloatField()),
                 f_base=Case(When(SCORED & Q(instrument__in=with_baseline) & ~Q(time_point="baseline"),
                                  then=F("bl__score")), default=Value(None), output_field=FloatField()),
+                f_converted=_flag(Q(episode__fact__conversion_date__lte=F("due_date"))),
+                f_excused=_flag(Q(episode__fact__gone_date__lte=F("due_date"))),
                 f_oarsi=Value(False, output_field=BooleanField()))
             .values_list("pk", "episode_id", "episode__fact__clinic_id", "time_point", "time_point_order",
                          "instrument", "due_date", "window_end", "f_answered", "f_score", "f_base",
-                         "episode__fact__conversion_date", "episode__fact__gone_date", "f_oarsi")
+                         "f_converted", "f_excused", "f_oarsi")
             .order_by())
+
+
+def _flag(condition: Q) -> Case:
+    return Case(When(condition, then=Value(True)), default=Value(False), output_field=BooleanField())
 
 
 # ------------------------------------------------------------------------------------------------ OMERACT-OARSI

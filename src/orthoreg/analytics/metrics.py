@@ -12,11 +12,11 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from django.db.models import BooleanField, Case, Count, F, Min, Q, QuerySet, Value, When
+from django.db.models import Count, Min, Q, QuerySet, Sum
 
 from orthoreg.instruments.definitions import DefinitionError, UnknownInstrument, available_codes, get_definition
 
-from .models import OutcomeFact
+from .models import OutcomeCell, OutcomeFact
 
 EPS = 1e-9  # tolerance of threshold comparisons (0.2 x 15 is 3.0000000000000004 in floating point)
 
@@ -60,25 +60,39 @@ def instrument_infos() -> dict[str, InstrumentInfo]:
 
 # --------------------------------------------------------------------------------------------- the row set
 
-def eligible_outcomes(members: QuerySet, *, as_of: dt.date, clinic_ids: list[int] | None = None) -> QuerySet:
-    """The eligible assessments (definitions.py) of the cohort `members` (EpisodeFact rows) as outcome facts,
-    annotated with `converted` (surgery after the index procedure, on or before the due date). With `clinic_ids`
-    the cohort is every treated episode of those clinics and `members` is not joined."""
-    rows = OutcomeFact.objects.all()
-    rows = (rows.filter(clinic_id__in=clinic_ids) if clinic_ids is not None
-            else rows.filter(episode_id__in=members.values("pk")))
-    return (rows.filter(Q(window_end__lt=as_of) | Q(answered=True))
-            .exclude(Q(answered=False) & Q(gone_date__lte=F("due_date")))
-            .annotate(converted=Case(When(conversion_date__lte=F("due_date"), then=Value(True)),
-                                     default=Value(False), output_field=BooleanField())))
+def eligible_outcomes(members: QuerySet, *, as_of: dt.date) -> QuerySet:
+    """The eligible assessments (definitions.py) of the cohort `members` (EpisodeFact rows) as outcome facts: those
+    answered, and those whose window closed before `as_of` unless the patient had died or withdrawn by the due
+    date."""
+    return (OutcomeFact.objects.filter(episode_id__in=members.values("pk"))
+            .filter(Q(answered=True) | Q(window_end__lt=as_of, excused=False)))
+
+
+CELL = ("time_point", "instrument", "answered", "converted", "score", "base")  # the order of the covering index
 
 
 def outcome_cells(rows: QuerySet) -> list[dict]:
     """The outcome table of the cohort as a frequency table, in one GROUP BY: how many eligible assessments there
-    are of each (time point, instrument, answered, score, baseline score, converted), and how many of them are
+    are of each (time point, instrument, answered, converted, score, baseline score), and how many of them are
     OMERACT-OARSI responders. Every count, mean, standard deviation, median and responder count of summaries.py is
-    exact arithmetic on these cells (a few thousand rows whatever the number of patients): the database does the
-    counting, nothing reads individual responses."""
-    return list(rows.values("time_point", "instrument", "base", "converted", a=F("answered"), s=F("score"))
-                .annotate(n=Count("pk"), order=Min("time_point_order"), oarsi=Count("pk", filter=Q(oarsi=True)))
-                .order_by())
+    exact arithmetic on these cells (a few tens of thousands of rows whatever the number of patients): the
+    database does the counting, nothing reads individual responses."""
+    cells = (rows.values(*CELL).annotate(n=Count("*"), order=Min("time_point_order"),
+                                         oarsi=Count("oarsi", filter=Q(oarsi=True))).order_by())
+    return [{"time_point": c["time_point"], "instrument": c["instrument"], "a": c["answered"],
+             "converted": c["converted"], "s": c["score"], "base": c["base"], "n": c["n"], "order": c["order"],
+             "oarsi": c["oarsi"]} for c in cells]
+
+
+def clinic_cells(clinic_ids: list[int], *, as_of: dt.date) -> list[dict]:
+    """The same frequency table as outcome_cells for every treated episode of whole clinics, read from the
+    clinics' counted cells (models.OutcomeCell) instead of one row per assessment."""
+    cells = (OutcomeCell.objects.filter(clinic_id__in=clinic_ids)
+             .filter(Q(answered=True) | Q(window_end__lt=as_of, excused=False))
+             .values("time_point", "instrument", "answered", "converted", "has_score", "score", "has_base", "base")
+             .annotate(total=Sum("n"), order=Min("time_point_order"), responders=Sum("oarsi"))
+             .filter(total__gt=0).order_by())
+    return [{"time_point": c["time_point"], "instrument": c["instrument"], "a": c["answered"],
+             "converted": c["converted"], "s": c["score"] if c["has_score"] else None,
+             "base": c["base"] if c["has_base"] else None, "n": c["total"], "order": c["order"],
+             "oarsi": c["responders"]} for c in cells]

@@ -72,16 +72,63 @@ class OutcomeFact(models.Model):
     answered = models.BooleanField()
     score = models.FloatField(null=True)  # the valid score of the answer
     base = models.FloatField(null=True)  # the baseline score of the instrument, for scored answers after baseline
-    conversion_date = models.DateField(null=True)  # the episode's (copied from EpisodeFact)
-    gone_date = models.DateField(null=True)  # the patient's (copied from EpisodeFact)
+    converted = models.BooleanField()  # the episode converted to surgery on or before the due date
+    excused = models.BooleanField()  # the patient had died or withdrawn on or before the due date
     oarsi = models.BooleanField(default=False)  # an OMERACT-OARSI responder (pain rows with score and baseline)
 
     class Meta:
         db_table = "analytics_outcome"
-        indexes = [models.Index(fields=["episode"], name="analytics_outcome_episode")]
+        indexes = [
+            models.Index(fields=["episode"], name="analytics_outcome_episode"),
+            # Covers the report's GROUP BY in its order, so SQLite streams the groups from the index instead of
+            # sorting a million rows (2.3 s -> 0.4 s at 100,000 patients).
+            models.Index(fields=["time_point", "instrument", "answered", "converted", "score", "base", "window_end",
+                                 "excused", "clinic_id", "oarsi", "time_point_order"],
+                         name="analytics_outcome_cells"),
+        ]
 
     def __str__(self) -> str:
         return f"outcome of assessment {self.id}"
+
+
+class OutcomeCell(models.Model):
+    """The outcome facts counted per clinic and cell: what a report of whole clinics reads (a few hundred
+    thousand rows at most, instead of one per assessment). Kept by facts.rebuild, which subtracts an episode's
+    old facts and adds its new ones in the same transaction.
+
+    An answered row's eligibility never changes: its cell is its score and baseline (`window_end` and `excused`
+    are fixed at ANSWERED_WINDOW and False). An unanswered row becomes eligible when its window closes unless the
+    patient had gone by then: its cell is that date and flag (no score). Unknown scores are has_score=False with
+    score 0, so every key column is NOT NULL and the cell is unique."""
+
+    ANSWERED_WINDOW = "0001-01-01"
+
+    clinic_id = models.BigIntegerField()
+    time_point = models.CharField(max_length=16)
+    instrument = models.CharField(max_length=40)
+    answered = models.BooleanField()
+    converted = models.BooleanField()
+    excused = models.BooleanField()
+    window_end = models.DateField()
+    has_score = models.BooleanField()
+    score = models.FloatField()
+    has_base = models.BooleanField()
+    base = models.FloatField()
+    time_point_order = models.PositiveSmallIntegerField()
+    n = models.BigIntegerField()
+    oarsi = models.BigIntegerField()
+
+    KEY = ("clinic_id", "time_point", "instrument", "answered", "converted", "excused", "window_end", "has_score",
+           "score", "has_base", "base")
+
+    class Meta:
+        db_table = "analytics_cell"
+        constraints = [models.UniqueConstraint(
+            fields=["clinic_id", "time_point", "instrument", "answered", "converted", "excused", "window_end",
+                    "has_score", "score", "has_base", "base"], name="analytics_cell_key")]
+
+    def __str__(self) -> str:
+        return f"{self.n} x {self.time_point} {self.instrument} (clinic {self.clinic_id})"
 
 
 class StaleEpisode(models.Model):

@@ -142,11 +142,15 @@ def _compute(f: CohortFilter, *, clinic_ids, as_of: dt.date) -> tuple[dict, list
     summary = cohort_summary(members)
     treated = summary["episodes"]
     everyone = None
-    if cohorts.clinics_only(f):  # the whole of some clinics: the outcome facts need no join to the cohort
+    if cohorts.clinics_only(f):  # the whole of some clinics: their counted cells give the outcome table
         everyone = list(Clinic.objects.filter(pk__in=list(clinic_ids), code__in=f.clinics).values_list(
             "pk", flat=True)) if f.clinics else list(clinic_ids)
-    rows = metrics.eligible_outcomes(members, as_of=as_of, clinic_ids=everyone)
-    cells = metrics.outcome_cells(rows) if treated else []
+    if not treated:
+        cells = []
+    elif everyone is not None:
+        cells = metrics.clinic_cells(everyone, as_of=as_of)
+    else:
+        cells = metrics.outcome_cells(metrics.eligible_outcomes(members, as_of=as_of))
     pairs = survival_pairs(members, as_of=as_of) if treated else []
     events = adverse_events(members) if treated else {
         "any": stats.proportion(0, 0).as_dict(), "serious": stats.proportion(0, 0).as_dict()}
