@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from orthoreg.analytics import cohorts, facts, selectors
 from orthoreg.analytics.filters import CohortFilter
-from orthoreg.analytics.models import BaselineFact, EpisodeFact, OutcomeCell, OutcomeFact, StaleEpisode
+from orthoreg.analytics.models import BaselineFact, EpisodeFact, FactsState, OutcomeCell, OutcomeFact, StaleEpisode
 from orthoreg.followup import services as followup
 from orthoreg.followup.models import Assessment
 from orthoreg.instruments.models import Response
@@ -236,6 +236,20 @@ def test_a_change_of_rules_rebuilds_every_fact(builder, settings):
     settings.ORTHOREG_ANALYTICS_OARSI = {"high_relative": 0.35}
     assert facts.refresh() == 1
     assert OutcomeFact.objects.filter(oarsi=True, time_point="6m").count() == 1
+    assert OutcomeCell.objects.get(time_point="6m", answered=True).oarsi == 1
+    assert_facts_match_a_rebuild()
+
+
+def test_facts_of_other_rules_are_replaced_not_subtracted(builder):
+    """Facts written under other rules (an upgrade) never reached today's clinic counts: they are forgotten."""
+    e = builder.episode(index_date=D(2025, 1, 1))
+    builder.assessment(e, "baseline", score=8)
+    facts.refresh()
+    OutcomeCell.objects.all().delete()
+    FactsState.objects.update(value="rules of an older version")
+    assert facts.refresh() == 1
+    assert OutcomeCell.objects.get().n == 1
+    assert_facts_match_a_rebuild()
 
 
 def test_a_report_reads_new_answers_without_any_step_between(builder, clinic):

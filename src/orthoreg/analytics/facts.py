@@ -84,7 +84,7 @@ def pending() -> int:
     return StaleEpisode.objects.count()
 
 
-RULES_VERSION = 4  # raise when the meaning of a fact changes: every fact is rebuilt on the next refresh
+RULES_VERSION = 1  # raise when the meaning of a fact changes: every fact is rebuilt on the next refresh
 
 
 def rules_stamp() -> str:
@@ -105,12 +105,15 @@ def _requeue_if_rules_changed() -> None:
         _lock()
         if FactsState.objects.filter(name="rules", value=stamp).exists():
             return  # another process did it while we waited
-        _queue_everything()
+        _wipe_and_queue_everything()
         FactsState.objects.update_or_create(name="rules", defaults={"value": stamp})
 
 
-def _queue_everything() -> None:
-    StaleEpisode.objects.all().delete()
+def _wipe_and_queue_everything() -> None:
+    """Forget every fact and queue every episode (facts computed under other rules cannot be taken out of the
+    clinic counts one by one)."""
+    for model in (EpisodeFact, BaselineFact, OutcomeFact, OutcomeCell, StaleEpisode):
+        model.objects.all().delete()
     with connection.cursor() as cursor:
         sql, params = Episode.objects.order_by().values("pk").query.sql_with_params()
         cursor.execute(f"INSERT INTO {StaleEpisode._meta.db_table} (episode_id) {sql}", params)
@@ -144,12 +147,10 @@ def refresh(progress=None) -> int:
 
 
 def rebuild_all(progress=None) -> int:
-    """Recompute every fact from the clinical tables: queue every episode, then refresh."""
+    """Recompute every fact from the clinical tables: forget them all, queue every episode, then refresh."""
     with transaction.atomic():
         _lock()
-        for model in (EpisodeFact, BaselineFact, OutcomeFact, OutcomeCell):
-            model.objects.all().delete()
-        _queue_everything()
+        _wipe_and_queue_everything()
     return refresh(progress)
 
 
