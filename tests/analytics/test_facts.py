@@ -214,7 +214,7 @@ def test_a_failed_rebuild_loses_nothing_from_the_queue(builder, monkeypatch):
     queued = set(StaleEpisode.objects.values_list("episode_id", flat=True))
     assert e.pk in queued
 
-    def broken(ids):
+    def broken(ids, **kwargs):
         EpisodeFact.objects.filter(episode_id__in=ids).delete()
         raise RuntimeError("disk full")
 
@@ -289,3 +289,28 @@ def test_assessments_planned_in_bulk_reach_the_facts(scheduled):
     assert followup.episode_schedule(episode=e).created > 0
     assert_facts_match_a_rebuild()
     assert OutcomeFact.objects.filter(episode=e, time_point=last).exists()
+
+
+def test_a_rebuild_interrupted_midway_finishes_on_the_next_refresh(builder, monkeypatch):
+    """A full rebuild recounts the clinic cells once the queue is empty; if it stops halfway (a crash, a killed
+    command) the next refresh takes up the rest and still recounts."""
+    for n in range(5):
+        e = builder.episode(index_date=D(2025, 1, 1) + dt.timedelta(days=n))
+        builder.assessment(e, "baseline", score=8)
+        builder.assessment(e, "6m", score=n)
+    facts.refresh()
+    kept = snapshot()
+    monkeypatch.setattr(facts, "CHUNK", 2)
+    calls = []
+
+    def stop_after_two_chunks(n):
+        calls.append(n)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        facts.rebuild_all(progress=stop_after_two_chunks)
+    assert StaleEpisode.objects.count() == 1 and FactsState.objects.filter(name="cells").exists()
+    assert facts.refresh() == 1
+    assert not FactsState.objects.filter(name="cells").exists()
+    assert snapshot() == kept

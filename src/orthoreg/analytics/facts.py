@@ -97,26 +97,35 @@ def rules_stamp() -> str:
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
-def _requeue_if_rules_changed() -> None:
-    stamp = rules_stamp()
-    if FactsState.objects.filter(name="rules", value=stamp).exists():
-        return
+def _replace_everything(stamp: str, *, force: bool = False) -> None:
+    """Forget every fact and queue every episode, to be rebuilt under the rules `stamp`; the clinic counts are
+    recounted in one pass once the queue is empty (facts computed under other rules cannot be taken out of them one
+    by one, and counting a whole registry at once is much faster than chunk by chunk)."""
     with transaction.atomic():
         _lock()
-        if FactsState.objects.filter(name="rules", value=stamp).exists():
+        if not force and FactsState.objects.filter(name="rules", value=stamp).exists():
             return  # another process did it while we waited
-        _wipe_and_queue_everything()
+        for model in (EpisodeFact, BaselineFact, OutcomeFact, OutcomeCell, StaleEpisode):
+            model.objects.all().delete()
+        with connection.cursor() as cursor:
+            sql, params = Episode.objects.order_by().values("pk").query.sql_with_params()
+            cursor.execute(f"INSERT INTO {StaleEpisode._meta.db_table} (episode_id) {sql}", params)
         FactsState.objects.update_or_create(name="rules", defaults={"value": stamp})
+        FactsState.objects.update_or_create(name="cells", defaults={"value": "recount when the queue is empty"})
 
 
-def _wipe_and_queue_everything() -> None:
-    """Forget every fact and queue every episode (facts computed under other rules cannot be taken out of the
-    clinic counts one by one)."""
-    for model in (EpisodeFact, BaselineFact, OutcomeFact, OutcomeCell, StaleEpisode):
-        model.objects.all().delete()
-    with connection.cursor() as cursor:
-        sql, params = Episode.objects.order_by().values("pk").query.sql_with_params()
-        cursor.execute(f"INSERT INTO {StaleEpisode._meta.db_table} (episode_id) {sql}", params)
+def _recount_cells() -> None:
+    """Count the clinic cells from every outcome fact in one statement (after _replace_everything)."""
+    with transaction.atomic():
+        _lock()
+        if not FactsState.objects.filter(name="cells").exists():
+            return  # another process did it while we waited
+        OutcomeCell.objects.all().delete()
+        sql, params = cell_rows(OutcomeFact.objects.all(), +1).query.sql_with_params()
+        columns = ", ".join((*OutcomeCell.KEY, "time_point_order", "n", "oarsi"))
+        with connection.cursor() as cursor:
+            cursor.execute(f"INSERT INTO {OutcomeCell._meta.db_table} ({columns}) {sql}", params)
+        FactsState.objects.filter(name="cells").delete()
 
 
 def _lock() -> None:
@@ -129,37 +138,45 @@ def _lock() -> None:
 def refresh(progress=None) -> int:
     """Rebuild the facts of every queued episode (of every episode when the rules changed, see rules_stamp);
     returns how many were rebuilt. `progress(n)` is called after each chunk. Two queries when nothing is queued."""
-    _requeue_if_rules_changed()
-    if not StaleEpisode.objects.exists():
-        return 0
+    state = dict(FactsState.objects.values_list("name", "value"))
+    stamp = rules_stamp()
+    if state.get("rules") != stamp:
+        _replace_everything(stamp)
+        state = dict(FactsState.objects.values_list("name", "value"))
+    recount = "cells" in state
     done = 0
-    while True:
-        with transaction.atomic():
-            _lock()
-            ids = list(StaleEpisode.objects.order_by("episode_id").values_list("episode_id", flat=True)[:CHUNK])
-            if not ids:
-                return done
-            StaleEpisode.objects.filter(episode_id__in=ids).delete()
-            rebuild(ids)
-        done += len(ids)
-        if progress:
-            progress(len(ids))
+    if StaleEpisode.objects.exists():
+        while True:
+            with transaction.atomic():
+                _lock()
+                ids = list(StaleEpisode.objects.order_by("episode_id").values_list("episode_id", flat=True)[:CHUNK])
+                if not ids:
+                    break
+                recount = FactsState.objects.filter(name="cells").exists()
+                StaleEpisode.objects.filter(episode_id__in=ids).delete()
+                rebuild(ids, count_cells=not recount)
+            done += len(ids)
+            if progress:
+                progress(len(ids))
+    if recount:
+        _recount_cells()
+    return done
 
 
 def rebuild_all(progress=None) -> int:
     """Recompute every fact from the clinical tables: forget them all, queue every episode, then refresh."""
-    with transaction.atomic():
-        _lock()
-        _wipe_and_queue_everything()
+    _replace_everything(rules_stamp(), force=True)
     return refresh(progress)
 
 
 # ------------------------------------------------------------------------------------------------ rebuilding
 
-def rebuild(episode_ids: Sequence[int]) -> None:
-    """Delete and recompute the facts of these episodes (inside the caller's transaction)."""
+def rebuild(episode_ids: Sequence[int], *, count_cells: bool = True) -> None:
+    """Delete and recompute the facts of these episodes (inside the caller's transaction), keeping the clinic
+    counts in step unless they are to be recounted whole (`count_cells=False`)."""
     ids = list(episode_ids)
-    _count_cells(ids, -1)  # take the old facts out of the clinic counts
+    if count_cells:
+        _count_cells(ids, -1)  # take the old facts out of the clinic counts
     for model in (OutcomeFact, BaselineFact):
         model.objects.filter(episode_id__in=ids).delete()
     EpisodeFact.objects.filter(episode_id__in=ids).delete()
@@ -170,7 +187,8 @@ def rebuild(episode_ids: Sequence[int]) -> None:
     oarsi = oarsi_responders(ids, infos)
     if oarsi is not None:
         OutcomeFact.objects.filter(pk__in=Subquery(oarsi.values("pk"))).update(oarsi=True)
-    _count_cells(ids, +1)
+    if count_cells:
+        _count_cells(ids, +1)
 
 
 def cell_rows(outcomes: QuerySet, sign: int) -> QuerySet:
