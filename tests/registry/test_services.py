@@ -129,6 +129,17 @@ def test_conversion_to_surgery_is_derived(index_procedure):
     assert before.pk
 
 
+def test_after_a_surgical_index_a_later_surgery_is_its_conversion(episode):
+    """One rule in Python and in the database: a fusion after an index cheilectomy is the second procedure."""
+    services.procedure_record(episode=episode, date=TODAY() - dt.timedelta(days=500), kind="cheilectomy",
+                              is_index=True)
+    assert selectors.conversion_for(episode) is None
+    fusion = services.procedure_record(episode=episode, date=TODAY() - dt.timedelta(days=100),
+                                       kind="first_mtp_arthrodesis")
+    assert selectors.conversion_for(episode) == fusion
+    assert selectors.episodes_with_outcome_dates().get(pk=episode.pk).conversion_date == fusion.date
+
+
 def test_adverse_event_cannot_precede_its_procedure(index_procedure):
     with pytest.raises(ValidationError) as info:
         services.adverse_event_record(procedure=index_procedure, date=index_procedure.date - dt.timedelta(days=1),

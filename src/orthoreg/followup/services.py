@@ -59,7 +59,8 @@ def _cutoff(episode: Episode, index: Procedure | None) -> tuple[dt.date | None, 
 
 
 def _conversion(episode: Episode, index: Procedure | None) -> Procedure | None:
-    if index is None or index.kind in SURGICAL_KINDS:
+    """The conversion to surgery (registry.selectors.conversion_for's rule)."""
+    if index is None:
         return None
     return (episode.procedures.filter(kind__in=SURGICAL_KINDS, date__gt=index.date, is_index=False)
             .order_by("date", "id").first())

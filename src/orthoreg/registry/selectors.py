@@ -36,10 +36,12 @@ def episodes_with_outcome_dates(queryset: QuerySet[Episode] | None = None) -> Qu
 
 
 def conversion_for(episode: Episode, procedures: list[Procedure] | None = None) -> Procedure | None:
-    """The conversion to surgery of an episode: its first surgical procedure after the index procedure."""
+    """The conversion to surgery of an episode: its first surgical procedure dated after the index procedure,
+    other than the index itself (after a surgical index, e.g. a cheilectomy, a later fusion is the second
+    procedure that counts as its failure). The same rule as conversion_date_subquery, in Python."""
     procs = procedures if procedures is not None else list(episode.procedures.all())
     index = next((p for p in procs if p.is_index), None)
-    if index is None or index.kind in SURGICAL_KINDS:
+    if index is None:
         return None
     later = [p for p in procs if p.kind in SURGICAL_KINDS and p.date > index.date and not p.is_index]
     return min(later, key=lambda p: (p.date, p.pk)) if later else None
