@@ -135,15 +135,21 @@ def _lock() -> None:
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", [LOCK_KEY])
 
 
-def refresh(progress=None) -> int:
-    """Rebuild the facts of every queued episode (of every episode when the rules changed, see rules_stamp);
-    returns how many were rebuilt. `progress(n)` is called after each chunk. Two queries when nothing is queued."""
+def check_rules() -> dict[str, str]:
+    """Replace every fact when the rules changed since they were computed (rules_stamp); returns the facts'
+    state (FactsState as a dict)."""
     state = dict(FactsState.objects.values_list("name", "value"))
     stamp = rules_stamp()
     if state.get("rules") != stamp:
         _replace_everything(stamp)
         state = dict(FactsState.objects.values_list("name", "value"))
-    recount = "cells" in state
+    return state
+
+
+def refresh(progress=None) -> int:
+    """Rebuild the facts of every queued episode (of every episode when the rules changed, see rules_stamp);
+    returns how many were rebuilt. `progress(n)` is called after each chunk. Two queries when nothing is queued."""
+    recount = "cells" in check_rules()
     done = 0
     if StaleEpisode.objects.exists():
         while True:

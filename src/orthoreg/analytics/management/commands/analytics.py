@@ -8,6 +8,7 @@ from tqdm import tqdm
 
 from orthoreg.analytics import facts
 from orthoreg.analytics.models import EpisodeFact, OutcomeFact
+from orthoreg.registry.models import Episode
 
 
 class Command(BaseCommand):
@@ -21,7 +22,9 @@ class Command(BaseCommand):
     def handle(self, *args, action, no_progress, **options):
         started = time.perf_counter()
         if action != "status":
-            total = facts.pending() if action == "refresh" else None
+            if action == "refresh":
+                facts.check_rules()  # a change of rules queues every episode: count them in the bar
+            total = facts.pending() if action == "refresh" else Episode.objects.count()
             with tqdm(total=total, unit="episode", desc=f"analytics {action}", disable=no_progress,
                       file=self.stderr._out, dynamic_ncols=True) as bar:
                 if action == "refresh":
