@@ -56,6 +56,7 @@ from .metrics import EPS, InstrumentInfo, instrument_infos
 from .models import BaselineFact, EpisodeFact, FactsState, OutcomeCell, OutcomeFact, StaleEpisode
 
 CHUNK = 5000  # episodes rebuilt per transaction
+ANALYZE_EVERY = 20  # chunks of a large refresh between two ANALYZEs of the fact tables (PostgreSQL)
 LOCK_KEY = 0x6F72_7468  # PostgreSQL advisory lock of the refresh ("orth")
 
 # A grade recorded up to this many days after the index procedure still describes the joint that was treated
@@ -128,6 +129,15 @@ def _recount_cells() -> None:
         FactsState.objects.filter(name="cells").delete()
 
 
+def _analyze() -> None:
+    """Refresh PostgreSQL's statistics of the fact tables. Without it a rebuild that starts from empty tables
+    is planned as if they were still empty (whole-table scans for every chunk: 900 -> 300 episodes/s at 1M)."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            for model in (EpisodeFact, BaselineFact, OutcomeFact):
+                cursor.execute(f"ANALYZE {model._meta.db_table}")
+
+
 def _lock() -> None:
     """Serialize refreshes until the end of the transaction (PostgreSQL; SQLite's write lock does it there)."""
     if connection.vendor == "postgresql":
@@ -150,9 +160,12 @@ def refresh(progress=None) -> int:
     """Rebuild the facts of every queued episode (of every episode when the rules changed, see rules_stamp);
     returns how many were rebuilt. `progress(n)` is called after each chunk. Two queries when nothing is queued."""
     recount = "cells" in check_rules()
-    done = 0
+    done = chunks = 0
     if StaleEpisode.objects.exists():
         while True:
+            if chunks % ANALYZE_EVERY == 1 and done == chunks * CHUNK:  # a large refresh, the tables grow:
+                _analyze()  # keep the planner's estimates true
+            chunks += 1
             with transaction.atomic():
                 _lock()
                 ids = list(StaleEpisode.objects.order_by("episode_id").values_list("episode_id", flat=True)[:CHUNK])
