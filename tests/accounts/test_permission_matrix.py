@@ -7,6 +7,7 @@ A new route without a decision in ROUTES fails test_every_route_has_a_decision.
 from __future__ import annotations
 
 import datetime as dt
+import io
 from dataclasses import dataclass, field
 
 import pytest
@@ -154,7 +155,7 @@ class World:
 
         today = timezone.localdate()
         self.patient = registry.patient_create(
-            clinic=clinic, mrn=f"{clinic.code}-1", given_name="Ida", family_name=f"Matrix{clinic.code}",
+            clinic=clinic, mrn=f"MRN{clinic.code.upper()}40917", given_name="Ida", family_name=f"Matrix{clinic.code}",
             birth_date=dt.date(1980, 2, 2), email=f"ida@{clinic.code}.example.org", consent_registry=True,
             consent_date=dt.date(2024, 1, 1), consent_version="1")
         self.episode = registry.episode_create(patient=self.patient, body_site="first_mtp", side="left",
@@ -258,6 +259,17 @@ def test_anonymous_reaches_only_public_routes(db, default_protocols):
             assert not reached(response), f"{name} reached anonymously"
 
 
+def readable_text(response) -> str:
+    """What a person could read in a response: a PDF's extracted text (its streams are compressed, so the
+    raw bytes would hide a name), a streamed download's whole content, or the body."""
+    raw = b"".join(response.streaming_content) if getattr(response, "streaming", False) else response.content
+    if response.get("Content-Type", "").startswith("application/pdf"):
+        from pypdf import PdfReader
+
+        return "\n".join(page.extract_text() or "" for page in PdfReader(io.BytesIO(raw)).pages)
+    return raw.decode(errors="ignore")
+
+
 def test_researcher_cannot_reach_a_name_anywhere(db, default_protocols):
     clinic = Clinic.objects.create(code="a", name="A")
     world = World(clinic)
@@ -267,6 +279,19 @@ def test_researcher_cannot_reach_a_name_anywhere(db, default_protocols):
         if rule.method != "GET" or route == "survey":
             continue
         response = call(client, route, rule, world)
-        body = response.content.decode(errors="ignore") if not getattr(response, "streaming", False) else ""
-        assert name not in body and world.patient.mrn not in body, route
+        body = readable_text(response)
+        assert name not in body, route
+        assert world.patient.mrn not in body, route
+        assert world.patient.email not in body, route
     assert Patient.objects.filter(family_name=name).exists()
+
+
+def test_readable_text_reads_what_a_pdf_says(db, default_protocols):
+    """The scan above is only worth something if it can see text inside a PDF: the case report a clinician
+    downloads names the patient by initials, and readable_text finds them."""
+    clinic = Clinic.objects.create(code="a", name="A")
+    world = World(clinic)
+    client = verified_client(make_user("doc", Role.CLINICIAN, clinic))
+    response = call(client, "reports:case_pdf", ROUTES["reports:case_pdf"], world)
+    assert response.status_code == 200
+    assert f"Case report: {world.patient.initials}" in readable_text(response)
