@@ -13,8 +13,9 @@ from orthoreg.accounts import access
 
 from .models import Assessment, Invitation, WorkerRun
 
-TABS = [("due", "Due this week"), ("overdue", "Overdue"), ("missed", "Missed"), ("completed", "Completed"),
-        ("failed", "Sending failed")]
+TABS = [("due", "Due this week"), ("open", "Open, due later"), ("overdue", "Overdue"), ("missed", "Missed"),
+        ("completed", "Completed"), ("failed", "Sending failed")]
+WEEK = dt.timedelta(days=7)
 
 
 def worklist(*, user, tab: str, clinic: str = "", today: dt.date | None = None) -> QuerySet:
@@ -29,9 +30,10 @@ def worklist(*, user, tab: str, clinic: str = "", today: dt.date | None = None) 
     if clinic:
         qs = qs.filter(patient__clinic__code=clinic)
     scheduled = Q(status=Assessment.Status.SCHEDULED)
-    if tab == "due":
-        qs = qs.filter(scheduled, window_start__lte=today + dt.timedelta(days=7), due_date__gte=today,
-                       window_end__gte=today)
+    if tab == "due":  # the due date falls in the coming seven days
+        qs = qs.filter(scheduled, due_date__gte=today, due_date__lte=today + WEEK, window_end__gte=today)
+    elif tab == "open":  # the window is open (its invitation may be out) but the due date is further off
+        qs = qs.filter(scheduled, window_start__lte=today, due_date__gt=today + WEEK)
     elif tab == "overdue":
         qs = qs.filter(scheduled, due_date__lt=today, window_end__gte=today)
     elif tab == "missed":
