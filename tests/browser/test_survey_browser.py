@@ -27,7 +27,13 @@ def test_patient_answers_on_a_phone(browser, live_server, episode, settings):
     assert page.locator("text=Questionnaire 1 of 4").is_visible()
     # No horizontal scrolling on a phone
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
-    page.fill("input[name=item_1]", "3")
+    # The 0-10 pain rating is a row of numbered buttons: tap 3, then move to 4 with the keyboard.
+    page.locator(".options.scale label", has_text=re.compile(r"^3$")).tap()
+    assert page.locator("input[name=item_1][value='3']").is_checked()
+    page.keyboard.press("ArrowRight")
+    assert page.locator("input[name=item_1][value='4']").is_checked()
+    box = page.locator(".options.scale label").first.bounding_box()
+    assert box["width"] >= 44 and box["height"] >= 44  # tap targets of at least 44 px
     screenshot(page, "survey-phone-1")
     page.click("button:has-text('Next')")
     for _ in range(6):
@@ -47,6 +53,7 @@ def test_patient_answers_on_a_phone(browser, live_server, episode, settings):
         page.wait_for_load_state()
     assert page.locator("text=Thank you!").is_visible()
     assert Response.objects.filter(episode=episode, time_point="6m").count() == 4
+    assert Response.objects.get(episode=episode, time_point="6m", instrument="nprs").score == 4
     page.goto(link)
     assert page.locator("text=already been answered").is_visible()
     context.close()

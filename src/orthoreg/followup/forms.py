@@ -14,24 +14,37 @@ def field_name(item: Item) -> str:
     return f"item_{item.number}"
 
 
-class InstrumentForm(forms.Form):
-    """Answers to one instrument. `complete=False` (save and continue later) lets required items stay empty."""
+def _is_short_scale(item: Item) -> bool:
+    """A numeric item with whole-number ends at most ten steps apart (the 0-10 pain rating)."""
+    low, high = item.minimum, item.maximum
+    return (low is not None and high is not None and float(low).is_integer() and float(high).is_integer()
+            and 0 < high - low <= 10)
 
-    def __init__(self, *args, definition: Definition, complete: bool = True, **kwargs):
+
+class InstrumentForm(forms.Form):
+    """Answers to one instrument. `complete=False` (save and continue later) lets required items stay empty.
+    `scales=True` (the patient's page) shows a short numeric range as a row of numbered buttons; staff keep the
+    number box, which also takes a decimal from a paper form."""
+
+    def __init__(self, *args, definition: Definition, complete: bool = True, scales: bool = False, **kwargs):
         super().__init__(*args, **kwargs)
         self.definition = definition
         self.complete = complete
         for item in definition.items:
-            self.fields[field_name(item)] = self._field(item)
+            self.fields[field_name(item)] = self._field(item, scales)
 
     @staticmethod
-    def _field(item: Item) -> forms.Field:
+    def _field(item: Item, scales: bool) -> forms.Field:
         if item.type == "choice":
             choices = [(format_number(o.value), o.display) for o in item.scored_options]
             if item.has_not_applicable:
                 choices.append((NOT_APPLICABLE, next(o.display for o in item.options if o.not_applicable)))
             return forms.ChoiceField(label=item.text, choices=choices, required=False,
                                      widget=forms.RadioSelect(attrs={"class": "choice"}))
+        if scales and _is_short_scale(item):  # 0 to 10: a row of numbered buttons, the way a patient expects to answer
+            whole = range(int(item.minimum), int(item.maximum) + 1)
+            return forms.ChoiceField(label=item.text, choices=[(str(n), str(n)) for n in whole], required=False,
+                                     widget=forms.RadioSelect(attrs={"class": "scale"}))
         step = "1" if item.type == "integer" else "0.1"
         return forms.CharField(
             label=item.text, required=False, max_length=12,

@@ -51,7 +51,7 @@ def survey(request, token: str):
     action = request.POST.get("action", "submit")
     saved = False
     if request.method == "POST":
-        form = InstrumentForm(request.POST, definition=definition, complete=(action != "save"))
+        form = InstrumentForm(request.POST, definition=definition, complete=(action != "save"), scales=True)
         if action == "save":
             services.assessment_save_draft(assessment=current, answers=form.draft)
             saved = True
@@ -65,7 +65,7 @@ def survey(request, token: str):
                 finished = not services.open_assessments(invitation)
                 return redirect("survey_done") if finished else redirect("survey", token=token)
     else:
-        form = InstrumentForm(initial=InstrumentForm.initial_from(current.draft), definition=definition)
+        form = InstrumentForm(initial=InstrumentForm.initial_from(current.draft), definition=definition, scales=True)
     done = total - len(pending)
     context = {"invitation": invitation, "clinic": invitation.patient.clinic, "definition": definition,
                "form": form, "assessment": current, "step": done + 1, "total": total, "saved": saved,
