@@ -56,7 +56,7 @@ def trajectory_figure(trajectory: Trajectory, *, width: float = 4.6, height: flo
         ax.xaxis.set_major_locator(locator)
         ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
         if len(points) == 1:
-            ax.set_xlim(xs[0] - dt.timedelta(days=30), xs[0] + dt.timedelta(days=30))
+            ax.set_xlim(xs[0] - dt.timedelta(days=75), xs[0] + dt.timedelta(days=75))  # month ticks
     else:
         ax.text(0.5, 0.5, "no scores yet", transform=ax.transAxes, ha="center", va="center", color=MUTED)
         ax.set_xticks([])
