@@ -93,6 +93,38 @@ def test_monochrome1_is_inverted_for_display_and_measurement(small_phantom):
     assert np.corrcoef(mono1.intensities.ravel(), mono2.intensities.ravel())[0, 1] > 0.999
 
 
+def _with_presentation_lut_shape(data: bytes, shape: str) -> bytes:
+    import pydicom
+
+    ds = pydicom.dcmread(io.BytesIO(data))
+    ds.PresentationLUTShape = shape
+    out = io.BytesIO()
+    ds.save_as(out, enforce_file_format=True)
+    return out.getvalue()
+
+
+def test_monochrome2_with_inverse_presentation_lut_is_inverted_for_display_and_measurement(small_phantom):
+    plain = load_image(_dicom(small_phantom.pixels, window=None))
+    # Stored with bone dark, MONOCHROME2, and a Presentation LUT Shape saying the display is inverted.
+    stored = (2 ** 12 - 1 - small_phantom.pixels.astype(np.int64)).astype(np.uint16)
+    loaded = load_image(_with_presentation_lut_shape(_dicom(stored, window=None), "INVERSE"))
+    assert loaded.photometric == "MONOCHROME2"
+    assert "inverted (Presentation LUT Shape INVERSE)" in loaded.window
+    assert np.abs(loaded.display.astype(int) - plain.display.astype(int)).max() <= 1  # bone white
+    assert np.corrcoef(loaded.intensities.ravel(), plain.intensities.ravel())[0, 1] > 0.999  # bone bright
+
+
+def test_monochrome1_is_inverted_once_whatever_its_presentation_lut_shape(small_phantom):
+    mono1 = _dicom(small_phantom.pixels, photometric="MONOCHROME1", window=None)  # says INVERSE
+    inverse = load_image(mono1)
+    identity = load_image(_with_presentation_lut_shape(mono1, "IDENTITY"))
+    plain = load_image(_dicom(small_phantom.pixels, window=None))
+    for loaded in (inverse, identity):
+        assert np.abs(loaded.display.astype(int) - plain.display.astype(int)).max() <= 1
+        np.testing.assert_array_equal(loaded.intensities, inverse.intensities)
+        assert "inverted" not in loaded.window
+
+
 @pytest.mark.parametrize("bits", [8, 10, 12, 14, 16])
 def test_bit_depths_8_to_16(bits):
     pixels = _ramp(bits)

@@ -1,9 +1,10 @@
 """Read a radiograph from bytes: DICOM (pydicom), PNG or JPEG (Pillow).
 
 Pure (no Django). `load_image` returns the pixel values to measure on (bone bright, whatever the
-photometric interpretation), an 8-bit display rendition (the file's own window/level or VOI LUT,
-MONOCHROME1 inverted) and the header facts the registry keeps. Anything it cannot read raises
-ImageReadError with a message meant for the person who uploaded the file, never another exception.
+photometric interpretation), an 8-bit display rendition (the file's own window/level or VOI LUT;
+MONOCHROME1, and MONOCHROME2 with Presentation LUT Shape INVERSE, inverted) and the header facts the
+registry keeps. Anything it cannot read raises ImageReadError with a message meant for the person who
+uploaded the file, never another exception.
 """
 
 from __future__ import annotations
@@ -276,11 +277,26 @@ def _load_dicom(data: bytes, max_pixels: int, *, has_preamble: bool) -> LoadedIm
 
     values = np.asarray(apply_modality_lut(pixels, ds), dtype=np.float32)
     unit, window = _voi(values, ds)
-    invert = photometric == "MONOCHROME1"
+    invert = _inverted(photometric, ds)
+    if invert and photometric == "MONOCHROME2":
+        window = f"{window}, inverted (Presentation LUT Shape INVERSE)"
     display = render.to_uint8(unit, invert=invert)
     intensities = (np.float32(values.max()) - values) if invert else values
     return LoadedImage(FORMAT_DICOM, intensities, display, bits_stored, photometric, spacing, spacing_messages,
                        window, header)
+
+
+def _inverted(photometric: str, ds) -> bool:
+    """Whether the lowest value is shown white (and so measured as least dense).
+
+    MONOCHROME1 is always inverted: PS3.3 C.11.6.1.1 pairs it with Presentation LUT Shape INVERSE, which
+    accounts for the MONOCHROME1 itself and is not a second inversion (a MONOCHROME1 file wrongly saying
+    IDENTITY is still shown inverted). MONOCHROME2 is inverted when its Presentation LUT Shape says INVERSE.
+    """
+    if photometric == "MONOCHROME1":
+        return True
+    shape = ds.get("PresentationLUTShape", "")
+    return str(shape or "").strip().upper() == "INVERSE"
 
 
 def _voi(values: np.ndarray, ds) -> tuple[np.ndarray, str]:
