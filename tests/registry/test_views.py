@@ -190,3 +190,34 @@ def test_change_history_shows_who_changed_what(clinician_client, clinician, pati
     body = clinician_client.get(reverse("registry:patient_history", args=[patient.pk])).content.decode()
     assert "family_name" in body and "Fox → Foxe" in body
     assert "doc" in body
+
+
+def test_grade_form_keeps_zero_findings(clinician_client, episode):
+    """0 degrees of dorsiflexion is a finding (grade 3 motion), not an empty field."""
+    response = clinician_client.post(reverse("registry:grade_create", args=[episode.pk]),
+                                     {"system": "coughlin_shurnas", "date": timezone.localdate().isoformat(),
+                                      "dorsiflexion": "0", "radiograph": "1", "clinical": "0"})
+    assert response.status_code == 302
+    grade = episode.grades.get()
+    assert grade.inputs == {"dorsiflexion": 0, "radiograph": 1, "clinical": 0}
+    assert grade.suggested_grade == 3 and grade.discordant
+
+
+def test_a_recorded_cheilectomy_flags_the_grade(clinician_client, episode):
+    day = timezone.localdate()
+    services.procedure_record(episode=episode, date=day - dt.timedelta(days=700), kind="cheilectomy")
+    response = clinician_client.post(reverse("registry:grade_create", args=[episode.pk]),
+                                     {"system": "coughlin_shurnas", "date": day.isoformat(), "radiograph": "2"})
+    assert response.status_code == 302
+    grade = episode.grades.get()
+    assert grade.inputs["prior_cheilectomy"] is True
+    assert any("cheilectomy" in flag for flag in grade.flags)
+
+
+def test_a_calculator_error_lands_on_its_field(clinician_client, episode):
+    response = clinician_client.post(reverse("registry:grade_create", args=[episode.pk]),
+                                     {"system": "coughlin_shurnas", "date": timezone.localdate().isoformat(),
+                                      "dorsiflexion": "20", "other_side_dorsiflexion": "0"})
+    assert response.status_code == 400
+    form = response.context["form"]
+    assert "other_side_dorsiflexion" in form.errors, form.errors

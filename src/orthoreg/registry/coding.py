@@ -7,6 +7,8 @@ condition + body site + side and never typed twice.
 
 from __future__ import annotations
 
+import re
+
 from django.db import models
 
 
@@ -100,6 +102,34 @@ def _site_group(site: str) -> str:
 def icd10_for(condition: str, site: str, side: str) -> str:
     """The ICD-10-CM code for a condition at a site and side, or "" where none is mapped."""
     return _ICD10.get((str(condition), _site_group(site), str(side)), "")
+
+
+ICD10_FORMAT = re.compile(r"^[A-TV-Z][0-9][0-9AB](\.[0-9A-Z]{1,4})?$")
+
+
+def icd10_problem(code: str, condition: str, site: str, side: str) -> str:
+    """Why a typed ICD-10-CM code cannot stand on this episode ("" when it can).
+
+    A code is derived wherever condition, site and side map to one (then it must be that one); elsewhere a
+    typed code must look like ICD-10-CM, must not be a code this table gives to another condition or site
+    (a left-over from an edit), and must not name a side the episode does not have."""
+    if not code:
+        return ""
+    if not ICD10_FORMAT.match(code):
+        return f"{code} is not an ICD-10-CM code (a letter, two characters, then optionally a dot and up to four)."
+    for (mapped_condition, mapped_site, mapped_side), mapped in _ICD10.items():
+        if mapped != code:
+            continue
+        if mapped_condition != str(condition) or mapped_site != _site_group(site):
+            return (f"{code} is the code for {ICD10_LABELS.get(code, 'another condition').lower()}, not for this "
+                    f"episode: clear it or enter the code that fits.")
+        if mapped_side != str(side):
+            return f"{code} is a {mapped_side} code but this episode is {side}."
+    categories = sorted({mapped.split(".")[0] for (c, g, _), mapped in _ICD10.items()
+                         if c == str(condition) and g == _site_group(site)})
+    if categories and code.split(".")[0] not in categories:
+        return f"{code} is not a code of this condition at this site (expected {' or '.join(categories)}.x)."
+    return ""
 
 
 def icd10_side(code: str) -> str | None:

@@ -96,7 +96,10 @@ class GradeForm(forms.Form):
     def inputs(self) -> dict:
         data = self.cleaned_data
         names = self.CS_INPUTS if data.get("system") == Grade.System.COUGHLIN_SHURNAS else self.KL_INPUTS
-        return {name: data.get(name) for name in names if data.get(name) not in (None, "", False)}
+        # 0 is a finding (0 degrees of dorsiflexion, radiograph grade 0); only an empty field or an unticked box
+        # is left out. `0 == False` in Python, so the test is on identity, never on membership.
+        return {name: value for name in names
+                if (value := data.get(name)) is not None and value != "" and value is not False}
 
     def suggestion(self) -> grading.GradeSuggestion | None:
         try:

@@ -208,8 +208,10 @@ class Episode(models.Model):
                     f"the code for it is {derived}.")
             else:
                 errors["icd10_code"] = f"{self.icd10_code} does not match this condition, site and side ({derived})."
-        if self.icd10_code and not derived and coding.icd10_side(self.icd10_code) not in (None, self.side):
-            errors["icd10_code"] = f"{self.icd10_code} is a {coding.icd10_side(self.icd10_code)} code but this episode is {self.side}."
+        if self.icd10_code and not derived:
+            problem = coding.icd10_problem(self.icd10_code, self.condition, self.body_site, self.side)
+            if problem:
+                errors["icd10_code"] = problem
         if self.onset_date and self.onset_date > timezone.localdate():
             errors["onset_date"] = "Onset cannot be in the future."
         if self.onset_date and self.patient_id and self.onset_date < self.patient.birth_date:

@@ -16,6 +16,7 @@ from orthoreg.accounts.models import AuditEvent
 from orthoreg.accounts.services import audit_record
 
 from . import grading
+from .coding import ProcedureKind
 from .models import AdverseEvent, Clinic, Episode, Exam, Grade, Note, Patient, Procedure
 
 # Sent after an index procedure is created or changed (date, flag), and after a patient's status changes,
@@ -92,10 +93,14 @@ def grade_record(*, episode: Episode, system: str, date, inputs: dict, grade: in
 
     When the clinician gives no grade, the suggestion becomes the grade of record.
     """
+    if (system == Grade.System.COUGHLIN_SHURNAS and not inputs.get("prior_cheilectomy") and date is not None
+            and episode.procedures.filter(kind=ProcedureKind.CHEILECTOMY, date__lte=date).exists()):
+        inputs = {**inputs, "prior_cheilectomy": True}  # the record says so: the osteophyte criteria have changed
     try:
         suggestion = grading.suggest(system, inputs)
     except grading.GradeInputError as exc:
-        raise ValidationError({exc.field if exc.field in ("system",) else "inputs": exc.message}) from exc
+        # On the input's own form field (dorsiflexion, loss, ...); "inputs" only for a caller with no such field.
+        raise ValidationError({exc.field: exc.message}) from exc
     if grade is None:
         if suggestion.grade is None:
             raise ValidationError({"grade": "Give the grade of record (the calculator has too little to suggest one)."})
