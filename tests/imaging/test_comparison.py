@@ -72,9 +72,46 @@ def test_width_rows_only_compare_like_units(image, png_image, small_phantom):
     mm = services.measurement_run(image=image, line=small_phantom.line)
     px = services.measurement_run(image=png_image, line=small_phantom.line)
     rows = selectors.width_rows(mm, px)
-    assert all(r["change"] is None and r["change_text"] == "—" for r in rows)
+    assert all(r["change"] is None for r in rows)
+    assert {r["change_text"] for r in rows} <= {"—", "not comparable"} and rows[3]["change_text"] == "not comparable"
+    reason = selectors.change_not_comparable(mm, px)
+    assert reason.startswith("not comparable: the before image is calibrated (mm) and the after image is not")
     assert rows[0]["before"].endswith(" mm") and rows[0]["after"].endswith("(uncalibrated)")
     assert selectors.width_rows(None, mm)[0]["before"] == "no measurement"
+
+
+def _uncalibrated_png(episode, day, phantom):
+    buffer = io.BytesIO()
+    PILImage.fromarray((phantom.pixels / 16).astype(np.uint8)).save(buffer, format="PNG")
+    return services.image_upload(episode=episode, file=as_upload(buffer.getvalue(), f"{day}.png"), view="ap_wb",
+                                 side="right", date=day)
+
+
+def test_pixel_change_only_between_uncalibrated_images_of_the_same_size(episode, png_image, small_phantom):
+    before = services.measurement_run(image=png_image, line=small_phantom.line)  # 300 x 220 px
+    again = phantoms.make_phantom(width_px=300, height_px=220, joint_length_mm=20, gap_medial_mm=1.0,
+                                  gap_lateral_mm=2.5, supersample=2, seed=6)  # the same joint, other noise
+    same = _uncalibrated_png(episode, dt.date(2025, 12, 1), again)
+    after = services.measurement_run(image=same, line=again.line)
+    assert selectors.change_not_comparable(before, after) == ""
+    rows = {r["name"]: r for r in selectors.width_rows(before, after)}
+    assert rows["minimum"]["change"] == pytest.approx(0, abs=0.5) and rows["minimum"]["change_text"].endswith(" px")
+
+    # The same joint at twice the resolution: its width doubles in pixels, not on the patient.
+    fine = phantoms.make_phantom(width_px=600, height_px=440, spacing_mm=0.05, joint_length_mm=20,
+                                 gap_medial_mm=1.0, gap_lateral_mm=2.5, supersample=1, seed=5)
+    bigger = _uncalibrated_png(episode, dt.date(2026, 1, 5), fine)
+    other = services.measurement_run(image=bigger, line=fine.line)
+    assert other.unit == "px" and other.minimum > before.minimum * 1.5
+    reason = selectors.change_not_comparable(before, other)
+    assert reason.startswith("not comparable: both images are uncalibrated and of different sizes")
+    assert "300 × 220 px before, 600 × 440 px after" in reason
+    rows = selectors.width_rows(before, other)
+    assert all(r["change"] is None and r["change_text"] in ("—", "not comparable") for r in rows)
+    assert not any(r["change_text"].endswith("px") for r in rows)
+
+    layout = comparison.comparison_layout(png_image, bigger)
+    assert layout.not_comparable == reason
 
 
 def test_default_pair_is_first_and_last_of_the_same_view(episode, dicom_bytes, png_bytes, jpeg_bytes):

@@ -201,6 +201,17 @@ def test_compare_page_and_png(clinician_client, episode, image, png_image, small
     assert clinician_client.get(url, {"before": 999999, "after": image.pk}).status_code == 404
 
 
+def test_compare_page_says_why_a_change_is_not_shown(clinician_client, episode, image, png_image, small_phantom):
+    from orthoreg.imaging import services
+
+    for item in (image, png_image):  # the DICOM is calibrated, the PNG is not
+        services.measurement_accept(measurement=services.measurement_run(image=item, line=small_phantom.line))
+    html = clinician_client.get(reverse("imaging:compare", args=[episode.pk])).content.decode()
+    assert 'id="change-not-comparable"' in html
+    assert "not comparable: the before image is calibrated (mm) and the after image is not (pixels)" in html
+    assert " px</td>" not in html and "within error" not in html
+
+
 def test_compare_needs_two_images(clinician_client, episode, image):
     response = clinician_client.get(reverse("imaging:compare", args=[episode.pk]))
     assert response.status_code == 200 and b"Two radiographs" in response.content

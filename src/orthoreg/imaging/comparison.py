@@ -99,6 +99,7 @@ class Comparison:
     region: str
     rows: list[dict]
     notes: list[str] = field(default_factory=list)
+    not_comparable: str = ""  # why no change is shown between the two measurements, else ""
 
 
 def _polyline(points) -> str:
@@ -188,7 +189,8 @@ def comparison_layout(before: Image, after: Image, *, region: str = JOINT) -> Co
             notes.append(f"The {role.lower()} image has no joint space width measurement.")
         elif not measurement.accepted:
             notes.append(f"The {role.lower()} image's measurement is a draft, not yet accepted.")
-    return Comparison(panels, to_scale, region, selectors.width_rows(*measurements), notes)
+    return Comparison(panels, to_scale, region, selectors.width_rows(*measurements), notes,
+                      selectors.change_not_comparable(*measurements))
 
 
 def _nice_length(target_mm: float) -> float:
@@ -345,6 +347,8 @@ def _table(ax, comparison: Comparison) -> None:
             cell.set_text_props(fontweight="bold", color="#5d6b7a")
             cell.set_facecolor("#fafbfc")
     notes = list(comparison.notes)
+    if comparison.not_comparable:
+        notes.append(f"Change {comparison.not_comparable}")
     notes.append(f"Changes of {selectors.MEASUREMENT_ERROR_MM} mm or less may be measurement error "
                  f"({selectors.MEASUREMENT_ERROR_SOURCE}). Calibration: before {before.image.calibration_label}; "
                  f"after {after.image.calibration_label}.")

@@ -70,19 +70,43 @@ def pick_pair(episode, before_id, after_id) -> tuple[Image | None, Image | None,
     return before, after, images
 
 
+def change_not_comparable(before: Measurement | None, after: Measurement | None) -> str:
+    """Why a change between two measurements would be meaningless ("" when it is not, or nothing to compare).
+
+    Lengths in mm compare. Lengths in pixels compare only between images of the same dimensions: without a
+    calibration the size of a pixel is unknown, so a pixel difference between images of different sizes
+    (another detector, a rescaled export) says nothing about the joint."""
+    if before is None or after is None:
+        return ""
+    if before.unit != after.unit:
+        calibrated, uncalibrated = ("before", "after") if before.unit == Measurement.Unit.MM else ("after", "before")
+        return (f"not comparable: the {calibrated} image is calibrated (mm) and the {uncalibrated} image is not "
+                "(pixels). Calibrate both to see the change in mm.")
+    if before.unit == Measurement.Unit.PX:
+        b, a = before.image, after.image
+        if (b.width, b.height) != (a.width, a.height):
+            return (f"not comparable: both images are uncalibrated and of different sizes ({b.width} × {b.height} "
+                    f"px before, {a.width} × {a.height} px after), so a pixel is not the same length on both. "
+                    "Calibrate both to see the change in mm.")
+    return ""
+
+
 def width_rows(before: Measurement | None, after: Measurement | None) -> list[dict]:
-    """Rows of the before/after table: each value as text and the change where both are in the same unit."""
+    """Rows of the before/after table: each value as text, and the change where the two are comparable
+    (both in mm, or both in pixels of images of the same dimensions: see change_not_comparable)."""
     rows = []
-    same_unit = before is not None and after is not None and before.unit == after.unit
+    comparable = before is not None and after is not None and not change_not_comparable(before, after)
     for name in Measurement.VALUES:
         b = getattr(before, name) if before else None
         a = getattr(after, name) if after else None
         change = change_text = None
         within_error = False
-        if same_unit and a is not None and b is not None:
+        if comparable and a is not None and b is not None:
             change = round(a - b, 3)
             change_text = (f"{change:+.2f} mm" if before.unit == "mm" else f"{change:+.1f} px")
             within_error = before.unit == "mm" and abs(change) <= MEASUREMENT_ERROR_MM
+        elif a is not None and b is not None:
+            change_text = "not comparable"
         rows.append({
             "name": name,
             "label": "Minimum" if name == "minimum" else f"{name.title()} third (mean)",
