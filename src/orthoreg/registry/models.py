@@ -49,6 +49,15 @@ class Clinic(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    def clean(self) -> None:
+        import zoneinfo
+
+        try:
+            zoneinfo.ZoneInfo(self.timezone)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise ValidationError({"timezone": f"{self.timezone!r} is not a time zone (e.g. Europe/Berlin, "
+                                               "America/Denver, UTC)."}) from None
+
 
 class Patient(models.Model):
     class Sex(models.TextChoices):

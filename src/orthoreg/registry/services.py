@@ -66,6 +66,11 @@ def clinic_create(*, code: str, name: str, actor=None, **fields) -> Clinic:
     return record_create(Clinic, actor=actor, code=code, name=name, **fields)
 
 
+def clinic_update(*, clinic: Clinic, actor=None, **fields) -> Clinic:
+    """Rename a clinic or change its options (time zone, consent rule for invitations, public outcomes)."""
+    return record_update(clinic, actor=actor, **fields)
+
+
 def patient_create(*, clinic: Clinic, request=None, actor=None, **fields) -> Patient:
     return record_create(Patient, request=request, actor=actor, clinic=clinic, **fields)
 
