@@ -164,3 +164,20 @@ def test_every_read_of_a_patient_record_is_audited_once(clinician_client, index_
     assert AuditEvent.objects.filter(action="view", patient=patient).count() == before + 2
     clinician_client.get(reverse("registry:patient_list"))  # a list is not a look at one record
     assert AuditEvent.objects.filter(action="view", patient=patient).count() == before + 2
+
+
+@pytest.mark.parametrize("behind_proxy, forwarded, expected", [
+    (False, "203.0.113.9", "127.0.0.1"),                # no proxy: a forwarded header is the client's claim
+    (True, "203.0.113.9", "203.0.113.9"),               # the proxy's own entry
+    (True, "10.9.9.9, 198.51.100.4", "198.51.100.4"),   # a forged first entry is ignored
+    (True, "", "127.0.0.1"),
+    (True, "not-an-address", None),
+])
+def test_the_audit_records_the_real_client_address(settings, behind_proxy, forwarded, expected):
+    from django.test import RequestFactory
+
+    from orthoreg.accounts.services import client_ip
+
+    settings.BEHIND_PROXY = behind_proxy
+    request = RequestFactory().get("/", REMOTE_ADDR="127.0.0.1", HTTP_X_FORWARDED_FOR=forwarded)
+    assert client_ip(request) == expected

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Iterable
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.password_validation import validate_password
 from django.db import transaction
@@ -12,9 +14,19 @@ from .models import AuditEvent, Membership, Role
 
 
 def client_ip(request) -> str | None:
+    """The address the request came from. Behind one reverse proxy (ORTHOREG_BEHIND_PROXY) that is the last
+    X-Forwarded-For entry, the one the proxy itself appended; earlier entries are the client's own claims."""
     if request is None:
         return None
-    return request.META.get("REMOTE_ADDR") or None
+    address = request.META.get("REMOTE_ADDR") or None
+    if settings.BEHIND_PROXY:
+        hops = [hop.strip() for hop in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if hop.strip()]
+        if hops:
+            address = hops[-1]
+    try:
+        return str(ipaddress.ip_address(address)) if address else None
+    except ValueError:
+        return None
 
 
 def audit_record(*, request=None, user=None, action: str, obj=None, patient=None, detail: str = "") -> AuditEvent:
