@@ -158,6 +158,82 @@ def test_image_page_has_the_editor_and_no_inline_script_or_style(clinician_clien
     assert data["measurements"][0]["minimum"]["value"] == pytest.approx(1.0, abs=0.1)
 
 
+def _image_page(client, image):
+    response = client.get(reverse("imaging:image_detail", args=[image.pk]))
+    assert response.status_code == 200
+    return response.content.decode()
+
+
+def _history_items(html: str) -> list[str]:
+    import re
+
+    block = html.split('id="annotation-history"')[1].split("</ol>")[0]
+    return re.findall(r'<span class="history-what">([^<]*)</span>', block)
+
+
+def test_image_page_lists_annotation_history(clinician_client, image):
+    html = _image_page(clinician_client, image)
+    assert "No annotation has been drawn, changed or deleted yet." in html
+
+    url = reverse("imaging:annotations", args=[image.pk])
+    circle = _post_json(clinician_client, url, {"kind": "circle", "geometry": {"cx": 50, "cy": 50, "r": 10}}).json()
+    arrow = _post_json(clinician_client, url, {"kind": "arrow", "geometry": {"x1": 1, "y1": 1, "x2": 30, "y2": 30}}
+                       ).json()
+    one = reverse("imaging:annotation", args=[circle["annotation"]["id"]])
+    _post_json(clinician_client, one, {"geometry": {"cx": 60, "cy": 50, "r": 10}, "label": "osteophyte"}, "patch")
+    _post_json(clinician_client, one, {"colour": "#ff0000"}, "patch")
+    clinician_client.delete(reverse("imaging:annotation", args=[arrow["annotation"]["id"]]))
+
+    html = _image_page(clinician_client, image)
+    assert "style=" not in html and html.count("<script") == html.count("<script src=") + 1
+    items = _history_items(html)
+    assert items == ["deleted arrow", "edited circle: colour", "edited circle: moved or reshaped, label",
+                     "created arrow", "created circle"]
+    history = html.split('id="annotation-history"')[1].split("</ol>")[0]
+    assert history.count('class="history-who">doc</span>') == 5 and "<time datetime=" in history
+
+
+def test_annotation_history_is_this_images_only_and_limited(image, png_image, clinician):
+    from orthoreg.imaging import selectors, services
+
+    services.annotation_save(image=png_image, kind="circle", geometry={"cx": 5, "cy": 5, "r": 2}, user=clinician)
+    mark = services.annotation_save(image=image, kind="text", geometry={"x": 5, "y": 5}, label="a", user=clinician)
+    for label in "bcd":
+        services.annotation_save(image=image, kind="text", geometry=mark.geometry, label=label, annotation=mark)
+    again = Annotation.objects.get(pk=mark.pk)  # no user known for this last save
+    services.annotation_save(image=image, kind="text", geometry=mark.geometry, label="d", annotation=again)
+    history = selectors.annotation_history(image, limit=3)
+    assert history["more"] == 2 and [e["action"] for e in history["entries"]] == ["edited"] * 3
+    assert history["entries"][0]["changes"] == ["nothing changed"] and history["entries"][0]["who"] == ""
+    assert history["entries"][1]["changes"] == ["label"] and history["entries"][1]["kind"] == "Text"
+    full = selectors.annotation_history(image)
+    assert full["more"] == 0 and full["entries"][-1]["action"] == "created" and full["entries"][-1]["who"] == "doc"
+
+
+def test_image_page_queries_do_not_grow_with_annotations_or_their_history(clinician_client, image, clinician):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from orthoreg.imaging import services
+
+    def queries() -> int:
+        with CaptureQueriesContext(connection) as captured:
+            _image_page(clinician_client, image)
+        return len(captured)
+
+    services.annotation_save(image=image, kind="circle", geometry={"cx": 50, "cy": 50, "r": 10}, user=clinician)
+    few = queries()
+    for n in range(6):
+        mark = services.annotation_save(image=image, kind="caliper", geometry={"x1": n, "y1": 1, "x2": 40, "y2": 9},
+                                        user=clinician)
+        services.annotation_save(image=image, kind="caliper", geometry={"x1": n, "y1": 2, "x2": 40, "y2": 9},
+                                 label="edge", annotation=mark, user=clinician)
+        if n % 2:
+            services.annotation_delete(annotation=mark, user=clinician)
+    assert len(_history_items(_image_page(clinician_client, image))) == 1 + 6 * 2 + 3
+    assert queries() == few
+
+
 def test_episode_page_and_tag(clinician_client, marked, png_image):
     episode = marked[0].study.episode
     html = clinician_client.get(reverse("imaging:episode_images", args=[episode.pk])).content.decode()

@@ -165,7 +165,7 @@ def image_detail(request, pk: int):
     return render(request, "imaging/image_detail.html", {
         **_episode_context(episode), "image": image, "editor": editor, "measurements": measurements,
         "edit_form": ImageEditForm(initial={"view": image.view, "side": image.side, "caption": image.caption}),
-        "siblings": siblings, "nav": "patients",
+        "siblings": siblings, "history": selectors.annotation_history(image), "nav": "patients",
     })
 
 
