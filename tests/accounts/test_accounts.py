@@ -1,19 +1,24 @@
 """Roles, two-factor, login throttling, the append-only audit log, production settings."""
 
+import datetime as dt
+import io
 import os
+import re
 import subprocess
 import sys
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
 from django.core.management import call_command
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 from django_otp.oath import TOTP
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from orthoreg.accounts import access
-from orthoreg.accounts.models import AuditEvent, Membership, Role
+from orthoreg.accounts import access, twofactor
+from orthoreg.accounts.models import AuditEvent, EnrolmentCode, Membership, Role
 from tests.conftest import PASSWORD, login, make_user
 
 
@@ -73,10 +78,20 @@ def test_admin_must_set_up_two_factor_then_verify(clinic, settings):
     page = client.get(reverse("accounts:2fa_setup"))
     assert "<svg" in page.content.decode()
     device = TOTPDevice.objects.get(user=admin, confirmed=False)
-    bad = client.post(reverse("accounts:2fa_setup"), {"token": "000000" if totp_now(device) != "000000" else "111111"})
+    # A stolen password cannot enrol the thief's phone: the first set-up needs the administrator's code.
+    no_code = client.post(reverse("accounts:2fa_setup"), {"token": totp_now(device)})
+    assert no_code.status_code == 400 and "enrolment_code" in no_code.context["form"].errors
+    code = twofactor.enrolment_code_issue(user=admin)
+    wrong = client.post(reverse("accounts:2fa_setup"), {"token": totp_now(device), "enrolment_code": "AAAA-BBBB-CCCC"})
+    assert wrong.status_code == 400 and "not the one issued" in wrong.content.decode()
+    assert not TOTPDevice.objects.filter(user=admin, confirmed=True).exists()
+    bad = client.post(reverse("accounts:2fa_setup"), {"enrolment_code": code,
+                                                      "token": "000000" if totp_now(device) != "000000" else "111111"})
     assert bad.status_code == 400
-    ok = client.post(reverse("accounts:2fa_setup"), {"token": totp_now(device), "next": "/patients/"})
+    ok = client.post(reverse("accounts:2fa_setup"), {"enrolment_code": code.lower(), "token": totp_now(device),
+                                                     "next": "/patients/"})
     assert ok.status_code == 302 and ok["Location"] == "/patients/"
+    assert not EnrolmentCode.objects.filter(user=admin).exists()  # used once
     assert client.get(reverse("registry:patient_list")).status_code == 200
     # a new session needs the code again: the password alone opens nothing
     other = Client()
@@ -181,3 +196,42 @@ def test_the_audit_records_the_real_client_address(settings, behind_proxy, forwa
     settings.BEHIND_PROXY = behind_proxy
     request = RequestFactory().get("/", REMOTE_ADDR="127.0.0.1", HTTP_X_FORWARDED_FOR=forwarded)
     assert client_ip(request) == expected
+
+
+def test_an_expired_enrolment_code_is_refused(clinic):
+    admin = make_user("boss3", Role.ADMIN, clinic)
+    code = twofactor.enrolment_code_issue(user=admin)
+    EnrolmentCode.objects.filter(user=admin).update(expires_at=timezone.now() - dt.timedelta(minutes=1))
+    client = Client()
+    client.post(reverse("accounts:login"), {"username": "boss3", "password": PASSWORD})
+    client.get(reverse("accounts:2fa_setup"))
+    device = TOTPDevice.objects.get(user=admin, confirmed=False)
+    response = client.post(reverse("accounts:2fa_setup"), {"enrolment_code": code, "token": totp_now(device)})
+    assert response.status_code == 400 and "expired" in response.content.decode()
+
+
+def test_voluntary_two_factor_needs_no_enrolment_code(clinician):
+    client = login(clinician)
+    client.get(reverse("accounts:2fa_setup"))
+    device = TOTPDevice.objects.get(user=clinician, confirmed=False)
+    assert "enrolment_code" not in client.get(reverse("accounts:2fa_setup")).context["form"].fields
+    assert client.post(reverse("accounts:2fa_setup"), {"token": totp_now(device)}).status_code == 302
+
+
+def test_createuser_and_twofactor_commands_print_enrolment_codes(clinic):
+    out = io.StringIO()
+    call_command("createuser", "chief", "--password", "a-long-enough-pass-42", "--clinic", clinic.code,
+                 "--role", "admin", stdout=out)
+    assert re.search(r"enrolment code [A-Z2-9]{4}-[A-Z2-9]{4}-[A-Z2-9]{4}", out.getvalue())
+    chief = get_user_model().objects.get(username="chief")
+    TOTPDevice.objects.create(user=chief, name="phone", confirmed=True)
+    out = io.StringIO()
+    call_command("twofactor", "reset", "chief", stdout=out)
+    assert "enrolment code for chief" in out.getvalue()
+    assert not TOTPDevice.objects.filter(user=chief).exists()
+    out = io.StringIO()
+    call_command("twofactor", "status", "chief", stdout=out)
+    assert "required, no device yet, an enrolment code valid until" in out.getvalue()
+    out = io.StringIO()
+    call_command("createuser", "nurse", "--password", "a-long-enough-pass-42", "--clinic", clinic.code, stdout=out)
+    assert "enrolment code" not in out.getvalue()  # two-factor is optional for a clinician by default

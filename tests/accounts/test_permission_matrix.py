@@ -83,6 +83,7 @@ ROUTES: dict[str, Rule] = {
     "followup:assessment_enter": Rule("contact", w("assessment")),
     "followup:assessment_cancel": Rule("contact", w("assessment"), "POST", {"reason": ""}),
     "followup:invitation_resend": Rule("contact", w("invitation"), "POST"),
+    "followup:invitation_revoke": Rule("contact", w("invitation"), "POST"),
     "interop:research_export": Rule("research"),
     "analytics:index": Rule("research"),
     "reports:cohort": Rule("research"),
@@ -227,7 +228,8 @@ def test_matrix_for_role(role, db, default_protocols):
     client = verified_client(user)
     wrong = []
     # Destructive routes last, so the objects other routes need still exist.
-    order = sorted(ROUTES.items(), key=lambda kv: (kv[1].method == "POST", "delete" in kv[0], "image_delete" in kv[0]))
+    order = sorted(ROUTES.items(), key=lambda kv: (kv[1].method == "POST", "delete" in kv[0] or "revoke" in kv[0],
+                                                   "image_delete" in kv[0]))
     for name, rule in order:
         if name in ("accounts:logout",):
             continue

@@ -10,6 +10,24 @@ class TokenForm(forms.Form):
                                                            "autofocus": True}))
 
 
+class EnrolmentForm(TokenForm):
+    """Setting up the authenticator app: its first code and, where two-factor is required, the enrolment code."""
+
+    field_order = ["enrolment_code", "token"]
+
+    def __init__(self, *args, needs_code: bool, **kwargs):
+        super().__init__(*args, **kwargs)
+        if needs_code:
+            self.fields["enrolment_code"] = forms.CharField(
+                label="Enrolment code", max_length=20, strip=True,
+                help_text="The one-time code your administrator gave you (e.g. ABCD-EFGH-JKLM).",
+                widget=forms.TextInput(attrs={"autocomplete": "off", "autocapitalize": "characters",
+                                              "spellcheck": "false"}))
+            self.order_fields(self.field_order)
+            self.fields["token"].widget.attrs.pop("autofocus", None)
+            self.fields["enrolment_code"].widget.attrs["autofocus"] = True
+
+
 class AuditFilterForm(forms.Form):
     username = forms.CharField(required=False)
     action = forms.ChoiceField(required=False, choices=[("", "Any")] + AuditEvent.Action.choices)

@@ -79,3 +79,16 @@ class AuditEvent(models.Model):
 
     def delete(self, *args, **kwargs):
         raise PermissionDenied("The audit log is append-only.")
+
+
+class EnrolmentCode(models.Model):
+    """A one-time code an administrator hands to a user who must use two-factor sign-in, needed once to set up
+    the authenticator app: without it a stolen password could enrol the thief's phone. Stored only as a hash."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="enrolment_code")
+    code_hash = models.CharField(max_length=64)
+    expires_at = models.DateTimeField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"two-factor enrolment code of {self.user} (until {self.expires_at:%Y-%m-%d %H:%M})"

@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import hashlib
+import hmac
+import secrets
 from base64 import b32encode
 
 import qrcode
 import qrcode.image.svg
 from django.conf import settings
 from django.db import transaction
+from django.utils import timezone
 from django_otp import login as otp_login
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from .models import AuditEvent, Membership, Role
+from .models import AuditEvent, EnrolmentCode, Membership, Role
+
+ENROLMENT_DAYS = 7
+_CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read aloud or typed from paper
 from .services import audit_record
 
 
@@ -48,16 +56,61 @@ def qr_svg(device: TOTPDevice) -> str:
     return image.to_string(encoding="unicode")
 
 
+def _hash(code: str) -> str:
+    return hashlib.sha256(code.strip().upper().replace("-", "").replace(" ", "").encode()).hexdigest()
+
+
+def enrolment_needed(user) -> bool:
+    """A user who must use two-factor and has no device yet sets it up only with an enrolment code."""
+    return required_for(user) and not has_device(user)
+
+
 @transaction.atomic
-def device_confirm(*, request, device: TOTPDevice, token: str) -> bool:
-    """Confirm a pending device with a code from the app; log the session in as verified."""
+def enrolment_code_issue(*, user, actor=None, days: int = ENROLMENT_DAYS) -> str:
+    """A new one-time enrolment code for the user (any earlier one stops working); returned once, kept hashed."""
+    raw = "".join(secrets.choice(_CODE_ALPHABET) for _ in range(12))  # 60 bits
+    EnrolmentCode.objects.update_or_create(
+        user=user, defaults={"code_hash": _hash(raw), "expires_at": timezone.now() + dt.timedelta(days=days)})
+    audit_record(user=actor, action=AuditEvent.Action.UPDATE, obj=user, detail="two-factor enrolment code issued")
+    return "-".join(raw[i:i + 4] for i in range(0, 12, 4))
+
+
+@transaction.atomic
+def twofactor_reset(*, user, actor=None) -> str:
+    """A lost phone: remove the user's devices and issue a new enrolment code."""
+    TOTPDevice.objects.filter(user=user).delete()
+    audit_record(user=actor, action=AuditEvent.Action.UPDATE, obj=user, detail="two-factor devices removed")
+    return enrolment_code_issue(user=user, actor=actor)
+
+
+def _enrolment_problem(user, code: str) -> str:
+    stored = EnrolmentCode.objects.filter(user=user).first()
+    if stored is None:
+        return "No enrolment code has been issued to you: ask an administrator for one."
+    if not code or not hmac.compare_digest(stored.code_hash, _hash(code)):
+        return "That enrolment code is not the one issued to you."
+    if stored.expires_at < timezone.now():
+        return "That enrolment code has expired: ask an administrator for a new one."
+    return ""
+
+
+@transaction.atomic
+def device_confirm(*, request, device: TOTPDevice, token: str, enrolment_code: str = "") -> dict[str, str]:
+    """Confirm a pending device with a code from the app (and the enrolment code where two-factor is required);
+    log the session in as verified. Returns the problems by form field, empty on success."""
+    if enrolment_needed(request.user):
+        problem = _enrolment_problem(request.user, enrolment_code)
+        if problem:
+            audit_record(request=request, action=AuditEvent.Action.LOGIN_FAILED, detail="wrong enrolment code")
+            return {"enrolment_code": problem}
     if not device.verify_token(token.strip().replace(" ", "")):
-        return False
+        return {"token": "That code did not match. Check the time on your phone and try the next code."}
     device.confirmed = True
     device.save(update_fields=["confirmed"])
+    EnrolmentCode.objects.filter(user=request.user).delete()
     otp_login(request, device)
     audit_record(request=request, action=AuditEvent.Action.UPDATE, obj=request.user, detail="two-factor set up")
-    return True
+    return {}
 
 
 def verify(*, request, token: str) -> bool:

@@ -11,7 +11,7 @@ from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 
 from . import access, selectors, twofactor
-from .forms import AuditFilterForm, TokenForm
+from .forms import AuditFilterForm, EnrolmentForm, TokenForm
 from .models import AuditEvent
 from .services import audit_record
 
@@ -31,11 +31,15 @@ def twofactor_setup(request):
     if twofactor.has_device(request.user):
         return redirect("accounts:2fa_verify")
     device = twofactor.device_start(user=request.user)
-    form = TokenForm(request.POST or None)
+    needs_code = twofactor.enrolment_needed(request.user)
+    form = EnrolmentForm(request.POST or None, needs_code=needs_code)
     if request.method == "POST" and form.is_valid():
-        if twofactor.device_confirm(request=request, device=device, token=form.cleaned_data["token"]):
+        problems = twofactor.device_confirm(request=request, device=device, token=form.cleaned_data["token"],
+                                            enrolment_code=form.cleaned_data.get("enrolment_code", ""))
+        if not problems:
             return redirect(_next_url(request))
-        form.add_error("token", "That code did not match. Check the time on your phone and try the next code.")
+        for field, message in problems.items():
+            form.add_error(field, message)
     context = {"form": form, "qr": twofactor.qr_svg(device), "secret": twofactor.secret_of(device),
                "next": _next_url(request), "required": twofactor.required_for(request.user)}
     return render(request, "accounts/2fa_setup.html", context, status=400 if form.errors else 200)

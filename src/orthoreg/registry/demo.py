@@ -73,6 +73,17 @@ def ensure_users(password: str) -> list[tuple[str, str]]:
     return created
 
 
+def admin_enrolment_code() -> str:
+    """A fresh enrolment code for the demo admin while it has no authenticator device yet ("" once it has).
+    Codes are kept hashed, so each run that prints one issues a new one; no demo data changes."""
+    from orthoreg.accounts import twofactor
+
+    admin = get_user_model().objects.filter(username="admin").first()
+    if admin is None or not twofactor.enrolment_needed(admin):
+        return ""
+    return twofactor.enrolment_code_issue(user=admin)
+
+
 @transaction.atomic
 def load(*, today: dt.date | None = None, cohort: int = COHORT_PATIENTS, progress=None) -> bool:
     """Load the demo data once. Returns False (and changes nothing) when it is already there."""

@@ -3,6 +3,7 @@
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
+from orthoreg.accounts import twofactor
 from orthoreg.accounts.models import Role
 from orthoreg.accounts.services import user_create
 from orthoreg.registry.models import Clinic
@@ -35,3 +36,8 @@ class Command(BaseCommand):
             raise CommandError("; ".join(exc.messages), returncode=2) from None
         where = ", ".join(c.code for c in clinics) or "no clinic"
         self.stdout.write(self.style.SUCCESS(f"Created {user.username} ({role}) in {where}."))
+        if twofactor.required_for(user):
+            code = twofactor.enrolment_code_issue(user=user)
+            self.stdout.write(f"Two-factor sign-in is required for {user.username}: enrolment code {code} "
+                              f"(valid {twofactor.ENROLMENT_DAYS} days, once; `orthoreg twofactor code "
+                              f"{user.username}` issues a new one).")

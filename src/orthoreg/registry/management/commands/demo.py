@@ -34,6 +34,9 @@ class Command(BaseCommand):
         for username, role, _ in demo.DEMO_USERS:
             self.stdout.write(f"  {username:<12} {role}")
         self.stdout.write(f"Password: {password}")
+        code = demo.admin_enrolment_code()
+        if code:
+            self.stdout.write(f"'admin' must set up two-factor sign-in: its one-time enrolment code is {code}.")
         self.stdout.write("Try: sign in as 'clinician' and search for DF.\n")
         self.stdout.flush()
         if not no_serve:
