@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import re
 from dataclasses import dataclass, field
 
 import pytest
@@ -156,7 +157,8 @@ class World:
 
         today = timezone.localdate()
         self.patient = registry.patient_create(
-            clinic=clinic, mrn=f"MRN{clinic.code.upper()}40917", given_name="Ida", family_name=f"Matrix{clinic.code}",
+            clinic=clinic, mrn=f"MRN{clinic.code.upper()}40917", given_name="Zuleikaqx", family_name=f"Matrix{clinic.code}",
+            phone="+1-555-0199-7731",
             birth_date=dt.date(1980, 2, 2), email=f"ida@{clinic.code}.example.org", consent_registry=True,
             consent_date=dt.date(2024, 1, 1), consent_version="1")
         self.episode = registry.episode_create(patient=self.patient, body_site="first_mtp", side="left",
@@ -166,7 +168,7 @@ class World:
         self.grade = registry.grade_record(episode=self.episode, system="coughlin_shurnas", date=today,
                                            inputs={"radiograph": 2})
         self.exam = registry.exam_record(episode=self.episode, date=today, dorsiflexion_deg=30)
-        self.note = registry.note_record(episode=self.episode, date=today, text="note")
+        self.note = registry.note_record(episode=self.episode, date=today, text="Zqfreetextmarker note")
         self.event = registry.adverse_event_record(procedure=self.procedure, date=today, severity="mild",
                                                    description="flare")
         self.response = response_record(patient=self.patient, episode=self.episode, instrument="nprs", answers=[4],
@@ -285,6 +287,9 @@ def test_researcher_cannot_reach_a_name_anywhere(db, default_protocols):
         assert name not in body, route
         assert world.patient.mrn not in body, route
         assert world.patient.email not in body, route
+        assert world.patient.given_name not in body, route
+        assert world.patient.phone not in body, route
+        assert "Zqfreetextmarker" not in body, route
     assert Patient.objects.filter(family_name=name).exists()
 
 
@@ -297,3 +302,22 @@ def test_readable_text_reads_what_a_pdf_says(db, default_protocols):
     response = call(client, "reports:case_pdf", ROUTES["reports:case_pdf"], world)
     assert response.status_code == 200
     assert f"Case report: {world.patient.initials}" in readable_text(response)
+
+
+def test_every_api_operation_has_a_decision_for_its_method():
+    """A new method on an existing API path gets no decision by name alone: each (path, method) of the OpenAPI
+    schema must resolve to a route of ROUTES whose decision is for that method."""
+    from django.urls import resolve
+
+    from orthoreg.api.api import api
+
+    missing = []
+    for path, operations in api.get_openapi_schema()["paths"].items():
+        concrete = re.sub(r"\{[^}]+\}", "1", path)
+        match = resolve(concrete)
+        name = f"{match.namespace}:{match.url_name}" if match.namespace else match.url_name
+        for method in operations:
+            rule = ROUTES.get(name)
+            if rule is None or rule.method != method.upper():
+                missing.append(f"{method.upper()} {path} ({name})")
+    assert not missing, f"API operations without an access decision: {missing}"
