@@ -85,3 +85,26 @@ def test_response_build_is_unsaved(patient, episode):
 def test_time_point_labels():
     assert time_point_label("6m") == "6 months" and time_point_label("1m") == "1 month"
     assert time_point_label("2y") == "2 years" and time_point_label("") == "—"
+
+
+def test_response_recorded_is_sent_inside_the_transaction(patient, episode):
+    """A listener's failure undoes the response: what listens (follow-up) stays in step with what is stored."""
+    from orthoreg.instruments.services import response_recorded
+
+    seen = []
+
+    def listener(sender, response, **kwargs):
+        seen.append(response.pk)
+        raise RuntimeError("listener failed")
+
+    response_recorded.connect(listener, dispatch_uid="test-listener")
+    try:
+        with pytest.raises(RuntimeError):
+            response_record(patient=patient, episode=episode, instrument="nprs", answers=[3], time_point="3m")
+    finally:
+        response_recorded.disconnect(dispatch_uid="test-listener")
+    assert len(seen) == 1 and seen[0] is not None
+    assert not Response.objects.exists()
+    with pytest.raises(ValidationError):
+        response_record(patient=patient, episode=episode, instrument="nprs", answers=[11])
+    assert len(seen) == 1  # nothing stored, nothing sent

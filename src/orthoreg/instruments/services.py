@@ -9,6 +9,7 @@ import re
 import tempfile
 from pathlib import Path
 
+import django.dispatch
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
@@ -27,6 +28,9 @@ TIME_POINTS = (("baseline", "Baseline"), ("6w", "6 weeks"), ("3m", "3 months"), 
 CLOCK_SKEW = dt.timedelta(minutes=5)
 # Words that are paths under /instruments/, so never instrument codes.
 RESERVED_CODES = frozenset({"patients", "episodes", "responses", "new"})
+# kwargs: response. Sent by response_record inside the transaction that stores the response, so what a listener
+# writes (followup completes the matching scheduled assessment) commits or rolls back with it.
+response_recorded = django.dispatch.Signal()
 
 
 def time_point_label(time_point: str) -> str:
@@ -95,6 +99,7 @@ def response_record(*, patient, episode, instrument: str, answers, time_point: s
                      action=AuditEvent.Action.CREATE, obj=response,
                      detail=f"{response.instrument} {response.time_point or ''} response, score {score}".replace(
                          "  ", " "))
+        response_recorded.send(sender=Response, response=response)
     return response
 
 
