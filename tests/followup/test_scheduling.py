@@ -4,6 +4,7 @@ import datetime as dt
 
 import pytest
 import time_machine
+from django.utils import timezone
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -92,21 +93,30 @@ def test_protocol_change_cancels_and_adds(index_procedure):
 
 
 def test_withdrawal_cancels_pending_with_reason(index_procedure):
+    """Everything still answerable on the day is cancelled: the 6-month time point (due 18 days before, its window
+    still open) as well as those to come. What closed before stays as it was (missed)."""
     patient = index_procedure.episode.patient
-    registry.patient_update(patient=patient, status="withdrawn", status_date=dt.date.today())
-    pending = Assessment.objects.filter(episode=index_procedure.episode, due_date__gte=dt.date.today())
-    assert pending.exists()
+    today = timezone.localdate()
+    registry.patient_update(patient=patient, status="withdrawn", status_date=today)
+    pending = Assessment.objects.filter(episode=index_procedure.episode, window_end__gte=today)
+    assert pending.filter(time_point="6m", due_date__lt=today).exists()
     assert all(a.status == "cancelled" and "withdrawn" in a.cancelled_reason for a in pending)
+    closed = Assessment.objects.filter(episode=index_procedure.episode, window_end__lt=today)
+    assert closed.exists() and {a.status for a in closed} == {"scheduled"}
 
 
 def test_conversion_to_surgery_stops_follow_up(index_procedure):
+    """A time point whose window is open on the day of the surgery stops too (the 3-month one, due before it)."""
     episode = index_procedure.episode
     fusion_day = index_procedure.date + dt.timedelta(days=100)
     registry.procedure_record(episode=episode, date=fusion_day, kind="first_mtp_arthrodesis")
-    later = Assessment.objects.filter(episode=episode, due_date__gte=fusion_day)
-    assert later.exists() and all("converted to surgery" in a.cancelled_reason for a in later)
-    earlier = Assessment.objects.filter(episode=episode, due_date__lt=fusion_day)
-    assert all(a.status == "scheduled" for a in earlier)
+    later = Assessment.objects.filter(episode=episode, window_end__gte=fusion_day)
+    assert later.filter(time_point="3m", due_date__lt=fusion_day).exists()
+    assert all("converted to surgery" in a.cancelled_reason for a in later)
+    earlier = Assessment.objects.filter(episode=episode, window_end__lt=fusion_day)
+    assert earlier.exists() and all(a.status == "scheduled" for a in earlier)
+
+
 
 
 def test_conversion_can_continue_follow_up(index_procedure):
@@ -115,6 +125,46 @@ def test_conversion_can_continue_follow_up(index_procedure):
     registry.procedure_record(episode=episode, date=index_procedure.date + dt.timedelta(days=100),
                               kind="first_mtp_arthrodesis")
     assert not Assessment.objects.filter(episode=episode, status="cancelled").exists()
+
+
+def edit_page_data(client, protocol: Protocol, **fields) -> dict:
+    """What the protocol's edit page posts unchanged (every time point as it is), with `fields` changed."""
+    from django.urls import reverse
+
+    form = client.get(reverse("followup:protocol_edit", args=[protocol.pk])).context
+    data = {k: v for k, v in form["form"].initial.items() if v is not None}
+    data.update({"active": "on", "stop_on_conversion": "on"})
+    data.update(fields)
+    formset = form["formset"]
+    data.update({"tp-TOTAL_FORMS": str(len(formset.forms)), "tp-INITIAL_FORMS": str(formset.initial_form_count()),
+                 "tp-MIN_NUM_FORMS": "0", "tp-MAX_NUM_FORMS": "1000"})
+    for i, tf in enumerate(formset.forms):
+        if not tf.instance.pk:
+            for name in ("offset_months", "offset_days", "window_before_days", "window_after_days", "order"):
+                data[f"tp-{i}-{name}"] = tf[name].value()
+            continue
+        for name in ("label", "offset_months", "offset_days", "window_before_days", "window_after_days", "order"):
+            data[f"tp-{i}-{name}"] = getattr(tf.instance, name)
+        data[f"tp-{i}-id"] = tf.instance.pk
+        data[f"tp-{i}-instruments"] = list(tf.instance.instruments)
+    return data
+
+
+def test_changing_a_protocols_condition_replans_the_episodes_it_governed(clinician_client, index_procedure):
+    from django.urls import reverse
+
+    episode = index_procedure.episode
+    network = Protocol.objects.get(clinic=None, condition="hallux_rigidus")
+    clinician_client.post(reverse("followup:protocol_copy", args=[network.pk]))
+    own = Protocol.objects.get(clinic=episode.patient.clinic)
+    services.episode_schedule(episode=episode)
+    assert set(Assessment.objects.filter(episode=episode).values_list("protocol_id", flat=True)) == {own.pk}
+    data = edit_page_data(clinician_client, own, condition="oa_primary", body_site="knee")
+    saved = clinician_client.post(reverse("followup:protocol_edit", args=[own.pk]), data)
+    assert saved.status_code == 302
+    # The toe episode is governed again by the network protocol that fits it, not by a knee protocol.
+    scheduled = Assessment.objects.filter(episode=episode, status="scheduled")
+    assert scheduled.exists() and set(scheduled.values_list("protocol_id", flat=True)) == {network.pk}
 
 
 def test_protocol_editor_copies_edits_and_replans(clinician_client, index_procedure):

@@ -146,3 +146,90 @@ def test_cancel_a_whole_time_point_from_the_worklist(clinician_client, link, epi
     assert {a.status for a in rows} == {"cancelled"}
     assert Invitation.objects.get().status == "cancelled"  # nothing left to answer: no more reminders
     assert Client().get(link).status_code == 410
+
+
+def test_a_tampered_scale_value_gets_one_message(link):
+    client = Client()
+    page = client.get(link)
+    assessment = page.context["assessment"]
+    assert assessment.instrument == "nprs" and 'class="scale"' in page.content.decode()
+    for value in ("11", "-1", "abc"):
+        response = client.post(link, {"assessment": assessment.pk, "action": "submit", "item_1": value})
+        assert response.status_code == 400
+        assert len(response.context["form"].errors["item_1"]) == 1, response.context["form"].errors
+    assert not Response.objects.exists()
+
+
+def test_a_response_entered_from_the_patient_page_completes_its_assessment(clinician_client, link, episode,
+                                                                          patient):
+    """'Enter a response' (instruments) marks the scheduled assessment answered; when the time point is done, its
+    invitation closes and no reminder follows."""
+    from orthoreg.instruments.definitions import format_number, get_definition
+
+    invitation = Invitation.objects.get()
+    for code in ("nprs", "sane", "global-improvement"):
+        data = {"instrument": code, "episode": episode.pk, "time_point": "3m",
+                "completed_on": timezone.localdate().isoformat()}
+        for item in get_definition(code).items:
+            value = item.scored_options[0].value if item.type == "choice" else item.minimum
+            data[f"item_{item.number}"] = format_number(value)
+        url = reverse("instruments:response_new", args=[patient.pk]) + f"?instrument={code}"
+        saved = clinician_client.post(url, data)
+        assert saved.status_code == 302, saved.content.decode()[:2000]
+        assessment = Assessment.objects.get(episode=episode, time_point="3m", instrument=code)
+        response = Response.objects.get(episode=episode, time_point="3m", instrument=code)
+        assert assessment.status == "completed" and assessment.response_id == response.pk
+        invitation.refresh_from_db()
+        assert invitation.status == ("completed" if code == "global-improvement" else "sent")
+    with time_machine.travel(timezone.now() + dt.timedelta(days=10)):
+        assert services.worker_pass().reminders == 0
+    assert Client().get(link).status_code == 410
+
+
+def test_a_response_without_a_matching_assessment_changes_nothing(link, episode, patient):
+    from orthoreg.instruments.services import response_record
+
+    response_record(patient=patient, episode=episode, instrument="nprs", answers=[4], time_point="1m")
+    response_record(patient=patient, episode=None, instrument="nprs", answers=[4], time_point="3m")
+    assert not Assessment.objects.filter(episode=episode, status="completed").exists()
+    assert Invitation.objects.get().status == "sent"
+
+
+def test_worklist_rows_resend_and_revoke_their_invitation(clinician_client, link, episode, other_client):
+    invitation = Invitation.objects.get()
+    due = Assessment.objects.filter(episode=episode, time_point="3m").first().due_date
+    tab = "due" if due >= timezone.localdate() else "overdue"  # 90 days is about three months
+    page = clinician_client.get(reverse("followup:worklist"), {"tab": tab})
+    html = page.content.decode()
+    resend = reverse("followup:invitation_resend", args=[invitation.pk])
+    revoke = reverse("followup:invitation_revoke", args=[invitation.pk])
+    assert f'action="{resend}"' in html and f'action="{revoke}"' in html
+    assert 'style="' not in html and "onclick" not in html and "<script>" not in html
+    # the resend from the row sends a reminder at the next pass
+    back = reverse("followup:worklist") + f"?tab={tab}"
+    assert clinician_client.post(resend, {"back": back})["Location"] == back
+    assert services.worker_pass().reminders == 1
+    # revoking needs a reason, is refused to another clinic, and stops the link
+    assert other_client.post(revoke, {"reason": "x"}).status_code == 404
+    clinician_client.post(revoke, {"reason": ""})
+    assert Invitation.objects.get().status == "sent"
+    clinician_client.post(revoke, {"reason": "patient asked by phone", "back": back})
+    invitation.refresh_from_db()
+    assert invitation.status == "cancelled" and invitation.cancelled_reason == "patient asked by phone"
+    assert not invitation.tokens.filter(revoked=False).exists()
+    assert Client().get(link).status_code == 410
+    # a revoked invitation shows no more actions, and revoking again says why not
+    html = clinician_client.get(reverse("followup:worklist"), {"tab": tab}).content.decode()
+    assert "MRN-001" in html and f'action="{revoke}"' not in html and f'action="{resend}"' not in html
+    again = clinician_client.post(revoke, {"reason": "again"}, follow=True)
+    assert "nothing to revoke" in again.content.decode()
+
+
+def test_linking_imported_responses_closes_the_answered_invitation(link, episode, patient):
+    from orthoreg.instruments.services import response_build
+
+    rows = [response_build(patient=patient, episode=episode, instrument=code, answers=answers, time_point="3m")
+            for code, answers in (("nprs", [3]), ("sane", [70]), ("global-improvement", [1, 40]))]
+    Response.objects.bulk_create(rows)  # an import: no signal
+    assert services.link_responses(episode_ids=[episode.pk]) == 3
+    assert Invitation.objects.get().status == "completed"

@@ -188,3 +188,150 @@ def test_smtp_server_down_is_shown_not_lost(due_episode, settings):
     run = services.worker_pass()
     assert run.failures == 1
     assert Invitation.objects.get().status == "failed"
+
+
+# ------------------------------------------------------------------------------------------ stopping, re-planning
+
+@pytest.fixture
+def six_weeks_sent(episode, settings):
+    """The 6-week invitation went out; the time point was due three days ago and its window is still open."""
+    settings.BASE_URL = "http://testserver"
+    registry.procedure_record(episode=episode, date=timezone.localdate() - dt.timedelta(days=45), kind="bmc",
+                              is_index=True)
+    assert services.worker_pass().sent == 1
+    invitation = Invitation.objects.get()
+    assert invitation.time_point == "6w"
+    return invitation
+
+
+@pytest.mark.parametrize("status", ["deceased", "withdrawn"])
+def test_death_or_withdrawal_stops_an_invitation_already_sent(six_weeks_sent, status):
+    patient = six_weeks_sent.patient
+    token = links(mail.outbox[0])[0]
+    registry.patient_update(patient=patient, status=status, status_date=timezone.localdate())
+    six_weeks = Assessment.objects.filter(episode=six_weeks_sent.episode, time_point="6w")
+    assert {a.status for a in six_weeks} == {"cancelled"}
+    assert all(status in a.cancelled_reason for a in six_weeks)
+    assert not Assessment.objects.filter(episode=six_weeks_sent.episode, status="scheduled",
+                                         window_end__gte=timezone.localdate()).exists()
+    six_weeks_sent.refresh_from_db()
+    assert six_weeks_sent.status == "cancelled" and status in six_weeks_sent.cancelled_reason
+    assert not six_weeks_sent.tokens.filter(revoked=False).exists()
+    with pytest.raises(services.LinkError):
+        services.invitation_for_token(token)
+    with time_machine.travel(timezone.now() + dt.timedelta(days=six_weeks_sent.reminder_after_days, minutes=1)):
+        assert services.worker_pass().reminders == 0
+    assert len(mail.outbox) == 1
+
+
+def test_no_reminder_to_an_inactive_patient_whatever_the_invitation_says(six_weeks_sent):
+    """The claim itself asks for an active patient (a status written without the re-planning signal)."""
+    from orthoreg.registry.models import Patient
+
+    Patient.objects.filter(pk=six_weeks_sent.patient_id).update(status="deceased",
+                                                               status_date=timezone.localdate())
+    later = timezone.now() + dt.timedelta(days=six_weeks_sent.reminder_after_days, minutes=1)
+    assert services.invitations_claim(limit=10, worker="t", now=later) == []
+    with time_machine.travel(later):
+        assert services.worker_pass().reminders == 0
+    assert len(mail.outbox) == 1
+
+
+def test_moving_the_index_date_replans_an_unsent_invitation(due_episode):
+    services.invitations_plan()
+    invitation = Invitation.objects.get()
+    assert invitation.time_point == "6m" and invitation.sends == 0
+    index = due_episode.procedures.get(is_index=True)
+    # Ten days later: the 6-month window is still open today but closes ten days later.
+    registry.procedure_record(episode=due_episode, instance=index, date=index.date + dt.timedelta(days=10))
+    window_end = Assessment.objects.filter(episode=due_episode, time_point="6m").first().window_end
+    assert services.worker_pass().sent == 1
+    invitation = Invitation.objects.get()
+    assert timezone.localtime(invitation.expires_at).date() == window_end + dt.timedelta(days=1)
+
+
+def test_moving_the_index_date_past_today_leaves_nothing_to_claim(due_episode):
+    services.invitations_plan()
+    index = due_episode.procedures.get(is_index=True)
+    # Sixty days later: the 6-month window opens in about a month.
+    registry.procedure_record(episode=due_episode, instance=index, date=index.date + dt.timedelta(days=60))
+    assert not Assessment.objects.filter(episode=due_episode, status="scheduled",
+                                         window_start__lte=timezone.localdate(),
+                                         window_end__gte=timezone.localdate()).exists()
+    assert services.invitations_claim(limit=10, worker="t") == []
+    assert services.worker_pass().sent == 0 and not Invitation.objects.exists()
+
+
+# ------------------------------------------------------------------------------------------ the email
+
+def test_subject_and_body_are_plain_text(due_episode, clinic):
+    clinic.name = "Lakeside Sports & Spine"
+    clinic.save()
+    services.worker_pass()
+    [message] = mail.outbox
+    assert message.subject.startswith("Lakeside Sports & Spine:")
+    assert "&amp;" not in message.subject and "&amp;" not in message.body
+    assert "Lakeside Sports & Spine" in message.body
+
+
+# ------------------------------------------------------------------------------------------ licensed instruments
+
+def _add_to_time_point(label: str, *codes: str, only: bool = False) -> None:
+    from orthoreg.followup.models import Protocol
+
+    protocol = Protocol.objects.get(clinic=None, condition="hallux_rigidus")
+    tp = protocol.time_points.get(label=label)
+    tp.instruments = list(codes) if only else [*tp.instruments, *codes]
+    tp.save()
+
+
+def test_licensed_instrument_without_its_text_is_not_counted_nor_awaited(episode, settings):
+    from orthoreg.instruments.definitions import get_definition
+
+    assert not get_definition("faam-adl").sendable
+    settings.BASE_URL = "http://testserver"
+    _add_to_time_point("6m", "faam-adl")
+    registry.procedure_record(episode=episode, date=timezone.localdate() - dt.timedelta(days=183), kind="bmc",
+                              is_index=True)
+    assert Assessment.objects.filter(episode=episode, time_point="6m").count() == 5
+    services.worker_pass()
+    [message] = mail.outbox
+    assert "(4 short questionnaires)" in message.body
+    invitation = Invitation.objects.get()
+    assert [a.instrument for a in services.open_assessments(invitation)] == [
+        "nprs", "sane", "global-improvement", "satisfaction"]
+    from django.test import Client
+
+    page = Client().get(f"/s/{links(message)[0]}/")
+    assert "Questionnaire 1 of 4" in page.content.decode()
+    for assessment in services.open_assessments(invitation):
+        answers = [item.scored_options[0].value if item.type == "choice" else item.minimum
+                   for item in get_definition(assessment.instrument).items]
+        services.assessment_answer(assessment=assessment, answers=answers, source="patient_link")
+    invitation.refresh_from_db()
+    assert invitation.status == "completed"  # the FAAM left for staff does not keep reminders going
+    assert Assessment.objects.get(episode=episode, time_point="6m", instrument="faam-adl").status == "scheduled"
+
+
+def test_time_point_of_only_unsendable_instruments_gets_no_email(episode):
+    _add_to_time_point("6m", "faam-adl", "faam-sports", only=True)
+    registry.procedure_record(episode=episode, date=timezone.localdate() - dt.timedelta(days=183), kind="bmc",
+                              is_index=True)
+    assert Assessment.objects.filter(episode=episode, time_point="6m", status="scheduled").count() == 2
+    run = services.worker_pass()
+    assert run.invitations_created == 0 and run.sent == 0
+    assert not Invitation.objects.exists() and mail.outbox == []
+
+
+def test_a_stale_invitation_with_nothing_sendable_is_closed_not_sent(episode):
+    """One planned before (or while) its questionnaires were answered or became unsendable is never emailed."""
+    _add_to_time_point("6m", "faam-adl", only=True)
+    registry.procedure_record(episode=episode, date=timezone.localdate() - dt.timedelta(days=183), kind="bmc",
+                              is_index=True)
+    a = Assessment.objects.get(episode=episode, time_point="6m")
+    Invitation.objects.create(patient=episode.patient, episode=episode, time_point="6m", email="dana@example.org",
+                              expires_at=timezone.now() + dt.timedelta(days=20))
+    assert a.status == "scheduled"
+    run = services.worker_pass()
+    assert run.sent == 0 and mail.outbox == []
+    assert Invitation.objects.get().status == "cancelled"

@@ -6,6 +6,7 @@ class FollowupConfig(AppConfig):
     label = "followup"
 
     def ready(self) -> None:
+        from orthoreg.instruments import services as instruments
         from orthoreg.registry import services as registry
 
         from . import services
@@ -13,3 +14,5 @@ class FollowupConfig(AppConfig):
         registry.index_procedure_changed.connect(services._on_index_changed, dispatch_uid="followup-index")
         registry.procedure_recorded.connect(services._on_procedure, dispatch_uid="followup-procedure")
         registry.patient_status_changed.connect(services._on_status, dispatch_uid="followup-status")
+        # A response recorded anywhere (the link, staff entry, the patient page) completes its assessment.
+        instruments.response_recorded.connect(services._on_response_recorded, dispatch_uid="followup-response")

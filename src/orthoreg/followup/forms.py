@@ -21,6 +21,14 @@ def _is_short_scale(item: Item) -> bool:
             and 0 < high - low <= 10)
 
 
+class ScaleField(forms.ChoiceField):
+    """The numbered buttons of a short scale. The form's clean() checks the value against the item (one message,
+    the same as for the number box), so a tampered value is not also refused here as an unknown choice."""
+
+    def validate(self, value):
+        pass
+
+
 class InstrumentForm(forms.Form):
     """Answers to one instrument. `complete=False` (save and continue later) lets required items stay empty.
     `scales=True` (the patient's page) shows a short numeric range as a row of numbered buttons; staff keep the
@@ -43,8 +51,8 @@ class InstrumentForm(forms.Form):
                                      widget=forms.RadioSelect(attrs={"class": "choice"}))
         if scales and _is_short_scale(item):  # 0 to 10: a row of numbered buttons, the way a patient expects to answer
             whole = range(int(item.minimum), int(item.maximum) + 1)
-            return forms.ChoiceField(label=item.text, choices=[(str(n), str(n)) for n in whole], required=False,
-                                     widget=forms.RadioSelect(attrs={"class": "scale"}))
+            return ScaleField(label=item.text, choices=[(str(n), str(n)) for n in whole], required=False,
+                              widget=forms.RadioSelect(attrs={"class": "scale"}))
         step = "1" if item.type == "integer" else "0.1"
         return forms.CharField(
             label=item.text, required=False, max_length=12,
@@ -96,6 +104,10 @@ class InstrumentForm(forms.Form):
 
 class CancelForm(forms.Form):
     reason = forms.CharField(max_length=200, help_text="Why this questionnaire will not be asked")
+
+
+class RevokeForm(forms.Form):
+    reason = forms.CharField(max_length=200, help_text="Why this invitation is stopped")
 
 
 class ProtocolForm(forms.ModelForm):

@@ -16,6 +16,22 @@ from .models import Assessment, Invitation, WorkerRun
 TABS = [("due", "Due this week"), ("open", "Open, due later"), ("overdue", "Overdue"), ("missed", "Missed"),
         ("completed", "Completed"), ("failed", "Sending failed")]
 WEEK = dt.timedelta(days=7)
+INVITATION_TABS = ("due", "open", "overdue")  # rows with an invitation staff may resend or revoke
+
+
+def sendable_codes() -> frozenset[str]:
+    """Instruments that may be sent to patients: their item text is installed and they have a scoring rule. A
+    licensed instrument without its text (or a broken site definition) is entered by staff only."""
+    from orthoreg.instruments.definitions import all_definitions
+
+    return frozenset(d.code for d in all_definitions() if d.sendable)
+
+
+def survey_total(invitation: Invitation) -> int:
+    """How many questionnaires the patient's link asks at this time point (answered or not): the progress total."""
+    return (Assessment.objects.filter(episode_id=invitation.episode_id, time_point=invitation.time_point,
+                                      instrument__in=sendable_codes())
+            .exclude(status=Assessment.Status.CANCELLED).count())
 
 
 def worklist(*, user, tab: str, clinic: str = "", today: dt.date | None = None) -> QuerySet:
@@ -55,6 +71,12 @@ class WorkItem:
     window_end: dt.date
     last_completed: dt.datetime | None
     assessments: list
+    invitation: Invitation | None = None
+
+    @property
+    def invitation_open(self) -> bool:
+        """Its invitation can still be resent or revoked (on the due, open and overdue tabs)."""
+        return self.invitation is not None and self.invitation.status in Invitation.OPEN
 
     @property
     def patient(self):
@@ -89,8 +111,13 @@ def work_items(queryset: QuerySet, *, tab: str, page_number) -> tuple:
     rows: dict[tuple, list] = {}
     for a in queryset.filter(match).select_related("patient", "episode").order_by("time_point_order", "instrument"):
         rows.setdefault((a.episode_id, a.time_point), []).append(a)
+    invitations = {}
+    if tab in INVITATION_TABS and keys:
+        invitations = {(i.episode_id, i.time_point): i for i in Invitation.objects.filter(match)}
     items = [WorkItem(g["episode_id"], g["time_point"], g["due"], g["window_end"], g["last"],
-                      rows.get((g["episode_id"], g["time_point"]), [])) for g in page.object_list]
+                      rows.get((g["episode_id"], g["time_point"]), []), invitations.get((g["episode_id"],
+                                                                                          g["time_point"])))
+             for g in page.object_list]
     return page, items
 
 

@@ -92,17 +92,21 @@ def episode_schedule(*, episode: Episode) -> ScheduleResult:
     stop_day, stop_reason = _cutoff(episode, index)
     conversion = _conversion(episode, index) if protocol is not None and protocol.stop_on_conversion else None
 
-    def stop_reason_for(planned_due: dt.date) -> str:
-        if stop_day is not None and planned_due >= stop_day:
+    def stop_reason_for(window_end: dt.date) -> str:
+        # Whatever can still be answered on the day of death, withdrawal or conversion is no longer asked:
+        # a time point whose window is open then (even one already due and invited) stops with the rest.
+        if stop_day is not None and window_end >= stop_day:
             return stop_reason
-        if conversion is not None and planned_due >= conversion.date:
+        if conversion is not None and window_end >= conversion.date:
             return f"converted to surgery ({conversion.get_kind_display().lower()} on {conversion.date:%d %b %Y})"
         return ""
 
     to_create = []
+    moved_time_points: dict[str, dt.date] = {}  # time point -> its new window end
     for key, planned in wanted.items():
         assessment = existing.get(key)
-        stop = stop_reason_for(planned.due_date)
+        keeps_dates = assessment is not None and key[0] in invited
+        stop = stop_reason_for(assessment.window_end if keeps_dates else planned.window_end)
         if assessment is None:
             if stop:
                 continue
@@ -130,6 +134,7 @@ def episode_schedule(*, episode: Episode) -> ScheduleResult:
                 planned.due_date, planned.window_start, planned.window_end
             assessment.save()
             result.updated += 1
+            moved_time_points[key[0]] = max(planned.window_end, moved_time_points.get(key[0], planned.window_end))
         elif assessment.status == Assessment.Status.SCHEDULED and assessment.protocol_id != protocol.pk:
             assessment.protocol = protocol  # same dates, now governed by the protocol that applies
             assessment.save(update_fields=["protocol"])
@@ -142,6 +147,9 @@ def episode_schedule(*, episode: Episode) -> ScheduleResult:
     if to_create:
         assessments_changed.send(sender=Assessment, episode_ids=[episode.pk])
     result.created = len(to_create)
+    if stop_day is not None:
+        _revoke_open_invitations(episode, stop_reason)
+    _replan_unsent_invitations(episode, moved_time_points)
     _close_invitations_without_work(episode)
     return result
 
@@ -152,10 +160,39 @@ def _cancel(assessment: Assessment, reason: str) -> None:
     assessment.save(update_fields=["status", "cancelled_reason"])
 
 
+def _revoke_open_invitations(episode: Episode, reason: str) -> None:
+    """No more emails and no usable link: the patient died or withdrew."""
+    open_ = Invitation.objects.filter(episode=episode, status__in=Invitation.OPEN)
+    AccessToken.objects.filter(invitation__in=open_, revoked=False).update(revoked=True)
+    open_.update(status=Invitation.Status.CANCELLED, cancelled_reason=reason[:200], next_attempt_at=None,
+                 claim_id="")
+
+
+def _replan_unsent_invitations(episode: Episode, moved: dict[str, dt.date]) -> None:
+    """An invitation never sent whose time point moved is dropped (invitations_plan makes it again, with the new
+    window, once that window is open); one a worker is sending right now gets the new window's end."""
+    if not moved:
+        return
+    unsent = Invitation.objects.filter(episode=episode, time_point__in=list(moved), sends=0)
+    unsent.filter(status__in=[Invitation.Status.PENDING, Invitation.Status.FAILED,
+                              Invitation.Status.EXPIRED]).delete()
+    for invitation in unsent.filter(status=Invitation.Status.SENDING):
+        invitation.expires_at = _window_end_of_day(moved[invitation.time_point])
+        invitation.save(update_fields=["expires_at"])
+
+
+def _pending_sendable(**filters):
+    """Scheduled assessments a patient can answer from the link (licensed ones without their text are left to
+    staff: they never hold an invitation open)."""
+    from . import selectors
+
+    return Assessment.objects.filter(status=Assessment.Status.SCHEDULED, instrument__in=selectors.sendable_codes(),
+                                     **filters)
+
+
 def _close_invitations_without_work(episode: Episode) -> None:
     """An open invitation whose time point has nothing left to answer is cancelled (no more reminders)."""
-    pending = Assessment.objects.filter(episode=episode, time_point=OuterRef("time_point"),
-                                        status=Assessment.Status.SCHEDULED)
+    pending = _pending_sendable(episode=episode, time_point=OuterRef("time_point"))
     Invitation.objects.filter(episode=episode, status__in=Invitation.OPEN).exclude(Exists(pending)).update(
         status=Invitation.Status.CANCELLED, cancelled_reason="nothing left to answer", next_attempt_at=None)
 
@@ -203,11 +240,15 @@ def protocol_save(*, form, formset, clinic=None, request=None) -> tuple[Protocol
     formset.save()
     for tp in protocol.time_points.all():
         tp.full_clean()
-    episodes = Episode.objects.filter(condition=protocol.condition, procedures__is_index=True)
+    fits = Q(condition=protocol.condition, procedures__is_index=True)
     if protocol.body_site:
-        episodes = episodes.filter(body_site=protocol.body_site)
+        fits &= Q(body_site=protocol.body_site)
     if protocol.clinic_id:
-        episodes = episodes.filter(patient__clinic_id=protocol.clinic_id)
+        fits &= Q(patient__clinic_id=protocol.clinic_id)
+    # ... and the episodes it governed until now (its condition or site may have changed, or it was switched off):
+    # they move to the protocol that applies to them now, or stop.
+    governed = Q(pk__in=Assessment.objects.filter(protocol=protocol).values("episode_id"))
+    episodes = Episode.objects.filter(fits | governed).order_by("pk")
     replanned = 0
     for episode in episodes.distinct().iterator(chunk_size=500):
         episode_schedule(episode=episode)
@@ -262,9 +303,7 @@ def invitations_plan(*, today: dt.date | None = None, batch: int = 5000) -> int:
     for active patients with an email address (and registry consent where the clinic requires it)."""
     today = today or timezone.localdate()
     invited = Invitation.objects.filter(episode_id=OuterRef("episode_id"), time_point=OuterRef("time_point"))
-    groups = (Assessment.objects
-              .filter(status=Assessment.Status.SCHEDULED, window_start__lte=today, window_end__gte=today,
-                      patient__status=Patient.Status.ACTIVE)
+    groups = (_pending_sendable(window_start__lte=today, window_end__gte=today, patient__status=Patient.Status.ACTIVE)
               .exclude(patient__email="")
               .exclude(patient__clinic__invitations_require_consent=True, patient__consent_registry=False)
               .filter(~Exists(invited))
@@ -305,7 +344,9 @@ def _due_q(now: dt.datetime) -> Q:
     claimable = Q(status__in=[Invitation.Status.PENDING, Invitation.Status.FAILED, Invitation.Status.SENT],
                   next_attempt_at__lte=now)
     abandoned = Q(status=Invitation.Status.SENDING, claimed_at__lt=now - LEASE)
-    return (claimable | abandoned) & Q(expires_at__gt=now)
+    # Never to a patient who died or withdrew, whatever state the invitation was left in.
+    active = Exists(Patient.objects.filter(pk=OuterRef("patient_id"), status=Patient.Status.ACTIVE))
+    return (claimable | abandoned) & Q(expires_at__gt=now) & active
 
 
 def invitations_claim(*, limit: int, worker: str = "", now: dt.datetime | None = None) -> list[Invitation]:
@@ -337,13 +378,10 @@ def survey_url(token: str) -> str:
     return f"{settings.BASE_URL}/s/{token}/"
 
 
-def _message(invitation: Invitation, token: str) -> EmailMultiAlternatives:
+def _message(invitation: Invitation, token: str, count: int) -> EmailMultiAlternatives:
     patient = invitation.patient
-    instruments = list(Assessment.objects.filter(episode_id=invitation.episode_id, time_point=invitation.time_point,
-                                                 status=Assessment.Status.SCHEDULED).values_list("instrument",
-                                                                                                  flat=True))
     context = {"patient": patient, "clinic": patient.clinic, "invitation": invitation, "url": survey_url(token),
-               "reminder": invitation.sends > 0, "count": len(instruments), "episode": invitation.episode,
+               "reminder": invitation.sends > 0, "count": count, "episode": invitation.episode,
                "expires": timezone.localtime(invitation.expires_at) - dt.timedelta(seconds=1)}
     subject = render_to_string("followup/email_subject.txt", context).strip()
     body = render_to_string("followup/email_body.txt", context)
@@ -377,11 +415,16 @@ def invitations_send(*, invitations: list[Invitation], now: dt.datetime | None =
             return result
     try:
         for invitation in invitations:
+            count = len(open_assessments(invitation))
+            if not count:  # answered, cancelled or only staff-entered instruments left since it was planned
+                _nothing_to_send(invitation)
+                continue
             try:
                 with transaction.atomic():
                     token = token_issue(invitation=invitation)
                     # SMTP reuses its open connection; a file backend writes one file per email.
-                    (backend if persistent else get_connection()).send_messages([_message(invitation, token)])
+                    (backend if persistent else get_connection()).send_messages(
+                        [_message(invitation, token, count)])
             except Exception as exc:  # noqa: BLE001 - every failure is recorded and retried
                 log.warning("invitation %s: send failed: %s", invitation.pk, exc)
                 _failed(invitation, exc)
@@ -406,6 +449,13 @@ def _sent(invitation: Invitation, now: dt.datetime) -> None:
                               status=Invitation.Status.SENDING).update(
         status=Invitation.Status.SENT, sends=sends, sent_at=now, claim_id="", last_error="",
         next_attempt_at=now + dt.timedelta(days=invitation.reminder_after_days) if more else None)
+
+
+def _nothing_to_send(invitation: Invitation) -> None:
+    Invitation.objects.filter(pk=invitation.pk, claim_id=invitation.claim_id,
+                              status=Invitation.Status.SENDING).update(
+        status=Invitation.Status.CANCELLED, claim_id="", cancelled_reason="nothing left to answer",
+        next_attempt_at=None)
 
 
 def _failed(invitation: Invitation, exc: Exception) -> None:
@@ -438,8 +488,15 @@ def invitation_resend(*, invitation: Invitation, request=None) -> Invitation:
 
 @transaction.atomic
 def invitation_revoke(*, invitation: Invitation, reason: str, request=None) -> Invitation:
+    """Stop an invitation: no more reminders, and its links no longer open the questionnaire."""
+    reason = (reason or "").strip()
+    if not reason:
+        raise ValidationError({"reason": "Say why the invitation is revoked."})
+    if not Invitation.objects.filter(pk=invitation.pk, status__in=Invitation.OPEN).exists():
+        invitation.refresh_from_db()
+        raise ValidationError(f"This invitation is {invitation.get_status_display().lower()}: nothing to revoke.")
     Invitation.objects.filter(pk=invitation.pk).update(status=Invitation.Status.CANCELLED, next_attempt_at=None,
-                                                       cancelled_reason=reason[:200])
+                                                       cancelled_reason=reason[:200], claim_id="")
     invitation.tokens.update(revoked=True)
     audit_record(request=request, action=AuditEvent.Action.UPDATE, obj=invitation, patient=invitation.patient,
                  detail=f"revoked: {reason}")
@@ -506,18 +563,9 @@ def invitation_for_token(token: str) -> Invitation:
 
 
 def open_assessments(invitation: Invitation) -> list[Assessment]:
-    from orthoreg.instruments.definitions import DefinitionError, UnknownInstrument, get_definition
-
-    rows = list(Assessment.objects.filter(episode_id=invitation.episode_id, time_point=invitation.time_point,
-                                          status=Assessment.Status.SCHEDULED).order_by("id"))
-    sendable = []
-    for a in rows:
-        try:
-            if get_definition(a.instrument).sendable:
-                sendable.append(a)
-        except (UnknownInstrument, DefinitionError):
-            continue  # a broken or removed definition is never sent; staff see the assessment on the worklist
-    return sendable
+    """What the patient still has to answer from the link: a broken, removed or licensed-but-not-installed
+    definition is never sent (staff see the assessment on the worklist and enter it)."""
+    return list(_pending_sendable(episode_id=invitation.episode_id, time_point=invitation.time_point).order_by("id"))
 
 
 def assessment_save_draft(*, assessment: Assessment, answers: dict) -> Assessment:
@@ -536,21 +584,54 @@ def assessment_answer(*, assessment: Assessment, answers: list, source: str, com
     locked = Assessment.objects.select_for_update().get(pk=assessment.pk)
     if locked.status != Assessment.Status.SCHEDULED:
         raise ValidationError(f"This questionnaire is {locked.get_status_display().lower()} already.")
+    # Recording the response completes this assessment (response_link, on instruments' response_recorded).
     response = response_record(patient=locked.patient, episode=locked.episode, instrument=locked.instrument,
                                answers=answers, time_point=locked.time_point, completed_at=completed_at,
                                source=source, entered_by=entered_by, request=request)
-    locked.status = Assessment.Status.COMPLETED
-    locked.completed_at = response.completed_at
-    locked.response = response
-    locked.draft = {}
-    locked.save(update_fields=["status", "completed_at", "response", "draft"])
-    left = Assessment.objects.filter(episode_id=locked.episode_id, time_point=locked.time_point,
-                                     status=Assessment.Status.SCHEDULED).exists()
-    if not left:
-        Invitation.objects.filter(episode_id=locked.episode_id, time_point=locked.time_point,
-                                  status__in=Invitation.OPEN).update(
-            status=Invitation.Status.COMPLETED, completed_at=timezone.now(), next_attempt_at=None)
+    locked.refresh_from_db()
+    if locked.response_id != response.pk:
+        _complete(locked, response)
     return locked
+
+
+def _complete(assessment: Assessment, response) -> None:
+    """Mark the assessment answered by the response; close its invitation when nothing of the time point is left
+    for the patient to answer."""
+    assessment.status = Assessment.Status.COMPLETED
+    assessment.completed_at = response.completed_at
+    assessment.response = response
+    assessment.draft = {}
+    assessment.save(update_fields=["status", "completed_at", "response", "draft"])
+    _complete_answered_invitations(episode_id=assessment.episode_id, time_point=assessment.time_point)
+
+
+def _complete_answered_invitations(**filters) -> None:
+    """Open invitations whose time point was answered and has nothing left for the patient to answer are
+    answered: no reminders."""
+    same = {"episode_id": OuterRef("episode_id"), "time_point": OuterRef("time_point")}
+    pending = _pending_sendable(**same)
+    answered = Assessment.objects.filter(status=Assessment.Status.COMPLETED, **same)
+    Invitation.objects.filter(Exists(answered), status__in=Invitation.OPEN, **filters).exclude(Exists(pending)).update(
+        status=Invitation.Status.COMPLETED, completed_at=timezone.now(), next_attempt_at=None)
+
+
+@transaction.atomic
+def response_link(*, response) -> Assessment | None:
+    """Complete the scheduled assessment of the response's episode, time point and instrument, however the response
+    was recorded (the patient's link, staff entry from the worklist or from the patient page)."""
+    if response.episode_id is None or not response.time_point:
+        return None
+    assessment = (Assessment.objects.select_for_update()
+                  .filter(episode_id=response.episode_id, time_point=response.time_point,
+                          instrument=response.instrument, status=Assessment.Status.SCHEDULED).first())
+    if assessment is None:
+        return None
+    _complete(assessment, response)
+    return assessment
+
+
+def _on_response_recorded(sender, response, **kwargs):
+    response_link(response=response)
 
 
 def link_responses(*, episode_ids) -> int:
@@ -571,6 +652,8 @@ def link_responses(*, episode_ids) -> int:
             updates.append(a)
     Assessment.objects.bulk_update(updates, ["status", "response", "completed_at"], batch_size=2000)
     if updates:
-        assessments_changed.send(sender=Assessment, episode_ids=sorted({a.episode_id for a in updates}))
+        changed = sorted({a.episode_id for a in updates})
+        _complete_answered_invitations(episode_id__in=changed)
+        assessments_changed.send(sender=Assessment, episode_ids=changed)
     count += len(updates)
     return count

@@ -11,4 +11,5 @@ urlpatterns = [
     path("assessments/<int:pk>/enter/", views.assessment_enter, name="assessment_enter"),
     path("assessments/<int:pk>/cancel/", views.assessment_cancel, name="assessment_cancel"),
     path("invitations/<int:pk>/resend/", views.invitation_resend, name="invitation_resend"),
+    path("invitations/<int:pk>/revoke/", views.invitation_revoke, name="invitation_revoke"),
 ]

@@ -22,7 +22,7 @@ from orthoreg.instruments.definitions import DefinitionError, UnknownInstrument,
 from orthoreg.registry.models import Clinic
 
 from . import selectors, services
-from .forms import CancelForm, InstrumentForm, ProtocolForm, time_point_formset
+from .forms import CancelForm, InstrumentForm, ProtocolForm, RevokeForm, time_point_formset
 from .models import Assessment, Invitation, Protocol
 
 # ------------------------------------------------------------------------------------------ patient pages
@@ -43,8 +43,7 @@ def survey(request, token: str):
     pending = services.open_assessments(invitation)
     if not pending:
         return redirect("survey_done")
-    total = Assessment.objects.filter(episode_id=invitation.episode_id, time_point=invitation.time_point) \
-        .exclude(status=Assessment.Status.CANCELLED).count()
+    total = selectors.survey_total(invitation)
     wanted = request.POST.get("assessment") or request.GET.get("q")
     current = next((a for a in pending if str(a.pk) == str(wanted)), pending[0])
     definition = get_definition(current.instrument)
@@ -182,6 +181,24 @@ def invitation_resend(request, pk: int):
         messages.success(request, "The invitation will be sent again by the worker within a minute.")
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))
+    return redirect(request.POST.get("back") if str(request.POST.get("back", "")).startswith("/") else
+                    reverse("followup:worklist"))
+
+
+@login_required
+@require_POST
+def invitation_revoke(request, pk: int):
+    invitation = access.access_object(request.user, Invitation, pk, access.CONTACT)
+    form = RevokeForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Say why the invitation is revoked.")
+    else:
+        try:
+            services.invitation_revoke(invitation=invitation, reason=form.cleaned_data["reason"], request=request)
+            messages.success(request, f"Revoked the {invitation.time_point} invitation: no more reminders, and its "
+                                      "link no longer works.")
+        except ValidationError as exc:
+            messages.error(request, " ".join(exc.messages))
     return redirect(request.POST.get("back") if str(request.POST.get("back", "")).startswith("/") else
                     reverse("followup:worklist"))
 
