@@ -174,6 +174,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django_otp.middleware.OTPMiddleware",
     "orthoreg.accounts.middleware.TwoFactorMiddleware",
+    "orthoreg.accounts.middleware.ClinicTimeZoneMiddleware",
     "orthoreg.accounts.middleware.AuditReadsMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",

@@ -235,3 +235,23 @@ def test_createuser_and_twofactor_commands_print_enrolment_codes(clinic):
     out = io.StringIO()
     call_command("createuser", "nurse", "--password", "a-long-enough-pass-42", "--clinic", clinic.code, stdout=out)
     assert "enrolment code" not in out.getvalue()  # two-factor is optional for a clinician by default
+
+
+def test_today_is_the_clinics_today(clinic, clinician, patient):
+    """At 23:30 UTC it is already tomorrow in Auckland: a clinic there records today's visit without being told
+    the date is in the future."""
+    import time_machine
+
+    clinic.timezone = "Pacific/Auckland"
+    clinic.save()
+    episode = patient.episodes.create(body_site="first_mtp", side="right", condition="hallux_rigidus")
+    with time_machine.travel(dt.datetime(2026, 6, 10, 23, 30, tzinfo=dt.timezone.utc), tick=False):
+        client = login(clinician)
+        response = client.post(reverse("registry:exam_create", args=[episode.pk]),
+                               {"date": "2026-06-11", "dorsiflexion_deg": "30"})
+        assert response.status_code == 302, response.content.decode()[:2000]
+        clinic.timezone = "America/Denver"  # a fresh session in Denver: still 10 June, so the 11th is refused
+        clinic.save()
+        late = login(clinician).post(reverse("registry:exam_create", args=[episode.pk]),
+                                     {"date": "2026-06-11", "dorsiflexion_deg": "30"})
+        assert late.status_code == 400 and "in the future" in late.content.decode()

@@ -116,3 +116,42 @@ class RejectNulMiddleware:
         if request.path.startswith("/api/"):  # API clients get the API's error shape
             return JsonResponse({"detail": cls.MESSAGE}, status=400)
         return HttpResponseBadRequest(cls.MESSAGE, content_type="text/plain; charset=utf-8")
+
+
+class ClinicTimeZoneMiddleware:
+    """Dates and times in the clinic's own time zone: a signed-in user works in the time zone of their (first)
+    clinic, so "today", "in the future" and every date shown follow the clinic's clock, not the server's.
+    The zone is looked up once per session."""
+
+    SESSION_KEY = "orthoreg_tz"
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        import zoneinfo
+
+        from django.utils import timezone
+
+        name = self._zone_name(request)
+        try:
+            zone = zoneinfo.ZoneInfo(name) if name else None
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            zone = None
+        if zone is None:
+            return self.get_response(request)
+        with timezone.override(zone):
+            return self.get_response(request)
+
+    def _zone_name(self, request) -> str:
+        user = getattr(request, "user", None)
+        if not getattr(user, "is_authenticated", False):
+            return ""
+        name = request.session.get(self.SESSION_KEY)
+        if name is None:
+            from .models import Membership
+
+            name = (Membership.objects.filter(user=user).order_by("clinic__name", "clinic_id")
+                    .values_list("clinic__timezone", flat=True).first() or "")
+            request.session[self.SESSION_KEY] = name
+        return name
