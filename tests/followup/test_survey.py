@@ -70,7 +70,11 @@ def test_per_item_message_and_nothing_stored(link):
     assert "out of range" in response.content.decode()
     assert not Response.objects.exists()
     empty = client.post(link, {"assessment": assessment.pk, "action": "submit"})
-    assert "Please answer this question" in empty.content.decode()
+    body = empty.content.decode()
+    assert "Please answer this question" in body
+    # a screen reader hears which answer is wrong and why: the inputs point at their message
+    assert 'id="item_1-error"' in body
+    assert body.count('aria-describedby="item_1-error"') >= 1 and 'aria-invalid="true"' in body
 
 
 def test_save_and_continue_later(link):

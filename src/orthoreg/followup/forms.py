@@ -86,6 +86,15 @@ class InstrumentForm(forms.Form):
                 cleaned[name] = value
         return cleaned
 
+    def add_error(self, field, error):
+        """Every field with a message says so to a screen reader: aria-invalid, and aria-describedby pointing at
+        the message (the template gives it the id <field>-error)."""
+        super().add_error(field, error)
+        for name in self.errors:
+            if name in self.fields:
+                self.fields[name].widget.attrs.update({"aria-invalid": "true",
+                                                       "aria-describedby": f"{self.add_prefix(name)}-error"})
+
     @property
     def answers(self) -> list:
         return [self.cleaned_data.get(field_name(item)) for item in self.definition.items]
