@@ -3,15 +3,16 @@
 Time zero is the index date. The event is the conversion (registry.selectors.conversion_date_subquery). Episodes
 without one are censored at the last contact: the latest of the patient's last questionnaire response, the episode's
 last exam and procedure, and the date of death or withdrawal; never after the as-of date, never before the index
-date (facts.episode_rows).
+date (facts.episode_rows). A conversion dated after the as-of date is not an event of the report: that episode is
+event-free at the as-of date and censored there.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 
-from django.db.models import BooleanField, Case, Count, DateField, F, QuerySet, Value, When
-from django.db.models.functions import Coalesce, Greatest, Least
+from django.db.models import BooleanField, Case, Count, DateField, F, Q, QuerySet, Value, When
+from django.db.models.functions import Greatest, Least
 
 from . import stats
 from .db import DaysBetween
@@ -21,11 +22,12 @@ def survival_pairs(members: QuerySet, *, as_of: dt.date) -> list[tuple[int, bool
     """(days from the index date to conversion or censoring, converted) for every episode of the cohort
     (EpisodeFact rows) as of a day, counted per distinct pair in the database (a few thousand rows leave it
     whatever the size of the cohort)."""
-    last_contact = Greatest(F("index_date"), Least(F("contact"), Value(as_of, output_field=DateField())),
-                            output_field=DateField())
-    end = Coalesce(F("conversion_date"), last_contact, output_field=DateField())
+    day = Value(as_of, output_field=DateField())
+    last_contact = Greatest(F("index_date"), Least(F("contact"), day), output_field=DateField())
+    by_as_of = Q(conversion_date__isnull=False, conversion_date__lte=day)
+    end = Case(When(by_as_of, then=F("conversion_date")), default=last_contact, output_field=DateField())
     rows = (members.annotate(days=DaysBetween(end, F("index_date")),
-                             converted=Case(When(conversion_date__isnull=False, then=Value(True)),
+                             converted=Case(When(by_as_of, then=Value(True)),
                                             default=Value(False), output_field=BooleanField()))
             .values_list("days", "converted").annotate(n=Count("pk")).order_by())
     return [(max(0, days), bool(converted)) for days, converted, n in rows for _ in range(n)]
