@@ -96,11 +96,26 @@ def survival_section(pairs: list[tuple[int, bool]]) -> dict:
         at.append({"months": months, "days": days, "at_risk": km.at_risk(days),
                    "survival": None if row is None else round(row.survival, 6),
                    "ci_low": None if row is None else round(row.ci_low, 6),
-                   "ci_high": None if row is None else round(row.ci_high, 6)})
+                   "ci_high": None if row is None else round(row.ci_high, 6),
+                   "events": None if row is None else km.events_by(days)})
     return {
         "event": "conversion to surgery", "time_unit": "days", "n": km.n, "events": km.events,
         "censored": km.censored, "median_event_free_days": km.median, "median_follow_up_days": km.median_follow_up,
-        "max_follow_up_days": km.durations_max, "at": at, "table": [r.as_dict() for r in km.table]}
+        "max_follow_up_days": km.durations_max, "at": at, "table": [r.as_dict() for r in km.table],
+        "curve": _band(km)}
+
+
+def _band(km: stats.KaplanMeier) -> list[dict]:
+    """The steps of the drawn curve and its 95% band (KaplanMeier.band), only where the estimate or its interval
+    changes: what the charts draw, the same numbers as the estimates at given times."""
+    out, last = [], None
+    for row in km.band():
+        d = row.as_dict()
+        key = (d["survival"], d["ci_low"], d["ci_high"])
+        if key != last:
+            out.append({k: d[k] for k in ("time", "at_risk", "survival", "ci_low", "ci_high")})
+            last = key
+    return out
 
 
 def headline(points: list[dict]) -> dict | None:

@@ -7,7 +7,8 @@
 * medians: the distribution-free interval between two order statistics whose ranks come from Binomial(n, 1/2)
   (coverage at least 95%; none for n < 6, where no such pair of ranks exists);
 * survival: Kaplan-Meier with lifelines (exponential Greenwood "log(-log)" 95% interval; before the first event,
-  where Greenwood gives the empty interval [1, 1], the Wilson interval of no event among those still followed),
+  where Greenwood gives the empty interval [1, 1], the Wilson interval of no event among those still followed, in the
+  estimates at given times and in the band drawn (KaplanMeier.band), though the table keeps lifelines' [1, 1] at 0),
   median follow-up by the reverse Kaplan-Meier method (Schemper & Smith 1996), log-rank test between two groups.
 """
 
@@ -148,15 +149,36 @@ class KaplanMeier:
         return self.n - self.events
 
     def at(self, time: float) -> KMRow | None:
-        """The estimate holding at `time` (the last step at or before it), None beyond the longest follow-up."""
+        """The estimate holding at `time` (the last step at or before it), None beyond the longest follow-up.
+        After time 0 the interval is never the empty [1, 1] (see `band`)."""
         if not self.curve or self.durations_max is None or time > self.durations_max:
             return None
-        row = self.curve[0]
-        for candidate in self.curve:
+        if time <= 0:
+            return self.curve[0]
+        band = self.band()
+        row = band[0]
+        for candidate in band:
             if candidate.time > time:
                 break
             row = candidate
         return row
+
+    def band(self) -> list[KMRow]:
+        """The step function to draw, with its 95% band: the curve, whose first step (from time 0 to the next time)
+        carries the Wilson interval of no event among everyone followed when nothing happened at time 0, as every
+        later step before the first event does. Only at the very instant 0 is survival certainly 1; the reported
+        estimates (`at`) and the drawn band are the same numbers."""
+        if not self.curve:
+            return []
+        first = self.curve[0]
+        if first.survival == 1.0 and first.ci_low >= 1.0 and first.at_risk:
+            first = KMRow(first.time, first.at_risk, first.events, first.censored, first.survival,
+                          wilson(first.at_risk, first.at_risk)[0], first.ci_high)
+        return [first, *self.curve[1:]]
+
+    def events_by(self, time: float) -> int:
+        """Number of events at or before `time`."""
+        return sum(r.events for r in self.curve if r.time <= time)
 
     def at_risk(self, time: float) -> int:
         """Number still followed and event-free just before `time` (the at-risk table under the curve)."""

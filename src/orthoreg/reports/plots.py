@@ -206,6 +206,20 @@ def responders_over_time_figure(cohorts: Cohorts, *, instrument: str = defs.PAIN
     return fig
 
 
+def survival_steps(s: dict) -> tuple[list[float], list[float], list[float], list[float]]:
+    """Months, survival and the 95% band of a report's survival section as post-steps to the longest follow-up.
+    Drawn from the curve, whose interval after time 0 is never the empty [1, 1] and is the one the estimates at 3,
+    6, 12... months report (a cohort with no conversion has a band); the event table only for a report made
+    before the curve was part of it."""
+    steps = s.get("curve") or s["table"]
+    end = max((s["max_follow_up_days"] or 0) / DAYS_PER_MONTH, steps[-1]["time"] / DAYS_PER_MONTH)
+    xs = [r["time"] / DAYS_PER_MONTH for r in steps] + [end]
+    ys = [r["survival"] for r in steps] + [steps[-1]["survival"]]
+    lows = [r["ci_low"] for r in steps] + [steps[-1]["ci_low"]]
+    highs = [r["ci_high"] for r in steps] + [steps[-1]["ci_high"]]
+    return xs, ys, lows, highs
+
+
 def survival_figure(cohorts: Cohorts, *, width: float = 6.4, height: float = 3.4) -> Figure:
     """Kaplan-Meier survival free of conversion to surgery with 95% CI bands and the numbers at risk below."""
     fig = _figure(width, height)
@@ -216,13 +230,8 @@ def survival_figure(cohorts: Cohorts, *, width: float = 6.4, height: float = 3.4
         s = report["survival"]
         if not s["n"]:
             continue
-        steps = s["table"]
-        end = (s["max_follow_up_days"] or 0) / DAYS_PER_MONTH
-        horizon = max(horizon, end)
-        xs = [r["time"] / DAYS_PER_MONTH for r in steps] + [end]
-        ys = [r["survival"] for r in steps] + [steps[-1]["survival"]]
-        lows = [r["ci_low"] for r in steps] + [steps[-1]["ci_low"]]
-        highs = [r["ci_high"] for r in steps] + [steps[-1]["ci_high"]]
+        xs, ys, lows, highs = survival_steps(s)
+        horizon = max(horizon, xs[-1])
         colour = COLOURS[n % len(COLOURS)]
         ax.fill_between(xs, lows, highs, step="post", color=BANDS[n % len(BANDS)], alpha=0.7, linewidth=0)
         ax.step(xs, ys, where="post", color=colour, linewidth=1.8,
