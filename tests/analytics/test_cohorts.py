@@ -128,3 +128,19 @@ def test_comparison(hand_cohort, clinic):
     overlapping = selectors.comparison_report(CohortFilter(), CohortFilter(sex="male"), clinic_ids={clinic.pk},
                                               as_of=AS_OF)
     assert overlapping["overlap"] == 4 and "not independent" in overlapping["limits"]
+
+
+def test_comparison_limits_state_each_cohorts_loss_to_follow_up(hand_cohort, clinic):
+    """Everyone (2 of 8 lost at 6 months: P6 and the fused P7) against the men (1 of 4: P7): not "3 of 12"."""
+    from .conftest import AS_OF
+
+    report = selectors.comparison_report(CohortFilter(), CohortFilter(sex="male"), clinic_ids={clinic.pk},
+                                         as_of=AS_OF)
+    limits = report["limits"]
+    assert "A: at 6 months, 2 of 8 eligible patients (25%) did not answer" in limits
+    assert "B: at 6 months, 1 of 4 eligible patients (25%) did not answer" in limits
+    assert "3 of 12" not in limits
+    assert "Losing more than 20% (A and B) is a serious threat" in limits
+    lopsided = selectors.comparison_report(CohortFilter(sex="female"), CohortFilter(grade_min=4),
+                                           clinic_ids={clinic.pk}, as_of=AS_OF)
+    assert "A: at 6 months, 1 of 4" in lopsided["limits"] and "B:" not in lopsided["limits"]  # B is empty

@@ -105,11 +105,16 @@ CONVERSION_TEXT = (
     "Conversion to surgery: the first surgical procedure of the episode after the index procedure (cheilectomy, "
     "fusion, arthroplasty or other surgery). Survival free of conversion: Kaplan-Meier from the index date, "
     "censored at the last contact (the patient's last questionnaire answer, the last exam or procedure of the "
-    "episode, or the date of death or withdrawal).")
+    "episode, or the date of death or withdrawal), and at the as-of date for a conversion dated after it.")
 ADVERSE_TEXT = (
     "Adverse events: episodes with at least one adverse event recorded on the index procedure or a later "
     "non-surgical procedure of the episode (complications of a conversion belong to that surgery), of all "
     "treated episodes.")
+
+
+def _threat(share: float) -> int:
+    """2: more than 20% lost, a serious threat; 1: 5% to 20%, can bias; 0: less (Schulz & Grimes)."""
+    return 2 if share > 0.20 else 1 if share >= 0.05 else 0
 
 
 def limits_sentence(*, lost: int, eligible: int, time_point_label: str, compared: bool = False) -> str:
@@ -122,8 +127,30 @@ def limits_sentence(*, lost: int, eligible: int, time_point_label: str, compared
     if eligible:
         text += (f" At {time_point_label}, {lost} of {eligible} eligible patients ({share}) did not answer; "
                  "the worst case counts all of them as failures.")
-        if lost / eligible > 0.20:
+        threat = _threat(lost / eligible)
+        if threat == 2:
             text += " Losing more than 20% is a serious threat to these estimates (Schulz & Grimes)."
-        elif lost / eligible >= 0.05:
+        elif threat == 1:
             text += " Losses between 5% and 20% can bias these estimates."
+    return text
+
+
+def comparison_limits_sentence(losses: list[tuple[str, int, int, str]]) -> str:
+    """The limits of two cohorts compared, with each cohort's own loss to follow-up at its own headline time point
+    (pooling them would hide a cohort that lost many behind one that lost few): `losses` is
+    (label, lost, eligible, time point label) per cohort."""
+    text = limits_sentence(lost=0, eligible=0, time_point_label="", compared=True)
+    known = [(label, lost, eligible, tp) for label, lost, eligible, tp in losses if eligible]
+    if not known:
+        return text
+    parts = [f"{label}: at {tp}, {lost} of {eligible} eligible patients ({lost / eligible:.0%}) did not answer"
+             for label, lost, eligible, tp in known]
+    text += " Lost to follow-up, " + "; ".join(parts) + "; the worst case counts all of them as failures."
+    serious = [label for label, lost, eligible, _ in known if _threat(lost / eligible) == 2]
+    biased = [label for label, lost, eligible, _ in known if _threat(lost / eligible) == 1]
+    if serious:
+        text += (f" Losing more than 20% ({' and '.join(serious)}) is a serious threat to these estimates "
+                 "(Schulz & Grimes).")
+    if biased:
+        text += f" Losses between 5% and 20% ({' and '.join(biased)}) can bias these estimates."
     return text

@@ -286,11 +286,10 @@ def _round(value):
 
 
 def comparison_limits(first: dict, second: dict, overlap: int) -> str:
-    tops = [r["headline"] for r in (first, second)]
-    lost = sum(t["lost"] for t in tops if t)
-    eligible = sum(t["eligible"] for t in tops if t)
-    label = next((t["label"].lower() for t in tops if t), "")
-    text = defs.limits_sentence(lost=lost, eligible=eligible, time_point_label=label, compared=True)
+    """The limits of a comparison: each cohort's loss to follow-up stated on its own (never pooled)."""
+    losses = [(letter, r["headline"]["lost"], r["headline"]["eligible"], r["headline"]["label"].lower())
+              for letter, r in zip(("A", "B"), (first, second)) if r["headline"]]
+    text = defs.comparison_limits_sentence(losses)
     if overlap:
         text += (f" {overlap} episode{'s are' if overlap != 1 else ' is'} in both cohorts, so they are not "
                  "independent and the intervals of the differences are too narrow.")
