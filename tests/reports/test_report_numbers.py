@@ -1,14 +1,18 @@
-"""Numbers the report pages, charts and PDFs print: the survival band with no conversion."""
+"""Numbers the report pages, charts and PDFs print: the survival band with no conversion, the median's interval,
+means of too few answers."""
 
 from __future__ import annotations
 
 import datetime as dt
+import io
+import re
 
 import pytest
+from pypdf import PdfReader
 
 from orthoreg.analytics import selectors, stats
 from orthoreg.analytics.filters import CohortFilter
-from orthoreg.reports import plots
+from orthoreg.reports import pdf, plots, static_html
 from tests.analytics.builders import Builder
 
 D = dt.date
@@ -22,6 +26,10 @@ def cohort(clinic, scores) -> dict:
         b.assessment(e, "baseline", score=9)
         b.assessment(e, "6m", score=score)
     return selectors.cohort_report(CohortFilter(), clinic_ids={clinic.pk}, as_of=AS_OF)
+
+
+def pdf_text(data: bytes) -> str:
+    return " ".join(" ".join(page.extract_text() or "" for page in PdfReader(io.BytesIO(data)).pages).split())
 
 
 def test_survival_band_with_no_conversion_is_the_reported_interval(clinic):
@@ -51,3 +59,24 @@ def test_survival_band_after_conversions_still_follows_the_table(clinic):
     for row in s["table"][1:]:
         i = max(k for k, x in enumerate(xs[:-1]) if x <= row["time"] / plots.DAYS_PER_MONTH)
         assert (ys[i], lows[i], highs[i]) == (row["survival"], row["ci_low"], row["ci_high"])
+
+
+def test_pdf_prints_the_median_with_its_interval(clinic):
+    report = cohort(clinic, [1, 2, 3, 4, 5, 6, 7, 8])
+    score = next(i for tp in report["time_points"] if tp["time_point"] == "6m" for i in tp["instruments"])["score"]
+    assert (score["median"], score["median_ci_low"], score["median_ci_high"]) == (4.5, 1, 8)
+    assert pdf._stat_text(score).endswith("median 4.5 (1 to 8), n=8")
+    assert "median 4.5 (1 to 8), n=8" in pdf_text(pdf.cohort_pdf(report))
+    assert "median 4.5 (1 to 8)" in static_html.cohort_html(report)  # as the pages already did
+
+
+def test_too_few_answers_are_not_estimated_in_html_and_pdf(clinic):
+    report = cohort(clinic, [0, 10, 5])  # NPRS t interval at n=3: -7.4 to 17.4
+    score = next(i for tp in report["time_points"] if tp["time_point"] == "6m" for i in tp["instruments"])["score"]
+    assert score["too_few"] and (score["ci_low"], score["ci_high"]) == (0, 10)  # JSON: clamped numbers
+    assert pdf._stat_text(score) == "too few to estimate (n=3)"
+    text = pdf_text(pdf.cohort_pdf(report))
+    assert "too few to estimate (n=3)" in text and "17.4" not in text and "-7.4" not in text
+    html = static_html.cohort_html(report)
+    assert "too few to estimate" in html
+    assert not re.search(r"95% CI [−-]7\.4|17\.4", html)

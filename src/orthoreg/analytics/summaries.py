@@ -17,19 +17,25 @@ from . import stats
 from .metrics import InstrumentInfo
 
 EPS = 1e-9  # thresholds are compared with this tolerance (0.3 x 10 is 3.0000000000000004 in floating point)
+MIN_ESTIMATE_N = 5  # below this a mean or median is marked "too few to estimate" on the pages and PDFs
 
 
-def weighted_summary(values: Iterable[tuple[float, int]]) -> dict:
-    """n, mean, sd, 95% CI of the mean, median and its 95% order-statistic CI of values given with their counts."""
+def weighted_summary(values: Iterable[tuple[float, int]], bounds: tuple[float, float] | None = None) -> dict:
+    """n, mean, sd, 95% CI of the mean, median and its 95% order-statistic CI of values given with their counts.
+
+    `bounds` are the smallest and largest values possible (an instrument's scale): the t interval of a small sample
+    can run past them (NPRS -5.8 to 15.8 at n=3), so it is clamped to them. `too_few` is true for n < 5."""
     cells = sorted((float(v), int(n)) for v, n in values if n)
     n = sum(c for _, c in cells)
     out = {"n": n, "mean": None, "sd": None, "ci_low": None, "ci_high": None, "median": None,
-           "median_ci_low": None, "median_ci_high": None}
+           "median_ci_low": None, "median_ci_high": None, "too_few": n < MIN_ESTIMATE_N}
     if not n:
         return out
     mean = sum(v * c for v, c in cells) / n
     sd = math.sqrt(sum(c * (v - mean) ** 2 for v, c in cells) / (n - 1)) if n > 1 else None
     low, high = stats.mean_ci(n, mean, sd)
+    if bounds is not None and low is not None:
+        low, high = (min(max(v, bounds[0]), bounds[1]) for v in (low, high))
 
     def at_rank(rank: int) -> float:
         seen = 0
@@ -112,14 +118,16 @@ def instrument_summary(info: InstrumentInfo, cells: list[dict], *, treated: int,
     changes = [(c["s"] - c["base"], c["n"]) for c in kept if c["s"] is not None and c["base"] is not None]
     evaluable = [c for c in kept if c["s"] is not None and c["base"] is not None]
     completeness = stats.proportion(responded, eligible).as_dict()
+    span = info.maximum - info.minimum
     row = {
         "instrument": info.code, "title": info.title, "better": info.better, "minimum": info.minimum,
         "maximum": info.maximum, "mcid": info.mcid,
         "mcid_percent": info.mcid_percent, "treated": treated, "eligible": eligible, "responded": responded,
         "scored": sum(c["n"] for c in cells if c["s"] is not None), "converted": converted,
         "lost": eligible - responded, "completeness": completeness,
-        "score": weighted_summary(scores),
-        "change": weighted_summary(changes) if time_point != "baseline" and info.has_baseline else None,
+        "score": weighted_summary(scores, (info.minimum, info.maximum)),
+        "change": (weighted_summary(changes, (-span, span))
+                   if time_point != "baseline" and info.has_baseline else None),
         "responders": {},
     }
     if time_point == "baseline":

@@ -30,6 +30,7 @@ from reportlab.platypus import (
 )
 
 from orthoreg.analytics import definitions as defs
+from orthoreg.analytics.summaries import MIN_ESTIMATE_N
 from orthoreg.instruments.charts import render, trajectory_chart
 
 from . import plots
@@ -113,12 +114,18 @@ def _rate_text(r: dict | None, worst: bool = True) -> str:
 
 
 def _stat_text(s: dict | None) -> str:
+    """"3.2 (2.1 to 4.3); median 3 (2 to 4), n=12"; "too few to estimate (n=3)" below five."""
     if not s or not s.get("n"):
         return "—"
+    if s.get("too_few", s["n"] < MIN_ESTIMATE_N):
+        return f"too few to estimate (n={s['n']})"
     text = f"{num(s['mean'])}"
     if s.get("ci_low") is not None:
         text += f" ({num(s['ci_low'])} to {num(s['ci_high'])})"
-    text += f"; median {num(s['median'])}, n={s['n']}"
+    text += f"; median {num(s['median'])}"
+    if s.get("median_ci_low") is not None:
+        text += f" ({num(s['median_ci_low'])} to {num(s['median_ci_high'])})"
+    text += f", n={s['n']}"
     return text
 
 
