@@ -1,7 +1,21 @@
 """The public outcomes pages: per body part and condition, the aggregated outcomes of the clinics that opted in
-(Clinic.public_outcomes), patients with registry consent only, no login, no patient-level data, counts below 5
-shown as "<5" and rates hidden when their successes or failures are fewer than 5. `export_static` writes the same
-pages as plain files.
+(Clinic.public_outcomes), patients with registry consent only, no login, no patient-level data. `export_static`
+writes the same pages as plain files.
+
+Small cells: a count below 5 is shown as "<5", and nothing published may give it away by adding or subtracting
+(complementary suppression):
+
+* a total whose parts include a "<5" is shown as the range the parts allow ("41 to 44"), on the page and the index;
+* a count that is part of a shown whole (conversions of the treated, serious adverse events of the treated) is not
+  shown when the rest is below 5;
+* answered / due are shown only when both, and the number who did not answer, are at least 5 (otherwise "<5" or
+  "not shown" for each), and the worst case (responders / due) only then;
+* a rate only when its successes and failures are both at least 5 (its numerator / denominator on the chart only
+  with answered / due); a survival percentage only when at least 5 are still followed, at least 5 converted by
+  then and at least 5 did not.
+
+Every number the templates print is made here as text (`count_text` and friends), so a template cannot print a
+raw count by mistake.
 """
 
 from __future__ import annotations
@@ -39,18 +53,76 @@ def _label(enum, value: str) -> str:
         return value
 
 
-def public_index() -> list[dict]:
-    """Every (body site, condition) with treated episodes in the opted-in clinics, with its number treated."""
+NOT_SHOWN = "not shown"
+
+
+def count_text(n: int) -> str:
+    """A count on its own: "<5" below five."""
+    return f"<{SMALL_CELL}" if n < SMALL_CELL else str(n)
+
+
+def part_text(part: int, whole: int) -> str:
+    """A count published next to the whole it is part of (conversions of the treated): "<5" below five, and not
+    shown when the rest (whole - part) is below five, since subtracting would give the rest away."""
+    if part < SMALL_CELL:
+        return f"<{SMALL_CELL}"
+    if whole - part < SMALL_CELL:
+        return NOT_SHOWN
+    return str(part)
+
+
+def total_text(parts: list[int]) -> str:
+    """The total of parts published one by one (patients treated per index procedure): exact when every part is
+    shown, else the range the shown parts and the "<5" ones allow, which tells nothing the parts do not."""
+    hidden = [n for n in parts if n < SMALL_CELL]
+    if not hidden:
+        return str(sum(parts))
+    if len(parts) == 1:
+        return f"<{SMALL_CELL}"
+    shown = sum(n for n in parts if n >= SMALL_CELL)
+    return f"{shown + len(hidden)} to {shown + (SMALL_CELL - 1) * len(hidden)}"
+
+
+def pair_text(answered: int, due: int) -> tuple[str, str, bool]:
+    """(answered, due, shown) of a time point: both exact only when both and the number who did not answer are at
+    least five; otherwise each is "<5" or "not shown"."""
+    if answered >= SMALL_CELL and due - answered >= SMALL_CELL:
+        return str(answered), str(due), True
+    return (f"<{SMALL_CELL}" if answered < SMALL_CELL else NOT_SHOWN,
+            f"<{SMALL_CELL}" if due < SMALL_CELL else NOT_SHOWN, False)
+
+
+def survival_shown(at: dict | None, treated: int) -> float | None:
+    """The survival free of surgery at a time, when it may be shown: at least five still followed, and at least
+    five converted and five not by then (else 1 - survival x treated would give a small number of conversions)."""
+    if not at or at.get("survival") is None or at.get("events") is None:
+        return None
+    if at["at_risk"] < SMALL_CELL or at["events"] < SMALL_CELL or treated - at["events"] < SMALL_CELL:
+        return None
+    return at["survival"]
+
+
+def _treated_by_page() -> dict[tuple[str, str], list[int]]:
+    """Patients treated per (body site, condition), one count per index procedure: the rows of its page."""
     ids = [c.pk for c in public_clinics()]
     if not ids:
-        return []
+        return {}
     rows = (cohorts.treated_episodes(ids).filter(consent=True)
-            .values("body_site", "condition").annotate(n=Count("pk"))
-            .order_by("body_site", "condition"))
-    return [{"site": r["body_site"], "condition": r["condition"], "site_label": _label(BodySite, r["body_site"]),
-             "condition_label": _label(Condition, r["condition"]), "treated": r["n"],
-             "url": reverse("reports:public_outcomes", args=[r["body_site"], r["condition"]]),
-             "file": page_file(r["body_site"], r["condition"])} for r in rows]
+            .values("body_site", "condition", "index_kind").annotate(n=Count("pk"))
+            .order_by("body_site", "condition", "index_kind"))
+    out: dict[tuple[str, str], list[int]] = {}
+    for r in rows:
+        out.setdefault((r["body_site"], r["condition"]), []).append(r["n"])
+    return out
+
+
+def public_index() -> list[dict]:
+    """Every (body site, condition) with treated episodes in the opted-in clinics, with its number treated (as its
+    page shows it)."""
+    return [{"site": site, "condition": condition, "site_label": _label(BodySite, site),
+             "condition_label": _label(Condition, condition), "treated": total_text(parts),
+             "url": reverse("reports:public_outcomes", args=[site, condition]),
+             "file": page_file(site, condition)} for (site, condition), parts in _treated_by_page().items()]
 
 
 def page_file(site: str, condition: str) -> str:
@@ -67,32 +139,49 @@ def public_page(site: str, condition: str) -> dict | None:
     base = CohortFilter(site=site, condition=condition, consented_only=True)
     kinds = (cohorts.cohort_episodes(base, clinic_ids=ids).values("index_kind").annotate(n=Count("pk"))
              .order_by("-n", "index_kind")) if ids else []
-    rows = []
+    rows, treated = [], []
     for kind in [k["index_kind"] for k in kinds]:
         report = selectors.cohort_report(base.replace(procedures=(kind,)), clinic_ids=ids)
         rows.append(_row(kind, report))
+        treated.append(report["cohort"]["episodes"])
     return {"site": site, "condition": condition, "site_label": _label(BodySite, site),
             "condition_label": _label(Condition, condition), "clinics": [c.name for c in clinics], "rows": rows,
-            "treated": sum(r["treated"] for r in rows), "small_cell": SMALL_CELL,
+            "treated": total_text(treated), "small_cell": SMALL_CELL,
             "definitions": {d.code: d for d in (defs.PAIN_50, defs.MCID, defs.NO_CONVERSION)},
             "as_of": rows[0]["as_of"] if rows else timezone.localdate().isoformat(),
             "file": page_file(site, condition)}
 
 
+def _rate(r: dict | None) -> dict | None:
+    """A rate as the public page may show it (publishable), else None."""
+    if not publishable(r):
+        return None
+    return {k: r[k] for k in ("numerator", "denominator", "rate", "ci_low", "ci_high", "worst_case_rate")}
+
+
 def _row(kind: str, report: dict) -> dict:
+    """One index procedure's row, every number already as the page prints it (see the module's rules)."""
     by_tp = {tp["time_point"]: tp for tp in report["time_points"]}
+    treated = report["cohort"]["episodes"]
     points = {}
     for label in TIME_POINTS:
         tp = by_tp.get(label)
         pain = next((i for i in tp["instruments"] if i["instrument"] == defs.PAIN_INSTRUMENT), None) if tp else None
-        points[label] = None if pain is None else {
-            "eligible": pain["eligible"], "responded": pain["responded"],
-            "pain_50": pain["responders"].get(defs.PAIN_50.code), "mcid": pain["responders"].get(defs.MCID.code)}
+        if pain is None:
+            points[label] = None
+            continue
+        answered, due, shown = pair_text(pain["responded"], pain["eligible"])
+        points[label] = {"answered": answered, "due": due, "counts_shown": shown,
+                         "pain_50": _rate(pain["responders"].get(defs.PAIN_50.code)),
+                         "mcid": _rate(pain["responders"].get(defs.MCID.code))}
     survival = {a["months"]: a for a in report["survival"]["at"]}
-    return {"kind": kind, "kind_label": _label(ProcedureKind, kind), "treated": report["cohort"]["episodes"],
-            "points": points, "survival_12": survival.get(12), "survival_24": survival.get(24),
-            "conversions": report["survival"]["events"], "adverse_any": report["adverse_events"]["any"],
-            "adverse_serious": report["adverse_events"]["serious"], "as_of": report["as_of"]}
+    serious = report["adverse_events"]["serious"]
+    return {"kind": kind, "kind_label": _label(ProcedureKind, kind), "treated": count_text(treated),
+            "points": points, "survival_12": survival_shown(survival.get(12), treated),
+            "survival_24": survival_shown(survival.get(24), treated),
+            "conversions": part_text(report["survival"]["events"], treated),
+            "adverse_serious": f"{part_text(serious['numerator'], treated)} of {count_text(treated)}",
+            "as_of": report["as_of"]}
 
 
 def public_chart_svg(page: dict) -> bytes:
@@ -102,8 +191,8 @@ def public_chart_svg(page: dict) -> bytes:
 
     from .plots import ACCENT, BANDS, INK, MUTED, style_axes
 
-    shown = [(textwrap.fill(r["kind_label"], 22), r["points"]["6m"]["pain_50"]) for r in page["rows"]
-             if r["points"].get("6m") and publishable(r["points"]["6m"]["pain_50"])]
+    shown = [(textwrap.fill(r["kind_label"], 22), r["points"]["6m"]["pain_50"], r["points"]["6m"]["counts_shown"])
+             for r in page["rows"] if r["points"].get("6m") and r["points"]["6m"]["pain_50"]]
     fig = Figure(figsize=(6.4, 0.9 + 0.45 * max(1, len(shown))), dpi=100, facecolor="white")
     ax = fig.add_subplot()
     if not shown:
@@ -111,12 +200,13 @@ def public_chart_svg(page: dict) -> bytes:
         ax.text(0.5, 0.5, message, transform=ax.transAxes, ha="center", va="center", color=MUTED)
         ax.set_xticks([])
         ax.set_yticks([])
-    for y, (label, r) in enumerate(shown):
+    for y, (label, r, counts_shown) in enumerate(shown):
         ax.barh(y, r["rate"], color=BANDS[0], edgecolor=ACCENT, height=0.6)
         ax.errorbar(r["rate"], y, xerr=[[r["rate"] - r["ci_low"]], [r["ci_high"] - r["rate"]]], fmt="none",
                     ecolor=INK, capsize=3)
-        ax.text(1.01, y, f"{r['numerator']}/{r['denominator']}", va="center", fontsize=7.5, color=MUTED,
-                transform=ax.get_yaxis_transform())
+        if counts_shown:  # else the denominator next to the number treated would tell how many did not answer
+            ax.text(1.01, y, f"{r['numerator']}/{r['denominator']}", va="center", fontsize=7.5, color=MUTED,
+                    transform=ax.get_yaxis_transform())
     if shown:
         ax.set_yticks(range(len(shown)), [s[0] for s in shown], fontsize=8)
         ax.invert_yaxis()

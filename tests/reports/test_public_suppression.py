@@ -1,0 +1,236 @@
+"""The public pages never give a small cell away: whatever is shown as "<5" (or not shown) cannot be worked out by
+adding or subtracting the numbers published next to it, on the page, the index or the static export.
+
+The registry below is built so that the naive page leaks in every way a reader could try:
+
+* 12 + 7 + 2 treated: an exact total minus the rows gives the "<5" row (2);
+* bone marrow concentrate: 10 of 12 answered at 6 months, so "10 / 12" gives 2 who did not answer; 2 converted
+  at 250 days and everyone else followed past 24 months, so 12 x (1 - 83%) gives the 2 conversions shown as "<5";
+* platelet-rich plasma: 7 of 7 answered, none converted: "7 / 7" and 100% give the 0s away.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import re
+from html.parser import HTMLParser
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+
+from orthoreg.reports import public
+from tests.analytics.builders import Builder
+
+SMALL = 5
+TRUTH = {"bmc": {"treated": 12, "answered": 10, "due": 12, "converted": 2},
+         "prp": {"treated": 7, "answered": 7, "due": 7, "converted": 0},
+         "prolotherapy": {"treated": 2, "answered": None, "due": None, "converted": 0}}
+LABELS = {"bmc": "Bone marrow concentrate injection", "prp": "Platelet-rich plasma injection",
+          "prolotherapy": "Prolotherapy"}
+
+
+@pytest.fixture
+def leaky_registry(clinic):
+    clinic.public_outcomes = True
+    clinic.save()
+    b = Builder(clinic)
+    index = timezone.localdate() - dt.timedelta(days=800)
+    for n in range(12):
+        e = b.episode(index_date=index, kind="bmc")
+        b.assessment(e, "baseline", score=8)
+        b.assessment(e, "6m", score=(2 if n < 5 else 7) if n < 10 else None)  # 2 never answer
+        if n in (5, 6):
+            b.procedure(e, date=index + dt.timedelta(days=250), kind="cheilectomy")
+        else:
+            b.exam(e, date=index + dt.timedelta(days=760))
+    for _ in range(7):
+        e = b.episode(index_date=index, kind="prp")
+        b.assessment(e, "baseline", score=8)
+        b.assessment(e, "6m", score=2)
+        b.exam(e, date=index + dt.timedelta(days=760))
+    for _ in range(2):
+        e = b.episode(index_date=index, kind="prolotherapy")
+        b.assessment(e, "baseline", score=8)
+
+
+class Tables(HTMLParser):
+    """The text of every table cell (rows of cells) and of every paragraph of a page."""
+
+    def __init__(self, html: str):
+        super().__init__()
+        self.tables, self.paragraphs = [], []
+        self._cell = self._para = None
+        self.feed(html)
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "table":
+            self.tables.append([])
+        elif tag == "tr":
+            self.tables[-1].append([])
+        elif tag in ("td", "th"):
+            self._cell = []
+        elif tag == "p":
+            self._para = []
+
+    def handle_endtag(self, tag):
+        if tag in ("td", "th") and self._cell is not None:
+            self.tables[-1][-1].append(" ".join("".join(self._cell).split()))
+            self._cell = None
+        elif tag == "p" and self._para is not None:
+            self.paragraphs.append(" ".join("".join(self._para).split()))
+            self._para = None
+
+    def handle_data(self, data):
+        for part in (self._cell, self._para):
+            if part is not None:
+                part.append(data)
+
+
+def values(text: str, *, at_least: int = 0, most: int = 200) -> set[int]:
+    """Every count a reader must allow for a published cell."""
+    text = text.strip()
+    if re.fullmatch(r"\d+", text):
+        return {int(text)}
+    if text == "<5":
+        return set(range(at_least, SMALL))
+    if text == "not shown":
+        return set(range(SMALL, most + 1))
+    if m := re.fullmatch(r"(\d+) to (\d+)", text):
+        return set(range(int(m[1]), int(m[2]) + 1))
+    raise AssertionError(f"unexpected published count {text!r}")
+
+
+def pinned(options: set[int]) -> bool:
+    """A small number a reader can be sure of."""
+    return len(options) == 1 and next(iter(options)) < SMALL
+
+
+def read_page(html: str) -> dict:
+    page = Tables(html)
+    note = next(p for p in page.paragraphs if "patients with registry consent treated" in p)
+    rows = {}
+    for cells in page.tables[0]:
+        if len(cells) != 10 or cells[0] == "Treatment":
+            continue
+        kind = next(k for k, label in LABELS.items() if label == cells[0])
+        survival, converted = cells[8].split(" · ")
+        rows[kind] = {"treated": cells[1], "6m": cells[2], "12m": cells[5], "survival": survival.split(" / "),
+                      "converted": converted.removesuffix(" converted"), "serious": cells[9]}
+    return {"total": note.split(" patients with")[0], "rows": rows}
+
+
+def read_index(html: str) -> dict[str, str]:
+    return {cells[1]: cells[2] for cells in Tables(html).tables[0] if len(cells) == 3 and cells[0] != "Body part"}
+
+
+def percent(text: str) -> float | None:
+    return float(text[:-1]) / 100 if text.endswith("%") else None
+
+
+def assert_nothing_recoverable(page: dict, index_total: str) -> None:
+    rows = page["rows"]
+    assert set(rows) == set(TRUTH)
+    # 1. Totals and parts: every row shown as "<5" must keep more than one possible value given the total.
+    total = values(page["total"], most=500) & values(index_total, most=500)
+    treated = {k: values(r["treated"], at_least=1) for k, r in rows.items()}
+    hidden = [k for k, v in treated.items() if len(v) > 1]
+    shown = sum(next(iter(v)) for k, v in treated.items() if k not in hidden)
+    for k in hidden:
+        others = [treated[o] for o in hidden if o != k]
+        possible = {v for v in treated[k]
+                    if any(shown + v + sum(rest) in total for rest in itertools.product(*others))}
+        assert TRUTH[k]["treated"] in possible, k
+        assert not pinned(possible), f"{k}: treated {possible} worked out from the total {page['total']}"
+    for kind, row in rows.items():
+        truth = TRUTH[kind]
+        n = treated[kind]
+        assert truth["treated"] in n
+        # 2. Answered vs due: neither, nor the number who did not answer, may be a small number worked out.
+        if truth["due"] is not None:
+            answered, due = (values(x) for x in row["6m"].split(" / "))
+            assert truth["answered"] in answered and truth["due"] in due
+            lost = {d - a for a in answered for d in due if a <= d and d <= max(n)}
+            assert truth["due"] - truth["answered"] in lost
+            assert not pinned(lost), f"{kind}: did not answer {lost} from {row['6m']}"
+        else:
+            assert row["6m"] == "—"
+        # 3. Conversions vs survival: n x (1 - survival) (no censoring) must not give a small number, nor n x survival.
+        converted = values(row["converted"], most=max(n))
+        assert truth["converted"] in converted
+        assert not pinned({max(n) - c for c in converted if c <= max(n)} if len(n) == 1 else set())
+        for text in row["survival"]:
+            s = percent(text)
+            if s is None:
+                assert text == "too few"
+                continue
+            assert len(n) == 1, f"{kind}: a survival percentage next to a hidden number treated"
+            for derived in (max(n) * (1 - s), max(n) * s):
+                close = abs(derived - round(derived)) <= max(n) * 0.005 + 1e-9
+                assert not (close and round(derived) < SMALL), f"{kind}: {text} of {max(n)} gives {round(derived)}"
+        # 4. Serious adverse events "x of n": neither x nor n - x may be a small number worked out.
+        x, of = row["serious"].split(" of ")
+        events = values(x, most=max(values(of, at_least=1)))
+        rest = {t - e for e in events for t in values(of, at_least=1) if e <= t}
+        assert not pinned(events) and not pinned(rest), row["serious"]
+
+
+def test_no_suppressed_number_can_be_worked_out(client, leaky_registry, tmp_path):
+    index = read_index(client.get(reverse("reports:public_index")).content.decode())
+    live = read_page(client.get(reverse("reports:public_outcomes", args=["first_mtp", "hallux_rigidus"]))
+                     .content.decode())
+    assert_nothing_recoverable(live, index["Hallux rigidus"])
+
+    written = public.export_static(tmp_path / "public")
+    assert written
+    static_index = read_index((tmp_path / "public" / "index.html").read_text())
+    static = read_page((tmp_path / "public" / "first_mtp--hallux_rigidus.html").read_text())
+    assert_nothing_recoverable(static, static_index["Hallux rigidus"])
+    assert static == live and static_index == index
+
+
+def test_what_may_still_be_shown(client, leaky_registry):
+    """Suppression is no more than it needs: the big cells and a rate with 5 successes and 5 failures stay."""
+    page = public.public_page("first_mtp", "hallux_rigidus")
+    rows = {r["kind"]: r for r in page["rows"]}
+    assert page["treated"] == "20 to 23"  # 12 + 7 + one "<5" row of 1 to 4
+    assert [r["treated"] for r in page["rows"]] == ["12", "7", "<5"]
+    bmc = rows["bmc"]
+    assert (bmc["points"]["6m"]["answered"], bmc["points"]["6m"]["due"]) == ("not shown", "not shown")
+    assert bmc["points"]["6m"]["pain_50"]["rate"] == pytest.approx(0.5)  # 5 of 10: may be shown
+    assert bmc["survival_12"] is None and bmc["conversions"] == "<5"
+    assert bmc["adverse_serious"] == "<5 of 12"
+    html = Tables(client.get(reverse("reports:public_outcomes", args=["first_mtp", "hallux_rigidus"]))
+                  .content.decode())
+    bmc_cells = next(c for c in html.tables[0] if c and c[0] == LABELS["bmc"])
+    assert bmc_cells[3].startswith("50%") and "worst case" not in bmc_cells[3]  # 5 / 12 would give the 12 due
+
+
+def test_chart_labels_a_rate_with_its_counts_only_beside_answered_and_due(leaky_registry):
+    import matplotlib
+
+    page = public.public_page("first_mtp", "hallux_rigidus")
+    with matplotlib.rc_context({"svg.fonttype": "none"}):  # text as text, to read it
+        svg = public.public_chart_svg(page).decode()
+        assert "marrow" in svg and "50%" in svg and "5/10" not in svg  # 12 treated - 10 known: 2 did not answer
+        page["rows"][0]["points"]["6m"]["counts_shown"] = True
+        assert "5/10" in public.public_chart_svg(page).decode()
+
+
+@pytest.mark.parametrize("answered, due, shown", [
+    (10, 12, ("not shown", "not shown")), (3, 12, ("<5", "not shown")), (2, 3, ("<5", "<5")),
+    (5, 10, ("5", "10")), (7, 7, ("not shown", "not shown"))])
+def test_answered_and_due_are_shown_together_or_not_at_all(answered, due, shown):
+    assert public.pair_text(answered, due)[:2] == shown
+
+
+def test_totals_parts_and_survival_rules():
+    assert public.total_text([16, 9, 9, 6, 3]) == "41 to 44"
+    assert public.total_text([16, 9]) == "25" and public.total_text([3]) == "<5"
+    assert public.part_text(7, 9) == "not shown" and public.part_text(2, 9) == "<5" and public.part_text(6, 12) == "6"
+    twelve = {"survival": 10 / 12, "at_risk": 10, "events": 2}
+    assert public.survival_shown(twelve, 12) is None  # 2 conversions: 12 x 17% gives them
+    assert public.survival_shown({**twelve, "events": 5, "survival": 7 / 12}, 12) == pytest.approx(7 / 12)
+    assert public.survival_shown({**twelve, "events": 8, "survival": 4 / 12}, 12) is None  # 4 did not convert
+    assert public.survival_shown({**twelve, "events": 6, "at_risk": 4}, 14) is None
