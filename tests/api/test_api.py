@@ -71,7 +71,8 @@ def test_researcher_gets_the_report_of_their_clinics(researcher, registry):
 def test_same_document_as_the_command_line(researcher, registry):
     api = login(researcher).get(REPORT, {"clinic": "east", "grade_min": "2"}).json()
     out = io.StringIO()
-    call_command("report", "cohort", "--clinic", "east", "--grade-min", "2", stdout=out, stderr=io.StringIO())
+    call_command("report", "cohort", "--clinic", "east", "--grade-min", "2", "--consented-only", stdout=out,
+                 stderr=io.StringIO())
     cli = json.loads(out.getvalue())
     for report in (api, cli):
         report.pop("generated_at")
@@ -133,3 +134,18 @@ def test_api_conforms_to_its_schema(case, researcher, registry, _keep_test_conne
     excluded = [c for c in CHECKS.get_all() if c.__name__ == "positive_data_acceptance"]
     case.call_and_validate(headers={"Cookie": f"sessionid={session}", "Host": "localhost"},
                            excluded_checks=excluded)
+
+
+def test_a_researcher_counts_consented_patients_only(clinic, researcher, clinician):
+    """Without registry consent a patient stays out of what researchers see; their own clinician still counts
+    them (the clinic's own audit of its results)."""
+    b = Builder(clinic)
+    for consent in (True, True, False):
+        e = b.episode(index_date=dt.date(2025, 1, 1), consent=consent)
+        b.assessment(e, "baseline", score=7)
+    by_researcher = login(researcher).get(REPORT).json()
+    by_clinician = login(clinician).get(REPORT).json()
+    assert by_researcher["cohort"]["episodes"] == 2
+    assert by_clinician["cohort"]["episodes"] == 3
+    page = login(researcher).get("/reports/cohort/", {"condition": "hallux_rigidus"})
+    assert page.status_code == 200 and page.context["report"]["cohort"]["episodes"] == 2

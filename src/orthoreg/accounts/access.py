@@ -47,6 +47,12 @@ def has_capability(user, capability) -> bool:
     return bool(clinic_ids(user, capability))
 
 
+def research_needs_consent(user) -> bool:
+    """Cohort figures for someone who is not the patients' clinician count consented patients only: a
+    researcher (in any of the clinics they analyse) sees no patient who has not agreed to the registry."""
+    return bool(clinic_ids(user, RESEARCH) - clinic_ids(user, CLINICAL))
+
+
 def scope(queryset: QuerySet, user, capability=CLINICAL, clinic_path: str = "clinic") -> QuerySet:
     """Restrict a queryset to the clinics where the user has the capability."""
     return queryset.filter(**{f"{clinic_path}__in": clinic_ids(user, capability)})

@@ -288,9 +288,11 @@ def display_forms(params: Mapping | None, *, clinic_codes) -> tuple[CohortForm, 
     return first, second
 
 
-def parse_filters(params: Mapping, *, clinic_codes) -> tuple[CohortFilter, CohortFilter | None]:
+def parse_filters(params: Mapping, *, clinic_codes, consented_only: bool = False) -> tuple[CohortFilter, CohortFilter | None]:
     """The cohort (and the comparison cohort when any vs_ parameter is given) from request-like parameters.
-    `clinic_codes` are the clinics the caller may analyse. Raises CohortFilterError listing every bad value."""
+    `clinic_codes` are the clinics the caller may analyse; `consented_only` (a caller who is not the patients'
+    clinician, see access.research_needs_consent) keeps patients without registry consent out of both.
+    Raises CohortFilterError listing every bad value."""
     choices = [(c, c) for c in clinic_codes]
     errors: dict[str, list[str]] = {}
     cohort = versus = None
@@ -312,4 +314,7 @@ def parse_filters(params: Mapping, *, clinic_codes) -> tuple[CohortFilter, Cohor
             errors.update({VS_PREFIX + k: v for k, v in own.items() if k not in errors or k in second})
     if errors:
         raise CohortFilterError(errors)
+    if consented_only:
+        cohort = cohort.replace(consented_only=True)
+        versus = versus.replace(consented_only=True) if versus is not None else None
     return cohort, versus

@@ -39,6 +39,7 @@ class Summary(Schema):
     median: float | None
     median_ci_low: float | None
     median_ci_high: float | None
+    too_few: bool = Field(False, description="fewer answers than make a mean or median worth stating (n < 5)")
 
 
 class InstrumentRow(Schema):
@@ -83,8 +84,16 @@ class FlowRow(Schema):
 class KMRow(Schema):
     time: float
     at_risk: int
-    events: int
+    events: int | None
     censored: int
+    survival: float | None
+    ci_low: float | None
+    ci_high: float | None
+
+
+class CurvePoint(Schema):
+    time: float
+    at_risk: int
     survival: float | None
     ci_low: float | None
     ci_high: float | None
@@ -94,6 +103,7 @@ class SurvivalAt(Schema):
     months: int
     days: int
     at_risk: int
+    events: int | None
     survival: float | None
     ci_low: float | None
     ci_high: float | None
@@ -110,6 +120,7 @@ class Survival(Schema):
     max_follow_up_days: float | None
     at: list[SurvivalAt]
     table: list[KMRow]
+    curve: list[CurvePoint] = Field(description="the drawn curve and its 95% band, where either changes")
 
 
 class Headline(Schema):

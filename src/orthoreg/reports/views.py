@@ -44,7 +44,8 @@ def _research_clinics(request) -> set[int]:
 def _filters(request, ids):
     """(cohort, versus, errors) from the query string."""
     try:
-        first, second = parse_filters(request.GET, clinic_codes=cohorts.clinic_codes(ids))
+        first, second = parse_filters(request.GET, clinic_codes=cohorts.clinic_codes(ids),
+                                      consented_only=access.research_needs_consent(request.user))
     except CohortFilterError as exc:
         return None, None, exc.errors
     return first, second, {}

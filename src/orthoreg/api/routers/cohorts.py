@@ -79,9 +79,10 @@ def _scope(request):
     return ids, None
 
 
-def _parse(params: dict, ids):
+def _parse(request, params: dict, ids):
     try:
-        return parse_filters(params, clinic_codes=cohorts.clinic_codes(ids)), None
+        return parse_filters(params, clinic_codes=cohorts.clinic_codes(ids),
+                             consented_only=access.research_needs_consent(request.auth)), None
     except CohortFilterError as exc:
         return None, Status(422, {"detail": f"Bad filters: {exc}", "errors": exc.errors})
 
@@ -95,7 +96,7 @@ def cohort_report(request, filters: Query[CohortQuery]):
     ids, error = _scope(request)
     if error:
         return error
-    parsed, error = _parse(_params(filters), ids)
+    parsed, error = _parse(request, _params(filters), ids)
     if error:
         return error
     first, _ = parsed
@@ -115,7 +116,7 @@ def cohort_compare(request, filters: Query[CompareQuery]):
     if not any(k.startswith(VS_PREFIX) for k in params):
         return Status(422, {"detail": "Give at least one vs_ parameter: what differs in the second cohort.",
                             "errors": {"vs_": ["Give at least one vs_ parameter."]}})
-    parsed, error = _parse(params, ids)
+    parsed, error = _parse(request, params, ids)
     if error:
         return error
     first, second = parsed

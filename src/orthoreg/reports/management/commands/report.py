@@ -71,6 +71,8 @@ class Command(BaseCommand):
             cohort.add_argument("--vs-" + name.replace("_", "-"), dest=VS_PREFIX + name,
                                 metavar=name.split("_")[0].upper(), help="the second cohort's value (comparison)",
                                 **kwargs)
+        cohort.add_argument("--consented-only", action="store_true",
+                            help="count only patients with registry consent (the figures a researcher sees)")
         cohort.add_argument("--format", choices=["json", "html", "pdf"], default="json")
         cohort.add_argument("--out", type=Path, help="file to write (JSON: standard output when omitted)")
         case = sub.add_parser("case", help="the case report of one episode")
@@ -97,7 +99,8 @@ class Command(BaseCommand):
                     params[key] = value
         ids = set(Clinic.objects.values_list("pk", flat=True))
         try:
-            first, second = parse_filters(params, clinic_codes=cohorts.clinic_codes(ids))
+            first, second = parse_filters(params, clinic_codes=cohorts.clinic_codes(ids),
+                                          consented_only=options["consented_only"])
         except CohortFilterError as exc:
             lines = [f"--{name.replace('_', '-')}: {' '.join(msgs)}" for name, msgs in exc.errors.items()]
             raise CommandError("bad filter values:\n  " + "\n  ".join(lines), returncode=2) from None
