@@ -237,3 +237,16 @@ def test_linking_imported_responses_closes_the_answered_invitation(link, episode
     Response.objects.bulk_create(rows)  # an import: no signal
     assert services.link_responses(episode_ids=[episode.pk]) == 3
     assert Invitation.objects.get().status == "completed"
+
+
+@pytest.mark.parametrize("back, expected", [
+    ("/patients/?q=Fox", "/patients/?q=Fox"),
+    ("//evil.example/phish", "/followup/"),
+    ("https://evil.example/", "/followup/"),
+    ("", "/followup/"),
+])
+def test_worklist_actions_go_back_only_within_the_site(clinician_client, link, episode, back, expected):
+    assessment = Assessment.objects.filter(episode=episode, time_point="3m").first()
+    response = clinician_client.post(reverse("followup:assessment_cancel", args=[assessment.pk]),
+                                     {"reason": "moved away", "back": back})
+    assert response.status_code == 302 and response["Location"] == expected

@@ -14,6 +14,7 @@ from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
@@ -148,6 +149,13 @@ def worklist(request):
     return render(request, "followup/worklist.html", context)
 
 
+def _back_to_worklist(request):
+    """Back to the page the form was on (a path of this site only: never "//elsewhere"), else the worklist."""
+    back = str(request.POST.get("back", ""))
+    safe = back.startswith("/") and url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()})
+    return redirect(back if safe else reverse("followup:worklist"))
+
+
 @login_required
 @require_POST
 def assessment_cancel(request, pk: int):
@@ -168,8 +176,7 @@ def assessment_cancel(request, pk: int):
                 messages.success(request, f"Cancelled {assessment}.")
         except ValidationError as exc:
             messages.error(request, " ".join(exc.messages))
-    return redirect(request.POST.get("back") if str(request.POST.get("back", "")).startswith("/") else
-                    reverse("followup:worklist"))
+    return _back_to_worklist(request)
 
 
 @login_required
@@ -181,8 +188,7 @@ def invitation_resend(request, pk: int):
         messages.success(request, "The invitation will be sent again by the worker within a minute.")
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))
-    return redirect(request.POST.get("back") if str(request.POST.get("back", "")).startswith("/") else
-                    reverse("followup:worklist"))
+    return _back_to_worklist(request)
 
 
 @login_required
@@ -199,8 +205,7 @@ def invitation_revoke(request, pk: int):
                                       "link no longer works.")
         except ValidationError as exc:
             messages.error(request, " ".join(exc.messages))
-    return redirect(request.POST.get("back") if str(request.POST.get("back", "")).startswith("/") else
-                    reverse("followup:worklist"))
+    return _back_to_worklist(request)
 
 
 # ------------------------------------------------------------------------------------------ protocols
