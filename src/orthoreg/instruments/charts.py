@@ -13,7 +13,8 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import matplotlib.dates as mdates  # noqa: E402
+import matplotlib.dates as mdates
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from .definitions import format_number  # noqa: E402
@@ -36,6 +37,8 @@ def trajectory_figure(trajectory: Trajectory, *, width: float = 4.6, height: flo
     low, high = sub.minimum, sub.maximum
     pad = (high - low) * 0.06
     ax.set_ylim(low - pad, high + pad)
+    if float(low).is_integer() and float(high).is_integer():  # a 1-5 or 0-10 scale: whole-number ticks only
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True, nbins=6))
     base = trajectory.baseline
     if base is not None and sub.mcid:
         ax.axhspan(max(low, base.value - sub.mcid), min(high, base.value + sub.mcid), color=BAND, alpha=0.7,
@@ -79,7 +82,7 @@ def render(fig: Figure, fmt: str = "svg") -> bytes:
         raise ValueError(f"format must be one of {', '.join(FORMATS)}")
     buf = io.BytesIO()
     options = {"metadata": {"Date": None}} if fmt == "svg" else {"dpi": 200}
-    fig.savefig(buf, format=fmt, **options)
+    fig.savefig(buf, format=fmt, bbox_inches="tight", pad_inches=0.04, **options)  # no tick label cut off
     return buf.getvalue()
 
 
