@@ -127,8 +127,10 @@ def test_conversion_can_continue_follow_up(index_procedure):
     assert not Assessment.objects.filter(episode=episode, status="cancelled").exists()
 
 
-def edit_page_data(client, protocol: Protocol, **fields) -> dict:
-    """What the protocol's edit page posts unchanged (every time point as it is), with `fields` changed."""
+def edit_page_data(client, protocol: Protocol, delete: tuple[str, ...] = (), **fields) -> dict:
+    """What the protocol's edit page posts unchanged (every time point as it is, the empty extra form with its
+    initial values, as a browser posts it), with `fields` changed and the time points labelled in `delete` ticked
+    for deletion."""
     from django.urls import reverse
 
     form = client.get(reverse("followup:protocol_edit", args=[protocol.pk])).context
@@ -147,6 +149,8 @@ def edit_page_data(client, protocol: Protocol, **fields) -> dict:
             data[f"tp-{i}-{name}"] = getattr(tf.instance, name)
         data[f"tp-{i}-id"] = tf.instance.pk
         data[f"tp-{i}-instruments"] = list(tf.instance.instruments)
+        if tf.instance.label in delete:
+            data[f"tp-{i}-DELETE"] = "on"
     return data
 
 
@@ -178,23 +182,7 @@ def test_protocol_editor_copies_edits_and_replans(clinician_client, index_proced
     response = clinician_client.post(reverse("followup:protocol_copy", args=[network.pk]))
     own = Protocol.objects.get(clinic=episode.patient.clinic)
     assert response["Location"] == reverse("followup:protocol_edit", args=[own.pk])
-    form = clinician_client.get(response["Location"]).context
-    data = {k: v for k, v in form["form"].initial.items() if v is not None}
-    data.update({"active": "on", "stop_on_conversion": "on", "name": "Our hallux protocol"})
-    formset = form["formset"]
-    data.update({"tp-TOTAL_FORMS": str(len(formset.forms)), "tp-INITIAL_FORMS": str(formset.initial_form_count()),
-                 "tp-MIN_NUM_FORMS": "0", "tp-MAX_NUM_FORMS": "1000"})
-    for i, tf in enumerate(formset.forms):
-        if not tf.instance.pk:  # the empty extra form, as a browser posts it: its initial values
-            for name in ("offset_months", "offset_days", "window_before_days", "window_after_days", "order"):
-                data[f"tp-{i}-{name}"] = tf[name].value()
-            continue
-        for name in ("label", "offset_months", "offset_days", "window_before_days", "window_after_days", "order"):
-            data[f"tp-{i}-{name}"] = getattr(tf.instance, name)
-        data[f"tp-{i}-id"] = tf.instance.pk
-        data[f"tp-{i}-instruments"] = list(tf.instance.instruments)
-        if tf.instance.label == "60m":
-            data[f"tp-{i}-DELETE"] = "on"
+    data = edit_page_data(clinician_client, own, delete=("60m",), name="Our hallux protocol")
     saved = clinician_client.post(reverse("followup:protocol_edit", args=[own.pk]), data)
     assert saved.status_code == 302, (saved.context["form"].errors, [e for e in saved.context["formset"].errors if e],
                                       saved.context["formset"].non_form_errors())
