@@ -30,3 +30,7 @@ def test_an_edit_to_another_condition_refuses_the_old_code(episode):
     assert "icd10_code" in error.value.message_dict
     knee.icd10_code = ""
     knee.full_clean()
+
+
+def test_each_mapped_code_means_one_condition_site_and_side():
+    assert len(set(coding._ICD10.values())) == len(coding._ICD10)

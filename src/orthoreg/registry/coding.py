@@ -105,6 +105,8 @@ def icd10_for(condition: str, site: str, side: str) -> str:
 
 
 ICD10_FORMAT = re.compile(r"^[A-TV-Z][0-9][0-9AB](\.[0-9A-Z]{1,4})?$")
+# The table read the other way: each mapped code names one (condition, site group, side).
+_ICD10_MEANING: dict[str, tuple[str, str, str]] = {code: key for key, code in _ICD10.items()}
 
 
 def icd10_problem(code: str, condition: str, site: str, side: str) -> str:
@@ -117,16 +119,17 @@ def icd10_problem(code: str, condition: str, site: str, side: str) -> str:
         return ""
     if not ICD10_FORMAT.match(code):
         return f"{code} is not an ICD-10-CM code (a letter, two characters, then optionally a dot and up to four)."
-    for (mapped_condition, mapped_site, mapped_side), mapped in _ICD10.items():
-        if mapped != code:
-            continue
-        if mapped_condition != str(condition) or mapped_site != _site_group(site):
+    group = _site_group(site)
+    meaning = _ICD10_MEANING.get(code)
+    if meaning is not None:
+        mapped_condition, mapped_site, mapped_side = meaning
+        if mapped_condition != str(condition) or mapped_site != group:
             return (f"{code} is the code for {ICD10_LABELS.get(code, 'another condition').lower()}, not for this "
                     f"episode: clear it or enter the code that fits.")
         if mapped_side != str(side):
             return f"{code} is a {mapped_side} code but this episode is {side}."
     categories = sorted({mapped.split(".")[0] for (c, g, _), mapped in _ICD10.items()
-                         if c == str(condition) and g == _site_group(site)})
+                         if c == str(condition) and g == group})
     if categories and code.split(".")[0] not in categories:
         return f"{code} is not a code of this condition at this site (expected {' or '.join(categories)}.x)."
     return ""
@@ -134,10 +137,8 @@ def icd10_problem(code: str, condition: str, site: str, side: str) -> str:
 
 def icd10_side(code: str) -> str | None:
     """The side a mapped ICD-10-CM code implies (left/right/bilateral/na), or None if unknown."""
-    for (_, _, side), mapped in _ICD10.items():
-        if mapped == code:
-            return side
-    return None
+    meaning = _ICD10_MEANING.get(code)
+    return meaning[2] if meaning else None
 
 
 class ProcedureKind(models.TextChoices):

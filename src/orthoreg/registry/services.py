@@ -104,7 +104,7 @@ def grade_record(*, episode: Episode, system: str, date, inputs: dict, grade: in
     try:
         suggestion = grading.suggest(system, inputs)
     except grading.GradeInputError as exc:
-        # On the input's own form field (dorsiflexion, loss, ...); "inputs" only for a caller with no such field.
+        # On the input's own form field (dorsiflexion, loss, ...); a form without that field shows it on top.
         raise ValidationError({exc.field: exc.message}) from exc
     if grade is None:
         if suggestion.grade is None:
