@@ -10,7 +10,19 @@ from django.db.models import Exists, Min, OuterRef, Prefetch, Q, QuerySet, Subqu
 from orthoreg.accounts import access
 
 from .coding import SURGICAL_KINDS, Condition
-from .models import AdverseEvent, Episode, Grade, Patient, Procedure
+from .models import AdverseEvent, Clinic, Episode, Grade, Patient, Procedure
+
+
+class UnknownClinic(LookupError):
+    """No clinic has the code; the message names the codes there are (for the command line)."""
+
+
+def clinic_by_code(code: str) -> Clinic:
+    try:
+        return Clinic.objects.get(code=code)
+    except Clinic.DoesNotExist:
+        known = ", ".join(Clinic.objects.order_by("code").values_list("code", flat=True)) or "none yet"
+        raise UnknownClinic(f"No clinic with code {code!r} (known: {known}).") from None
 
 
 def index_date_subquery():

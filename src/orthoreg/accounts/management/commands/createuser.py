@@ -6,7 +6,7 @@ from django.core.management.base import BaseCommand, CommandError
 from orthoreg.accounts import twofactor
 from orthoreg.accounts.models import Role
 from orthoreg.accounts.services import user_create
-from orthoreg.registry.models import Clinic
+from orthoreg.registry.selectors import UnknownClinic, clinic_by_code
 
 
 class Command(BaseCommand):
@@ -22,13 +22,10 @@ class Command(BaseCommand):
         parser.add_argument("--no-validate", action="store_true", help="skip the password strength rules")
 
     def handle(self, *args, username, password, clinic, role, email, no_validate, **options):
-        clinics = []
-        for code in clinic:
-            try:
-                clinics.append(Clinic.objects.get(code=code))
-            except Clinic.DoesNotExist:
-                known = ", ".join(Clinic.objects.values_list("code", flat=True)) or "none yet"
-                raise CommandError(f"No clinic with code {code!r} (known: {known}).", returncode=2) from None
+        try:
+            clinics = [clinic_by_code(code) for code in clinic]
+        except UnknownClinic as exc:
+            raise CommandError(str(exc), returncode=2) from None
         try:
             user = user_create(username=username, password=password, clinics=clinics, role=role, email=email,
                                validate=not no_validate)

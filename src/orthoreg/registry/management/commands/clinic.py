@@ -9,6 +9,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from orthoreg.registry import services
 from orthoreg.registry.models import Clinic
+from orthoreg.registry.selectors import UnknownClinic, clinic_by_code
 
 
 def _options(parser, *, creating: bool) -> None:
@@ -52,10 +53,9 @@ class Command(BaseCommand):
                 verb = "Created"
             else:
                 try:
-                    clinic = Clinic.objects.get(code=code)
-                except Clinic.DoesNotExist:
-                    known = ", ".join(Clinic.objects.values_list("code", flat=True)) or "none yet"
-                    raise CommandError(f"No clinic with code {code!r} (known: {known}).", returncode=2) from None
+                    clinic = clinic_by_code(code)
+                except UnknownClinic as exc:
+                    raise CommandError(str(exc), returncode=2) from None
                 if not fields:
                     raise CommandError("Nothing to change: give --name, --timezone or an option.", returncode=2)
                 clinic = services.clinic_update(clinic=clinic, **fields)
