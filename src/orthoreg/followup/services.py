@@ -27,7 +27,7 @@ from orthoreg.accounts.services import audit_record
 from orthoreg.registry.coding import SURGICAL_KINDS
 from orthoreg.registry.models import Episode, Patient, Procedure
 
-from . import scheduling
+from . import scheduling, selectors
 from .models import AccessToken, Assessment, Invitation, Protocol, WorkerRun, hash_token
 
 log = logging.getLogger(__name__)
@@ -181,13 +181,12 @@ def _replan_unsent_invitations(episode: Episode, moved: dict[str, dt.date]) -> N
         invitation.save(update_fields=["expires_at"])
 
 
-def _pending_sendable(**filters):
+def _pending_sendable(codes: frozenset[str] | None = None, **filters):
     """Scheduled assessments a patient can answer from the link (licensed ones without their text are left to
-    staff: they never hold an invitation open)."""
-    from . import selectors
-
-    return Assessment.objects.filter(status=Assessment.Status.SCHEDULED, instrument__in=selectors.sendable_codes(),
-                                     **filters)
+    staff: they never hold an invitation open). `codes`: the sendable instruments, when the caller looked them
+    up already (they are read from the definition files)."""
+    return Assessment.objects.filter(status=Assessment.Status.SCHEDULED,
+                                     instrument__in=selectors.sendable_codes() if codes is None else codes, **filters)
 
 
 def _close_invitations_without_work(episode: Episode) -> None:
@@ -413,9 +412,10 @@ def invitations_send(*, invitations: list[Invitation], now: dt.datetime | None =
                 _failed(invitation, exc)
                 result.failures += 1
             return result
+    codes = selectors.sendable_codes()  # once for the batch, not once per email
     try:
         for invitation in invitations:
-            count = len(open_assessments(invitation))
+            count = _pending_sendable(codes, episode_id=invitation.episode_id, time_point=invitation.time_point).count()
             if not count:  # answered, cancelled or only staff-entered instruments left since it was planned
                 _nothing_to_send(invitation)
                 continue
