@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import zoneinfo
+
 from django.shortcuts import redirect
 from django.urls import reverse
+from django.utils import timezone
 
 CSP = "; ".join([
     "default-src 'self'",
@@ -129,10 +132,6 @@ class ClinicTimeZoneMiddleware:
         self.get_response = get_response
 
     def __call__(self, request):
-        import zoneinfo
-
-        from django.utils import timezone
-
         name = self._zone_name(request)
         try:
             zone = zoneinfo.ZoneInfo(name) if name else None

@@ -27,9 +27,11 @@ class Command(BaseCommand):
             raise CommandError(f"No user named {username!r}.", returncode=2) from None
         if action == "status":
             code = EnrolmentCode.objects.filter(user=user, expires_at__gte=timezone.now()).first()
-            self.stdout.write(f"{username}: two-factor {'required' if twofactor.required_for(user) else 'optional'}, "
-                              f"{'a device is set up' if twofactor.has_device(user) else 'no device yet'}, "
-                              f"{'an enrolment code valid until ' + f'{code.expires_at:%Y-%m-%d}' if code else 'no valid enrolment code'}.")
+            required = "required" if twofactor.required_for(user) else "optional"
+            device = "a device is set up" if twofactor.has_device(user) else "no device yet"
+            enrolment = (f"an enrolment code valid until {code.expires_at:%Y-%m-%d}" if code
+                         else "no valid enrolment code")
+            self.stdout.write(f"{username}: two-factor {required}, {device}, {enrolment}.")
             return
         code = twofactor.twofactor_reset(user=user) if action == "reset" else twofactor.enrolment_code_issue(user=user)
         self.stdout.write(self.style.SUCCESS(
