@@ -30,7 +30,6 @@ from reportlab.platypus import (
 )
 
 from orthoreg.analytics import definitions as defs
-from orthoreg.analytics.summaries import MIN_ESTIMATE_N
 from orthoreg.instruments.charts import render, trajectory_chart
 
 from . import plots
@@ -117,7 +116,7 @@ def _stat_text(s: dict | None) -> str:
     """"3.2 (2.1 to 4.3); median 3 (2 to 4), n=12"; "too few to estimate (n=3)" below five."""
     if not s or not s.get("n"):
         return "—"
-    if s.get("too_few", s["n"] < MIN_ESTIMATE_N):
+    if s.get("too_few"):  # fewer than summaries.MIN_ESTIMATE_N values (weighted_summary says so)
         return f"too few to estimate (n={s['n']})"
     text = f"{num(s['mean'])}"
     if s.get("ci_low") is not None:

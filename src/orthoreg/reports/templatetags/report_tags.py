@@ -125,16 +125,6 @@ def rate(r: dict | None, worst: bool = True):
     return {"r": r, "worst": worst}
 
 
-@register.filter
-def too_few(summary: dict | None) -> bool:
-    """A mean / median of fewer than five values: shown as "too few to estimate", not as a number."""
-    from orthoreg.analytics.summaries import MIN_ESTIMATE_N
-
-    if not summary or not summary.get("n"):
-        return False
-    return bool(summary.get("too_few", summary["n"] < MIN_ESTIMATE_N))
-
-
 @register.inclusion_tag("reports/_summary_stat.html")
 def summary_stat(s: dict | None, digits: int = 1):
     return {"s": s, "digits": digits}
