@@ -54,18 +54,19 @@ def _label(enum, value: str) -> str:
 
 
 NOT_SHOWN = "not shown"
+HIDDEN = f"<{SMALL_CELL}"  # a count below the small-cell limit
 
 
 def count_text(n: int) -> str:
     """A count on its own: "<5" below five."""
-    return f"<{SMALL_CELL}" if n < SMALL_CELL else str(n)
+    return HIDDEN if n < SMALL_CELL else str(n)
 
 
 def part_text(part: int, whole: int) -> str:
     """A count published next to the whole it is part of (conversions of the treated): "<5" below five, and not
     shown when the rest (whole - part) is below five, since subtracting would give the rest away."""
     if part < SMALL_CELL:
-        return f"<{SMALL_CELL}"
+        return HIDDEN
     if whole - part < SMALL_CELL:
         return NOT_SHOWN
     return str(part)
@@ -78,7 +79,7 @@ def total_text(parts: list[int]) -> str:
     if not hidden:
         return str(sum(parts))
     if len(parts) == 1:
-        return f"<{SMALL_CELL}"
+        return HIDDEN
     shown = sum(n for n in parts if n >= SMALL_CELL)
     return f"{shown + len(hidden)} to {shown + (SMALL_CELL - 1) * len(hidden)}"
 
@@ -88,8 +89,7 @@ def pair_text(answered: int, due: int) -> tuple[str, str, bool]:
     least five; otherwise each is "<5" or "not shown"."""
     if answered >= SMALL_CELL and due - answered >= SMALL_CELL:
         return str(answered), str(due), True
-    return (f"<{SMALL_CELL}" if answered < SMALL_CELL else NOT_SHOWN,
-            f"<{SMALL_CELL}" if due < SMALL_CELL else NOT_SHOWN, False)
+    return (HIDDEN if answered < SMALL_CELL else NOT_SHOWN, HIDDEN if due < SMALL_CELL else NOT_SHOWN, False)
 
 
 def survival_shown(at: dict | None, treated: int) -> float | None:

@@ -105,14 +105,6 @@ register.filter("shown_responders", shown_responders)
 
 
 @register.filter
-def small(value) -> str:
-    """A count for a public page: "<5" below five, else the number."""
-    if value is None:
-        return "—"
-    return "<5" if int(value) < SMALL_CELL else str(value)
-
-
-@register.filter
 def publishable(rate: dict | None) -> bool:
     """A rate may be shown publicly when neither its successes nor its failures are a small cell."""
     if not rate or rate.get("rate") is None:
