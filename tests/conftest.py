@@ -27,6 +27,25 @@ def _isolated_files(settings, tmp_path):
     settings.AXES_ENABLED = False
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _flush_may_empty_the_audit_log():
+    """The audit table refuses DELETE/TRUNCATE (triggers); the flush between transactional tests lifts that
+    guard for its own connection only (accounts.auditchain.maintenance)."""
+    from django.db.backends.base.operations import BaseDatabaseOperations
+
+    from orthoreg.accounts.auditchain import maintenance
+
+    original = BaseDatabaseOperations.execute_sql_flush
+
+    def execute_sql_flush(self, sql_list):
+        with maintenance(self.connection):
+            return original(self, sql_list)
+
+    BaseDatabaseOperations.execute_sql_flush = execute_sql_flush
+    yield
+    BaseDatabaseOperations.execute_sql_flush = original
+
+
 @pytest.fixture(autouse=True)
 def _fresh_cache():
     """Reports are cached: every test starts (and ends) with an empty cache."""

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
-from django.db import models
+from django.db import models, router
+from django.utils import timezone
 
 
 class Role(models.TextChoices):
@@ -30,6 +31,18 @@ class Membership(models.Model):
 
 
 class AuditQuerySet(models.QuerySet):
+    def bulk_create(self, objs, *args, **kwargs):
+        """Every insert joins the hash chain (see auditchain), bulk ones included."""
+        from . import auditchain
+
+        objs = list(objs)
+        for obj in objs:
+            if obj.pk is not None:
+                raise PermissionDenied("The audit log is append-only.")
+            obj.at = obj.at or timezone.now()
+        return auditchain.append(objs, lambda: super(AuditQuerySet, self).bulk_create(objs, *args, **kwargs),
+                                 using=self.db)
+
     def update(self, **kwargs):
         raise PermissionDenied("The audit log is append-only.")
 
@@ -38,7 +51,8 @@ class AuditQuerySet(models.QuerySet):
 
 
 class AuditEvent(models.Model):
-    """Who did what, when, from where, to which patient. Never updated or deleted by the application."""
+    """Who did what, when, from where, to which patient. Never updated or deleted: triggers in the database
+    refuse it, and each entry carries the hash of the one before it (auditchain) so tampering shows."""
 
     class Action(models.TextChoices):
         VIEW = "view", "View"
@@ -50,7 +64,8 @@ class AuditEvent(models.Model):
         LOGOUT = "logout", "Logout"
         LOGIN_FAILED = "login_failed", "Failed login"
 
-    at = models.DateTimeField(auto_now_add=True, db_index=True)
+    # Set before the insert (not auto_now_add, which would change it after the entry was hashed).
+    at = models.DateTimeField(default=timezone.now, editable=False, db_index=True)
     # DO_NOTHING without a database constraint: entries keep the ids of deleted users and patients.
     user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.DO_NOTHING,
                              related_name="+", db_constraint=False)
@@ -62,6 +77,8 @@ class AuditEvent(models.Model):
     object_type = models.CharField(max_length=64, blank=True)
     object_id = models.CharField(max_length=64, blank=True)
     detail = models.CharField(max_length=500, blank=True)
+    prev_hash = models.CharField(max_length=64, blank=True, editable=False)
+    hash = models.CharField(max_length=64, blank=True, editable=False)
 
     objects = AuditQuerySet.as_manager()
 
@@ -75,7 +92,10 @@ class AuditEvent(models.Model):
     def save(self, *args, **kwargs):
         if self.pk is not None:
             raise PermissionDenied("The audit log is append-only.")
-        super().save(*args, **kwargs)
+        from . import auditchain
+
+        using = kwargs.get("using") or router.db_for_write(type(self), instance=self)
+        auditchain.append([self], lambda: super(AuditEvent, self).save(*args, **kwargs), using=using)
 
     def delete(self, *args, **kwargs):
         raise PermissionDenied("The audit log is append-only.")
