@@ -10,6 +10,11 @@ ORTHOREG_EMAIL_URL      smtp://user:pass@host:port (smtps:// or ?tls=1 for TLS),
 ORTHOREG_EMAIL_FROM     sender address of invitations
 ORTHOREG_BASE_URL       public address of the site, used in emailed links (default http://127.0.0.1:8000)
 ORTHOREG_SECURE         1 when served behind TLS: secure cookies, HSTS, SSL redirect
+ORTHOREG_BEHIND_PROXY   1 when one reverse proxy (nginx, caddy) forwards requests: believe its X-Forwarded-For
+                        and X-Forwarded-Proto
+ORTHOREG_TRUSTED_PROXY  the proxy's address as `orthoreg serve` sees it (default 127.0.0.1 when BEHIND_PROXY);
+                        forwarding headers from any other peer are dropped. `*` trusts every peer (only when
+                        nothing but the proxy can reach the port)
 ORTHOREG_MAX_UPLOAD_MB  largest accepted upload (default 50)
 ORTHOREG_IMAGING_MAX_PIXELS  largest image accepted, in pixels (default 60 million; refuses decompression bombs)
 """
@@ -256,6 +261,35 @@ SECURE_HSTS_INCLUDE_SUBDOMAINS = SECURE
 SECURE_HSTS_PRELOAD = SECURE
 BEHIND_PROXY = env_bool("ORTHOREG_BEHIND_PROXY")  # one reverse proxy in front: trust its X-Forwarded-* headers
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if BEHIND_PROXY else None
+
+
+def trusted_proxy(value: str | None, behind_proxy: bool) -> str | None:
+    """ORTHOREG_TRUSTED_PROXY: the one peer whose forwarding headers waitress believes (waitress compares the
+    peer's address with it), `*` for any peer, or None when there is no proxy."""
+    if not behind_proxy:
+        return None
+    value = (value or "").strip() or "127.0.0.1"
+    if value == "*":
+        return value
+    import ipaddress
+
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        raise ValueError(f"ORTHOREG_TRUSTED_PROXY: {value!r} is not an IP address (give the reverse proxy's "
+                         "address as orthoreg sees it, e.g. 127.0.0.1, or *)") from None
+
+
+TRUSTED_PROXY = trusted_proxy(os.environ.get("ORTHOREG_TRUSTED_PROXY"), BEHIND_PROXY)
+# What `orthoreg serve` hands waitress. Without a trusted proxy waitress drops every X-Forwarded-* header, so
+# Django would never see the request was https (endless redirect) nor the client's address. With it, waitress
+# keeps only the proxy's own X-Forwarded-For entry and sets REMOTE_ADDR and the URL scheme from them.
+WAITRESS_PROXY_OPTIONS = {
+    "trusted_proxy": TRUSTED_PROXY,
+    "trusted_proxy_count": 1,
+    "trusted_proxy_headers": {"x-forwarded-for", "x-forwarded-proto"},
+    "clear_untrusted_proxy_headers": True,
+} if TRUSTED_PROXY else {"clear_untrusted_proxy_headers": True}
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
@@ -267,7 +301,8 @@ AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_VERBOSE = False
 AXES_LOCKOUT_TEMPLATE = "accounts/locked.html"
-AXES_IPWARE_PROXY_COUNT = 1 if env_bool("ORTHOREG_BEHIND_PROXY") else None
+# Lock-out keys on the same client address the audit records (behind the proxy: the address it forwarded).
+AXES_CLIENT_IP_CALLABLE = "orthoreg.accounts.services.client_ip"
 
 OTP_TOTP_ISSUER = "orthoreg"
 # 2FA is always required for admins; ORTHOREG_REQUIRE_2FA=1 requires it for every staff user.

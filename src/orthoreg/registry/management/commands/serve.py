@@ -1,5 +1,6 @@
 """orthoreg serve [--host H] [--port N]: a production WSGI server (waitress), static files included."""
 
+from django.conf import settings
 from django.core.management.base import BaseCommand
 
 
@@ -18,4 +19,5 @@ class Command(BaseCommand):
 
         self.stdout.write(f"orthoreg listening on http://{host}:{port}/ (Ctrl+C to stop)")
         self.stdout.flush()
-        serve(application, host=host, port=port, threads=threads, ident="orthoreg")
+        serve(application, host=host, port=port, threads=threads, ident="orthoreg",
+              **settings.WAITRESS_PROXY_OPTIONS)  # believe the reverse proxy's forwarding headers
