@@ -30,7 +30,11 @@ class Command(BaseCommand):
 
     def handle(self, *args, action, **options):
         if action == "role-sql":
-            self.stdout.write(auditchain.role_sql(options["role"], settings.DATABASES["default"]["NAME"]))
+            postgres = connection.vendor == "postgresql"
+            if not postgres:
+                self.stderr.write("This registry runs on SQLite, which has no roles; the SQL is for PostgreSQL.")
+            name = settings.DATABASES["default"]["NAME"] if postgres else "orthoreg"
+            self.stdout.write(auditchain.role_sql(options["role"], name))
         elif action == "status":
             guarded = auditchain.guard_installed(connection)
             self.stdout.write(f"{AuditEvent.objects.count()} entries; triggers refusing UPDATE/DELETE: "
