@@ -7,8 +7,10 @@ class AccountsConfig(AppConfig):
 
     def ready(self) -> None:
         from django.db.backends.signals import connection_created
+        from django.db.models.signals import post_migrate
 
         from . import signals  # noqa: F401
-        from .auditchain import register_sqlite_function
+        from .auditchain import register_sqlite_function, reinstall_guard_after_migrate
 
         connection_created.connect(register_sqlite_function, dispatch_uid="orthoreg_audit_sqlite_function")
+        post_migrate.connect(reinstall_guard_after_migrate, sender=self, dispatch_uid="orthoreg_audit_guard")

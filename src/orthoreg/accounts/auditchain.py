@@ -203,6 +203,18 @@ def guard_installed(connection) -> bool:
     return False
 
 
+def reinstall_guard_after_migrate(sender, using="default", **kwargs) -> None:
+    """post_migrate: put the triggers back where they are missing. A later migration that alters the audit table
+    rebuilds it on SQLite (new table, copy, drop the old one), and the old table's triggers go with it."""
+    connection = connections[using]
+    with connection.cursor() as cursor:
+        if TABLE not in connection.introspection.table_names(cursor):
+            return
+        columns = {column.name for column in connection.introspection.get_table_description(cursor, TABLE)}
+    if "hash" in columns and not guard_installed(connection):  # migration 0004 applied, triggers gone
+        install_guard(connection)
+
+
 def register_sqlite_function(sender, connection, **kwargs) -> None:
     """connection_created: the triggers ask this function whether this connection is in maintenance."""
     if connection.vendor == "sqlite":
