@@ -216,7 +216,9 @@ def backup_check(*, source: Path) -> dict:
                     raise BackupError(f"{source} is damaged: {member.name} does not match its checksum.")
                 seen.add(member.name)
     except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile, OSError) as error:
-        raise BackupError(f"{source} is damaged or not a backup archive ({error}).") from None
+        reason = str(error).strip().splitlines()[0].rstrip(":") or type(error).__name__
+        raise BackupError(f"{source} is damaged or not a backup archive (it cannot be read as a tar.gz: "
+                          f"{reason}).") from None
     missing = sorted(set(expected) - seen)
     if missing:
         raise BackupError(f"{source} is damaged: {len(missing)} file(s) of its manifest are missing, "
@@ -233,9 +235,16 @@ def _sqlite_path() -> Path:
 
 
 def _pg_has_tables() -> bool:
-    with connections["default"].cursor() as cursor:
-        cursor.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'")
-        return cursor.fetchone()[0] > 0
+    from django.db import OperationalError
+
+    try:
+        with connections["default"].cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'")
+            return cursor.fetchone()[0] > 0
+    except OperationalError as error:
+        raise BackupError(f"Cannot reach the PostgreSQL database {settings.DATABASES['default']['NAME']!r} "
+                          f"({str(error).strip().splitlines()[-1]}); create it first (createdb) and check "
+                          "ORTHOREG_DATABASE_URL.") from None
 
 
 def registry_present() -> list[str]:
