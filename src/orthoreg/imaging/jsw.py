@@ -37,6 +37,7 @@ MAX_SEARCH_PX = 400.0  # ... growing up to this when the margins sit at the wind
 EDGE_MARGIN_PX = 2.0  # a margin this close to the window's end counts as "at the end"
 EDGE_FRACTION = 0.2  # the window grows when more of the measured profiles than this have a margin at its end
 DEPTH_NOISE_K = 6.0  # a gap must be this many (smoothed) pixel-noise sigmas deeper than the bone beside it
+RUN_DEPTH_K = 35.0  # and, over a run of neighbouring profiles, this deep at the median (see _shallow_runs)
 EDGE_NOISE_K = 4.0  # and each margin's slope this many sigmas of the slope noise alone would give
 MAX_STEP_PX = 1.0  # a traced path moves at most this far across per profile step along the line ...
 BEND_COST = 0.1  # ... and pays this for each sample it moves (costs are relative: 1 = the profile's best edge)
@@ -233,6 +234,7 @@ def _trace_margins(image: np.ndarray, line: tuple[float, float, float, float], s
     found: list = []
     widths = np.full(count, np.nan)
     middles = np.full(count, np.nan)
+    depths = np.full(count, np.nan)
     for k in range(count):
         i = _peak_near(-gradient[k], path_a[k])
         j = _peak_near(gradient[k], path_b[k])
@@ -246,7 +248,8 @@ def _trace_margins(image: np.ndarray, line: tuple[float, float, float, float], s
         before = profile[max(0, i - window): i + 1].max()
         after = profile[j: min(size, j + window + 1)].max()
         quarter = (j - i) // 4
-        if min(before, after) - profile[i + quarter: j - quarter + 1].mean() < depth_min:
+        depth = min(before, after) - profile[i + quarter: j - quarter + 1].mean()
+        if depth < depth_min:
             found.append(None)
             continue
         lo = offsets[0] + _subsample(gradient[k], i) * SAMPLE_STEP_PX
@@ -255,10 +258,11 @@ def _trace_margins(image: np.ndarray, line: tuple[float, float, float, float], s
             found.append(None)
             continue
         found.append((lo, hi))
-        widths[k], middles[k] = hi - lo, (lo + hi) / 2
+        widths[k], middles[k], depths[k] = hi - lo, (lo + hi) / 2, depth / value_sigma
     widths[_outliers(widths, middles)] = np.nan
     shortest = max(MIN_RUN, min(int(round(MIN_RUN_PX / PROFILE_STEP_PX)), count // 4))
     widths[_short_runs(~np.isnan(widths), shortest)] = np.nan
+    widths[_shallow_runs(~np.isnan(widths), depths)] = np.nan
 
     measured = ~np.isnan(widths)
     ends = np.array([(f[0], f[1]) if f is not None else (0.0, 0.0) for f in found])
@@ -380,6 +384,19 @@ def _short_runs(found: np.ndarray, shortest: int = MIN_RUN) -> np.ndarray:
     labels, _ = ndimage.label(found)
     sizes = np.bincount(labels.ravel())
     return found & (sizes[labels] < shortest)
+
+
+def _shallow_runs(found: np.ndarray, depths: np.ndarray) -> np.ndarray:
+    """Measured profiles in runs whose median gap depth is under RUN_DEPTH_K noise sigmas: the dark spots
+    between trabeculae, or between the cortices of a shaft, are a few to twenty sigmas deep; a joint space
+    seen on a radiograph is several tens (60-200 on the reference films in tests/data/README.md)."""
+    labels, count = ndimage.label(found)
+    shallow = np.zeros_like(found)
+    for label in range(1, count + 1):
+        run = labels == label
+        if np.median(depths[run]) < RUN_DEPTH_K:
+            shallow |= run
+    return shallow
 
 
 def summarize(t: Sequence[float], widths_px: Sequence[float | None], mm_per_px: float | None) -> dict:
