@@ -32,7 +32,8 @@ SAMPLE_STEP_PX = 0.5  # sampling step along a profile
 SMOOTH_ALONG_PX = 1.0  # Gaussian sigma along each profile
 SMOOTH_ACROSS_PX = 1.5  # Gaussian sigma across neighbouring profiles
 EDGE_WINDOW_PX = 4.0  # how far beyond a margin the bone's peak brightness is looked for
-MIN_SEARCH_PX = 20.0  # the profiles' half-length to start with, at least
+MIN_SEARCH_PX = 20.0  # the profiles' half-length to start with, at least ...
+START_SEARCH_MAX_PX = 60.0  # ... and at most
 MAX_SEARCH_PX = 400.0  # ... growing up to this when the margins sit at the window's ends
 EDGE_MARGIN_PX = 2.0  # a margin this close to the window's end counts as "at the end"
 EDGE_FRACTION = 0.2  # the window grows when more of the measured profiles than this have a margin at its end
@@ -109,10 +110,10 @@ def parse_line(value: str | Sequence) -> tuple[float, float, float, float]:
 
 
 def default_search_px(length_px: float) -> float:
-    """Half-length of the profiles to start with: a quarter of the joint line, within 20-200 px.
+    """Half-length of the profiles to start with: a quarter of the joint line, within 20-60 px.
 
     It grows by itself (see `measure`) when the margins found sit at its ends."""
-    return float(min(max(0.25 * length_px, MIN_SEARCH_PX), 200.0))
+    return float(min(max(0.25 * length_px, MIN_SEARCH_PX), START_SEARCH_MAX_PX))
 
 
 def measure(intensities: np.ndarray, line: Sequence[float], spacing: Spacing | None = None, *,
@@ -296,20 +297,19 @@ def _minimal_path(cost: np.ndarray, step: int, bend: float = BEND_COST) -> np.nd
     """The column index on each row of the path of least total cost from the first row to the last that moves
     at most `step` columns between neighbouring rows, each column moved costing `bend` (dynamic programming)."""
     rows, cols = cost.shape
-    total = cost[0].astype(np.float64).copy()
+    total = cost[0].astype(np.float64)
     back = np.zeros((rows, cols), dtype=np.int32)
+    moves = np.arange(-step, step + 1)
+    penalty = bend * np.abs(moves)[None, :]
+    padded = np.full(cols + 2 * step, np.inf)
     columns = np.arange(cols)
     for r in range(1, rows):
-        best = total.copy()
-        arg = columns.copy()
-        for shift in range(1, step + 1):
-            for moved, source in ((np.r_[total[shift:], np.full(shift, np.inf)] + bend * shift, columns + shift),
-                                  (np.r_[np.full(shift, np.inf), total[:-shift]] + bend * shift, columns - shift)):
-                better = moved < best
-                best = np.where(better, moved, best)
-                arg = np.where(better, source, arg)
-        back[r] = arg
-        total = best + cost[r]
+        padded[step: step + cols] = total
+        # candidates[c, m]: arriving at column c from column c + moves[m]
+        candidates = np.lib.stride_tricks.sliding_window_view(padded, 2 * step + 1) + penalty
+        choice = candidates.argmin(axis=1)
+        back[r] = columns + moves[choice]
+        total = candidates[columns, choice] + cost[r]
     path = np.empty(rows, dtype=np.int64)
     path[-1] = int(np.argmin(total))
     for r in range(rows - 1, 0, -1):
