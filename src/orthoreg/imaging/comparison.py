@@ -334,7 +334,8 @@ def _table(ax, comparison: Comparison) -> None:
     before, after = comparison.panels
     header = ["Joint space width", f"Before ({before.image.study.date:%d %b %Y})",
               f"After ({after.image.study.date:%d %b %Y})", "Change"]
-    cells = [[r["label"], r["before"], r["after"], r["change_text"] + (" (within error)" if r["within_error"] else "")]
+    cells = [[r["label"], r["before"], r["after"],
+              r["change_text"] + (" (within measurement error)" if r["within_error"] else "")]
              for r in comparison.rows]
     table = ax.table(cellText=cells, colLabels=header, loc="upper center", cellLoc="left", colLoc="left",
                      colWidths=[0.25, 0.25, 0.25, 0.25])
@@ -349,9 +350,14 @@ def _table(ax, comparison: Comparison) -> None:
     notes = list(comparison.notes)
     if comparison.not_comparable:
         notes.append(f"Change {comparison.not_comparable}")
-    notes.append(f"Changes of {selectors.MEASUREMENT_ERROR_MM} mm or less may be measurement error "
-                 f"({selectors.MEASUREMENT_ERROR_SOURCE}). Calibration: before {before.image.calibration_label}; "
-                 f"after {after.image.calibration_label}.")
+    sdc_mm = next((r["sdc_mm"] for r in comparison.rows if r.get("sdc_mm")), None)
+    error_note = next((r["error_text"] for r in comparison.rows if r.get("error_text")), "")
+    if sdc_mm:
+        notes.append(f"Smallest detectable change for this pair of films: {sdc_mm:.2f} mm; smaller changes are "
+                     f"within measurement error ({selectors.SDC_SOURCE}). " + (error_note and "") +
+                     f"Calibration: before {before.image.calibration_label}; after {after.image.calibration_label}.")
+    else:
+        notes.append(f"Calibration: before {before.image.calibration_label}; after {after.image.calibration_label}.")
     text = "\n".join(textwrap.fill(note, 160) for note in notes)
     ax.text(0.0, -0.02, text, transform=ax.transAxes, fontsize=8, color="#5d6b7a", va="top")
 
