@@ -32,9 +32,9 @@ def smallest_detectable_change(before: Measurement | None, after: Measurement | 
     if before is None or after is None or before.unit != "mm" or after.unit != "mm":
         return None
     b, a = before.image, after.image
-    same_device = (b.header or {}).get("manufacturer", "") == (a.header or {}).get("manufacturer", "") \
-        and (b.header or {}).get("manufacturer") is not None
-    same_setup = b.view == a.view and b.calibration_source == a.calibration_source
+    device = (b.header or {}).get("manufacturer") or ""
+    same_device = bool(device) and device == ((a.header or {}).get("manufacturer") or "")  # unknown: not the same
+    same_setup = b.view == a.view and before.calibration_source == after.calibration_source
     own = getattr(settings, "JSW_SEM_MM", None)
     if own:
         sem, basis, source = float(own), "this clinic's own repeat measurements", "clinic setting ORTHOREG_JSW_SEM_MM"
