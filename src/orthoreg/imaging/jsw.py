@@ -302,11 +302,13 @@ def _minimal_path(cost: np.ndarray, step: int, bend: float = BEND_COST) -> np.nd
     moves = np.arange(-step, step + 1)
     penalty = bend * np.abs(moves)[None, :]
     padded = np.full(cols + 2 * step, np.inf)
+    window = np.lib.stride_tricks.sliding_window_view(padded, 2 * step + 1)  # a view: follows `padded`
     columns = np.arange(cols)
+    candidates = np.empty((cols, 2 * step + 1))
     for r in range(1, rows):
         padded[step: step + cols] = total
         # candidates[c, m]: arriving at column c from column c + moves[m]
-        candidates = np.lib.stride_tricks.sliding_window_view(padded, 2 * step + 1) + penalty
+        np.add(window, penalty, out=candidates)
         choice = candidates.argmin(axis=1)
         back[r] = columns + moves[choice]
         total = candidates[columns, choice] + cost[r]
@@ -335,10 +337,8 @@ def _crests(smooth: np.ndarray, inside: np.ndarray, centre: np.ndarray,
             fallen = finite & (running - side > drop[:, None])
         first = np.where(fallen.any(axis=1), fallen.argmax(axis=1), size - 1)
         # The crest is where the running maximum was last raised before the fall.
-        crest = np.empty(rows, dtype=np.int64)
-        for r in range(rows):
-            upto = running[r, : first[r] + 1]
-            crest[r] = int(np.argmax(upto)) if np.isfinite(upto).any() else 0
+        before_fall = np.where(index[None, :] <= first[:, None], side, -np.inf)
+        crest = before_fall.argmax(axis=1)
         result.append(size - 1 - crest if flip else crest)
     return result[0], result[1]
 
