@@ -180,3 +180,14 @@ def test_the_first_mtp_phantom_shows_a_tubular_shaft_and_two_sesamoids():
     y = int(y1) + 80
     medial, lateral = pixels[y, int(middle - 0.38 * 120)], pixels[y + 8, int(middle + 0.40 * 120)]
     assert min(medial, lateral) > pixels[y, middle] + 150
+
+
+def test_a_space_wider_than_the_first_window_is_found_by_growing_it():
+    # 5-6 mm (50-60 px) wide; a short line (80 px) starts with profiles reaching 20 px each side.
+    phantom = phantoms.make_phantom(gap_medial_mm=5.0, gap_lateral_mm=6.0, noise=0.01, supersample=2)
+    x1, y1, x2, y2 = phantom.line
+    result = jsw.measure(phantom.pixels, (x1 + 100, y1, x1 + 180, y1), SPACING)
+    assert result.search_px > jsw.default_search_px(80)
+    truth = float(phantom.true_width_mm(np.array([140 / (x2 - x1)]))[0])
+    assert result.summary["central"] == pytest.approx(truth, abs=TOLERANCE_MM)
+    assert result.summary["measurable"] >= 0.95 * result.summary["count"]

@@ -36,6 +36,7 @@ MIN_SEARCH_PX = 20.0  # the profiles' half-length to start with, at least ...
 START_SEARCH_MAX_PX = 60.0  # ... and at most
 MAX_SEARCH_PX = 400.0  # ... growing up to this when the margins sit at the window's ends
 EDGE_MARGIN_PX = 2.0  # a margin this close to the window's end counts as "at the end"
+STRADDLE_PX = 3.0  # a space found only by a wider look must lie across the user's line, within this
 EDGE_FRACTION = 0.2  # the window grows when more of the measured profiles than this have a margin at its end
 DEPTH_NOISE_K = 6.0  # a gap must be this many (smoothed) pixel-noise sigmas deeper than the bone beside it
 RUN_DEPTH_K = 35.0  # and, over a run of neighbouring profiles, this deep at the median (see _shallow_runs)
@@ -138,11 +139,21 @@ def measure(intensities: np.ndarray, line: Sequence[float], spacing: Spacing | N
         raise JswError("The search distance must be between 3 and 1000 px.")
 
     pull_px = float(search_px)
-    while True:
-        traced = _trace_margins(image, (x1, y1, x2, y2), float(search_px), pull_px)
-        if not (grow and traced.at_edge and search_px < MAX_SEARCH_PX):
+    traced = _trace_margins(image, (x1, y1, x2, y2), float(search_px), pull_px)
+    while grow and search_px < MAX_SEARCH_PX:
+        measured = int((~np.isnan(traced.widths)).sum())
+        if not (traced.at_edge or measured < MIN_MEASURABLE_FRACTION * traced.widths.size):
             break
-        search_px = min(2 * search_px, MAX_SEARCH_PX)  # a margin sat on the window's end: look further
+        # A margin sat on the window's end, or most profiles found no space (one wider than the window looks
+        # flat inside it): look further. A wider look is kept only if it finds more, around the user's line.
+        wider = min(2 * search_px, MAX_SEARCH_PX)
+        candidate = _trace_margins(image, (x1, y1, x2, y2), float(wider), pull_px)
+        if traced.at_edge and measured:
+            traced, search_px = candidate, wider
+            continue
+        if (~np.isnan(candidate.widths)).sum() <= measured or not candidate.straddles_line():
+            break
+        traced, search_px = candidate, wider
 
     widths, found, t = traced.widths, traced.found, traced.t
     profiles = []
@@ -171,6 +182,13 @@ class _Traced:
     widths: np.ndarray
     noise: float
     at_edge: bool
+
+    def straddles_line(self, tolerance_px: float = STRADDLE_PX) -> bool:
+        """Whether the space found lies across the user's line (its margins on either side, at the median)."""
+        pairs = np.array([f for f, w in zip(self.found, self.widths) if f is not None and not np.isnan(w)])
+        if not pairs.size:
+            return False
+        return bool(np.median(pairs[:, 0]) < tolerance_px and np.median(pairs[:, 1]) > -tolerance_px)
 
 
 def _trace_margins(image: np.ndarray, line: tuple[float, float, float, float], search_px: float,
