@@ -2,6 +2,7 @@
 
 import datetime as dt
 import io
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -133,6 +134,18 @@ def test_comparison_png_is_a_clean_picture(demo):
     assert pixels.std() > 20  # not blank
     whole = PILImage.open(io.BytesIO(comparison.comparison_png(*demo, region="whole")))
     assert whole.size == picture.size
+    artifacts = Path(__file__).resolve().parents[2] / "test-artifacts"
+    artifacts.mkdir(exist_ok=True)
+    picture.save(artifacts / "imaging-compare-export.png")  # to look at
+
+
+def test_comparison_png_says_which_changes_are_within_measurement_error(demo):
+    figure = comparison.comparison_figure(*demo)
+    text = " ".join(t.get_text() for ax in figure.axes for t in ax.texts)
+    cells = " ".join(c.get_text().get_text() for ax in figure.axes for table in ax.tables
+                     for c in table.get_celld().values())
+    assert "Smallest detectable change for this pair of films: 0.69 mm" in text and "J Rheumatol 1999;26:1359" in text
+    assert "(within measurement error)" in cells  # the lateral third: +0.30 mm
 
 
 def test_episode_images_tag(demo, episode):
