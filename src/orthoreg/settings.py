@@ -235,6 +235,8 @@ WHITENOISE_AUTOREFRESH = DEBUG
 MEDIA_ROOT = DATA_DIR / "media"  # never served publicly: files go through access-checked views
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 MAX_UPLOAD_MB = int(os.environ.get("ORTHOREG_MAX_UPLOAD_MB", "50"))
+# The clinic's own standard error of measurement of joint space width (mm), from its repeat measurements.
+JSW_SEM_MM = float(os.environ["ORTHOREG_JSW_SEM_MM"]) if os.environ.get("ORTHOREG_JSW_SEM_MM") else None
 DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_UPLOAD_MB * 1024 * 1024
 IMAGING_MAX_PIXELS = int(os.environ.get("ORTHOREG_IMAGING_MAX_PIXELS", 60_000_000))  # decompression-bomb limit
 

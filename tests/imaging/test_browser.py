@@ -168,3 +168,27 @@ def _calibrate(page, live_server, image):
     assert image.calibration_source == "manual" and image.spacing_row_mm == pytest.approx(0.1, rel=0.02)
     screenshot(page, "imaging-calibrated")
     assert page.problems == []
+
+
+@pytest.mark.parametrize("width", [390, 1280])
+def test_before_after_says_within_measurement_error_with_its_reference(page, live_server, episode, clinician,
+                                                                       width):
+    _before_after(page, live_server, episode, clinician, width)
+
+
+@_closing_connections
+def _before_after(page, live_server, episode, clinician, width):
+    from playwright.sync_api import expect
+
+    create_demo_images(episode=episode, before_date=dt.date(2025, 3, 10), after_date=dt.date(2025, 9, 12),
+                       user=clinician)
+    page.set_viewport_size({"width": width, "height": 900})
+    page.goto(f"{live_server.url}/imaging/episode/{episode.pk}/compare/")
+    expect(page.locator("#sdc-note")).to_contain_text("Smallest detectable change for this pair of films: 0.69 mm")
+    expect(page.locator("#sdc-note")).to_contain_text("J Rheumatol 1999;26:1359")
+    badges = page.locator("td .badge", has_text="within measurement error")
+    assert badges.count() >= 1  # the demo's lateral third barely changes
+    assert "J Rheumatol" in badges.first.get_attribute("title")
+    assert page.evaluate("document.documentElement.scrollWidth") <= width + 1  # no sideways scrolling
+    screenshot(page, f"imaging-compare-{width}")
+    assert not page.problems

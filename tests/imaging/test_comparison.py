@@ -2,6 +2,7 @@
 
 import datetime as dt
 import io
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -133,6 +134,18 @@ def test_comparison_png_is_a_clean_picture(demo):
     assert pixels.std() > 20  # not blank
     whole = PILImage.open(io.BytesIO(comparison.comparison_png(*demo, region="whole")))
     assert whole.size == picture.size
+    artifacts = Path(__file__).resolve().parents[2] / "test-artifacts"
+    artifacts.mkdir(exist_ok=True)
+    picture.save(artifacts / "imaging-compare-export.png")  # to look at
+
+
+def test_comparison_png_says_which_changes_are_within_measurement_error(demo):
+    figure = comparison.comparison_figure(*demo)
+    text = " ".join(t.get_text() for ax in figure.axes for t in ax.texts)
+    cells = " ".join(c.get_text().get_text() for ax in figure.axes for table in ax.tables
+                     for c in table.get_celld().values())
+    assert "Smallest detectable change for this pair of films: 0.69 mm" in text and "J Rheumatol 1999;26:1359" in text
+    assert "(within measurement error)" in cells  # the lateral third: +0.30 mm
 
 
 def test_episode_images_tag(demo, episode):
@@ -149,3 +162,57 @@ def test_svg_annotation_tag_escapes_labels(demo):
     template = Template("{% load imaging_tags %}{% svg_annotation a p %}")
     html = template.render(Context({"a": arrow, "p": layout.panels[0]}))
     assert "<script>" not in html and "&lt;script&gt;" in html and "<polygon" in html
+
+
+def _pair(before_header, after_header, *, views=("ap_wb", "ap_wb"), sources=("dicom_imager", "dicom_imager"),
+          unit="mm", widths=(1.0, 1.5)):
+    from orthoreg.imaging.models import Image, Measurement
+
+    pair = []
+    for header, view, source, width in zip((before_header, after_header), views, sources, widths):
+        image = Image(header=header, view=view, width=100, height=100)
+        pair.append(Measurement(image=image, unit=unit, calibration_source=source, medial=width, central=width,
+                                lateral=width, minimum=width))
+    return pair
+
+
+SIEMENS, FUJI = {"manufacturer": "Siemens"}, {"manufacturer": "Fujifilm"}
+
+
+@pytest.mark.parametrize("headers, kw, sdc", [
+    ((SIEMENS, SIEMENS), {}, 0.69),  # same unit, projection, calibration: SEm 0.25 mm
+    ((SIEMENS, SIEMENS), {"views": ("ap_wb", "ap")}, 0.89),  # projection differs: 0.32 mm
+    ((SIEMENS, SIEMENS), {"sources": ("dicom_imager", "manual")}, 0.89),  # calibration differs
+    ((SIEMENS, FUJI), {}, 1.25),  # between units: 0.45 mm
+    (({}, {}), {}, 1.25),  # device unknown (PNG uploads): not assumed the same
+    (({"manufacturer": ""}, {"manufacturer": ""}), {}, 1.25),
+])
+def test_smallest_detectable_change_depends_on_the_pair(headers, kw, sdc):
+    before, after = _pair(*headers, **kw)
+    result = selectors.smallest_detectable_change(before, after)
+    assert result["sdc_mm"] == pytest.approx(sdc) and result["source"] == "J Rheumatol 1999;26:1359"
+
+
+def test_a_change_below_the_sdc_is_within_measurement_error():
+    rows = {r["name"]: r for r in selectors.width_rows(*_pair(SIEMENS, SIEMENS, widths=(1.0, 1.5)))}
+    assert rows["medial"]["change"] == pytest.approx(0.5) and rows["medial"]["within_error"]
+    assert "within measurement error" in rows["medial"]["error_text"] and "0.69 mm" in rows["medial"]["error_text"]
+    rows = {r["name"]: r for r in selectors.width_rows(*_pair(SIEMENS, SIEMENS, widths=(1.0, 1.8)))}
+    assert not rows["medial"]["within_error"] and rows["medial"]["error_text"] == ""
+    # The same 0.8 mm between two devices is within error (SDC 1.25 mm).
+    rows = {r["name"]: r for r in selectors.width_rows(*_pair(SIEMENS, FUJI, widths=(1.0, 1.8)))}
+    assert rows["medial"]["within_error"]
+
+
+def test_the_clinic_can_set_its_own_sem(settings):
+    settings.JSW_SEM_MM = 0.1
+    result = selectors.smallest_detectable_change(*_pair(SIEMENS, FUJI))
+    assert result["sdc_mm"] == pytest.approx(0.28) and "ORTHOREG_JSW_SEM_MM" in result["source"]
+    rows = {r["name"]: r for r in selectors.width_rows(*_pair(SIEMENS, FUJI, widths=(1.0, 1.5)))}
+    assert not rows["medial"]["within_error"]
+
+
+def test_pixels_have_no_smallest_detectable_change():
+    before, after = _pair(SIEMENS, SIEMENS, unit="px", widths=(10, 10.5))
+    assert selectors.smallest_detectable_change(before, after) is None
+    assert not any(r["within_error"] for r in selectors.width_rows(before, after))

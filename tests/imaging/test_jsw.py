@@ -150,3 +150,44 @@ def test_any_line_gives_a_result_or_a_clear_refusal(small_phantom, x1, y1, x2, y
     for name in (*jsw.THIRDS, "minimum"):
         value = result.summary[name]
         assert value is None or value > 0
+
+
+MTP = dict(anatomy="mtp", width_px=640, height_px=720, spacing_mm=0.1, joint_length_mm=24, curvature_mm=1.2,
+           texture=0.03, noise=0.012, blur_px=1.2, bits=12, supersample=2, medial="right")
+
+
+def test_the_first_mtp_phantom_is_measured_and_fused_is_not():
+    phantom = phantoms.make_phantom(gap_medial_mm=0.45, gap_lateral_mm=1.7, seed=11, **MTP)
+    summary = jsw.measure(phantom.pixels, phantom.line, SPACING).summary
+    for index, name in enumerate(jsw.THIRDS):
+        assert summary[name] == pytest.approx(_third_truth(phantom, index), abs=TOLERANCE_MM)
+    fused = phantoms.make_phantom(fused=True, seed=11, **MTP)
+    assert jsw.measure(fused.pixels, fused.line, SPACING).summary["measurable"] == 0
+
+
+def test_the_first_mtp_phantom_shows_a_tubular_shaft_and_two_sesamoids():
+    phantom = phantoms.make_phantom(**{**MTP, "noise": 0.0, "texture": 0.0, "medial": "left"})
+    pixels = phantom.pixels.astype(float)
+    x1, y1, x2, y2 = phantom.line  # medial end on the left
+    # The metatarsal shaft, 25 mm below the joint: cortices (edges) brighter than the marrow between them.
+    row = pixels[int(y1) + 250]
+    bone = np.nonzero(row > 0.5 * row.max())[0]  # above the soft tissue
+    assert row[bone[0]: bone[0] + 15].max() > row[(bone[0] + bone[-1]) // 2] + 200
+    # Marrow in the shaft, cancellous bone in the head: the shaft's middle is darker than the head's.
+    middle = int((x1 + x2) / 2)
+    assert pixels[int(y1) + 30, middle] > pixels[int(y1) + 250, middle] + 50
+    # Sesamoids under the head (8 mm below the joint), medial and lateral: brighter than the head between them.
+    y = int(y1) + 80
+    medial, lateral = pixels[y, int(middle - 0.38 * 120)], pixels[y + 8, int(middle + 0.40 * 120)]
+    assert min(medial, lateral) > pixels[y, middle] + 150
+
+
+def test_a_space_wider_than_the_first_window_is_found_by_growing_it():
+    # 5-6 mm (50-60 px) wide; a short line (80 px) starts with profiles reaching 20 px each side.
+    phantom = phantoms.make_phantom(gap_medial_mm=5.0, gap_lateral_mm=6.0, noise=0.01, supersample=2)
+    x1, y1, x2, y2 = phantom.line
+    result = jsw.measure(phantom.pixels, (x1 + 100, y1, x1 + 180, y1), SPACING)
+    assert result.search_px > jsw.default_search_px(80)
+    truth = float(phantom.true_width_mm(np.array([140 / (x2 - x1)]))[0])
+    assert result.summary["central"] == pytest.approx(truth, abs=TOLERANCE_MM)
+    assert result.summary["measurable"] >= 0.95 * result.summary["count"]

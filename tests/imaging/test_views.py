@@ -268,7 +268,8 @@ def test_compare_page_and_png(clinician_client, episode, image, png_image, small
     url = reverse("imaging:compare", args=[episode.pk])
     html = clinician_client.get(url).content.decode()
     assert "Minimum" in html and "style=" not in html and html.count('class="compare-svg"') == 2
-    assert "within error" in html  # the same phantom twice: no change
+    assert "within measurement error" in html  # the same phantom twice: no change
+    assert "Smallest detectable change for this pair of films" in html
     png = clinician_client.get(reverse("imaging:compare_png", args=[episode.pk]))
     assert png.status_code == 200 and png["Content-Type"] == "image/png"
     assert PILImage.open(io.BytesIO(png.content)).format == "PNG"

@@ -259,8 +259,8 @@ def _label_anchor(kind: str, g: dict) -> tuple[float, float]:
 def comparison_figure(before: Image, after: Image, *, region: str = JOINT, title: str | None = None) -> Figure:
     """A matplotlib Figure of the comparison (for a report's PDF or a PNG)."""
     comparison = comparison_layout(before, after, region=region)
-    figure = Figure(figsize=(11, 7.6), dpi=110, facecolor="white")
-    grid = figure.add_gridspec(2, 2, height_ratios=[4.2, 1.6],
+    figure = Figure(figsize=(11, 7.9), dpi=110, facecolor="white")
+    grid = figure.add_gridspec(2, 2, height_ratios=[4.2, 1.9],
                                width_ratios=[p.relative_width for p in comparison.panels],
                                left=0.03, right=0.97, top=0.9, bottom=0.04, hspace=0.3, wspace=0.06)
     episode = before.study.episode
@@ -334,10 +334,11 @@ def _table(ax, comparison: Comparison) -> None:
     before, after = comparison.panels
     header = ["Joint space width", f"Before ({before.image.study.date:%d %b %Y})",
               f"After ({after.image.study.date:%d %b %Y})", "Change"]
-    cells = [[r["label"], r["before"], r["after"], r["change_text"] + (" (within error)" if r["within_error"] else "")]
+    cells = [[r["label"], r["before"], r["after"],
+              r["change_text"] + (" (within measurement error)" if r["within_error"] else "")]
              for r in comparison.rows]
     table = ax.table(cellText=cells, colLabels=header, loc="upper center", cellLoc="left", colLoc="left",
-                     colWidths=[0.25, 0.25, 0.25, 0.25])
+                     colWidths=[0.22, 0.2, 0.2, 0.38])
     table.auto_set_font_size(False)
     table.set_fontsize(9.5)
     table.scale(1, 1.35)
@@ -349,11 +350,13 @@ def _table(ax, comparison: Comparison) -> None:
     notes = list(comparison.notes)
     if comparison.not_comparable:
         notes.append(f"Change {comparison.not_comparable}")
-    notes.append(f"Changes of {selectors.MEASUREMENT_ERROR_MM} mm or less may be measurement error "
-                 f"({selectors.MEASUREMENT_ERROR_SOURCE}). Calibration: before {before.image.calibration_label}; "
-                 f"after {after.image.calibration_label}.")
+    sdc_mm = next((r["sdc_mm"] for r in comparison.rows if r.get("sdc_mm")), None)
+    if sdc_mm:
+        notes.append(f"Smallest detectable change for this pair of films: {sdc_mm:.2f} mm (2.77 x the standard error "
+                     f"of measurement, {selectors.SDC_SOURCE}); a smaller change is within measurement error.")
+    notes.append(f"Calibration: before {before.image.calibration_label}; after {after.image.calibration_label}.")
     text = "\n".join(textwrap.fill(note, 160) for note in notes)
-    ax.text(0.0, -0.02, text, transform=ax.transAxes, fontsize=8, color="#5d6b7a", va="top")
+    ax.text(0.0, 0.32, text, transform=ax.transAxes, fontsize=8, color="#5d6b7a", va="top")  # under the table
 
 
 def comparison_png(before: Image, after: Image, *, region: str = JOINT, dpi: int = 110) -> bytes:

@@ -32,11 +32,23 @@ SAMPLE_STEP_PX = 0.5  # sampling step along a profile
 SMOOTH_ALONG_PX = 1.0  # Gaussian sigma along each profile
 SMOOTH_ACROSS_PX = 1.5  # Gaussian sigma across neighbouring profiles
 EDGE_WINDOW_PX = 4.0  # how far beyond a margin the bone's peak brightness is looked for
-DEPTH_NOISE_K = 6.0  # a gap must be this many noise sigmas deeper than the bone beside it ...
-DEPTH_RANGE_FRACTION = 0.05  # ... and at least this fraction of the image's intensity range
+MIN_SEARCH_PX = 20.0  # the profiles' half-length to start with, at least ...
+START_SEARCH_MAX_PX = 60.0  # ... and at most
+MAX_SEARCH_PX = 400.0  # ... growing up to this when the margins sit at the window's ends
+EDGE_MARGIN_PX = 2.0  # a margin this close to the window's end counts as "at the end"
+STRADDLE_PX = 3.0  # a space found only by a wider look must lie across the user's line, within this
+EDGE_FRACTION = 0.2  # the window grows when more of the measured profiles than this have a margin at its end
+DEPTH_NOISE_K = 6.0  # a gap must be this many (smoothed) pixel-noise sigmas deeper than the bone beside it
+RUN_DEPTH_K = 35.0  # and, over a run of neighbouring profiles, this deep at the median (see _shallow_runs)
+EDGE_NOISE_K = 4.0  # and each margin's slope this many sigmas of the slope noise alone would give
+MAX_STEP_PX = 1.0  # a traced path moves at most this far across per profile step along the line ...
+BEND_COST = 0.1  # ... and pays this for each sample it moves (costs are relative: 1 = the profile's best edge)
+CENTRE_PULL = 0.3  # cost of a gap one starting window away from the line (valleys count relative to the deepest)
+NEAR_PULL = 0.01  # cost per px from the gap's centre (slopes count relative to the profile's steepest)
+OUTSIDE_COST = 2.0  # a path may cross a profile whose gap was misread (that profile is then dropped)
 MIN_MEASURABLE_FRACTION = 0.5  # a third with fewer measurable profiles is "not measurable"
-CANDIDATES_PER_SIGN = 8
-MIN_RUN = 5  # fewer neighbouring profiles agreeing on a gap are taken for noise
+MIN_RUN_PX = 12.0  # a gap found along less of the line than this is taken for bone texture or noise ...
+MIN_RUN = 5  # ... (in profiles: at least this many, at most a quarter of the line)
 THIRDS = ("medial", "central", "lateral")
 
 
@@ -99,8 +111,10 @@ def parse_line(value: str | Sequence) -> tuple[float, float, float, float]:
 
 
 def default_search_px(length_px: float) -> float:
-    """Half-length of the profiles: a quarter of the joint line, within 15-200 px."""
-    return float(min(max(0.25 * length_px, 15.0), 200.0))
+    """Half-length of the profiles to start with: a quarter of the joint line, within 20-60 px.
+
+    It grows by itself (see `measure`) when the margins found sit at its ends."""
+    return float(min(max(0.25 * length_px, MIN_SEARCH_PX), START_SEARCH_MAX_PX))
 
 
 def measure(intensities: np.ndarray, line: Sequence[float], spacing: Spacing | None = None, *,
@@ -118,16 +132,77 @@ def measure(intensities: np.ndarray, line: Sequence[float], spacing: Spacing | N
     if length < MIN_LINE_PX:
         raise JswError(f"The line is {length:.1f} px long; draw it along the whole joint "
                        f"(at least {MIN_LINE_PX:g} px).")
+    grow = search_px is None
     if search_px is None:
         search_px = default_search_px(length)
     elif not (math.isfinite(search_px) and 3 <= search_px <= 1000):
         raise JswError("The search distance must be between 3 and 1000 px.")
 
+    pull_px = float(search_px)
+    traced = _trace_margins(image, (x1, y1, x2, y2), float(search_px), pull_px)
+    while grow and search_px < MAX_SEARCH_PX:
+        measured = int((~np.isnan(traced.widths)).sum())
+        if not (traced.at_edge or measured < MIN_MEASURABLE_FRACTION * traced.widths.size):
+            break
+        # A margin sat on the window's end, or most profiles found no space (one wider than the window looks
+        # flat inside it): look further. A wider look is kept only if it finds more, around the user's line.
+        wider = min(2 * search_px, MAX_SEARCH_PX)
+        candidate = _trace_margins(image, (x1, y1, x2, y2), float(wider), pull_px)
+        if traced.at_edge and measured:
+            traced, search_px = candidate, wider
+            continue
+        if (~np.isnan(candidate.widths)).sum() <= measured or not candidate.straddles_line():
+            break
+        traced, search_px = candidate, wider
+
+    widths, found, t = traced.widths, traced.found, traced.t
+    profiles = []
+    for k in range(t.size):
+        if np.isnan(widths[k]):
+            profiles.append(Profile(float(t[k]), None, None, None))
+            continue
+        lo, hi = found[k]
+        cx, cy = traced.centre_x[k] + 0.5, traced.centre_y[k] + 0.5
+        nx, ny = traced.normal
+        profiles.append(Profile(float(t[k]), float(widths[k]), (cx + lo * nx, cy + lo * ny),
+                                (cx + hi * nx, cy + hi * ny)))
+    factor = spacing.mm_per_px(*traced.normal) if spacing is not None else None
+    summary = summarize([p.t for p in profiles], [p.width_px for p in profiles], factor)
+    summary["noise"] = round(traced.noise, 3)  # pixel noise (sigma, image units) the thresholds are built on
+    return JswResult((x1, y1, x2, y2), float(search_px), factor, profiles, summary)
+
+
+@dataclass
+class _Traced:
+    t: np.ndarray
+    centre_x: np.ndarray
+    centre_y: np.ndarray
+    normal: tuple[float, float]
+    found: list
+    widths: np.ndarray
+    noise: float
+    at_edge: bool
+
+    def straddles_line(self, tolerance_px: float = STRADDLE_PX) -> bool:
+        """Whether the space found lies across the user's line (its margins on either side, at the median)."""
+        pairs = np.array([f for f, w in zip(self.found, self.widths) if f is not None and not np.isnan(w)])
+        if not pairs.size:
+            return False
+        return bool(np.median(pairs[:, 0]) < tolerance_px and np.median(pairs[:, 1]) > -tolerance_px)
+
+
+def _trace_margins(image: np.ndarray, line: tuple[float, float, float, float], search_px: float,
+                  pull_px: float) -> _Traced:
+    """Sample the profile stack, trace the gap and its two margins as minimal paths, check each profile."""
+    x1, y1, x2, y2 = line
+    height, width = image.shape
+    length = math.hypot(x2 - x1, y2 - y1)
     ux, uy = (x2 - x1) / length, (y2 - y1) / length
     nx, ny = -uy, ux  # unit normal: the direction profiles run in
     count = max(3, int(length / PROFILE_STEP_PX) + 1)
     t = np.linspace(0.0, 1.0, count)
     offsets = np.arange(-search_px, search_px + SAMPLE_STEP_PX / 2, SAMPLE_STEP_PX)
+    size = offsets.size
     # Array coordinates (row, column) of pixel centres are image coordinates minus 0.5.
     centre_x = (x1 - 0.5) + t * (x2 - x1)
     centre_y = (y1 - 0.5) + t * (y2 - y1)
@@ -145,61 +220,153 @@ def measure(intensities: np.ndarray, line: Sequence[float], spacing: Spacing | N
                                      mode="nearest")
     gradient = np.gradient(smooth, SAMPLE_STEP_PX, axis=1)
 
-    noise = _noise_sigma(smooth, crop)
-    threshold = max(DEPTH_NOISE_K * noise, DEPTH_RANGE_FRACTION * _intensity_range(image), 1e-6)
+    pixel_sigma = _pixel_noise(crop, along_rows=abs(ux) >= abs(uy))
+    value_sigma = pixel_sigma / math.sqrt(4 * math.pi * SMOOTH_ALONG_PX * SMOOTH_ACROSS_PX)
+    slope_sigma = pixel_sigma / math.sqrt(8 * math.pi * SMOOTH_ALONG_PX ** 3 * SMOOTH_ACROSS_PX)
+    depth_min = DEPTH_NOISE_K * value_sigma
+    edge_min = EDGE_NOISE_K * slope_sigma
+    step = max(1, int(round(MAX_STEP_PX * PROFILE_STEP_PX / SAMPLE_STEP_PX)))
+    index = np.arange(size)
+
+    # 1. The gap: the darkest valley bounded by brighter bone on both sides (a black top-hat along each
+    #    profile), traced as one path near the user's line.
+    closed = np.minimum(np.maximum.accumulate(np.where(inside, smooth, -np.inf), axis=1),
+                        np.maximum.accumulate(np.where(inside, smooth, -np.inf)[:, ::-1], axis=1)[:, ::-1])
+    valley = np.where(inside, np.maximum(closed - smooth, 0), 0)
+    centre_cost = -_relative(valley, inside) + CENTRE_PULL * np.abs(offsets)[None, :] / pull_px
+    centre = _minimal_path(centre_cost, step)
+
+    # 2. Each margin: the steepest edge between the gap's centre and the first bone crest beside it (the
+    #    edge nearest the gap), traced as one path with bounded movement between neighbouring profiles.
+    rows_k = np.arange(count)
+    gap_depth = (closed - smooth)[rows_k, centre]
+    crest_a, crest_b = _crests(smooth, inside, centre, np.maximum(3 * value_sigma, 0.5 * gap_depth))
+    in_a = (index[None, :] > crest_a[:, None]) & (index[None, :] <= centre[:, None])
+    in_b = (index[None, :] >= centre[:, None]) & (index[None, :] < crest_b[:, None])
+    falls = _relative(np.maximum(-gradient, 0), in_a)
+    rises = _relative(np.maximum(gradient, 0), in_b)
+    pull = NEAR_PULL * np.abs(index[None, :] - centre[:, None]) * SAMPLE_STEP_PX
+    path_a = _minimal_path(np.where(in_a, -falls + pull, OUTSIDE_COST), step)
+    path_b = _minimal_path(np.where(in_b, -rises + pull, OUTSIDE_COST), step)
+
     window = max(1, int(round(EDGE_WINDOW_PX / SAMPLE_STEP_PX)))
-    limit = 0.5 * search_px  # the gap must lie within this distance of the user's line
-
-    found = [_margins(smooth[k], gradient[k], inside[k], offsets, threshold, window, limit) for k in range(count)]
-    widths = np.array([np.nan if f is None else f[1] - f[0] for f in found])
-    middles = np.array([np.nan if f is None else (f[0] + f[1]) / 2 for f in found])
-    widths[_outliers(widths, middles)] = np.nan
-    widths[_short_runs(~np.isnan(widths))] = np.nan
-
-    profiles = []
+    found: list = []
+    widths = np.full(count, np.nan)
+    middles = np.full(count, np.nan)
+    depths = np.full(count, np.nan)
     for k in range(count):
-        if np.isnan(widths[k]):
-            profiles.append(Profile(float(t[k]), None, None, None))
+        i = _peak_near(-gradient[k], path_a[k])
+        j = _peak_near(gradient[k], path_b[k])
+        if not (in_a[k, min(i, size - 1)] and in_b[k, min(j, size - 1)] and j - i >= 2):
+            found.append(None)
             continue
-        lo, hi = found[k]
-        cx, cy = centre_x[k] + 0.5, centre_y[k] + 0.5
-        profiles.append(Profile(float(t[k]), float(widths[k]), (cx + lo * nx, cy + lo * ny),
-                                (cx + hi * nx, cy + hi * ny)))
-    factor = spacing.mm_per_px(nx, ny) if spacing is not None else None
-    summary = summarize([p.t for p in profiles], [p.width_px for p in profiles], factor)
-    return JswResult((x1, y1, x2, y2), float(search_px), factor, profiles, summary)
+        if -gradient[k, i] < edge_min or gradient[k, j] < edge_min:
+            found.append(None)
+            continue
+        profile = smooth[k]
+        before = profile[max(0, i - window): i + 1].max()
+        after = profile[j: min(size, j + window + 1)].max()
+        quarter = (j - i) // 4
+        depth = min(before, after) - profile[i + quarter: j - quarter + 1].mean()
+        if depth < depth_min:
+            found.append(None)
+            continue
+        lo = offsets[0] + _subsample(gradient[k], i) * SAMPLE_STEP_PX
+        hi = offsets[0] + _subsample(gradient[k], j) * SAMPLE_STEP_PX
+        if hi <= lo:
+            found.append(None)
+            continue
+        found.append((lo, hi))
+        widths[k], middles[k], depths[k] = hi - lo, (lo + hi) / 2, depth / value_sigma
+    widths[_outliers(widths, middles)] = np.nan
+    shortest = max(MIN_RUN, min(int(round(MIN_RUN_PX / PROFILE_STEP_PX)), count // 4))
+    widths[_short_runs(~np.isnan(widths), shortest)] = np.nan
+    widths[_shallow_runs(~np.isnan(widths), depths)] = np.nan
+
+    measured = ~np.isnan(widths)
+    ends = np.array([(f[0], f[1]) if f is not None else (0.0, 0.0) for f in found])
+    near_end = (np.abs(ends) >= search_px - EDGE_MARGIN_PX).any(axis=1)[measured]
+    at_edge = bool(near_end.size and near_end.mean() > EDGE_FRACTION)
+    return _Traced(t, centre_x, centre_y, (nx, ny), found, widths, pixel_sigma, at_edge)
 
 
-def _noise_sigma(smooth: np.ndarray, crop: np.ndarray) -> float:
-    """Robust sigma of what is left of noise and bone texture in the smoothed profiles.
-
-    Profiles a few smoothing lengths apart see independent noise and texture but nearly the same joint:
-    the spread of their differences (median absolute deviation; the edges, where the joint itself changes,
-    are a minority of samples) measures how deep a dip noise and texture alone can make.
-    """
-    apart = int(round(3 * SMOOTH_ACROSS_PX / PROFILE_STEP_PX))
-    if smooth.shape[0] > apart:
-        values = (smooth[apart:] - smooth[:-apart]).ravel()
-        return float(1.4826 * np.median(np.abs(values - np.median(values))) / math.sqrt(2))
-    diffs = [np.diff(crop, axis=axis).ravel() for axis in (0, 1) if crop.shape[axis] > 1]
-    values = np.concatenate(diffs) if diffs else np.zeros(1)
-    pixel_sigma = 1.4826 * np.median(np.abs(values)) / math.sqrt(2)
-    return float(pixel_sigma / math.sqrt(4 * math.pi * SMOOTH_ACROSS_PX * SMOOTH_ALONG_PX))
+def _relative(slopes: np.ndarray, allowed: np.ndarray) -> np.ndarray:
+    """Slopes as fractions of the steepest allowed one on their profile (0 where none is allowed)."""
+    top = np.where(allowed, slopes, 0).max(axis=1, keepdims=True)
+    return np.where(allowed, slopes / np.where(top > 0, top, 1), 0)
 
 
-def _intensity_range(image: np.ndarray) -> float:
-    step = max(1, int(math.sqrt(image.size / 250_000)))
-    low, high = np.percentile(image[::step, ::step], (1, 99))
-    return float(high - low)
+def _pixel_noise(crop: np.ndarray, *, along_rows: bool) -> float:
+    """Robust sigma of the pixel noise: the median absolute deviation of the second difference along the
+    joint line's direction (anatomy changes across the joint, far less along it), at least the quantum."""
+    axis = 1 if along_rows else 0
+    if crop.shape[axis] >= 3:
+        second = np.diff(crop, n=2, axis=axis).ravel()
+        sigma = 1.4826 * float(np.median(np.abs(second - np.median(second)))) / math.sqrt(6)
+    else:
+        sigma = 0.0
+    integer = bool(np.all(crop == np.round(crop)))
+    span = float(crop.max() - crop.min()) if crop.size else 0.0
+    quantum = 1.0 if integer else max(span * 1e-4, 1e-9)
+    return max(sigma, quantum / math.sqrt(12))
 
 
-def _extrema(values: np.ndarray, allowed: np.ndarray, sign: int) -> np.ndarray:
-    """Indices of strict-enough local extrema of `sign * values` above 0, strongest first."""
-    v = sign * values
-    core = v[1:-1]
-    peak = (core > 0) & (core >= v[:-2]) & (core > v[2:]) & allowed[1:-1]
-    index = np.nonzero(peak)[0] + 1
-    return index[np.argsort(-v[index])][:CANDIDATES_PER_SIGN]
+def _minimal_path(cost: np.ndarray, step: int, bend: float = BEND_COST) -> np.ndarray:
+    """The column index on each row of the path of least total cost from the first row to the last that moves
+    at most `step` columns between neighbouring rows, each column moved costing `bend` (dynamic programming)."""
+    rows, cols = cost.shape
+    total = cost[0].astype(np.float64)
+    back = np.zeros((rows, cols), dtype=np.int32)
+    moves = np.arange(-step, step + 1)
+    penalty = bend * np.abs(moves)[None, :]
+    padded = np.full(cols + 2 * step, np.inf)
+    window = np.lib.stride_tricks.sliding_window_view(padded, 2 * step + 1)  # a view: follows `padded`
+    columns = np.arange(cols)
+    candidates = np.empty((cols, 2 * step + 1))
+    for r in range(1, rows):
+        padded[step: step + cols] = total
+        # candidates[c, m]: arriving at column c from column c + moves[m]
+        np.add(window, penalty, out=candidates)
+        choice = candidates.argmin(axis=1)
+        back[r] = columns + moves[choice]
+        total = candidates[columns, choice] + cost[r]
+    path = np.empty(rows, dtype=np.int64)
+    path[-1] = int(np.argmin(total))
+    for r in range(rows - 1, 0, -1):
+        path[r - 1] = back[r, path[r]]
+    return path
+
+
+def _crests(smooth: np.ndarray, inside: np.ndarray, centre: np.ndarray,
+            drop: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """On each profile, the index of the first bone crest on either side of the gap's centre: walking out
+    from the centre, the brightest point before the profile falls back by more than `drop` (per profile: half
+    the gap's depth, so that noise inside the gap does not stop the walk)."""
+    rows, size = smooth.shape
+    index = np.arange(size)
+    values = np.where(inside, smooth, -np.inf)
+    side_a = np.where(index[None, :] <= centre[:, None], values, -np.inf)[:, ::-1]  # outward = decreasing index
+    side_b = np.where(index[None, :] >= centre[:, None], values, -np.inf)
+    result = []
+    for side, flip in ((side_a, True), (side_b, False)):
+        running = np.maximum.accumulate(side, axis=1)
+        finite = np.isfinite(side)
+        with np.errstate(invalid="ignore"):
+            fallen = finite & (running - side > drop[:, None])
+        first = np.where(fallen.any(axis=1), fallen.argmax(axis=1), size - 1)
+        # The crest is where the running maximum was last raised before the fall.
+        before_fall = np.where(index[None, :] <= first[:, None], side, -np.inf)
+        crest = before_fall.argmax(axis=1)
+        result.append(size - 1 - crest if flip else crest)
+    return result[0], result[1]
+
+
+def _peak_near(values: np.ndarray, k: int, reach: int = 2) -> int:
+    """The local maximum of `values` within `reach` samples of k (the path runs on whole samples)."""
+    lo, hi = max(1, k - reach), min(values.size - 2, k + reach)
+    if hi < lo:
+        return int(min(max(k, 1), values.size - 2))
+    return lo + int(np.argmax(values[lo: hi + 1]))
 
 
 def _subsample(values: np.ndarray, k: int) -> float:
@@ -209,36 +376,6 @@ def _subsample(values: np.ndarray, k: int) -> float:
     if curvature == 0:
         return float(k)
     return float(k + np.clip(0.5 * (left - right) / curvature, -0.5, 0.5))
-
-
-def _margins(profile, gradient, inside, offsets, threshold, window, limit) -> tuple[float, float] | None:
-    """The two margins (offsets along the normal, px) of the strongest gap on one profile, or None."""
-    falls = _extrema(gradient, inside, -1)
-    rises = _extrema(gradient, inside, +1)
-    best, best_score = None, 0.0
-    size = profile.size
-    for i in falls:
-        before = profile[max(0, i - window): i + 1].max()
-        for j in rises:
-            if j <= i:
-                continue
-            if offsets[i] > limit or offsets[j] < -limit:
-                continue
-            score = min(-gradient[i], gradient[j])
-            if score <= best_score:
-                continue
-            after = profile[j: min(size, j + window + 1)].max()
-            quarter = (j - i) // 4
-            depth = min(before, after) - profile[i + quarter: j - quarter + 1].mean()
-            if depth < threshold:
-                continue
-            best, best_score = (i, j), score
-    if best is None:
-        return None
-    step = offsets[1] - offsets[0]
-    lo = offsets[0] + _subsample(gradient, best[0]) * step
-    hi = offsets[0] + _subsample(gradient, best[1]) * step
-    return (lo, hi) if hi > lo else None
 
 
 def _running_median(values: np.ndarray, size: int) -> np.ndarray:
@@ -265,6 +402,19 @@ def _short_runs(found: np.ndarray, shortest: int = MIN_RUN) -> np.ndarray:
     labels, _ = ndimage.label(found)
     sizes = np.bincount(labels.ravel())
     return found & (sizes[labels] < shortest)
+
+
+def _shallow_runs(found: np.ndarray, depths: np.ndarray) -> np.ndarray:
+    """Measured profiles in runs whose median gap depth is under RUN_DEPTH_K noise sigmas: the dark spots
+    between trabeculae, or between the cortices of a shaft, are a few to twenty sigmas deep; a joint space
+    seen on a radiograph is several tens (60-200 on the reference films in tests/data/README.md)."""
+    labels, count = ndimage.label(found)
+    shallow = np.zeros_like(found)
+    for label in range(1, count + 1):
+        run = labels == label
+        if np.median(depths[run]) < RUN_DEPTH_K:
+            shallow |= run
+    return shallow
 
 
 def summarize(t: Sequence[float], widths_px: Sequence[float | None], mm_per_px: float | None) -> dict:

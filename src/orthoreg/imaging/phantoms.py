@@ -1,4 +1,5 @@
-"""Radiograph phantoms with a known joint space, for accuracy tests, benchmarks and the demo.
+"""Radiograph phantoms with a known joint space, for accuracy tests, benchmarks and the demo (always labelled
+as generated where shown).
 
 Pure (numpy, scipy, pydicom, Pillow; no Django). A phantom is two bone ends with cortical margins facing
 each other across a joint space whose width varies linearly from the medial to the lateral end of the
@@ -176,30 +177,86 @@ def _density(spec: PhantomSpec) -> np.ndarray:
     below = v - (centre + half_gap)  # distance (mm, along v) into the lower bone
     above = (centre - half_gap) - v  # distance into the upper bone
     half = spec.joint_length_mm / 2
-    if spec.anatomy == "block":
+    step_mm = spec.spacing_mm / s
+    if spec.anatomy == "mtp":
+        density = _mtp_density(spec, u, v, centre, half_gap, below, above)
+    else:
         width = half + 5.0
         lower = (below >= 0) & (np.abs(u) <= width)
         upper = (above >= 0) & (np.abs(u) <= width)
-        envelope = np.ones_like(u, dtype=bool)
-    else:  # first MTP, AP view: proximal phalanx above, metatarsal head below
-        # Head half-widths leave the joint line on the flat part of both bone ends, inside the rounded corners.
-        lower = _bone_end(below, u, head=half + 4.5, shaft=0.6 * half, corner=4.0, flare=9.0)
-        upper = _bone_end(above, u, head=half + 3.2, shaft=0.62 * half, corner=3.0, flare=6.0, centre=-0.6)
-        envelope = np.abs(u + 0.5 * np.tanh(v / 20)) <= half + 10.0 + 1.5 * np.tanh(v / 15)
-    density = np.where(envelope, SOFT_TISSUE, AIR)
-    step_mm = spec.spacing_mm / s
-    if spec.fused:
-        bone = lower | upper
-        density = _add_bone(density, bone, spec.cortex_mm, step_mm)
-        density = density + 0.08 * (np.abs(v - centre) <= spec.cortex_mm / 2) * bone  # sclerotic fusion line
-    else:
-        for mask in (lower, upper):
-            density = _add_bone(density, mask, spec.cortex_mm, step_mm)
-    if spec.anatomy == "mtp":
-        for side in (-1, 1):  # the two sesamoids, seen through the metatarsal head
-            eu, ev = (u - side * 0.42 * half) / 3.2, (v - (centre + half_gap + 7.5)) / 4.2
-            density = density + 0.12 * ((eu ** 2 + ev ** 2) <= 1)
+        density = np.full_like(u, SOFT_TISSUE)
+        if spec.fused:
+            bone = lower | upper
+            density = _add_bone(density, bone, spec.cortex_mm, step_mm)
+            density = density + 0.08 * (np.abs(v - centre) <= spec.cortex_mm / 2) * bone  # sclerotic fusion line
+        else:
+            for mask in (lower, upper):
+                density = _add_bone(density, mask, spec.cortex_mm, step_mm)
     density = density.reshape(spec.height_px, s, spec.width_px, s).mean(axis=(1, 3))
+    return density
+
+
+# Attenuation per mm of path (display units) for the projected first MTP: cortical bone, cancellous bone at the
+# bone ends, fatty marrow in the shafts, the subchondral plate, and the sesamoids.
+MU_CORTEX = 0.07
+MU_CANCELLOUS = 0.0105
+MU_MARROW = 0.004
+MU_PLATE = 0.016
+PLATE_MM = 0.5
+
+
+def _tube(x: np.ndarray, radius: np.ndarray, wall: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Path lengths (mm) of an AP ray at distance x from the axis of a tube: through its wall, and inside."""
+    outer = 2 * np.sqrt(np.maximum(radius ** 2 - x ** 2, 0))
+    inner = 2 * np.sqrt(np.maximum((radius - wall) ** 2 - x ** 2, 0))
+    return outer - inner, inner
+
+
+def _long_bone(d: np.ndarray, u: np.ndarray, *, head: float, shaft: float, corner: float, flare: float,
+               centre: float = 0.0, plate: bool = True) -> np.ndarray:
+    """Projected density of a long bone's end seen AP: a tube whose cortex thickens from the subchondral plate
+    into the shaft, cancellous bone at the end giving way to marrow, and the subchondral plate seen edge-on."""
+    half_width = shaft + (head - shaft) * np.exp(-np.maximum(d - corner, 0) ** 2 / (2 * flare ** 2))
+    rounding = np.where(d < corner, corner - np.sqrt(np.maximum(corner ** 2 - (corner - d) ** 2, 0)), 0)
+    radius = np.where(d >= 0, np.maximum(half_width - rounding, 0), 0)
+    wall = 0.35 + 1.6 * (1 - np.exp(-(np.maximum(d, 0) / 14) ** 2))
+    cortex, inside = _tube(u - centre, radius, np.minimum(wall, radius))
+    end = np.exp(-np.maximum(d, 0) / 9)
+    chord = cortex + inside
+    plate = (d >= 0) & (d <= PLATE_MM) & plate
+    return (MU_CORTEX * cortex + (MU_CANCELLOUS * end + MU_MARROW * (1 - end)) * inside
+            + MU_PLATE * chord * plate)
+
+
+def _ellipsoid(u: np.ndarray, v: np.ndarray, cu: float, cv: float, au: float, av: float, depth: float,
+               shell: float) -> np.ndarray:
+    """Projected density of a sesamoid: an ellipsoid (semi-axes au, av, depth mm) with a cortical shell."""
+    r2 = ((u - cu) / au) ** 2 + ((v - cv) / av) ** 2
+    outer = 2 * depth * np.sqrt(np.maximum(1 - r2, 0))
+    scale = 1 - shell / min(au, av)
+    inner = 2 * depth * scale * np.sqrt(np.maximum(1 - r2 / scale ** 2, 0))
+    return MU_CORTEX * 0.8 * (outer - inner) + MU_CANCELLOUS * inner
+
+
+def _mtp_density(spec: PhantomSpec, u, v, centre, half_gap, below, above) -> np.ndarray:
+    """First MTP joint, AP view: base of the proximal phalanx above, first metatarsal head below, the two
+    sesamoids (the medial, tibial one larger) projected over the head, in the soft tissue of the forefoot."""
+    half = spec.joint_length_mm / 2
+    envelope = np.abs(u + 0.5 * np.tanh(v / 20)) <= half + 10.0 + 1.5 * np.tanh(v / 15)
+    density = np.where(envelope, SOFT_TISSUE, AIR)
+    if spec.fused:  # one bone: the space filled, the subchondral plates remodelled away
+        below, above = below + half_gap, above + half_gap
+    plate = not spec.fused
+    # Head and base half-widths leave the joint line on the flat part of both bone ends, inside the corners.
+    bones = (_long_bone(below, u, head=half + 4.5, shaft=0.55 * half, corner=4.0, flare=9.0, plate=plate)
+             + _long_bone(above, u, head=half + 3.2, shaft=0.5 * half, corner=3.0, flare=6.0, centre=-0.6,
+                          plate=plate))
+    density = density + bones
+    if spec.fused:  # a faint sclerotic line where the joint was
+        density = density + 0.08 * (np.abs(v - centre) <= spec.cortex_mm / 2) * (bones > 0)
+    head_v = centre + half_gap + 8.0  # the sesamoids lie under the metatarsal head, proximal to the joint
+    density = density + _ellipsoid(u, v, -0.38 * half, head_v, 4.2, 5.6, 4.0, 0.5)  # tibial (medial)
+    density = density + _ellipsoid(u, v, 0.40 * half, head_v + 0.8, 3.4, 4.6, 3.3, 0.5)  # fibular (lateral)
     return density
 
 

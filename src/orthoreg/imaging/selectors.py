@@ -13,6 +13,38 @@ from .models import Annotation, Image, Measurement
 # Reproducibility of automated minimum JSW (Duryea et al., Med Phys 2000;27:580): smaller changes may be error.
 MEASUREMENT_ERROR_MM = 0.16
 MEASUREMENT_ERROR_SOURCE = "Duryea et al., Med Phys 2000;27:580"
+# Standard error of measurement of minimum JSW in routine practice (J Rheumatol 1999;26:1359; DOMAIN.md 5):
+# the smallest detectable change between two films is SDC_FACTOR x SEm (1.96 x sqrt 2).
+SEM_SAME_UNIT_MM = 0.25  # same unit and device, same projection and calibration ("good films")
+SEM_WITHIN_UNIT_MM = 0.32  # same unit overall (projection or calibration differ)
+SEM_BETWEEN_UNITS_MM = 0.45  # different units or devices
+SDC_FACTOR = 2.77
+SDC_SOURCE = "J Rheumatol 1999;26:1359"
+
+
+def smallest_detectable_change(before: Measurement | None, after: Measurement | None) -> dict | None:
+    """The smallest change in mm between two measurements that exceeds measurement error, and why.
+
+    {"sdc_mm", "sem_mm", "basis", "source"}; None when either is missing or not in mm. The clinic's own SEm
+    (settings.ORTHOREG_JSW_SEM_MM, from its repeat measurements) replaces the published ones when set."""
+    from django.conf import settings
+
+    if before is None or after is None or before.unit != "mm" or after.unit != "mm":
+        return None
+    b, a = before.image, after.image
+    device = (b.header or {}).get("manufacturer") or ""
+    same_device = bool(device) and device == ((a.header or {}).get("manufacturer") or "")  # unknown: not the same
+    same_setup = b.view == a.view and before.calibration_source == after.calibration_source
+    own = getattr(settings, "JSW_SEM_MM", None)
+    if own:
+        sem, basis, source = float(own), "this clinic's own repeat measurements", "clinic setting ORTHOREG_JSW_SEM_MM"
+    elif not same_device:
+        sem, basis, source = SEM_BETWEEN_UNITS_MM, "different or unknown units/devices", SDC_SOURCE
+    elif not same_setup:
+        sem, basis, source = SEM_WITHIN_UNIT_MM, "same unit, different projection or calibration", SDC_SOURCE
+    else:
+        sem, basis, source = SEM_SAME_UNIT_MM, "same unit, projection and calibration", SDC_SOURCE
+    return {"sdc_mm": round(SDC_FACTOR * sem, 2), "sem_mm": sem, "basis": basis, "source": source}
 
 
 def image_queryset() -> QuerySet[Image]:
@@ -133,6 +165,7 @@ def width_rows(before: Measurement | None, after: Measurement | None) -> list[di
     (both in mm, or both in pixels of images of the same dimensions: see change_not_comparable)."""
     rows = []
     comparable = before is not None and after is not None and not change_not_comparable(before, after)
+    sdc = smallest_detectable_change(before, after)
     for name in Measurement.VALUES:
         b = getattr(before, name) if before else None
         a = getattr(after, name) if after else None
@@ -141,7 +174,7 @@ def width_rows(before: Measurement | None, after: Measurement | None) -> list[di
         if comparable and a is not None and b is not None:
             change = round(a - b, 3)
             change_text = (f"{change:+.2f} mm" if before.unit == "mm" else f"{change:+.1f} px")
-            within_error = before.unit == "mm" and abs(change) <= MEASUREMENT_ERROR_MM
+            within_error = sdc is not None and abs(change) < sdc["sdc_mm"]
         elif a is not None and b is not None:
             change_text = "not comparable"
         rows.append({
@@ -152,5 +185,8 @@ def width_rows(before: Measurement | None, after: Measurement | None) -> list[di
             "change": change,
             "change_text": change_text or "—",
             "within_error": within_error,
+            "sdc_mm": sdc["sdc_mm"] if sdc else None,
+            "error_text": (f"within measurement error (smaller than the smallest detectable change, "
+                           f"{sdc['sdc_mm']:.2f} mm: {sdc['basis']}; {sdc['source']})") if within_error else "",
         })
     return rows
