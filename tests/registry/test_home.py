@@ -57,3 +57,29 @@ def test_each_role_is_told_what_it_can_do(clinic, role, says, link):
 def test_no_role_yet(db):
     user = get_user_model().objects.create_user("newcomer", password="x-long-password-1")
     assert NO_ROLE in login(user).get(reverse("home")).content.decode()
+
+
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("width", [390, 1280])
+def test_researcher_home_in_a_browser(page, live_server, default_protocols, width):
+    from django.core.cache import cache
+
+    from orthoreg.registry.models import Clinic
+    from tests.conftest import PASSWORD, browser_login, screenshot
+
+    cache.clear()
+    page.set_viewport_size({"width": width, "height": 900})
+    clinic = Clinic.objects.create(code="east", name="East Clinic")
+    make_user("research", Role.RESEARCHER, clinic)
+    b = Builder(clinic)
+    for n in range(11):
+        e = b.episode(index_date=dt.date(2025, 1, 1) + dt.timedelta(days=n), consent=n < 8)
+        b.assessment(e, "baseline", score=8)
+        b.assessment(e, "6m", score=3)
+    browser_login(page, live_server, "research", PASSWORD)
+    page.goto(f"{live_server.url}/")
+    body = page.inner_text("body")
+    assert NO_ROLE not in body and "Researcher" in body and "registry consent" in body
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
+    screenshot(page, f"home-researcher-{width}")
