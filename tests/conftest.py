@@ -205,3 +205,12 @@ def browser_login(tab, live_server, username: str, password: str = PASSWORD) -> 
     tab.fill("input[name=password]", password)
     tab.click("button[type=submit]")
     tab.wait_for_load_state()
+
+
+@pytest.fixture
+def estimates_at_any_n(monkeypatch):
+    """Lower the small-number rule (analytics.summaries.too_few) to one patient, for tests that check the arithmetic
+    of a report on a hand-built registry smaller than the rule allows; the rule itself is tested with it in force."""
+    from orthoreg.analytics import summaries
+
+    monkeypatch.setattr(summaries, "MIN_ESTIMATE_N", 1)

@@ -12,8 +12,9 @@ from orthoreg.instruments.models import Response
 from orthoreg.registry.models import AdverseEvent, Episode, Exam, Grade, Patient, Procedure
 
 SUBSCALE = {"nprs": "pain", "sane": "sane", "faam-adl": "adl", "lefs": "lefs", "global-improvement": "improvement"}
-WINDOWS = {"baseline": (0, 30, 0), "6w": (42, 7, 14), "3m": (91, 14, 28), "6m": (181, 28, 42), "12m": (365, 30, 60)}
-ORDER = {"baseline": 0, "6w": 1, "3m": 2, "6m": 3, "12m": 4}
+WINDOWS = {"baseline": (0, 30, 0), "6w": (42, 7, 14), "3m": (91, 14, 28), "6m": (181, 28, 42), "12m": (365, 30, 60),
+           "24m": (730, 30, 60)}
+ORDER = {"baseline": 0, "6w": 1, "3m": 2, "6m": 3, "12m": 4, "24m": 5}
 
 
 def at(day: dt.date) -> dt.datetime:

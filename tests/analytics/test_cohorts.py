@@ -112,6 +112,7 @@ def test_empty_cohort(clinic):
     assert report["adverse_events"]["any"]["rate"] is None
 
 
+@pytest.mark.usefixtures("estimates_at_any_n")
 def test_comparison(hand_cohort, clinic):
     from .conftest import AS_OF
 

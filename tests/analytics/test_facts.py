@@ -252,6 +252,7 @@ def test_facts_of_other_rules_are_replaced_not_subtracted(builder):
     assert_facts_match_a_rebuild()
 
 
+@pytest.mark.usefixtures("estimates_at_any_n")
 def test_a_report_reads_new_answers_without_any_step_between(builder, clinic):
     e = builder.episode(index_date=D(2025, 1, 1))
     builder.assessment(e, "baseline", score=8)

@@ -28,6 +28,8 @@ from .conftest import AS_OF
 
 Z = 1.959963984540054
 
+pytestmark = pytest.mark.usefixtures("estimates_at_any_n")  # a hand cohort smaller than the small-number rule
+
 
 def wilson(k, n):
     return proportion_confint(k, n, alpha=0.05, method="wilson")

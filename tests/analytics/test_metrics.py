@@ -51,6 +51,7 @@ def test_sql_responders_equal_python_rules(builder, clinic, seed):
         assert nprs["responders"][code]["denominator"] == 25
 
 
+@pytest.mark.usefixtures("estimates_at_any_n")
 def test_oarsi_thresholds_are_configurable(builder, clinic, settings):
     e = builder.episode(index_date=D(2025, 1, 1))
     builder.assessment(e, "baseline", score=8)

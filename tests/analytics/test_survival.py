@@ -14,6 +14,7 @@ from .conftest import AS_OF
 D = dt.date
 
 
+@pytest.mark.usefixtures("estimates_at_any_n")
 def test_a_conversion_after_the_as_of_date_is_censored_there(hand_cohort, clinic):
     """P10 is fused on 15 Aug 2025 (226 days). As of 1 Aug 2025 that has not happened: P10 is event-free and
     censored at the as-of date (212 days), not an event."""

@@ -24,7 +24,8 @@ COMPARE = "/api/v1/cohorts/compare"
 @pytest.fixture
 def registry(clinic, other_clinic):
     b = Builder(clinic)
-    for n, (base, six) in enumerate([(8, 2), (7, 5), (6, 3), (9, None)]):
+    # 10 treated (5 men, 5 women): a researcher sees no figure from fewer than 5 (analytics.disclosure)
+    for n, (base, six) in enumerate([(8, 2), (7, 5), (6, 3), (9, None), (7, 4)] * 2):
         e = b.episode(index_date=dt.date(2025, 1, 1), sex="female" if n % 2 else "male", grade=2)
         b.assessment(e, "baseline", score=base)
         b.assessment(e, "6m", score=six)
@@ -63,7 +64,7 @@ def test_researcher_gets_the_report_of_their_clinics(researcher, registry):
     response = login(researcher).get(REPORT, {"condition": "hallux_rigidus", "procedure": "bmc"})
     assert response.status_code == 200
     report = response.json()
-    assert report["schema"] == "orthoreg.cohort-report/1" and report["cohort"]["episodes"] == 4
+    assert report["schema"] == "orthoreg.cohort-report/1" and report["cohort"]["episodes"] == 10
     text = json.dumps(report)
     assert "Family" not in text and "T-000" not in text  # aggregates only
 
@@ -96,7 +97,7 @@ def test_compare(researcher, registry):
     response = client.get(COMPARE, {"sex": "male", "vs_sex": "female"})
     assert response.status_code == 200
     body = response.json()
-    assert body["comparison"] and [c["cohort"]["episodes"] for c in body["cohorts"]] == [2, 2]
+    assert body["comparison"] and [c["cohort"]["episodes"] for c in body["cohorts"]] == [5, 5]
     assert body["schema"] == "orthoreg.cohort-report/1"
     assert client.get(COMPARE, {"sex": "male"}).status_code == 422
 
@@ -140,12 +141,12 @@ def test_a_researcher_counts_consented_patients_only(clinic, researcher, clinici
     """Without registry consent a patient stays out of what researchers see; their own clinician still counts
     them (the clinic's own audit of its results)."""
     b = Builder(clinic)
-    for consent in (True, True, False):
+    for consent in (True,) * 5 + (False,) * 2:
         e = b.episode(index_date=dt.date(2025, 1, 1), consent=consent)
         b.assessment(e, "baseline", score=7)
     by_researcher = login(researcher).get(REPORT).json()
     by_clinician = login(clinician).get(REPORT).json()
-    assert by_researcher["cohort"]["episodes"] == 2
-    assert by_clinician["cohort"]["episodes"] == 3
+    assert by_researcher["cohort"]["episodes"] == 5
+    assert by_clinician["cohort"]["episodes"] == 7
     page = login(researcher).get("/reports/cohort/", {"condition": "hallux_rigidus"})
-    assert page.status_code == 200 and page.context["report"]["cohort"]["episodes"] == 2
+    assert page.status_code == 200 and page.context["report"]["cohort"]["episodes"] == 5

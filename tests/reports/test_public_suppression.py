@@ -6,7 +6,10 @@ The registry below is built so that the naive page leaks in every way a reader c
 * 12 + 7 + 2 treated: an exact total minus the rows gives the "<5" row (2);
 * bone marrow concentrate: 10 of 12 answered at 6 months, so "10 / 12" gives 2 who did not answer; 2 converted
   at 250 days and everyone else followed past 24 months, so 12 x (1 - 83%) gives the 2 conversions shown as "<5";
-* platelet-rich plasma: 7 of 7 answered, none converted: "7 / 7" and 100% give the 0s away.
+* platelet-rich plasma: 7 of 7 answered, none converted: "7 / 7" and 100% give the 0s away;
+* bone marrow concentrate again: 5 of the 10 who answered have half the pain: "50% (95% CI 24–76%)" can only be
+  5/10 (a rate and its Wilson interval pin numerator and denominator), so it gives away the 10 who answered that
+  "not shown" hides, and with the 12 treated, that at most 2 did not answer.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from html.parser import HTMLParser
 
 import pytest
 from django.urls import reverse
+from statsmodels.stats.proportion import proportion_confint
 from django.utils import timezone
 
 from orthoreg.reports import public
@@ -117,7 +121,8 @@ def read_page(html: str) -> dict:
         kind = next(k for k, label in LABELS.items() if label == cells[0])
         survival, converted = cells[8].split(" · ")
         rows[kind] = {"treated": cells[1], "6m": cells[2], "12m": cells[5], "survival": survival.split(" / "),
-                      "converted": converted.removesuffix(" converted"), "serious": cells[9]}
+                      "converted": converted.removesuffix(" converted"), "serious": cells[9],
+                      "rates": {"6m": cells[3:5], "12m": cells[6:8]}}
     return {"total": note.split(" patients with")[0], "rows": rows}
 
 
@@ -127,6 +132,50 @@ def read_index(html: str) -> dict[str, str]:
 
 def percent(text: str) -> float | None:
     return float(text[:-1]) / 100 if text.endswith("%") else None
+
+
+RATE = re.compile(r"(\d+)% \(95% CI (\d+)–(\d+)%\)")
+
+
+def rate_candidates(text: str, most: int) -> set[tuple[int, int]] | None:
+    """Every (k, n), n <= most, that prints as the published rate and Wilson interval (computed here with
+    statsmodels, not with the registry's code); None when the cell shows no rate."""
+    m = RATE.match(text)
+    if not m:
+        assert text.split(" ")[0] in ("too", "not", "—"), f"unexpected rate cell {text!r}"
+        return None
+    shown = tuple(int(x) for x in m.groups())
+    out = set()
+    for n in range(1, most + 1):
+        for k in range(n + 1):
+            low, high = proportion_confint(k, n, method="wilson")
+            if (int(f"{k / n * 100:.0f}"), int(f"{low * 100:.0f}"), int(f"{high * 100:.0f}")) == shown:
+                out.add((k, n))
+    assert out, f"no (k, n) prints as {text!r}"
+    return out
+
+
+def assert_rates_pin_nothing_hidden(kind: str, row: dict, treated: set[int]) -> None:
+    """Invert every published rate and interval: the reader learns its (k, n) candidates. A reader may take the
+    denominator for the number who answered (it is, when nobody converted and everyone had a baseline), so for a
+    time point whose answered / due are hidden, the answered, the due and the number who did not answer must each
+    keep more than one possible value, and a small one more than one small value."""
+    for point, cells in row["rates"].items():
+        if row[point] == "—":
+            continue
+        answered_text, due_text = row[point].split(" / ")
+        counts_hidden = not (answered_text.isdigit() and due_text.isdigit())
+        for cell in cells:
+            candidates = rate_candidates(cell, max(treated))
+            if candidates is None or not counts_hidden:
+                continue
+            answered = values(answered_text, most=max(treated)) & {n for _, n in candidates}
+            due = {d for d in values(due_text, most=max(treated)) if d <= max(treated)}
+            lost = {d - a for a in answered for d in due if a <= d}
+            for name, options in (("answered", answered), ("due", due), ("did not answer", lost)):
+                small = {v for v in options if v < SMALL}
+                assert len(options) > 1 and (not small or len(small) > 1), (
+                    f"{kind} {point}: {cell} next to {row[point]} leaves {name} in {sorted(options)}")
 
 
 def assert_nothing_recoverable(page: dict, index_total: str) -> None:
@@ -169,7 +218,9 @@ def assert_nothing_recoverable(page: dict, index_total: str) -> None:
             for derived in (max(n) * (1 - s), max(n) * s):
                 close = abs(derived - round(derived)) <= max(n) * 0.005 + 1e-9
                 assert not (close and round(derived) < SMALL), f"{kind}: {text} of {max(n)} gives {round(derived)}"
-        # 4. Serious adverse events "x of n": neither x nor n - x may be a small number worked out.
+        # 4. Rates and their intervals: (k, n) inverted must not give a hidden count away.
+        assert_rates_pin_nothing_hidden(kind, row, n)
+        # 5. Serious adverse events "x of n": neither x nor n - x may be a small number worked out.
         x, of = row["serious"].split(" of ")
         events = values(x, most=max(values(of, at_least=1)))
         rest = {t - e for e in events for t in values(of, at_least=1) if e <= t}
@@ -191,20 +242,34 @@ def test_no_suppressed_number_can_be_worked_out(client, leaky_registry, tmp_path
 
 
 def test_what_may_still_be_shown(client, leaky_registry):
-    """Suppression is no more than it needs: the big cells and a rate with 5 successes and 5 failures stay."""
+    """Suppression is no more than it needs: the big cells stay. The bone marrow row's 50% (5 of 10) is not shown
+    any more: its interval would give the hidden 10 who answered away."""
     page = public.public_page("first_mtp", "hallux_rigidus")
     rows = {r["kind"]: r for r in page["rows"]}
     assert page["treated"] == "20 to 23"  # 12 + 7 + one "<5" row of 1 to 4
     assert [r["treated"] for r in page["rows"]] == ["12", "7", "<5"]
     bmc = rows["bmc"]
     assert (bmc["points"]["6m"]["answered"], bmc["points"]["6m"]["due"]) == ("not shown", "not shown")
-    assert bmc["points"]["6m"]["pain_50"]["rate"] == pytest.approx(0.5)  # 5 of 10: may be shown
+    assert bmc["points"]["6m"]["pain_50"] is None  # 5 of 10 with 10 hidden: the rate and its CI would pin it
     assert bmc["survival_12"] is None and bmc["conversions"] == "<5"
     assert bmc["adverse_serious"] == "<5 of 12"
     html = Tables(client.get(reverse("reports:public_outcomes", args=["first_mtp", "hallux_rigidus"]))
                   .content.decode())
     bmc_cells = next(c for c in html.tables[0] if c and c[0] == LABELS["bmc"])
-    assert bmc_cells[3].startswith("50%") and "worst case" not in bmc_cells[3]  # 5 / 12 would give the 12 due
+    assert bmc_cells[3] == "not shown" and "worst case" not in bmc_cells[3]
+
+
+@pytest.mark.parametrize("counts_shown, answered, conversions, shown", [
+    (True, 10, "<5", True),  # 5 of 10, answered and due shown: nothing more to learn from the interval
+    (False, 10, "<5", False),  # answered hidden: 50% (24-76%) would give it away
+    (True, 8, "<5", False),  # a denominator of 10 beside 8 answered: 2 converted without answering, "<5" pinned
+    (True, 8, "12", True),  # ... unless the conversions are shown anyway
+])
+def test_a_rate_is_shown_only_where_its_counts_could_be(counts_shown, answered, conversions, shown):
+    r = {"numerator": 5, "denominator": 10, "rate": 0.5, "ci_low": 0.237, "ci_high": 0.763}
+    assert public.rate_shown(r, counts_shown=counts_shown, answered=answered, conversions=conversions) is shown
+    assert public.rate_shown({**r, "numerator": 4, "denominator": 10}, counts_shown=True, answered=10,
+                             conversions="12") is False  # 4 successes: a small cell
 
 
 def test_chart_labels_a_rate_with_its_counts_only_beside_answered_and_due(leaky_registry):
@@ -213,8 +278,12 @@ def test_chart_labels_a_rate_with_its_counts_only_beside_answered_and_due(leaky_
     page = public.public_page("first_mtp", "hallux_rigidus")
     with matplotlib.rc_context({"svg.fonttype": "none"}):  # text as text, to read it
         svg = public.public_chart_svg(page).decode()
-        assert "marrow" in svg and "50%" in svg and "5/10" not in svg  # 12 treated - 10 known: 2 did not answer
-        page["rows"][0]["points"]["6m"]["counts_shown"] = True
+        assert "too few patients to show" in svg and ">50%<" not in svg and "5/10" not in svg
+        point = page["rows"][0]["points"]["6m"]
+        point["pain_50"] = {"numerator": 5, "denominator": 10, "rate": 0.5, "ci_low": 0.237, "ci_high": 0.763,
+                            "worst_case_rate": 5 / 12}
+        assert "5/10" not in public.public_chart_svg(page).decode()
+        point["counts_shown"] = True
         assert "5/10" in public.public_chart_svg(page).decode()
 
 

@@ -60,6 +60,7 @@ class CohortFilter:
     index_to: dt.date | None = None
     exclude_episodes: tuple[int, ...] = ()  # not a public parameter: a case report leaves its own patient out
     consented_only: bool = False  # not a public parameter: public figures count consented patients only
+    whole_months: bool = False  # not a public parameter: index dates were rounded to whole months (month_bounds)
 
     @property
     def index_kind(self) -> str:
@@ -128,8 +129,9 @@ class CohortFilter:
         if self.sex:
             parts.append(Patient.Sex(self.sex).label.lower())
         if self.index_from or self.index_to:
-            since = f"{self.index_from:%d %b %Y}" if self.index_from else "…"
-            until = f"{self.index_to:%d %b %Y}" if self.index_to else "today"
+            day = "%b %Y" if self.whole_months else "%d %b %Y"
+            since = self.index_from.strftime(day) if self.index_from else "…"
+            until = self.index_to.strftime(day) if self.index_to else "today"
             parts.append(f"treated {since} – {until}")
         if self.clinics:
             parts.append("clinic " + ", ".join(self.clinics))
@@ -315,6 +317,24 @@ def parse_filters(params: Mapping, *, clinic_codes, consented_only: bool = False
     if errors:
         raise CohortFilterError(errors)
     if consented_only:
-        cohort = cohort.replace(consented_only=True)
-        versus = versus.replace(consented_only=True) if versus is not None else None
+        cohort = month_bounds(cohort.replace(consented_only=True))
+        versus = month_bounds(versus.replace(consented_only=True)) if versus is not None else None
     return cohort, versus
+
+
+MONTHS_NOTE = ("For your role, treatment dates are counted in whole months: a date filter runs from the first day "
+               "of its month to the last day of its month.")
+
+
+def month_bounds(f: CohortFilter) -> CohortFilter:
+    """The filter with its index dates widened to whole months (from the 1st of the first month to the last day of
+    the last one), for roles without clinical access: a single day could single out one patient
+    (analytics.disclosure)."""
+    if not (f.index_from or f.index_to):
+        return f
+    low = f.index_from.replace(day=1) if f.index_from else None
+    high = None
+    if f.index_to:
+        next_month = (f.index_to.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
+        high = next_month - dt.timedelta(days=1)
+    return f.replace(index_from=low, index_to=high, whole_months=True)

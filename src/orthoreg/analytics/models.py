@@ -12,6 +12,7 @@ narrow tables, whatever the size of the registry (see facts.py for how they are 
 None of these is a record of its own: `orthoreg analytics rebuild` recomputes them all from the clinical tables.
 """
 
+from django.conf import settings
 from django.db import models
 
 
@@ -145,3 +146,19 @@ class FactsState(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} = {self.value}"
+
+
+class ReleasedCohort(models.Model):
+    """A cohort whose figures were shown to a user without clinical access (a researcher): its members, so that a
+    later cohort differing from it by one to four patients is refused (disclosure.check: differencing two overlapping
+    cohorts would give those patients' scores). Written by services.release_record."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    created = models.DateTimeField(auto_now_add=True)
+    size = models.PositiveIntegerField()
+    digest = models.CharField(max_length=64)  # sha-256 of the sorted member ids: the same cohort is kept once
+    members = models.JSONField()  # the episode ids
+
+    class Meta:
+        indexes = [models.Index(fields=["user", "size"], name="analytics_release_user_size")]
+        constraints = [models.UniqueConstraint(fields=["user", "digest"], name="analytics_release_once")]

@@ -83,26 +83,37 @@ def adverse_events(members) -> dict:
     """Episodes with any / a serious adverse event of the index procedure or a later non-surgical procedure."""
     data = members.aggregate(n=Count("pk"), any=Count("pk", filter=Q(adverse_event=True)),
                              serious=Count("pk", filter=Q(serious_adverse_event=True)))
-    return {"any": stats.proportion(data["any"], data["n"]).as_dict(),
-            "serious": stats.proportion(data["serious"], data["n"]).as_dict()}
+    return {"any": summaries.proportion(data["any"], data["n"]),
+            "serious": summaries.proportion(data["serious"], data["n"])}
 
 
 def survival_section(pairs: list[tuple[int, bool]]) -> dict:
+    """Kaplan-Meier survival free of conversion. Under the small-number rule (summaries.too_few) there is no
+    estimate at a time when fewer than 5 are still followed, and the drawn curve stops where they become fewer."""
     km = stats.kaplan_meier([d for d, _ in pairs], [e for _, e in pairs])
     at = []
     for months in SURVIVAL_MONTHS:
         days = round(months * DAYS_PER_MONTH)
         row = km.at(days)
-        at.append({"months": months, "days": days, "at_risk": km.at_risk(days),
-                   "survival": None if row is None else round(row.survival, 6),
-                   "ci_low": None if row is None else round(row.ci_low, 6),
-                   "ci_high": None if row is None else round(row.ci_high, 6),
-                   "events": None if row is None else km.events_by(days)})
+        at_risk = km.at_risk(days)
+        estimate = {"survival": None if row is None else round(row.survival, 6),
+                    "ci_low": None if row is None else round(row.ci_low, 6),
+                    "ci_high": None if row is None else round(row.ci_high, 6),
+                    "events": None if row is None else km.events_by(days)}
+        at.append({"months": months, "days": days, "at_risk": at_risk,
+                   **summaries.withhold(estimate, at_risk, ("survival", "ci_low", "ci_high", "events"))})
+    few = summaries.too_few(km.n)
+    durations = sorted(d for d, _ in pairs)
+    # The last day with at least MIN_ESTIMATE_N still followed: the curve is drawn up to it and no further.
+    horizon = None if few else durations[-summaries.MIN_ESTIMATE_N]
     return {
         "event": "conversion to surgery", "time_unit": "days", "n": km.n, "events": km.events,
-        "censored": km.censored, "median_event_free_days": km.median, "median_follow_up_days": km.median_follow_up,
-        "max_follow_up_days": km.durations_max, "at": at, "table": [r.as_dict() for r in km.table],
-        "curve": _band(km)}
+        "censored": km.censored, "too_few": few,
+        "median_event_free_days": None if few else km.median,
+        "median_follow_up_days": None if few else km.median_follow_up,
+        "max_follow_up_days": None if few else km.durations_max, "estimable_until_days": horizon, "at": at,
+        "table": [] if few else [r.as_dict() for r in km.table if r.time <= horizon],
+        "curve": [] if few else [r for r in _band(km) if r["time"] <= horizon]}
 
 
 def _band(km: stats.KaplanMeier) -> list[dict]:
@@ -168,7 +179,7 @@ def _compute(f: CohortFilter, *, clinic_ids, as_of: dt.date) -> tuple[dict, list
         cells = metrics.outcome_cells(metrics.eligible_outcomes(members, as_of=as_of))
     pairs = survival_pairs(members, as_of=as_of) if treated else []
     events = adverse_events(members) if treated else {
-        "any": stats.proportion(0, 0).as_dict(), "serious": stats.proportion(0, 0).as_dict()}
+        "any": summaries.proportion(0, 0), "serious": summaries.proportion(0, 0)}
     points = summaries.time_points(cells, infos, treated=treated)
     top = headline(points)
     report = {
@@ -236,8 +247,9 @@ def comparison_report(a: CohortFilter, b: CohortFilter, *, clinic_ids, as_of: dt
         "schema": SCHEMA, "comparison": True, "generated_at": first["generated_at"], "as_of": as_of.isoformat(),
         "cohorts": [first, second],
         "differences": differences(first, second),
-        "survival_test": stats.logrank([d for d, _ in pairs_a], [e for _, e in pairs_a],
-                                       [d for d, _ in pairs_b], [e for _, e in pairs_b]),
+        "survival_test": None if summaries.too_few(len(pairs_a)) or summaries.too_few(len(pairs_b)) else
+        stats.logrank([d for d, _ in pairs_a], [e for _, e in pairs_a], [d for d, _ in pairs_b],
+                      [e for _, e in pairs_b]),
         "overlap": overlap,
         "limits": comparison_limits(first, second, overlap),
     }
@@ -261,21 +273,30 @@ def differences(first: dict, second: dict) -> list[dict]:
                 r2 = other["responders"].get(code)
                 if r2 is None:
                     continue
+                if r1["too_few"] or r2["too_few"]:  # the small-number rule: no difference, "too few"
+                    rates[code] = {"difference": None, "ci_low": None, "ci_high": None, "too_few": True}
+                    continue
                 d, low, high = stats.newcombe_difference(r1["numerator"], r1["denominator"], r2["numerator"],
                                                          r2["denominator"])
-                rates[code] = {"difference": _round(d), "ci_low": _round(low), "ci_high": _round(high)}
+                rates[code] = {"difference": _round(d), "ci_low": _round(low), "ci_high": _round(high),
+                               "too_few": False}
             change = None
-            if mine["change"] and other["change"]:
+            if mine["change"] and other["change"] and (mine["change"]["too_few"] or other["change"]["too_few"]):
+                change = {"difference": None, "ci_low": None, "ci_high": None, "too_few": True}
+            elif mine["change"] and other["change"]:
                 c1, c2 = mine["change"], other["change"]
                 d, low, high = stats.mean_difference_ci(c1["n"], c1["mean"], c1["sd"], c2["n"], c2["mean"], c2["sd"])
-                change = {"difference": _round(d), "ci_low": _round(low), "ci_high": _round(high)}
+                change = {"difference": _round(d), "ci_low": _round(low), "ci_high": _round(high), "too_few": False}
             out.append({"time_point": tp["time_point"], "label": tp["label"], "instrument": mine["instrument"],
                         "title": mine["title"], "responders": rates, "mean_change": change})
     ae = {}
     for code in ("any", "serious"):
         r1, r2 = first["adverse_events"][code], second["adverse_events"][code]
+        if r1["too_few"] or r2["too_few"]:
+            ae[code] = {"difference": None, "ci_low": None, "ci_high": None, "too_few": True}
+            continue
         d, low, high = stats.newcombe_difference(r1["numerator"], r1["denominator"], r2["numerator"], r2["denominator"])
-        ae[code] = {"difference": _round(d), "ci_low": _round(low), "ci_high": _round(high)}
+        ae[code] = {"difference": _round(d), "ci_low": _round(low), "ci_high": _round(high), "too_few": False}
     out.append({"time_point": None, "label": "Any time", "instrument": None, "title": "Adverse events",
                 "responders": {}, "mean_change": None, "adverse_events": ae})
     return out

@@ -17,19 +17,46 @@ from . import stats
 from .metrics import InstrumentInfo
 
 EPS = 1e-9  # thresholds are compared with this tolerance (0.3 x 10 is 3.0000000000000004 in floating point)
-MIN_ESTIMATE_N = 5  # below this a mean or median is marked "too few to estimate" on the pages and PDFs
+MIN_ESTIMATE_N = 5  # the small-number rule: below this many, no estimate at all (see too_few)
+
+# What a rate or proportion loses under the small-number rule: everything but its count (the denominator).
+RATE_ESTIMATES = ("numerator", "rate", "ci_low", "ci_high", "worst_case_numerator", "worst_case_rate",
+                  "worst_case_ci_low", "worst_case_ci_high", "best_case_rate")
+SUMMARY_ESTIMATES = ("mean", "sd", "ci_low", "ci_high", "median", "median_ci_low", "median_ci_high")
+
+
+def too_few(n: int | None) -> bool:
+    """The small-number rule, the one home of it: an estimate (mean, median, rate, interval, survival, difference)
+    from fewer than MIN_ESTIMATE_N patients is not made. Every table, chart, PDF and API figure of a cohort report
+    shows only the count and "too few" instead, because the report itself carries no estimate for it."""
+    return (n or 0) < MIN_ESTIMATE_N
+
+
+def withhold(estimate: dict, n: int | None, keys: tuple[str, ...] = RATE_ESTIMATES) -> dict:
+    """`estimate` with `too_few` set, and its estimates set to None when too few (n below the rule)."""
+    few = too_few(n)
+    out = {**estimate, "too_few": few}
+    if few:
+        out.update({k: None for k in keys if k in out})
+    return out
+
+
+def proportion(numerator: int, denominator: int) -> dict:
+    """A proportion with its Wilson 95% CI, under the small-number rule (its denominator the count)."""
+    return withhold(stats.proportion(numerator, denominator).as_dict(), denominator)
 
 
 def weighted_summary(values: Iterable[tuple[float, int]], bounds: tuple[float, float] | None = None) -> dict:
     """n, mean, sd, 95% CI of the mean, median and its 95% order-statistic CI of values given with their counts.
 
     `bounds` are the smallest and largest values possible (an instrument's scale): the t interval of a small sample
-    can run past them (NPRS -5.8 to 15.8 at n=3), so it is clamped to them. `too_few` is true for n < 5."""
+    can run past them (NPRS -5.8 to 15.8 at n=3), so it is clamped to them. Under the small-number rule (n < 5)
+    only n is given, with `too_few` true."""
     cells = sorted((float(v), int(n)) for v, n in values if n)
     n = sum(c for _, c in cells)
     out = {"n": n, "mean": None, "sd": None, "ci_low": None, "ci_high": None, "median": None,
            "median_ci_low": None, "median_ci_high": None, "too_few": n < MIN_ESTIMATE_N}
-    if not n:
+    if not n or too_few(n):
         return out
     mean = sum(v * c for v, c in cells) / n
     sd = math.sqrt(sum(c * (v - mean) ** 2 for v, c in cells) / (n - 1)) if n > 1 else None
@@ -106,7 +133,7 @@ def rate(successes: int, known_failures: int, eligible: int, worst_successes: in
         worst_case_ci_low=None if w_low is None else round(w_low, 6),
         worst_case_ci_high=None if w_high is None else round(w_high, 6),
         best_case_rate=round(min(eligible, successes + unknown) / eligible, 6) if eligible else None)
-    return observed
+    return withhold(observed, denominator)
 
 
 def instrument_summary(info: InstrumentInfo, cells: list[dict], *, treated: int, time_point: str) -> dict:
@@ -117,7 +144,7 @@ def instrument_summary(info: InstrumentInfo, cells: list[dict], *, treated: int,
     scores = [(c["s"], c["n"]) for c in kept if c["s"] is not None]
     changes = [(c["s"] - c["base"], c["n"]) for c in kept if c["s"] is not None and c["base"] is not None]
     evaluable = [c for c in kept if c["s"] is not None and c["base"] is not None]
-    completeness = stats.proportion(responded, eligible).as_dict()
+    completeness = proportion(responded, eligible)
     span = info.maximum - info.minimum
     row = {
         "instrument": info.code, "title": info.title, "better": info.better, "minimum": info.minimum,

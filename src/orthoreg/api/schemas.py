@@ -13,17 +13,19 @@ class Error(Schema):
 
 
 class Rate(Schema):
-    numerator: int
+    numerator: int | None = Field(description="None when too_few")
     denominator: int
     rate: float | None
     ci_low: float | None
     ci_high: float | None
+    too_few: bool = Field(False, description="fewer than 5 behind it (the small-number rule): no estimate, the "
+                                             "count only")
 
 
 class ResponderRate(Rate):
     eligible: int
     unknown: int
-    worst_case_numerator: int
+    worst_case_numerator: int | None
     worst_case_rate: float | None
     worst_case_ci_low: float | None
     worst_case_ci_high: float | None
@@ -39,7 +41,8 @@ class Summary(Schema):
     median: float | None
     median_ci_low: float | None
     median_ci_high: float | None
-    too_few: bool = Field(False, description="fewer answers than make a mean or median worth stating (n < 5)")
+    too_few: bool = Field(False, description="fewer than 5 answers (the small-number rule): n only, no mean, "
+                                             "median or interval")
 
 
 class InstrumentRow(Schema):
@@ -107,6 +110,8 @@ class SurvivalAt(Schema):
     survival: float | None
     ci_low: float | None
     ci_high: float | None
+    too_few: bool = Field(False, description="fewer than 5 still followed (the small-number rule): no estimate, the "
+                                             "count only")
 
 
 class Survival(Schema):
@@ -118,6 +123,9 @@ class Survival(Schema):
     median_event_free_days: float | None
     median_follow_up_days: float | None
     max_follow_up_days: float | None
+    too_few: bool = Field(False, description="fewer than 5 treated: no survival estimate")
+    estimable_until_days: float | None = Field(None, description="the last day with at least 5 still followed: the "
+                                                                 "curve and table stop there")
     at: list[SurvivalAt]
     table: list[KMRow]
     curve: list[CurvePoint] = Field(description="the drawn curve and its 95% band, where either changes")
@@ -182,6 +190,8 @@ class Difference(Schema):
     difference: float | None
     ci_low: float | None
     ci_high: float | None
+    too_few: bool = Field(False, description="fewer than 5 behind either side (the small-number rule): no estimate, no "
+                                             "difference")
 
 
 class DifferenceRow(Schema):

@@ -25,7 +25,7 @@ from .models import AdverseEvent, Clinic, Episode, Exam, Grade, Note, Patient, P
 
 @login_required
 def home(request):
-    context = {"nav": "home"}
+    context = {"nav": "home", "roles": selectors.home_roles(request.user)}
     if access.has_capability(request.user, access.CONTACT):
         context["summary"] = selectors.clinic_summary(request.user)
     return render(request, "registry/home.html", context)

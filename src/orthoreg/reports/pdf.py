@@ -106,6 +106,8 @@ def _chart(figure, width: float = WIDTH) -> Image:
 def _rate_text(r: dict | None, worst: bool = True) -> str:
     if not r or not r.get("denominator"):
         return "—"
+    if r.get("too_few"):  # the small-number rule (analytics.summaries.too_few): the count only
+        return f"too few to estimate (n={r['denominator']})"
     text = f"{pct(r['rate'])} ({r['numerator']}/{r['denominator']}; 95% CI {pct(r['ci_low'])}–{pct(r['ci_high'])})"
     if worst and r.get("worst_case_rate") is not None:
         text += f"; worst case {pct(r['worst_case_rate'])} ({r['worst_case_numerator']}/{r['eligible']})"
@@ -206,10 +208,12 @@ def _cohort_tables(report: dict, label: str, s: dict) -> list:
     sv = report["survival"]
     story += [CondPageBreak(50 * mm), _p(f"{label + ' · ' if label else ''}Free of conversion to surgery", s["h2"]),
               _p(f"{sv['events']} conversions among {sv['n']} treated; {sv['censored']} censored at their last "
-                 f"contact. Median follow-up {months(sv['median_follow_up_days'])}.", s["body"])]
+                 f"contact. " + ("Too few to estimate survival (fewer than 5 treated)." if sv.get("too_few") else
+                                 f"Median follow-up {months(sv['median_follow_up_days'])}."), s["body"])]
     rows = [["After", "At risk", "Free of surgery (95% CI)"]]
     for a in sv["at"]:
         rows.append([f"{a['months']} months", str(a["at_risk"]),
+                     "too few to estimate" if a.get("too_few") and a["at_risk"] else
                      "not reached" if a["survival"] is None else
                      f"{pct(a['survival'], 1)} ({pct(a['ci_low'], 1)}–{pct(a['ci_high'], 1)})"])
     story.append(_table(rows, [30 * mm, 25 * mm, 60 * mm], s))
@@ -264,6 +268,8 @@ def _differences(report: dict, s: dict) -> list:
     test = report.get("survival_test")
     story.append(_p(f"Survival free of surgery, log-rank test: χ² = {num(test['statistic'], 2)}, "
                     f"p = {num(test['p_value'], 4)}." if test else
+                    "Survival free of surgery: no log-rank test (too few treated in a cohort)."
+                    if any(c["survival"].get("too_few") for c in report["cohorts"]) else
                     "Survival free of surgery: no log-rank test (no conversion to surgery in either cohort yet).",
                     s["body"]))
     rows = [["Time point", "Questionnaire", "Definition", "Difference (95% CI)"]]
@@ -283,6 +289,8 @@ def _differences(report: dict, s: dict) -> list:
 
 
 def _diff(x: dict, percent: bool = True) -> str:
+    if x.get("too_few"):
+        return "too few"
     if x["difference"] is None:
         return "—"
     low, high = signed(x["ci_low"], percent), signed(x["ci_high"], percent)

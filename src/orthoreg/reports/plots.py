@@ -61,11 +61,20 @@ def _empty(ax, text: str) -> None:
     ax.set_yticks([])
 
 
+TOO_FEW = "too few to estimate (fewer than 5)"
+
+
+def _count(summary: dict) -> str:
+    """A count under a chart: "3 (too few)" below the small-number rule, where the chart has no point."""
+    return f"{summary['n']} (too few)" if summary.get("too_few") else str(summary["n"])
+
+
 def _rows(report: dict, instrument: str) -> list[tuple[dict, dict]]:
     return [(tp, row) for tp in report["time_points"] for row in tp["instruments"] if row["instrument"] == instrument]
 
 
-def _count_table(fig, grid_cell, ax, rows: list[tuple[str, dict[float, int]]], title: str) -> None:
+def _count_table(fig, grid_cell, ax, rows: list[tuple[str, dict[float, int]]] | list[tuple[str, dict[float, str]]],
+                 title: str) -> None:
     """A small table of counts under a chart, aligned with its x axis (numbers at risk, numbers answering)."""
     table = fig.add_subplot(grid_cell, sharex=ax)
     table.axis("off")
@@ -85,14 +94,18 @@ def trajectory_figure(cohorts: Cohorts, *, instrument: str = defs.PAIN_INSTRUMEN
     ax = fig.add_subplot(grid[0])
     title, better = instrument, None
     scale = None
-    counts: list[tuple[str, dict[float, int]]] = []
+    counts: list[tuple[str, dict[float, str]]] = []
     ticks: dict[float, str] = {}
     for n, (label, report) in enumerate(cohorts):
-        points = [(tp, row) for tp, row in _rows(report, instrument) if row[measure] and row[measure]["n"]]
-        counts.append((label, {}))
+        answered = [(tp, row) for tp, row in _rows(report, instrument) if row[measure] and row[measure]["n"]]
+        # The small-number rule: a time point with too few answers is a count under the axis, never a point.
+        counts.append((label, {months_of(tp["time_point"]): _count(row[measure]) for tp, row in answered}))
+        ticks.update({months_of(tp["time_point"]): _short(tp["label"]) for tp, _ in answered})
+        points = [(tp, row) for tp, row in answered if row[measure]["mean"] is not None]
+        if answered:
+            title, better = answered[0][1]["title"], answered[0][1]["better"]
         if not points:
             continue
-        title, better = points[0][1]["title"], points[0][1]["better"]
         xs = [months_of(tp["time_point"]) for tp, _ in points]
         summaries = [row[measure] for _, row in points]
         ys = [s["mean"] for s in summaries]
@@ -107,14 +120,14 @@ def trajectory_figure(cohorts: Cohorts, *, instrument: str = defs.PAIN_INSTRUMEN
         colour = COLOURS[n % len(COLOURS)]
         ax.fill_between(xs, lows, highs, color=BANDS[n % len(BANDS)], alpha=0.7, linewidth=0)
         ax.plot(xs, ys, color=colour, marker="o", markersize=4, linewidth=1.8, label=f"{label} (mean, 95% CI)")
-        counts[-1][1].update({x: s["n"] for x, s in zip(xs, summaries)})
-        ticks.update({x: _short(tp["label"]) for x, (tp, _) in zip(xs, points)})
     what = "change from baseline" if measure == "change" else "score"
     direction = f" ({better} is better)" if better else ""
     if not ticks:
         _empty(ax, "no answers yet")
         style_axes(ax, f"{title}: {what}")
         return fig
+    if not ax.lines:
+        ax.text(0.5, 0.5, TOO_FEW, transform=ax.transAxes, ha="center", va="center", color=MUTED, fontsize=9)
     if measure == "change":
         ax.axhline(0, color=MUTED, linewidth=0.8)
     if scale is not None:
@@ -122,7 +135,8 @@ def trajectory_figure(cohorts: Cohorts, *, instrument: str = defs.PAIN_INSTRUMEN
         ax.set_ylim(scale[0] - pad, scale[1] + pad)
     ax.set_xticks(sorted(ticks), [ticks[x] for x in sorted(ticks)])
     ax.set_xlabel("months after the index procedure", fontsize=7.5, color=MUTED)
-    ax.legend(fontsize=7, frameon=False, loc="best")
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=7, frameon=False, loc="best")
     style_axes(ax, f"{title}: {what}{direction}")
     _count_table(fig, grid[1], ax, counts, "answered")
     fig.subplots_adjust(left=0.1, right=0.97, top=0.9, bottom=0.05)
@@ -147,9 +161,14 @@ def responder_figure(cohorts: Cohorts, *, width: float = 6.4, height: float = 3.
         colour = COLOURS[n % len(COLOURS)]
         for k, code in enumerate(codes):
             r = head["responders"].get(code)
-            if not r or r["rate"] is None:
+            if not r:
                 continue
             y = k + (n - (len(heads) - 1) / 2) * height_each
+            if r["rate"] is None:  # too few (the small-number rule): the count only, no bar
+                if r["denominator"]:
+                    ax.text(0.01, y, f"too few to estimate (n={r['denominator']})", va="center", fontsize=7,
+                            color=MUTED)
+                continue
             ax.barh(y, r["rate"], height=height_each * 0.9, color=BANDS[n % len(BANDS)], edgecolor=colour,
                     linewidth=1, label=f"{label} ({head['label'].lower()})" if k == 0 else None)
             ax.errorbar(r["rate"], y, xerr=[[r["rate"] - r["ci_low"]], [r["ci_high"] - r["rate"]]], fmt="none",
@@ -212,7 +231,10 @@ def survival_steps(s: dict) -> tuple[list[float], list[float], list[float], list
     6, 12... months report (a cohort with no conversion has a band); the event table only for a report made
     before the curve was part of it."""
     steps = s.get("curve") or s["table"]
-    end = max((s["max_follow_up_days"] or 0) / DAYS_PER_MONTH, steps[-1]["time"] / DAYS_PER_MONTH)
+    if not steps:  # too few to estimate (the small-number rule): nothing to draw
+        return [], [], [], []
+    last = s.get("estimable_until_days", s["max_follow_up_days"])  # the curve stops where fewer than 5 are followed
+    end = max((last or 0) / DAYS_PER_MONTH, steps[-1]["time"] / DAYS_PER_MONTH)
     xs = [r["time"] / DAYS_PER_MONTH for r in steps] + [end]
     ys = [r["survival"] for r in steps] + [steps[-1]["survival"]]
     lows = [r["ci_low"] for r in steps] + [steps[-1]["ci_low"]]
@@ -231,6 +253,11 @@ def survival_figure(cohorts: Cohorts, *, width: float = 6.4, height: float = 3.4
         if not s["n"]:
             continue
         xs, ys, lows, highs = survival_steps(s)
+        if not xs:  # too few to estimate: the count only, in the table under the chart
+            horizon = max(horizon, (s.get("max_follow_up_days") or 0) / DAYS_PER_MONTH, 1.0)
+            ax.text(0.5, 0.5 - 0.1 * n, f"{label}: too few to estimate (n={s['n']})", transform=ax.transAxes,
+                    ha="center", color=COLOURS[n % len(COLOURS)], fontsize=8)
+            continue
         horizon = max(horizon, xs[-1])
         colour = COLOURS[n % len(COLOURS)]
         ax.fill_between(xs, lows, highs, step="post", color=BANDS[n % len(BANDS)], alpha=0.7, linewidth=0)
@@ -243,7 +270,8 @@ def survival_figure(cohorts: Cohorts, *, width: float = 6.4, height: float = 3.4
     ax.set_ylim(0, 1.02)
     ax.set_xlim(0, horizon)
     ax.yaxis.set_major_formatter(PercentFormatter(1.0))
-    ax.legend(fontsize=7, frameon=False, loc="lower left")
+    if ax.lines:
+        ax.legend(fontsize=7, frameon=False, loc="lower left")
     style_axes(ax, "Free of conversion to surgery (Kaplan-Meier, 95% CI)")
     ticks = [m for m in (0, 3, 6, 12, 24, 36, 48, 60) if m <= horizon]
     ax.set_xticks(ticks)

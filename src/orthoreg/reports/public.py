@@ -10,9 +10,12 @@ Small cells: a count below 5 is shown as "<5", and nothing published may give it
   shown when the rest is below 5;
 * answered / due are shown only when both, and the number who did not answer, are at least 5 (otherwise "<5" or
   "not shown" for each), and the worst case (responders / due) only then;
-* a rate only when its successes and failures are both at least 5 (its numerator / denominator on the chart only
-  with answered / due); a survival percentage only when at least 5 are still followed, at least 5 converted by
-  then and at least 5 did not.
+* a rate only when its successes and failures are both at least 5 AND the answered / due of its time point are
+  shown (`rate_shown`): a rate with its Wilson interval gives its numerator and denominator away (46%, 95% CI
+  23-71% can only be 6/13), so a rate is published only where its counts could be published too; when its
+  denominator counts more patients than answered (conversions without an answer), only beside a shown number of
+  conversions. A survival percentage only when at least 5 are still followed, at least 5 converted by then and at
+  least 5 did not.
 
 Every number the templates print is made here as text (`count_text` and friends), so a template cannot print a
 raw count by mistake.
@@ -152,9 +155,19 @@ def public_page(site: str, condition: str) -> dict | None:
             "file": page_file(site, condition)}
 
 
-def _rate(r: dict | None) -> dict | None:
-    """A rate as the public page may show it (publishable), else None."""
-    if not publishable(r):
+def rate_shown(r: dict | None, *, counts_shown: bool, answered: int, conversions: str) -> bool:
+    """Whether a rate (with its interval) may be published: neither its successes nor its failures a small cell,
+    and nothing hidden to be had from its numerator and denominator, which rate and interval together pin down:
+    the answered / due of its time point are shown, and a denominator larger than the number who answered (the
+    difference being conversions without an answer) only beside a shown number of conversions."""
+    if not publishable(r) or not counts_shown:
+        return False
+    return r["denominator"] <= answered or conversions not in (HIDDEN, NOT_SHOWN)
+
+
+def _rate(r: dict | None, **context) -> dict | None:
+    """A rate as the public page may show it (rate_shown), else None."""
+    if not rate_shown(r, **context):
         return None
     return {k: r[k] for k in ("numerator", "denominator", "rate", "ci_low", "ci_high", "worst_case_rate")}
 
@@ -163,6 +176,7 @@ def _row(kind: str, report: dict) -> dict:
     """One index procedure's row, every number already as the page prints it (see the module's rules)."""
     by_tp = {tp["time_point"]: tp for tp in report["time_points"]}
     treated = report["cohort"]["episodes"]
+    conversions = part_text(report["survival"]["events"], treated)
     points = {}
     for label in TIME_POINTS:
         tp = by_tp.get(label)
@@ -171,16 +185,18 @@ def _row(kind: str, report: dict) -> dict:
             points[label] = None
             continue
         answered, due, shown = pair_text(pain["responded"], pain["eligible"])
+        context = {"counts_shown": shown, "answered": pain["responded"], "conversions": conversions}
         points[label] = {"answered": answered, "due": due, "counts_shown": shown,
-                         "pain_50": _rate(pain["responders"].get(defs.PAIN_50.code)),
-                         "mcid": _rate(pain["responders"].get(defs.MCID.code))}
+                         "pain_50": _rate(pain["responders"].get(defs.PAIN_50.code), **context),
+                         "mcid": _rate(pain["responders"].get(defs.MCID.code), **context)}
     survival = {a["months"]: a for a in report["survival"]["at"]}
     serious = report["adverse_events"]["serious"]
     return {"kind": kind, "kind_label": _label(ProcedureKind, kind), "treated": count_text(treated),
             "points": points, "survival_12": survival_shown(survival.get(12), treated),
             "survival_24": survival_shown(survival.get(24), treated),
-            "conversions": part_text(report["survival"]["events"], treated),
-            "adverse_serious": f"{part_text(serious['numerator'], treated)} of {count_text(treated)}",
+            "conversions": conversions,
+            "adverse_serious": f"{HIDDEN if serious['too_few'] else part_text(serious['numerator'], treated)} of "
+                               f"{count_text(treated)}",
             "as_of": report["as_of"]}
 
 

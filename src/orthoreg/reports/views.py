@@ -17,9 +17,9 @@ from django.views.decorators.http import require_GET
 from orthoreg.accounts import access
 from orthoreg.accounts.models import AuditEvent
 from orthoreg.accounts.services import audit_record
-from orthoreg.analytics import cohorts, selectors
+from orthoreg.analytics import cohorts, disclosure, selectors
 from orthoreg.analytics import definitions as defs
-from orthoreg.analytics.filters import CohortFilterError, display_forms, parse_filters
+from orthoreg.analytics.filters import MONTHS_NOTE, CohortFilterError, display_forms, parse_filters
 from orthoreg.instruments.charts import render as render_chart
 
 from . import case as case_reports
@@ -72,11 +72,13 @@ def cohort(request):
     report = None
     wanted = bool(request.GET)
     if wanted and not errors:
-        report = selectors.report_for(first, second, clinic_ids=ids)
+        report, errors = _disclosed(request, first, second, ids)
     context = {
         "nav": "outcomes", "form": form, "versus": versus, "errors": errors, "report": report,
         "comparing": second is not None or any(k.startswith("vs_") for k in request.GET),
         "query": _query(request), "charts": CHARTS, "definitions": list(defs.DEFINITIONS.values()),
+        "months_note": MONTHS_NOTE if first is not None and first.whole_months or
+        second is not None and second.whole_months else "",
         "cohorts": plots.cohorts_of(report) if report else [],
         "sections": plots.sections_of(report) if report else [],
         "chart_src": {name: f"{reverse('reports:cohort_chart', args=[name, 'svg'])}?{_query(request)}"
@@ -85,12 +87,24 @@ def cohort(request):
     return _private(render(request, "reports/cohort.html", context, status=400 if errors else 200))
 
 
+def _disclosed(request, first, second, ids) -> tuple[dict | None, dict]:
+    """(report, {}) or (None, errors) when the report would single out patients for a role without clinical access
+    (analytics.disclosure)."""
+    try:
+        disclosure.check(first, second, clinic_ids=ids, user=request.user)
+    except CohortFilterError as exc:
+        return None, exc.errors
+    return selectors.report_for(first, second, clinic_ids=ids), {}
+
+
 def _report_or_400(request):
     ids = _research_clinics(request)
     first, second, errors = _filters(request, ids)
+    if not errors:
+        report, errors = _disclosed(request, first, second, ids)
     if errors:
         return None, _bad_request(errors)
-    return selectors.report_for(first, second, clinic_ids=ids), None
+    return report, None
 
 
 @login_required

@@ -1,7 +1,8 @@
 """{% load analytics_tags %}{% clinic_glance %}: the user's clinics' outcomes at a glance (for the home page).
 
 Shows nothing for users without the research capability. The numbers come from the cached cohort report of all
-treated episodes of the user's clinics (analytics.selectors.cohort_report).
+treated episodes of the user's clinics (analytics.selectors.cohort_report), the same cohort as the cohort page
+with no filter: for a researcher, patients with registry consent only, under the same disclosure rules.
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ from django.urls import reverse
 from orthoreg.accounts import access
 
 from .. import definitions as defs
-from ..filters import CohortFilter
+from .. import disclosure
+from ..filters import CohortFilter, CohortFilterError
 from ..selectors import cohort_report
 
 register = template.Library()
@@ -24,10 +26,17 @@ def glance(user) -> dict | None:
         return None
     from orthoreg.registry.models import Clinic
 
-    report = cohort_report(CohortFilter(), clinic_ids=ids)
+    f = CohortFilter(consented_only=access.research_needs_consent(user))  # a researcher: consented patients only
+    try:
+        disclosure.check(f, None, clinic_ids=ids, user=user)
+    except CohortFilterError as exc:
+        return {"withheld": " ".join(m for msgs in exc.errors.values() for m in msgs),
+                "url": reverse("reports:cohort")}
+    report = cohort_report(f, clinic_ids=ids)
     head = report["headline"]
     twelve = next((a for a in report["survival"]["at"] if a["months"] == 12), None)
     return {
+        "consented_only": f.consented_only,
         "clinics": list(Clinic.objects.filter(pk__in=ids).order_by("name").values_list("name", flat=True)),
         "treated": report["cohort"]["episodes"], "headline": head,
         "pain_50": head["responders"].get(defs.PAIN_50.code) if head else None,

@@ -10,7 +10,7 @@ from typing import Literal
 from ninja import Field, Query, Router, Schema, Status
 
 from orthoreg.accounts import access
-from orthoreg.analytics import cohorts, selectors
+from orthoreg.analytics import cohorts, disclosure, selectors
 from orthoreg.analytics.filters import VS_PREFIX, CohortFilterError, parse_filters
 from orthoreg.registry.coding import BodySite, Condition, ProcedureKind, Side
 from orthoreg.registry.models import Patient
@@ -87,6 +87,15 @@ def _parse(request, params: dict, ids):
         return None, Status(422, {"detail": f"Bad filters: {exc}", "errors": exc.errors})
 
 
+def _disclosure(request, first, second, ids):
+    """422 when the cohort would single out patients for a role without clinical access (analytics.disclosure)."""
+    try:
+        disclosure.check(first, second, clinic_ids=ids, user=request.auth)
+    except CohortFilterError as exc:
+        return Status(422, {"detail": f"Not shown: {exc}", "errors": exc.errors})
+    return None
+
+
 @router.get("/report", response={200: CohortReport, **ERRORS}, by_alias=True,
             summary="Outcomes of a cohort")
 def cohort_report(request, filters: Query[CohortQuery]):
@@ -100,6 +109,9 @@ def cohort_report(request, filters: Query[CohortQuery]):
     if error:
         return error
     first, _ = parsed
+    error = _disclosure(request, first, None, ids)
+    if error:
+        return error
     return Status(200, selectors.cohort_report(first, clinic_ids=ids))
 
 
@@ -120,4 +132,7 @@ def cohort_compare(request, filters: Query[CompareQuery]):
     if error:
         return error
     first, second = parsed
+    error = _disclosure(request, first, second, ids)
+    if error:
+        return error
     return Status(200, selectors.comparison_report(first, second, clinic_ids=ids))
