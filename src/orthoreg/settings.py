@@ -222,7 +222,9 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 
-LANGUAGE_CODE = "en-us"
+# The clinic's locale: the language code decides how dates are printed everywhere (orthoreg.formats).
+LANGUAGE_CODE = os.environ.get("ORTHOREG_LANGUAGE", "en-us")
+FORMAT_MODULE_PATH = ["orthoreg.formats"]
 TIME_ZONE = os.environ.get("ORTHOREG_TIME_ZONE", "UTC")
 USE_I18N = True
 USE_TZ = True

@@ -21,6 +21,8 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Ellipse, FancyArrowPatch
 from PIL import Image as PILImage
 
+from orthoreg.formats import format_date
+
 from . import calibration, selectors
 from . import geometry as geo
 from .models import Annotation, Image, Measurement
@@ -44,7 +46,7 @@ class Panel:
 
     @property
     def title(self) -> str:
-        return f"{self.role} · {self.image.study.date:%d %b %Y}"
+        return f"{self.role} · {format_date(self.image.study.date)}"
 
     @property
     def subtitle(self) -> str:
@@ -332,8 +334,8 @@ def _scale_bar(ax, panel: Panel) -> None:
 def _table(ax, comparison: Comparison) -> None:
     ax.axis("off")
     before, after = comparison.panels
-    header = ["Joint space width", f"Before ({before.image.study.date:%d %b %Y})",
-              f"After ({after.image.study.date:%d %b %Y})", "Change"]
+    header = ["Joint space width", f"Before ({format_date(before.image.study.date)})",
+              f"After ({format_date(after.image.study.date)})", "Change"]
     cells = [[r["label"], r["before"], r["after"],
               r["change_text"] + (" (within measurement error)" if r["within_error"] else "")]
              for r in comparison.rows]

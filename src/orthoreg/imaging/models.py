@@ -13,6 +13,7 @@ from django.db import models
 from django.urls import reverse
 from simple_history.models import HistoricalRecords
 
+from orthoreg.formats import format_date
 from orthoreg.registry.coding import Side
 from orthoreg.registry.models import Episode, validate_clinical_date
 
@@ -40,7 +41,7 @@ class ImagingStudy(models.Model):
         constraints = [models.UniqueConstraint(fields=["episode", "date"], name="one_imaging_study_per_episode_date")]
 
     def __str__(self) -> str:
-        return f"Radiographs of {self.date:%d %b %Y}"
+        return f"Radiographs of {format_date(self.date)}"
 
     def clean(self) -> None:
         errors = validate_clinical_date(self, "date", self.date, self.episode.patient if self.episode_id else None)
@@ -109,7 +110,7 @@ class Image(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.get_view_display()} {self.get_side_display().lower()}, {self.study.date:%d %b %Y}"
+        return f"{self.get_view_display()} {self.get_side_display().lower()}, {format_date(self.study.date)}"
 
     def get_absolute_url(self) -> str:
         return reverse("imaging:image_detail", args=[self.pk])

@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from orthoreg.accounts.models import AuditEvent
 from orthoreg.accounts.services import audit_record
+from orthoreg.formats import format_date
 from orthoreg.registry.coding import Side
 from orthoreg.registry.models import Episode, validate_clinical_date
 
@@ -89,7 +90,7 @@ def image_upload(*, episode: Episode, file, view: str, side: str = "", date: dt.
     digest = hashlib.sha256(data).hexdigest()
     duplicate = Image.objects.filter(study__episode=episode, sha256=digest).select_related("study").first()
     if duplicate is not None:
-        errors["file"] = f"This file is already on this episode (radiographs of {duplicate.study.date:%d %b %Y})."
+        errors["file"] = f"This file is already on this episode (radiographs of {format_date(duplicate.study.date)})."
     if errors:
         raise ValidationError(errors)
 
@@ -127,7 +128,7 @@ def image_upload(*, episode: Episode, file, view: str, side: str = "", date: dt.
             audit_record(request=request, user=user, action=AuditEvent.Action.CREATE, obj=image,
                          patient=episode.patient,
                          detail=f"radiograph uploaded: {image.get_format_display()} {image.get_view_display()} "
-                                f"{image.get_side_display()} of {date:%Y-%m-%d}, {image.width}×{image.height} px, "
+                                f"{image.get_side_display()} of {format_date(date)}, {image.width}×{image.height} px, "
                                 f"{image.calibration_label}")
     except BaseException:
         delete_files(storage, saved)

@@ -182,7 +182,8 @@ def image_edit(request, pk: int):
             messages.error(request, " ".join(m for items in _errors(exc).values() for m in items))
     else:
         messages.error(request, "The details were not saved: " + " ".join(
-            f"{name}: {' '.join(errs)}" for name, errs in form.errors.items()))
+            f"{form[name].label}: {' '.join(errs)}" if name in form.fields else " ".join(errs)
+            for name, errs in form.errors.items()))
     return redirect(image.get_absolute_url())
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import textwrap
 
 import matplotlib
 
@@ -17,7 +18,9 @@ import matplotlib.dates as mdates
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from .definitions import format_number  # noqa: E402
+from django.utils import timezone  # noqa: E402
+
+from .definitions import DefinitionError, UnknownInstrument, format_number, get_definition  # noqa: E402
 from .selectors import Trajectory  # noqa: E402
 
 INK = "#1d2733"
@@ -28,17 +31,63 @@ LINE = "#d9e0e7"
 FORMATS = {"svg": "image/svg+xml", "png": "image/png"}
 
 
-def trajectory_figure(trajectory: Trajectory, *, width: float = 4.6, height: float = 2.4) -> Figure:
-    """A small chart of the trajectory: the scores over time, the scale's full range, the band of change
-    smaller than the MCID around the baseline, and the baseline itself."""
+# Sizes in points of the figure. The chart is drawn small (3.4 x 2 inches) and shown about 300-460 CSS px wide, so
+# a point of text here is at least 1.2 CSS px on screen: 9.5 pt tick labels are >= 11 px as the browser shows them.
+WIDTH_IN, HEIGHT_IN = 3.4, 2.0
+TICK_PT = 10
+TITLE_PT = 10.5
+LABEL_PT = 10
+LONGEST_LABEL = 18  # a scale's answer labels are wrapped at this many characters
+
+
+def scale_labels(trajectory: Trajectory) -> dict[float, str]:
+    """The answer labels of a one-question ordinal score (satisfaction: 1 = very dissatisfied ... 5 = very
+    satisfied), to label the chart's scale; {} for a score that is a sum or a mean of several answers."""
     sub = trajectory.subscale
-    fig = Figure(figsize=(width, height), dpi=100)
+    if sub.method != "value" or len(sub.items) != 1:
+        return {}
+    try:
+        definition = get_definition(trajectory.code)
+        item = definition.items[sub.items[0]]
+    except (UnknownInstrument, DefinitionError, IndexError):
+        return {}
+    options = item.scored_options
+    if item.type != "choice" or not options or len(options) > 7:
+        return {}
+    if all(o.display.strip() == format_number(o.value) for o in options):
+        return {}
+    return {float(o.value): o.display for o in options}
+
+
+def x_limits(points, today: dt.date) -> tuple[dt.datetime, dt.datetime]:
+    """The time axis: from a little before the first score to the last score or today, never beyond today, so no
+    axis runs into a month or a year that has not come."""
+    first, last = points[0].when, points[-1].when
+    span = max((last - first).total_seconds(), 60 * 86400)
+    pad = dt.timedelta(seconds=span * 0.06)
+    end_of_today = dt.datetime.combine(today, dt.time.max, tzinfo=last.tzinfo)
+    right = min(last + pad, max(last, end_of_today))
+    left = first - (pad if len(points) > 1 else dt.timedelta(days=60))
+    return left, right
+
+
+def trajectory_figure(trajectory: Trajectory, *, width: float = WIDTH_IN, height: float = HEIGHT_IN,
+                      today: dt.date | None = None) -> Figure:
+    """A small chart of the trajectory: the scores over time, the scale's full range (its answers named when it is
+    one labelled question), the band of change smaller than the MCID around the baseline, and the baseline itself."""
+    sub = trajectory.subscale
+    labels = scale_labels(trajectory)
+    fig = Figure(figsize=(width, height + (0.5 if labels else 0)), dpi=100)
     ax = fig.add_subplot()
     low, high = sub.minimum, sub.maximum
     pad = (high - low) * 0.06
     ax.set_ylim(low - pad, high + pad)
-    if float(low).is_integer() and float(high).is_integer():  # a 1-5 or 0-10 scale: whole-number ticks only
+    if labels:
+        ax.set_yticks(sorted(labels), [textwrap.fill(labels[v], LONGEST_LABEL) for v in sorted(labels)])
+    elif float(low).is_integer() and float(high).is_integer():  # a 1-5 or 0-10 scale: whole-number ticks only
         ax.yaxis.set_major_locator(MaxNLocator(integer=True, nbins=6))
+    else:
+        ax.yaxis.set_major_locator(MaxNLocator(nbins=5))
     base = trajectory.baseline
     if base is not None and sub.mcid:
         ax.axhspan(max(low, base.value - sub.mcid), min(high, base.value + sub.mcid), color=BAND, alpha=0.7,
@@ -51,28 +100,28 @@ def trajectory_figure(trajectory: Trajectory, *, width: float = 4.6, height: flo
     if points:
         xs = [p.when for p in points]
         ys = [p.value for p in points]
-        ax.plot(xs, ys, color=ACCENT, linewidth=1.8, marker="o", markersize=4.5)
+        ax.plot(xs, ys, color=ACCENT, linewidth=1.8, marker="o", markersize=4.5, clip_on=False)
         for p in points:
             ax.annotate(format_number(round(p.value, 1)), (p.when, p.value), textcoords="offset points",
-                        xytext=(0, 6), ha="center", fontsize=7.5, color=INK)
-        locator = mdates.AutoDateLocator(minticks=2, maxticks=6)
+                        xytext=(0, 5), ha="center", fontsize=LABEL_PT, color=INK)
+        ax.set_xlim(*x_limits(points, today or timezone.localdate()))
+        locator = mdates.AutoDateLocator(minticks=2, maxticks=4)
         ax.xaxis.set_major_locator(locator)
         ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
-        if len(points) == 1:
-            ax.set_xlim(xs[0] - dt.timedelta(days=75), xs[0] + dt.timedelta(days=75))  # month ticks
     else:
-        ax.text(0.5, 0.5, "no scores yet", transform=ax.transAxes, ha="center", va="center", color=MUTED)
+        ax.text(0.5, 0.5, "no scores yet", transform=ax.transAxes, ha="center", va="center", color=MUTED,
+                fontsize=LABEL_PT)
         ax.set_xticks([])
     better = "higher" if sub.higher_is_better else "lower"
-    ax.set_title(f"{trajectory.title} ({better} is better)", fontsize=9, color=INK, loc="left")
-    ax.tick_params(labelsize=7.5, colors=MUTED)
-    ax.xaxis.get_offset_text().set(fontsize=7.5, color=MUTED)
+    ax.set_title(f"{trajectory.title} ({better} is better)", fontsize=TITLE_PT, color=INK, loc="left")
+    ax.tick_params(labelsize=TICK_PT, colors=MUTED)
+    ax.xaxis.get_offset_text().set(fontsize=TICK_PT, color=MUTED)
     for side in ("top", "right"):
         ax.spines[side].set_visible(False)
     for side in ("left", "bottom"):
         ax.spines[side].set_color(LINE)
     if base is not None and sub.mcid:
-        ax.legend(loc="upper right", fontsize=6.5, frameon=False)
+        ax.legend(loc="upper right", fontsize=TICK_PT, frameon=False, handlelength=1.2, borderaxespad=0.1)
     fig.tight_layout(pad=0.4)
     return fig
 
@@ -87,5 +136,7 @@ def render(fig: Figure, fmt: str = "svg") -> bytes:
 
 
 def trajectory_chart(trajectory: Trajectory, fmt: str = "svg", **size) -> bytes:
-    """The trajectory chart as SVG or PNG bytes (reports put the PNG in PDFs)."""
-    return render(trajectory_figure(trajectory, **size), fmt)
+    """The trajectory chart as SVG or PNG bytes (reports put the PNG in PDFs). The SVG keeps its text as text
+    (readable, searchable, and its font sizes checkable as shown)."""
+    with matplotlib.rc_context({"svg.fonttype": "none", "font.family": "DejaVu Sans"}):
+        return render(trajectory_figure(trajectory, **size), fmt)

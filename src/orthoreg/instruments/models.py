@@ -12,6 +12,8 @@ from django.db import models
 from django.urls import reverse
 from simple_history.models import HistoricalRecords
 
+from orthoreg.formats import format_date
+
 from .definitions import DefinitionError, UnknownInstrument, format_number, get_definition
 
 
@@ -51,7 +53,7 @@ class Response(models.Model):
 
     def __str__(self) -> str:
         when = f" at {self.time_point}" if self.time_point else ""
-        return f"{self.instrument}{when} on {self.completed_at:%d %b %Y}"
+        return f"{self.instrument}{when} on {format_date(self.completed_at)}"
 
     def get_absolute_url(self) -> str:
         return reverse("instruments:response_detail", args=[self.pk])

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 
 from django.db.models import QuerySet
 
+from orthoreg.formats import format_date
+
 from .definitions import (
     Definition,
     DefinitionError,
@@ -35,7 +37,7 @@ class Point:
 
     @property
     def label(self) -> str:
-        return time_point_label(self.time_point) if self.time_point else f"{self.when:%d %b %Y}"
+        return time_point_label(self.time_point) if self.time_point else f"{format_date(self.when)}"
 
 
 @dataclass

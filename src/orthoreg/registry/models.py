@@ -16,6 +16,8 @@ from django.urls import reverse
 from django.utils import timezone
 from simple_history.models import HistoricalRecords
 
+from orthoreg.formats import format_date
+
 from . import coding
 from .coding import (
     BodySite,
@@ -243,7 +245,7 @@ def validate_clinical_date(obj, field_name: str, day: dt.date | None, patient: P
     if day > timezone.localdate():
         errors[field_name] = "This date is in the future."
     elif patient is not None and day < patient.birth_date:
-        errors[field_name] = f"This date is before the patient's birth date ({patient.birth_date:%d %b %Y})."
+        errors[field_name] = f"This date is before the patient's birth date ({format_date(patient.birth_date)})."
     return errors
 
 
@@ -379,7 +381,7 @@ class Procedure(models.Model):
         indexes = [models.Index(fields=["kind", "date"]), models.Index(fields=["episode", "date"])]
 
     def __str__(self) -> str:
-        return f"{self.get_kind_display()} on {self.date:%d %b %Y}"
+        return f"{self.get_kind_display()} on {format_date(self.date)}"
 
     def get_absolute_url(self) -> str:
         return reverse("registry:procedure_edit", args=[self.pk])
@@ -454,7 +456,7 @@ class Exam(models.Model):
         ordering = ["episode", "date", "id"]
 
     def __str__(self) -> str:
-        return f"Exam on {self.date:%d %b %Y}"
+        return f"Exam on {format_date(self.date)}"
 
     def clean(self) -> None:
         errors = validate_clinical_date(self, "date", self.date, self.episode.patient if self.episode_id else None)
@@ -480,13 +482,13 @@ class AdverseEvent(models.Model):
         ordering = ["procedure", "date", "id"]
 
     def __str__(self) -> str:
-        return f"{self.get_severity_display()} adverse event on {self.date:%d %b %Y}"
+        return f"{self.get_severity_display()} adverse event on {format_date(self.date)}"
 
     def clean(self) -> None:
         patient = self.procedure.episode.patient if self.procedure_id else None
         errors = validate_clinical_date(self, "date", self.date, patient)
         if self.procedure_id and self.date and self.date < self.procedure.date:
-            errors["date"] = f"An adverse event of this procedure cannot precede it ({self.procedure.date:%d %b %Y})."
+            errors["date"] = f"An adverse event of this procedure cannot precede it ({format_date(self.procedure.date)})."
         if self.resolved_date and self.date and self.resolved_date < self.date:
             errors["resolved_date"] = "Resolution cannot precede the event."
         if self.serious and self.severity == self.Severity.MILD:
@@ -509,7 +511,7 @@ class Note(models.Model):
         ordering = ["episode", "date", "id"]
 
     def __str__(self) -> str:
-        return f"Note on {self.date:%d %b %Y}"
+        return f"Note on {format_date(self.date)}"
 
     def clean(self) -> None:
         errors = validate_clinical_date(self, "date", self.date, self.episode.patient if self.episode_id else None)

@@ -100,6 +100,9 @@ class EpisodeTimeline:
 def patient_timeline(patient: Patient) -> list[EpisodeTimeline]:
     """Each episode of the patient with its grades, procedures, exams, adverse events and notes by date.
 
+    The episodes come in the order a clinician looks for them: those with an index procedure first, the most
+    recently treated first; then the others, the most recently active first.
+
     A fixed number of queries whatever the number of records (prefetching, no N+1).
     """
     episodes = (
@@ -132,7 +135,15 @@ def patient_timeline(patient: Patient) -> list[EpisodeTimeline]:
             conversion=conversion_for(episode, procedures),
             latest_grade=max(grades, key=lambda g: (g.date, g.pk)) if grades else None,
         ))
-    return result
+    return sorted(result, key=_episode_order)
+
+
+def _episode_order(t: EpisodeTimeline) -> tuple:
+    index = t.index_procedure
+    latest = t.entries[-1].date if t.entries else date.min
+    if index is not None:
+        return (0, -index.date.toordinal(), -t.episode.pk)
+    return (1, -latest.toordinal(), -t.episode.pk)
 
 
 def adverse_events_for(user) -> QuerySet[AdverseEvent]:

@@ -19,6 +19,7 @@ from orthoreg.analytics import cohorts, selectors, summaries
 from orthoreg.analytics import definitions as defs
 from orthoreg.analytics.filters import CohortFilter
 from orthoreg.analytics.metrics import instrument_infos
+from orthoreg.formats import format_date
 from orthoreg.instruments.definitions import format_number
 from orthoreg.instruments.selectors import Trajectory, episode_trajectories
 from orthoreg.registry import selectors as registry_selectors
@@ -69,6 +70,10 @@ class CaseReport:
     def treatment(self) -> str:
         return treatment_words(self.timeline.index_procedure, self.combination)
 
+    @property
+    def own_pain(self) -> dict | None:
+        return patient_pain(self)
+
 
 def treatment_words(index, combination) -> str:
     if index is None:
@@ -112,7 +117,7 @@ def patient_verdicts(trajectories: list[Trajectory], time_point: str | None, con
 
     info, score, base = pair(defs.PAIN_INSTRUMENT)
     if converted:
-        failed = f"converted to surgery ({conversion.get_kind_display().lower()}, {conversion.date:%d %b %Y})"
+        failed = f"converted to surgery ({conversion.get_kind_display().lower()}, {format_date(conversion.date)})"
         verdicts = [Verdict(d.code, d.title, False, failed) for d in defs.DEFINITIONS.values()]
         return verdicts
     if score is None or base is None:
@@ -128,7 +133,8 @@ def patient_verdicts(trajectories: list[Trajectory], time_point: str | None, con
         mcid_parts.append((i, summaries.mcid_met(i, s, b)))
     if mcid_parts:
         met = any(ok for _, ok in mcid_parts) if len(mcid_parts) > 1 else mcid_parts[0][1]
-        detail = ", ".join(f"{i.title}: {'reached' if ok else 'not reached'}" for i, ok in mcid_parts)
+        detail = ", ".join(f"{i.title}: {'better by at least the MCID' if ok else 'not better by the MCID'}"
+                           for i, ok in mcid_parts)
         verdicts.append(Verdict(defs.MCID.code, defs.MCID.title, met, detail))
     else:
         verdicts.append(Verdict(defs.MCID.code, defs.MCID.title, None, "no instrument with an MCID answered"))
@@ -145,7 +151,7 @@ def patient_verdicts(trajectories: list[Trajectory], time_point: str | None, con
                                                                               and glob[2] is not None else "")))
     verdicts.append(Verdict(defs.NO_CONVERSION.code, defs.NO_CONVERSION.title, True,
                             "no surgery recorded" if conversion is None else
-                            f"surgery later, on {conversion.date:%d %b %Y}"))
+                            f"surgery later, on {format_date(conversion.date)}"))
     return verdicts
 
 
@@ -222,7 +228,7 @@ def result_words(initials: str, possessive: str, pain: Trajectory | None, latest
                  treatment: str, conversion) -> tuple[str, str]:
     """The patient's result in one plain sentence, and the sentence that keeps it in its place."""
     if conversion is not None and (latest is None or conversion.date <= timezone.localtime(latest.when).date()):
-        result = (f"{initials} had {conversion.get_kind_display().lower()} on {conversion.date:%d %b %Y}: "
+        result = (f"{initials} had {conversion.get_kind_display().lower()} on {format_date(conversion.date)}: "
                   f"a conversion to surgery, a failure of the {treatment}.")
         return result, (f"One patient's result is not evidence: {initials}'s conversion is one failure, not "
                         f"evidence that the {treatment} does not work.")
@@ -260,11 +266,32 @@ def similar_summary(report: dict, time_point: str | None, relaxed: list[str]) ->
     tp = rows.get(time_point) if time_point else None
     if tp is None and report.get("headline"):
         tp = rows.get(report["headline"]["time_point"])
-    pain = next((i for i in tp["instruments"] if i["instrument"] == defs.PAIN_INSTRUMENT), None) if tp else None
+    pain = _pain_row(tp)
+    baseline = _pain_row(rows.get("baseline"))
     twelve = next((a for a in report["survival"]["at"] if a["months"] == 12), None)
     return {"report": report, "description": report["description"], "n": report["cohort"]["episodes"],
-            "relaxed": relaxed, "time_point": tp, "pain": pain, "survival_12": twelve,
-            "too_few": report["cohort"]["episodes"] < MIN_SIMILAR}
+            "relaxed": relaxed, "time_point": tp, "pain": pain,
+            "baseline": baseline["score"] if baseline else None, "change": pain["change"] if pain else None,
+            "survival_12": twelve, "too_few": report["cohort"]["episodes"] < MIN_SIMILAR}
+
+
+def _pain_row(time_point: dict | None) -> dict | None:
+    if not time_point:
+        return None
+    return next((i for i in time_point["instruments"] if i["instrument"] == defs.PAIN_INSTRUMENT), None)
+
+
+def patient_pain(case: CaseReport) -> dict | None:
+    """The patient's own pain before treatment, at the report's time point and the change between, to set beside
+    the similar patients' (None without both scores)."""
+    pain = next((t for t in case.trajectories if t.code == defs.PAIN_INSTRUMENT), None)
+    if pain is None or pain.baseline is None or case.time_point is None:
+        return None
+    value = _value_at(pain, case.time_point)
+    if value is None:
+        return None
+    base = pain.baseline.value
+    return {"baseline": base, "score": value, "change": value - base}
 
 
 # ------------------------------------------------------------------------------------------------ radiographs

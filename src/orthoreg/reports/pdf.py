@@ -30,10 +30,20 @@ from reportlab.platypus import (
 )
 
 from orthoreg.analytics import definitions as defs
+from orthoreg.formats import format_date
 from orthoreg.instruments.charts import render, trajectory_chart
 
 from . import plots
-from .templatetags.report_tags import diff_rows, months, num, pct, shown_responders, signed
+from .templatetags.report_tags import (
+    diff_rows,
+    months,
+    num,
+    pct,
+    percent_ci,
+    percent_range,
+    shown_responders,
+    signed,
+)
 
 INK = colors.HexColor("#1d2733")
 MUTED = colors.HexColor("#5d6b7a")
@@ -108,7 +118,7 @@ def _rate_text(r: dict | None, worst: bool = True) -> str:
         return "—"
     if r.get("too_few"):  # the small-number rule (analytics.summaries.too_few): the count only
         return f"too few to estimate (n={r['denominator']})"
-    text = f"{pct(r['rate'])} ({r['numerator']}/{r['denominator']}; 95% CI {pct(r['ci_low'])}–{pct(r['ci_high'])})"
+    text = f"{pct(r['rate'])} ({r['numerator']}/{r['denominator']}; 95% CI {percent_range(r['ci_low'], r['ci_high'])})"
     if worst and r.get("worst_case_rate") is not None:
         text += f"; worst case {pct(r['worst_case_rate'])} ({r['worst_case_numerator']}/{r['eligible']})"
     return text
@@ -315,7 +325,7 @@ def case_pdf(case) -> bytes:
     if case.grade:
         sub.append(f"{case.grade.get_system_display()} grade {case.grade.grade}")
     story = [_p(title, s["title"]), _p(" · ".join(sub), s["subtitle"]), _p("Result", s["h2"])]
-    treated = f", {t.index_procedure.date:%d %b %Y}" if t.index_procedure else ""
+    treated = f", {format_date(t.index_procedure.date)}" if t.index_procedure else ""
     story += [_p(f"Treatment: {case.treatment}{treated}.", s["body"]), _p(case.result, s["result"])]
     if case.time_point:
         story.append(_table([["Definition", f"At {case.time_point_label.lower()}", "Detail"]] +
@@ -323,27 +333,27 @@ def case_pdf(case) -> bytes:
                             [45 * mm, 25 * mm, WIDTH - 70 * mm], s))
     story.append(_p(case.not_evidence, s["box"]))
     story += _similar(case, s)
+    # The questionnaires come before the radiographs: a chart row is small enough to fill the rest of the first
+    # page, where the radiograph pair (kept in one piece) would leave it half empty.
+    if case.trajectories:
+        story += [CondPageBreak(45 * mm), _p("Questionnaires", s["h2"])]
+        cells = [[_png(trajectory_chart(tr, "png"), WIDTH / 2 - 4 * mm), _p(tr.words, s["cell"])]
+                 for tr in case.trajectories]
+        for i in range(0, len(cells), 2):  # one table per row of two charts, so a page may break between rows
+            pair = cells[i:i + 2] + ([["", ""]] if len(cells[i:i + 2]) == 1 else [])
+            story.append(Table([[c[0] for c in pair], [c[1] for c in pair]], colWidths=[WIDTH / 2, WIDTH / 2],
+                               hAlign="LEFT"))
     if case.images:
         png = comparison_png(e)
         if png:
             story.append(KeepTogether([_p("Radiographs before and after", s["h2"]), _png(png, WIDTH)]))
-    if case.trajectories:
-        story += [CondPageBreak(90 * mm), _p("Questionnaires", s["h2"])]
-        cells = [[_png(trajectory_chart(tr, "png"), WIDTH / 2 - 4 * mm), _p(tr.words, s["cell"])]
-                 for tr in case.trajectories]
-        rows = []
-        for i in range(0, len(cells), 2):
-            pair = cells[i:i + 2]
-            rows.append([c[0] for c in pair] + ([""] if len(pair) == 1 else []))
-            rows.append([c[1] for c in pair] + ([""] if len(pair) == 1 else []))
-        story.append(Table(rows, colWidths=[WIDTH / 2, WIDTH / 2], hAlign="LEFT"))
     story += [CondPageBreak(50 * mm), _p("Timeline", s["h2"])]
-    story.append(_table([["Date", "Event"]] + [[f"{entry.date:%d %b %Y}", _entry_text(entry, t)]
+    story.append(_table([["Date", "Event"]] + [[f"{format_date(entry.date)}", _entry_text(entry, t)]
                                                for entry in t.entries], [25 * mm, WIDTH - 25 * mm], s))
-    story.append(Spacer(1, 6))
-    story.append(_p(f"Report as of {case.as_of:%d %b %Y}. Suggestions, not medical advice: the clinician's judgement "
-                    "is the one of record.", s["small"]))
-    return _build(story, title, f"orthoreg · case report · {case.initials} · {dt.date.today():%d %b %Y}")
+    # the date and the disclaimer are in every page's footer rather than on a last line that may fall alone on a
+    # page of its own
+    return _build(story, title, f"orthoreg · case report · {case.initials} · as of {format_date(case.as_of)} · "
+                                "suggestions, not medical advice")
 
 
 def _similar(case, s: dict) -> list:
@@ -357,14 +367,23 @@ def _similar(case, s: dict) -> list:
     story.append(_p(text, s["body"]))
     p, tp = sim["pain"], sim["time_point"]
     if p:
-        rows = [["Due at " + tp["label"].lower(), f"{p['eligible']}; {p['responded']} answered "
-                                                  f"({pct(p['completeness']['rate'])}), {p['converted']} converted"]]
+        when = tp["label"].lower()
+        own = case.own_pain or {}
+        mine = [num(own.get("baseline")), num(own.get("score")), num(own.get("change"))]
+        story.append(_table(
+            [["Pain, 0 to 10 (lower is better)", case.initials, "Similar patients: mean (95% CI); median, n"],
+             ["Before treatment", mine[0], _stat_text(sim["baseline"])],
+             [f"At {when}", mine[1], _stat_text(p["score"])],
+             [f"Change by {when}", mine[2], _stat_text(p["change"])]],
+            [45 * mm, 18 * mm, WIDTH - 63 * mm], s))
+        story.append(Spacer(1, 4))
+        rows = [["Due at " + when, f"{p['eligible']}; {p['responded']} answered "
+                                   f"({pct(p['completeness']['rate'])}), {p['converted']} converted"]]
         rows += [[defs.DEFINITIONS[k].title, _rate_text(v)] for k, v in p["responders"].items()]
-        rows.append([f"Pain at {tp['label'].lower()}", _stat_text(p["score"])])
         twelve = sim["survival_12"]
         if twelve and twelve["survival"] is not None:
             rows.append(["Free of surgery at 12 months",
-                         f"{pct(twelve['survival'], 1)} ({pct(twelve['ci_low'], 1)}–{pct(twelve['ci_high'], 1)}), "
+                         f"{percent_ci(twelve['survival'], twelve['ci_low'], twelve['ci_high'])}, "
                          f"{twelve['at_risk']} still followed"])
         story.append(_table(rows, [45 * mm, WIDTH - 45 * mm], s, header=False))
     if sim["too_few"]:

@@ -11,6 +11,7 @@ from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpResponse, HttpResponseBadRequest, JsonResponse
 from django.shortcuts import render
 from django.urls import reverse
+from django.forms.utils import pretty_name
 from django.utils.text import slugify
 from django.views.decorators.http import require_GET
 
@@ -19,7 +20,8 @@ from orthoreg.accounts.models import AuditEvent
 from orthoreg.accounts.services import audit_record
 from orthoreg.analytics import cohorts, disclosure, selectors
 from orthoreg.analytics import definitions as defs
-from orthoreg.analytics.filters import MONTHS_NOTE, CohortFilterError, display_forms, parse_filters
+from orthoreg.analytics.filters import (
+    MONTHS_NOTE, VS_PREFIX, CohortFilterError, CohortForm, display_forms, parse_filters)
 from orthoreg.instruments.charts import render as render_chart
 
 from . import case as case_reports
@@ -47,7 +49,7 @@ def _filters(request, ids):
         first, second = parse_filters(request.GET, clinic_codes=cohorts.clinic_codes(ids),
                                       consented_only=access.research_needs_consent(request.user))
     except CohortFilterError as exc:
-        return None, None, exc.errors
+        return None, None, labelled(exc.errors)
     return first, second, {}
 
 
@@ -57,8 +59,23 @@ def _query(request) -> str:
     return query.urlencode()
 
 
+def labelled(errors: dict[str, list[str]]) -> dict[str, list[str]]:
+    """The cohort filter's errors keyed by what the form calls each field ("Grade to", "Cohort B: Age from"), not
+    by its parameter name; errors of no field keep the key "" (shown without a label)."""
+    out: dict[str, list[str]] = {}
+    for name, msgs in errors.items():
+        bare = name.removeprefix(VS_PREFIX)
+        field = CohortForm.base_fields.get(bare)
+        label = "" if name in ("__all__", "") else str(field.label if field and field.label else pretty_name(bare))
+        if label and name.startswith(VS_PREFIX):
+            label = f"Cohort B: {label}"
+        out.setdefault(label, []).extend(msgs)
+    return out
+
+
 def _bad_request(errors: dict) -> HttpResponse:
-    text = "Bad filters: " + "; ".join(f"{name}: {' '.join(msgs)}" for name, msgs in errors.items())
+    text = "Bad filters: " + "; ".join(f"{name}: {' '.join(msgs)}" if name else " ".join(msgs)
+                                       for name, msgs in errors.items())
     return HttpResponseBadRequest(text, content_type="text/plain; charset=utf-8")
 
 

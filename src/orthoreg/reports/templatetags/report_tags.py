@@ -33,8 +33,22 @@ def ci(low, high, percent: bool = False, digits: int = 1) -> str:
     if low is None or high is None:
         return ""
     if percent:
-        return f"(95% CI {float(low) * 100:.0f}–{float(high) * 100:.0f}%)"
+        return f"(95% CI {percent_range(low, high)})"
     return f"(95% CI {num(low, digits)} to {num(high, digits)})"
+
+
+def percent_range(low, high) -> str:
+    """0.3, 0.667 -> "30–67%": the one way reports print the interval of a rate or a survival."""
+    return f"{float(low) * 100:.0f}–{float(high) * 100:.0f}%"
+
+
+@register.simple_tag
+def percent_ci(value, low, high) -> str:
+    """A proportion that is not a count of responders (Kaplan-Meier survival), in the rates' format:
+    "95% (95% CI 80–99%)"."""
+    text = pct(value)
+    interval = ci(low, high, True)
+    return f"{text} {interval}" if interval else text
 
 
 @register.simple_tag
