@@ -574,6 +574,9 @@ def assessment_save_draft(*, assessment: Assessment, answers: dict) -> Assessmen
     return assessment
 
 
+NOT_PENDING = "not_pending"  # the ValidationError code of an answer to a questionnaire no longer open
+
+
 @transaction.atomic
 def assessment_answer(*, assessment: Assessment, answers: list, source: str, completed_at=None, entered_by=None,
                       request=None):
@@ -583,7 +586,8 @@ def assessment_answer(*, assessment: Assessment, answers: list, source: str, com
 
     locked = Assessment.objects.select_for_update().get(pk=assessment.pk)
     if locked.status != Assessment.Status.SCHEDULED:
-        raise ValidationError(f"This questionnaire is {locked.get_status_display().lower()} already.")
+        raise ValidationError(f"This questionnaire is {locked.get_status_display().lower()} already.",
+                              code=NOT_PENDING)
     # Recording the response completes this assessment (response_link, on instruments' response_recorded).
     response = response_record(patient=locked.patient, episode=locked.episode, instrument=locked.instrument,
                                answers=answers, time_point=locked.time_point, completed_at=completed_at,

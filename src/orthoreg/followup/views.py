@@ -40,13 +40,21 @@ def survey(request, token: str):
     try:
         invitation = services.invitation_for_token(token)
     except services.LinkError as error:
+        if request.method == "POST" and error.kind == "used":
+            return redirect("survey_done")  # the last page submitted again: its answers are in
         return _survey_error(request, error)
     pending = services.open_assessments(invitation)
     if not pending:
         return redirect("survey_done")
+    if request.method == "POST":
+        # The POST answers the page it names, never another one: a page answered already (a double click, a
+        # second tab, the back button) stores nothing, and the patient is shown where they are.
+        current = next((a for a in pending if str(a.pk) == request.POST.get("assessment")), None)
+        if current is None:
+            return _already_answered(request, token)
+    else:
+        current = next((a for a in pending if str(a.pk) == request.GET.get("q")), pending[0])
     total = selectors.survey_total(invitation)
-    wanted = request.POST.get("assessment") or request.GET.get("q")
-    current = next((a for a in pending if str(a.pk) == str(wanted)), pending[0])
     definition = get_definition(current.instrument)
     action = request.POST.get("action", "submit")
     saved = False
@@ -60,6 +68,8 @@ def survey(request, token: str):
                 services.assessment_answer(assessment=current, answers=form.answers, source="patient_link",
                                            request=request)
             except ValidationError as exc:
+                if exc.code == services.NOT_PENDING:  # answered by a request that ran at the same time
+                    return _already_answered(request, token)
                 form.apply_errors(exc)
             else:
                 finished = not services.open_assessments(invitation)
@@ -71,6 +81,11 @@ def survey(request, token: str):
                "form": form, "assessment": current, "step": done + 1, "total": total, "saved": saved,
                "percent": round(100 * done / total) if total else 0, "staff": False}
     return render(request, "followup/survey.html", context, status=400 if form.errors else 200)
+
+
+def _already_answered(request, token: str):
+    messages.info(request, "Your answers to that page were already saved. Here is where you are now.")
+    return redirect("survey", token=token)
 
 
 def survey_done(request):
