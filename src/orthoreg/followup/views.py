@@ -16,13 +16,14 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from orthoreg.accounts import access
 from orthoreg.instruments.definitions import DefinitionError, UnknownInstrument, get_definition
 from orthoreg.registry.models import Clinic
 
-from . import selectors, services
+from . import selectors, services, wording
 from .forms import CancelForm, InstrumentForm, ProtocolForm, RevokeForm, time_point_formset
 from .models import Assessment, Invitation, Protocol
 
@@ -86,6 +87,21 @@ def survey(request, token: str):
 def _already_answered(request, token: str):
     messages.info(request, "Your answers to that page were already saved. Here is where you are now.")
     return redirect("survey", token=token)
+
+
+@csrf_exempt  # the link's secret is the key; a mail program's one-click unsubscribe (RFC 8058) posts no form token
+@never_cache
+def survey_unsubscribe(request, token: str):
+    """GET asks (mail scanners open links: nothing changes on a GET); POST stops the emails for the episode."""
+    invitation = selectors.invitation_of_token(token)
+    if invitation is None:
+        return _survey_error(request, services.LinkError("unknown", "This link is not valid."))
+    context = {"clinic": invitation.patient.clinic, "joint": wording.episode_words(invitation.episode),
+               "done": hasattr(invitation.episode, "unsubscription")}
+    if request.method == "POST":
+        services.episode_unsubscribe(token=token, request=request)
+        context["done"] = True
+    return render(request, "followup/survey_unsubscribe.html", context)
 
 
 def survey_done(request):
