@@ -65,7 +65,8 @@ class InstrumentForm(forms.Form):
         step = "1" if item.type == "integer" else "0.1"
         return forms.CharField(
             label=item.text, required=False, max_length=12,
-            help_text=f"A number from {format_number(item.minimum)} to {format_number(item.maximum)}",
+            help_text=f"A {'whole ' if item.type == 'integer' else ''}number from {format_number(item.minimum)} to "
+                      f"{format_number(item.maximum)}",
             widget=forms.NumberInput(attrs={"min": format_number(item.minimum), "max": format_number(item.maximum),
                                             "step": step, "inputmode": "decimal", "class": "big-number"}))
 
