@@ -7,7 +7,6 @@ import re
 import socket
 
 import pytest
-from django.core.management import call_command
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
@@ -42,7 +41,7 @@ def rows(clinic, settings):
     protocol.delete()
     unsubscribed = enrol(clinic, "D-1", "Dot")
     enrol(clinic, "E-1", "Eve", phone="+1 555 0100")
-    call_command("worker", "--once", stdout=open(os.devnull, "w"))  # the worker's default name: host:pid
+    services.worker_pass(worker=f"{socket.gethostname()}:{os.getpid()}")  # `orthoreg worker`'s default name
     token = services.token_issue(invitation=unsubscribed.invitations.get())
     Client().post(f"/s/{token}/unsubscribe/")
     return clinic
