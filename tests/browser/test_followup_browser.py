@@ -107,7 +107,9 @@ def test_worklist_on_phone_and_desktop(browser, live_server, emailed, coordinato
     assert menu.locator("text=Resend the email").is_visible()
     assert menu.locator("text=Revoke the link").is_visible()
     screenshot(page, f"worklist-{size}")
-    wide = page.evaluate("""() => [...document.querySelectorAll('body *')].filter(e => e.getBoundingClientRect().right > 392)
-        .slice(0, 8).map(e => e.tagName + '.' + e.className + ' ' + Math.round(e.getBoundingClientRect().right))""")
-    assert no_sideways_scroll(page, SIZES[size]["viewport"]["width"]), wide
+    width = SIZES[size]["viewport"]["width"]
+    wide = page.evaluate("""(width) => [...document.querySelectorAll('body *')]
+        .filter(e => e.getBoundingClientRect().right > width).slice(0, 8)
+        .map(e => e.tagName + '.' + e.className + ' ' + Math.round(e.getBoundingClientRect().right))""", width)
+    assert no_sideways_scroll(page, width), wide  # what sticks out, if anything
     context.close()

@@ -34,7 +34,8 @@ def rows(clinic, settings):
     enrol(clinic, "A-1", "Ann", email="")
     enrol(clinic, "B-1", "Bea", consent=False)
     # a clinic protocol asking only a licensed instrument whose text is not installed
-    protocol = Protocol.objects.create(name="Licensed", clinic=clinic, condition="hallux_rigidus", body_site="first_mtp")
+    protocol = Protocol.objects.create(name="Licensed", clinic=clinic, condition="hallux_rigidus",
+                                       body_site="first_mtp")
     TimePoint.objects.create(protocol=protocol, label="3m", offset_months=3, window_before_days=14,
                              window_after_days=30, instruments=["moxfq"])
     enrol(clinic, "C-1", "Cyd")
@@ -48,7 +49,8 @@ def rows(clinic, settings):
 
 
 def page_html(client) -> str:
-    return "".join(client.get(reverse("followup:worklist"), {"tab": tab}).content.decode() for tab in ("due", "overdue"))
+    url = reverse("followup:worklist")
+    return "".join(client.get(url, {"tab": tab}).content.decode() for tab in ("due", "overdue"))
 
 
 def row_of(html: str, name: str) -> str:

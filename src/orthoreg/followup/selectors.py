@@ -122,7 +122,8 @@ def work_items(queryset: QuerySet, *, tab: str, page_number) -> tuple:
     for episode_id, time_point in keys:
         match |= Q(episode_id=episode_id, time_point=time_point)
     rows: dict[tuple, list] = {}
-    for a in queryset.filter(match).select_related("patient__clinic", "episode").order_by("time_point_order", "instrument"):
+    page_rows = queryset.filter(match).select_related("patient__clinic", "episode")
+    for a in page_rows.order_by("time_point_order", "instrument"):
         rows.setdefault((a.episode_id, a.time_point), []).append(a)
     invitations = {}
     if tab in INVITATION_TABS and keys:
@@ -140,7 +141,8 @@ def work_items(queryset: QuerySet, *, tab: str, page_number) -> tuple:
     return page, items
 
 
-def no_invitation_reason(item: WorkItem, *, codes: frozenset[str], today: dt.date | None = None) -> tuple[str, object]:
+def no_invitation_reason(item: WorkItem, *, codes: frozenset[str],
+                         today: dt.date | None = None) -> tuple[str, object]:
     """Why a time point still to be answered has no email out, in the words of services.invitations_plan's rules,
     and the date that goes with it (("", None) when one is out). The coordinator then knows whether to call, or what
     to fix."""

@@ -69,7 +69,7 @@ def survey(request, token: str):
                 services.assessment_answer(assessment=current, answers=form.answers, source="patient_link",
                                            request=request)
             except ValidationError as exc:
-                if getattr(exc, "code", None) == services.NOT_PENDING:  # answered by a request that ran at the same time
+                if getattr(exc, "code", None) == services.NOT_PENDING:  # answered by a request running alongside
                     return _already_answered(request, token)
                 form.apply_errors(exc)
             else:
