@@ -102,6 +102,7 @@ ROUTES: dict[str, Rule] = {
     "api:cohort_compare": Rule("research"),
     "survey_done": Rule(PUBLIC),
     "survey": Rule(PUBLIC, lambda x: {"token": x.token}),
+    "survey_unsubscribe": Rule(PUBLIC, lambda x: {"token": x.token}),
     "imaging:episode_images": Rule("clinical", w("episode", "episode_id")),
     "imaging:upload": Rule("clinical", w("episode", "episode_id")),
     "imaging:compare": Rule("clinical", w("episode", "episode_id")),

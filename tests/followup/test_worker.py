@@ -13,7 +13,7 @@ from orthoreg.followup import services
 from orthoreg.followup.models import AccessToken, Assessment, Invitation, WorkerRun
 from orthoreg.registry import services as registry
 
-LINK = re.compile(r"http://testserver/s/([A-Za-z0-9_-]{43})/")
+LINK = re.compile(r"http://testserver/s/([A-Za-z0-9_-]{43})/(?!unsubscribe/)")  # the survey link, not unsubscribe
 
 
 @pytest.fixture

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import re
+
 from django import forms
 
 from orthoreg.instruments.definitions import Definition, Item, format_number
 from orthoreg.instruments.scoring import check_answer
 
 NOT_APPLICABLE = "na"
+# The words at the two ends of a short numbered scale, by (instrument code, item linkId), as the patient sees them
+# under the row of buttons. The definitions carry no end labels (yet); a scale not listed shows numbers only.
+SCALE_ENDS = {("nprs", "pain"): ("No pain", "Worst pain imaginable")}
 
 
 def field_name(item: Item) -> str:
@@ -25,6 +30,8 @@ class ScaleField(forms.ChoiceField):
     """The numbered buttons of a short scale. The form's clean() checks the value against the item (one message,
     the same as for the number box), so a tampered value is not also refused here as an unknown choice."""
 
+    ends: tuple[str, str] | None = None  # the words at the low and the high end
+
     def validate(self, value):
         pass
 
@@ -39,7 +46,9 @@ class InstrumentForm(forms.Form):
         self.definition = definition
         self.complete = complete
         for item in definition.items:
-            self.fields[field_name(item)] = self._field(item, scales)
+            self.fields[field_name(item)] = field = self._field(item, scales)
+            if isinstance(field, ScaleField):
+                field.ends = SCALE_ENDS.get((definition.code, item.link_id))
 
     @staticmethod
     def _field(item: Item, scales: bool) -> forms.Field:
@@ -56,7 +65,8 @@ class InstrumentForm(forms.Form):
         step = "1" if item.type == "integer" else "0.1"
         return forms.CharField(
             label=item.text, required=False, max_length=12,
-            help_text=f"A number from {format_number(item.minimum)} to {format_number(item.maximum)}",
+            help_text=f"A {'whole ' if item.type == 'integer' else ''}number from {format_number(item.minimum)} to "
+                      f"{format_number(item.maximum)}",
             widget=forms.NumberInput(attrs={"min": format_number(item.minimum), "max": format_number(item.maximum),
                                             "step": step, "inputmode": "decimal", "class": "big-number"}))
 
@@ -77,14 +87,23 @@ class InstrumentForm(forms.Form):
             try:
                 number = float(raw.replace(",", "."))
             except ValueError:
-                self.add_error(name, "Please enter a number.")
+                self.add_error(name, self.what_to_enter(item))
                 continue
             value, reason = check_answer(item, number)
             if reason:
-                self.add_error(name, f"Please check this answer: {reason}.")
+                self.add_error(name, self.what_to_enter(item))
             else:
                 cleaned[name] = value
         return cleaned
+
+    def what_to_enter(self, item: Item) -> str:
+        """What a good answer is, in plain words: the message for an answer that is not one."""
+        if item.type == "choice":
+            return "Choose one of the answers."
+        ends = f"from {format_number(item.minimum)} to {format_number(item.maximum)}"
+        if isinstance(self.fields[field_name(item)], ScaleField):
+            return f"Choose one number {ends}."
+        return f"Enter a {'whole ' if item.type == 'integer' else ''}number {ends}."
 
     def add_error(self, field, error):
         """Every field with a message says so to a screen reader: aria-invalid, and aria-describedby pointing at
@@ -106,8 +125,13 @@ class InstrumentForm(forms.Form):
                 for item in self.definition.items}
 
     def apply_errors(self, error) -> None:
+        """The scoring rules' messages, under the question they are about (without their "Item 2: " prefix, and
+        "item 1" is "question 1": the questions of a page with several are numbered)."""
         for name, messages in getattr(error, "message_dict", {"__all__": error.messages}).items():
             for message in messages:
+                if name in self.fields:
+                    message = re.sub(r"\bitem (\d+)\b", r"question \1", re.sub(r"^Item \d+: ", "", message))
+                    message = message[:1].upper() + message[1:]
                 self.add_error(name if name in self.fields else None, message)
 
 

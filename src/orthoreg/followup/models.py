@@ -216,3 +216,19 @@ class WorkerRun(models.Model):
 
     def __str__(self) -> str:
         return f"{self.worker} at {self.started_at:%Y-%m-%d %H:%M}"
+
+
+class Unsubscription(models.Model):
+    """The patient asked, from the link in an email, for no more emails about one episode. No invitation is made
+    for it again; its questionnaires stay on the worklist for staff to ask by phone or at a visit."""
+
+    clinic_path = "patient__clinic"
+
+    patient = models.ForeignKey("registry.Patient", on_delete=models.CASCADE, related_name="+")
+    episode = models.OneToOneField("registry.Episode", on_delete=models.CASCADE, related_name="unsubscription")
+    invitation = models.ForeignKey(Invitation, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+                                   help_text="The email whose link was used")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"No more emails for episode {self.episode_id} (since {self.created_at:%Y-%m-%d})"

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from orthoreg.accounts import access
 
-from .models import Assessment, Invitation, WorkerRun
+from .models import AccessToken, Assessment, Invitation, Unsubscription, WorkerRun, hash_token
 
 TABS = [("due", "Due this week"), ("open", "Open, due later"), ("overdue", "Overdue"), ("missed", "Missed"),
         ("completed", "Completed"), ("failed", "Sending failed")]
@@ -25,6 +25,16 @@ def sendable_codes() -> frozenset[str]:
     from orthoreg.instruments.definitions import all_definitions
 
     return frozenset(d.code for d in all_definitions() if d.sendable)
+
+
+def invitation_of_token(token: str) -> Invitation | None:
+    """The invitation an emailed link belongs to, whatever has become of it since (for the unsubscribe link, which
+    works as long as the email exists)."""
+    if not token or len(token) > 100:
+        return None
+    row = (AccessToken.objects.select_related("invitation__patient__clinic", "invitation__episode")
+           .filter(token_hash=hash_token(token)).first())
+    return row.invitation if row else None
 
 
 def survey_total(invitation: Invitation) -> int:
@@ -72,6 +82,9 @@ class WorkItem:
     last_completed: dt.datetime | None
     assessments: list
     invitation: Invitation | None = None
+    unsubscription: Unsubscription | None = None
+    no_invitation: str = ""  # why no email is out for it, in words for the coordinator ...
+    no_invitation_since: dt.date | dt.datetime | None = None  # ... and since or until when, if a date belongs to it
 
     @property
     def invitation_open(self) -> bool:
@@ -109,16 +122,50 @@ def work_items(queryset: QuerySet, *, tab: str, page_number) -> tuple:
     for episode_id, time_point in keys:
         match |= Q(episode_id=episode_id, time_point=time_point)
     rows: dict[tuple, list] = {}
-    for a in queryset.filter(match).select_related("patient", "episode").order_by("time_point_order", "instrument"):
+    page_rows = queryset.filter(match).select_related("patient__clinic", "episode")
+    for a in page_rows.order_by("time_point_order", "instrument"):
         rows.setdefault((a.episode_id, a.time_point), []).append(a)
     invitations = {}
     if tab in INVITATION_TABS and keys:
         invitations = {(i.episode_id, i.time_point): i for i in Invitation.objects.filter(match)}
-    items = [WorkItem(g["episode_id"], g["time_point"], g["due"], g["window_end"], g["last"],
-                      rows.get((g["episode_id"], g["time_point"]), []), invitations.get((g["episode_id"],
-                                                                                          g["time_point"])))
-             for g in page.object_list]
+    unsubscribed = {u.episode_id: u for u in Unsubscription.objects.filter(episode_id__in={e for e, _ in keys})}
+    items = []
+    codes = sendable_codes()
+    for g in page.object_list:
+        key = (g["episode_id"], g["time_point"])
+        item = WorkItem(g["episode_id"], g["time_point"], g["due"], g["window_end"], g["last"], rows.get(key, []),
+                        invitations.get(key), unsubscribed.get(g["episode_id"]))
+        if tab in INVITATION_TABS and item.assessments:
+            item.no_invitation, item.no_invitation_since = no_invitation_reason(item, codes=codes)
+        items.append(item)
     return page, items
+
+
+def no_invitation_reason(item: WorkItem, *, codes: frozenset[str],
+                         today: dt.date | None = None) -> tuple[str, object]:
+    """Why a time point still to be answered has no email out, in the words of services.invitations_plan's rules,
+    and the date that goes with it (("", None) when one is out). The coordinator then knows whether to call, or what
+    to fix."""
+    invitation = item.invitation
+    if invitation is not None and invitation.status in Invitation.OPEN:
+        return "", None
+    if item.unsubscription is not None:
+        return "Unsubscribed from emails", item.unsubscription.created_at
+    if invitation is not None:
+        reason = f": {invitation.cancelled_reason}" if invitation.cancelled_reason else ""
+        return f"Invitation {invitation.get_status_display().lower()}{reason}", None
+    patient = item.patient
+    if not patient.email:
+        return "No email address", None
+    if patient.clinic.invitations_require_consent and not patient.consent_registry:
+        return "No registry consent recorded", None
+    scheduled = [a for a in item.assessments if a.status == Assessment.Status.SCHEDULED]
+    if scheduled and not any(a.instrument in codes for a in scheduled):
+        return "Licensed questionnaire text not installed: ask by phone or on paper", None
+    opens = min((a.window_start for a in scheduled), default=None)
+    if opens is not None and opens > (today or timezone.localdate()):
+        return "The email goes out when the window opens", opens
+    return "The email goes out at the worker's next pass", None
 
 
 def completeness(*, user, clinic: str = "", today: dt.date | None = None) -> list[dict]:

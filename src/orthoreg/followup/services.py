@@ -28,7 +28,7 @@ from orthoreg.registry.coding import SURGICAL_KINDS
 from orthoreg.registry.models import Episode, Patient, Procedure
 
 from . import scheduling, selectors
-from .models import AccessToken, Assessment, Invitation, Protocol, WorkerRun, hash_token
+from .models import AccessToken, Assessment, Invitation, Protocol, Unsubscription, WorkerRun, hash_token
 
 log = logging.getLogger(__name__)
 
@@ -305,6 +305,7 @@ def invitations_plan(*, today: dt.date | None = None, batch: int = 5000) -> int:
     groups = (_pending_sendable(window_start__lte=today, window_end__gte=today, patient__status=Patient.Status.ACTIVE)
               .exclude(patient__email="")
               .exclude(patient__clinic__invitations_require_consent=True, patient__consent_registry=False)
+              .exclude(Exists(Unsubscription.objects.filter(episode_id=OuterRef("episode_id"))))
               .filter(~Exists(invited))
               .values("episode_id", "patient_id", "time_point", "patient__email")
               .annotate(window_end=Max("window_end"), reminders=Max("protocol__max_reminders"),
@@ -377,15 +378,23 @@ def survey_url(token: str) -> str:
     return f"{settings.BASE_URL}/s/{token}/"
 
 
+def unsubscribe_url(token: str) -> str:
+    return f"{survey_url(token)}unsubscribe/"
+
+
 def _message(invitation: Invitation, token: str, count: int) -> EmailMultiAlternatives:
     patient = invitation.patient
     context = {"patient": patient, "clinic": patient.clinic, "invitation": invitation, "url": survey_url(token),
+               "unsubscribe_url": unsubscribe_url(token),
                "reminder": invitation.sends > 0, "count": count, "episode": invitation.episode,
                "expires": timezone.localtime(invitation.expires_at) - dt.timedelta(seconds=1)}
     subject = render_to_string("followup/email_subject.txt", context).strip()
     body = render_to_string("followup/email_body.txt", context)
     return EmailMultiAlternatives(subject=subject, body=body, to=[invitation.email],
-                                  headers={"X-Orthoreg-Invitation": str(invitation.pk)})
+                                  headers={"X-Orthoreg-Invitation": str(invitation.pk),
+                                           # RFC 2369 and RFC 8058: the mail program's own "unsubscribe" button
+                                           "List-Unsubscribe": f"<{unsubscribe_url(token)}>",
+                                           "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"})
 
 
 def _backoff(attempts: int) -> dt.timedelta:
@@ -562,6 +571,24 @@ def invitation_for_token(token: str) -> Invitation:
     return invitation
 
 
+@transaction.atomic
+def episode_unsubscribe(*, token: str, request=None) -> tuple[Unsubscription, bool]:
+    """The patient's "no more emails" from the link in an email (whatever became of that email's questionnaire):
+    no invitation for the episode again, its open ones cancelled (no reminders, links closed), audited once.
+    Returns the record and whether it is new. Raises LinkError for a link that never existed."""
+    invitation = selectors.invitation_of_token(token)
+    if invitation is None:
+        raise LinkError("unknown", "This link is not valid.")
+    record, created = Unsubscription.objects.get_or_create(
+        episode=invitation.episode, defaults={"patient": invitation.patient, "invitation": invitation})
+    if created:
+        _revoke_open_invitations(invitation.episode, "the patient unsubscribed")
+        audit_record(request=request, action=AuditEvent.Action.UPDATE, obj=record, patient=invitation.patient,
+                     detail=f"patient unsubscribed from follow-up emails for episode {invitation.episode_id} "
+                            f"(link of the {invitation.time_point} invitation)")
+    return record, created
+
+
 def open_assessments(invitation: Invitation) -> list[Assessment]:
     """What the patient still has to answer from the link: a broken, removed or licensed-but-not-installed
     definition is never sent (staff see the assessment on the worklist and enter it)."""
@@ -574,6 +601,9 @@ def assessment_save_draft(*, assessment: Assessment, answers: dict) -> Assessmen
     return assessment
 
 
+NOT_PENDING = "not_pending"  # the ValidationError code of an answer to a questionnaire no longer open
+
+
 @transaction.atomic
 def assessment_answer(*, assessment: Assessment, answers: list, source: str, completed_at=None, entered_by=None,
                       request=None):
@@ -583,7 +613,8 @@ def assessment_answer(*, assessment: Assessment, answers: list, source: str, com
 
     locked = Assessment.objects.select_for_update().get(pk=assessment.pk)
     if locked.status != Assessment.Status.SCHEDULED:
-        raise ValidationError(f"This questionnaire is {locked.get_status_display().lower()} already.")
+        raise ValidationError(f"This questionnaire is {locked.get_status_display().lower()} already.",
+                              code=NOT_PENDING)
     # Recording the response completes this assessment (response_link, on instruments' response_recorded).
     response = response_record(patient=locked.patient, episode=locked.episode, instrument=locked.instrument,
                                answers=answers, time_point=locked.time_point, completed_at=completed_at,

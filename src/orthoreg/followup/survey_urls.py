@@ -7,4 +7,5 @@ from . import views
 urlpatterns = [
     path("done/", views.survey_done, name="survey_done"),
     path("<str:token>/", views.survey, name="survey"),
+    path("<str:token>/unsubscribe/", views.survey_unsubscribe, name="survey_unsubscribe"),
 ]

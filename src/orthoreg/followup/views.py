@@ -16,13 +16,14 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from orthoreg.accounts import access
 from orthoreg.instruments.definitions import DefinitionError, UnknownInstrument, get_definition
 from orthoreg.registry.models import Clinic
 
-from . import selectors, services
+from . import selectors, services, wording
 from .forms import CancelForm, InstrumentForm, ProtocolForm, RevokeForm, time_point_formset
 from .models import Assessment, Invitation, Protocol
 
@@ -40,13 +41,21 @@ def survey(request, token: str):
     try:
         invitation = services.invitation_for_token(token)
     except services.LinkError as error:
+        if request.method == "POST" and error.kind == "used":
+            return redirect("survey_done")  # the last page submitted again: its answers are in
         return _survey_error(request, error)
     pending = services.open_assessments(invitation)
     if not pending:
         return redirect("survey_done")
+    if request.method == "POST":
+        # The POST answers the page it names, never another one: a page answered already (a double click, a
+        # second tab, the back button) stores nothing, and the patient is shown where they are.
+        current = next((a for a in pending if str(a.pk) == request.POST.get("assessment")), None)
+        if current is None:
+            return _already_answered(request, token)
+    else:
+        current = next((a for a in pending if str(a.pk) == request.GET.get("q")), pending[0])
     total = selectors.survey_total(invitation)
-    wanted = request.POST.get("assessment") or request.GET.get("q")
-    current = next((a for a in pending if str(a.pk) == str(wanted)), pending[0])
     definition = get_definition(current.instrument)
     action = request.POST.get("action", "submit")
     saved = False
@@ -60,6 +69,8 @@ def survey(request, token: str):
                 services.assessment_answer(assessment=current, answers=form.answers, source="patient_link",
                                            request=request)
             except ValidationError as exc:
+                if getattr(exc, "code", None) == services.NOT_PENDING:  # answered by a request running alongside
+                    return _already_answered(request, token)
                 form.apply_errors(exc)
             else:
                 finished = not services.open_assessments(invitation)
@@ -71,6 +82,26 @@ def survey(request, token: str):
                "form": form, "assessment": current, "step": done + 1, "total": total, "saved": saved,
                "percent": round(100 * done / total) if total else 0, "staff": False}
     return render(request, "followup/survey.html", context, status=400 if form.errors else 200)
+
+
+def _already_answered(request, token: str):
+    messages.info(request, "Your answers to that page were already saved. Here is where you are now.")
+    return redirect("survey", token=token)
+
+
+@csrf_exempt  # the link's secret is the key; a mail program's one-click unsubscribe (RFC 8058) posts no form token
+@never_cache
+def survey_unsubscribe(request, token: str):
+    """GET asks (mail scanners open links: nothing changes on a GET); POST stops the emails for the episode."""
+    invitation = selectors.invitation_of_token(token)
+    if invitation is None:
+        return _survey_error(request, services.LinkError("unknown", "This link is not valid."))
+    context = {"clinic": invitation.patient.clinic, "joint": wording.episode_words(invitation.episode),
+               "done": hasattr(invitation.episode, "unsubscription")}
+    if request.method == "POST":
+        services.episode_unsubscribe(token=token, request=request)
+        context["done"] = True
+    return render(request, "followup/survey_unsubscribe.html", context)
 
 
 def survey_done(request):
