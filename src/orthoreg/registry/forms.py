@@ -53,6 +53,8 @@ class GradeForm(forms.Form):
     other_side_dorsiflexion = forms.FloatField(label="Other side dorsiflexion (°)", required=False,
                                                min_value=-30, max_value=120,
                                                help_text="Gives the % loss versus the other foot")
+    plantar_flexion = forms.FloatField(label="Plantar flexion (°)", required=False, min_value=-30, max_value=120,
+                                       help_text="Grade 3 often has 10° or less")
     loss = forms.FloatField(label="Loss vs other side (%)", required=False, min_value=0, max_value=100,
                             help_text="Only when the other side's degrees are not known")
     radiograph = forms.TypedChoiceField(
@@ -70,8 +72,8 @@ class GradeForm(forms.Form):
                                    help_text="The clinician's grade is the one of record")
     notes = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), required=False)
 
-    CS_INPUTS = ("dorsiflexion", "other_side_dorsiflexion", "loss", "radiograph", "clinical", "midrange_pain",
-                 "prior_cheilectomy")
+    CS_INPUTS = ("dorsiflexion", "other_side_dorsiflexion", "loss", "plantar_flexion", "radiograph", "clinical",
+                 "midrange_pain", "prior_cheilectomy")
     KL_INPUTS = ("kl_grade",)
 
     def __init__(self, *args, episode: Episode, **kwargs):
