@@ -39,19 +39,38 @@ def item_errors(code, answers):
 
 def test_nprs_value():
     assert ok("nprs", [7]) == {"pain": 7.0}
-    assert ok("nprs", [2.8]) == {"pain": 2.8}
+    assert ok("nprs", [3.0]) == {"pain": 3.0}  # a whole number written with a decimal point
     assert ok("nprs", [0]) == {"pain": 0.0} and ok("nprs", [10]) == {"pain": 10.0}
     assert score("nprs", [7]).primary == 7.0
 
 
 def test_nprs_out_of_range_and_wrong_type():
-    [(item, reason)] = item_errors("nprs", [10.5])
-    assert item == 1 and "10.5 is out of range" in reason and "0 to 10" in reason
+    [(item, reason)] = item_errors("nprs", [11])
+    assert item == 1 and "11 is out of range" in reason and "0 to 10" in reason
     assert "got text '7'" in item_errors("nprs", ["7"])[0][1]
     assert "got true/false" in item_errors("nprs", [True])[0][1]
     assert "got a list" in item_errors("nprs", [[7]])[0][1]
     assert item_errors("nprs", [-1])[0][0] == 1
     assert item_errors("nprs", [float("nan")])[0][0] == 1
+
+
+@pytest.mark.parametrize("value", [7.5, 2.8, 0.5, 9.99])
+def test_nprs_is_an_11_point_integer_scale(value):
+    """DOMAIN.md section 3: NPRS is an 11-point integer scale (0, 1, ..., 10); 7.5 is refused in plain words."""
+    [(item, reason)] = item_errors("nprs", [value])
+    assert item == 1
+    assert reason.startswith(f"{value:g} is not a whole number") and "a whole number from 0 to 10" in reason
+
+
+@given(st.one_of(st.integers(-1000, 1000), st.floats(-1000, 1000, allow_nan=False)))
+def test_nprs_scores_exactly_the_whole_numbers_0_to_10(value):
+    result = score("nprs", [value])
+    if float(value).is_integer() and 0 <= value <= 10:
+        assert result.valid and result.primary == float(value)
+        assert result.answers == [int(value)]
+    else:
+        assert not result.valid and result.primary is None
+        assert [e.item for e in result.item_errors] == [1]
 
 
 def test_nprs_unanswered_is_not_scored():
