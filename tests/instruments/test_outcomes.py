@@ -56,7 +56,7 @@ def test_tag_without_responses(episode):
 
 def test_unscored_responses_are_counted_not_plotted(patient, episode):
     record(patient, episode, "faam-sports", [4] * 8, "baseline", 100)
-    record(patient, episode, "faam-sports", [4] * 7 + [None], "3m", 10)
+    record(patient, episode, "faam-sports", [4] * 6 + [None, None], "3m", 10)
     [t] = selectors.episode_trajectories(episode)
     assert len(t.points) == 1 and t.unscored == 1
     assert "(1 response not scored)" in render(episode)
