@@ -228,6 +228,12 @@ class Definition:
     text_status: str  # "shipped" | "installed" | "not installed"
     resource: dict = field(repr=False, compare=False, default_factory=dict)
     pack_error: str = ""  # why an installed pack is being ignored
+    status: str = "active"  # the Questionnaire's status; an imported definition is "draft" until reviewed
+
+    @property
+    def reviewed(self) -> bool:
+        """A person has reviewed it (shipped definitions are; an import is a draft until someone does)."""
+        return self.status != "draft"
 
     @property
     def text_installed(self) -> bool:
@@ -235,8 +241,8 @@ class Definition:
 
     @property
     def sendable(self) -> bool:
-        """May be sent to patients: its item text is present and it has a scoring rule."""
-        return self.text_installed and bool(self.subscales)
+        """May be sent to patients: its item text is present, it has a scoring rule and a person has reviewed it."""
+        return self.text_installed and bool(self.subscales) and self.reviewed
 
     @property
     def primary(self) -> Subscale | None:
@@ -535,7 +541,8 @@ def parse_definition(resource: dict, *, origin: str = "site", source: str = "") 
                         redistributable=bool(licence.get("redistributable", False)),
                         note=str(licence.get("note") or "")),
         scoring_source=str(meta.get("scoringSource") or ""), answer_guide=str(meta.get("answerGuide") or ""),
-        items=tuple(items), subscales=tuple(subscales), origin=origin, text_status=text_status, resource=resource)
+        items=tuple(items), subscales=tuple(subscales), origin=origin, text_status=text_status, resource=resource,
+        status=str(resource.get("status") or "active"))
 
 
 # --- instrument packs (licensed text for a shipped structure) -------------------------------------------------
