@@ -133,7 +133,31 @@ def test_exam_with_400_degrees_is_refused(clinician_client, episode):
     response = clinician_client.post(reverse("registry:exam_create", args=[episode.pk]),
                                      {"date": timezone.localdate().isoformat(), "dorsiflexion_deg": "400"})
     assert response.status_code == 400
-    assert "less than or equal to 120" in response.content.decode()
+    assert "Enter a number from -30 to 120 degrees." in response.content.decode()
+
+
+def test_grade_calculator_flags_an_impossible_value_live_on_its_field(clinician_client, episode):
+    suggest = clinician_client.post(reverse("registry:grade_suggest", args=[episode.pk]),
+                                    {"system": "coughlin_shurnas", "date": timezone.localdate().isoformat(),
+                                     "dorsiflexion": "400", "radiograph": "2", "clinical": "2"},
+                                    HTTP_HX_REQUEST="true")
+    html = suggest.content.decode()
+    assert ('<ul id="live-error-dorsiflexion" class="errorlist" role="alert" hx-swap-oob="true">'
+            "<li>400: Enter a number from -30 to 120 degrees.</li></ul>") in html
+    assert "Not used until corrected: Dorsiflexion (°)." in html
+    assert '<ul id="live-error-radiograph" class="errorlist" role="alert" hx-swap-oob="true"></ul>' in html
+    assert "Grade 2" in html  # the other domains still give a suggestion
+
+
+def test_the_suggestion_does_not_blank_after_a_failed_save(clinician_client, episode):
+    response = clinician_client.post(reverse("registry:grade_create", args=[episode.pk]),
+                                     {"system": "coughlin_shurnas", "date": timezone.localdate().isoformat(),
+                                      "dorsiflexion": "400", "radiograph": "2", "clinical": "2"})
+    assert response.status_code == 400
+    html = response.content.decode()
+    assert '<div class="suggested" data-testid="suggested-grade">Grade 2</div>' in html
+    assert "Enter a number from -30 to 120 degrees." in html
+    assert not episode.grades.exists()
 
 
 def test_episode_form_wrong_side_code(clinician_client, patient):
@@ -163,7 +187,31 @@ def test_grade_form_400_degrees(clinician_client, episode):
                                      {"system": "coughlin_shurnas", "date": timezone.localdate().isoformat(),
                                       "dorsiflexion": "400"})
     assert response.status_code == 400
-    assert "less than or equal to 120" in response.content.decode()
+    assert "Enter a number from -30 to 120 degrees." in response.content.decode()
+
+
+def test_grade_calculator_flags_an_impossible_value_live_on_its_field(clinician_client, episode):
+    suggest = clinician_client.post(reverse("registry:grade_suggest", args=[episode.pk]),
+                                    {"system": "coughlin_shurnas", "date": timezone.localdate().isoformat(),
+                                     "dorsiflexion": "400", "radiograph": "2", "clinical": "2"},
+                                    HTTP_HX_REQUEST="true")
+    html = suggest.content.decode()
+    assert ('<ul id="live-error-dorsiflexion" class="errorlist" role="alert" hx-swap-oob="true">'
+            "<li>400: Enter a number from -30 to 120 degrees.</li></ul>") in html
+    assert "Not used until corrected: Dorsiflexion (°)." in html
+    assert '<ul id="live-error-radiograph" class="errorlist" role="alert" hx-swap-oob="true"></ul>' in html
+    assert "Grade 2" in html  # the other domains still give a suggestion
+
+
+def test_the_suggestion_does_not_blank_after_a_failed_save(clinician_client, episode):
+    response = clinician_client.post(reverse("registry:grade_create", args=[episode.pk]),
+                                     {"system": "coughlin_shurnas", "date": timezone.localdate().isoformat(),
+                                      "dorsiflexion": "400", "radiograph": "2", "clinical": "2"})
+    assert response.status_code == 400
+    html = response.content.decode()
+    assert '<div class="suggested" data-testid="suggested-grade">Grade 2</div>' in html
+    assert "Enter a number from -30 to 120 degrees." in html
+    assert not episode.grades.exists()
 
 
 def test_security_headers(clinician_client, patient):
