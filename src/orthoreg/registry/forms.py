@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django import forms
+from django.db import models
 from django.utils import timezone
 
 from . import grading
@@ -60,7 +61,7 @@ class GradeForm(forms.Form):
     dorsiflexion = _bounded("Dorsiflexion (°)", -30, 120, "degrees")
     other_side_dorsiflexion = _bounded("Other side dorsiflexion (°)", -30, 120, "degrees",
                                        help_text="Gives the % loss versus the other foot")
-    plantar_flexion = _bounded("Plantar flexion (°)", -30, 120, "degrees", help_text="Grade 3 often has 10° or less")
+    plantar_flexion = _bounded("Plantar flexion (°)", -30, 90, "degrees", help_text="Grade 3 often has 10° or less")
     loss = _bounded("Loss vs other side (%)", 0, 100, "percent",
                     help_text="Only when the other side's degrees are not known")
     radiograph = forms.TypedChoiceField(
@@ -85,6 +86,17 @@ class GradeForm(forms.Form):
     def __init__(self, *args, episode: Episode, **kwargs):
         self.episode = episode
         super().__init__(*args, **kwargs)
+
+    @classmethod
+    def initial_for(cls, episode: Episode) -> dict:
+        """A new grade starts from the motion measured at the episode's latest exam (dorsiflexion, plantar
+        flexion), which the clinician can change."""
+        exam = episode.exams.filter(models.Q(dorsiflexion_deg__isnull=False) |
+                                    models.Q(plantarflexion_deg__isnull=False)).order_by("-date", "-id").first()
+        if exam is None:
+            return {}
+        return {name: value for name, value in (("dorsiflexion", exam.dorsiflexion_deg),
+                                                ("plantar_flexion", exam.plantarflexion_deg)) if value is not None}
 
     @classmethod
     def initial_from(cls, grade: Grade) -> dict:

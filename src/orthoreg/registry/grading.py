@@ -115,7 +115,7 @@ def coughlin_shurnas(
     plantar_flexion: first MTP plantar flexion in degrees (grade 3 notes it is often <= 10 degrees).
     """
     _check_range("dorsiflexion", dorsiflexion, -30, 120)
-    _check_range("plantar_flexion", plantar_flexion, -30, 120)
+    _check_range("plantar_flexion", plantar_flexion, -30, 90)
     _check_range("other_side_dorsiflexion", other_side_dorsiflexion, -30, 120)
     _check_range("loss", loss, 0, 100)
     _check_range("radiograph", radiograph, 0, 3)

@@ -204,7 +204,8 @@ def grade_form(request, episode_pk: int, pk: int | None = None):
             raise Http404
     default_system = Grade.System.COUGHLIN_SHURNAS if episode.body_site == "first_mtp" \
         else Grade.System.KELLGREN_LAWRENCE
-    initial = GradeForm.initial_from(instance) if instance else {"system": default_system}
+    initial = GradeForm.initial_from(instance) if instance else {"system": default_system,
+                                                                  **GradeForm.initial_for(episode)}
     form = GradeForm(request.POST or None, episode=episode, initial=initial)
 
     def save(data):
