@@ -55,3 +55,38 @@ def test_live_grade_calculator(page, live_server, df):
     screenshot(page, "grade-form")
     page.click("button:has-text('Save')")
     page.wait_for_selector("text=Coughlin-Shurnas (hallux rigidus): grade 4")
+
+
+@pytest.mark.parametrize("width", [390, 1280], ids=["phone", "desktop"])
+def test_grade_calculator_flags_400_degrees_on_its_field_and_keeps_the_suggestion(page, live_server, df, width):
+    episode = df.episodes.get()
+    page.set_viewport_size({"width": width, "height": 900})
+    browser_login(page, live_server, "doc")
+    page.goto(f"{live_server.url}/episodes/{episode.pk}/grades/new/")
+    page.select_option("select[name=radiograph]", "2")
+    page.select_option("select[name=clinical]", "2")
+    page.wait_for_selector("[data-testid=suggested-grade]:has-text('Grade 2')")
+    page.locator("input[name=dorsiflexion]").press_sequentially("400")  # typed, as a user does
+    error = page.locator("#live-error-dorsiflexion li")
+    error.wait_for()
+    assert error.inner_text() == "400: Enter a number from -30 to 120 degrees."
+    # the message sits right under its own field, and the suggestion says the value was not used
+    field_box = page.locator("#field-dorsiflexion").bounding_box()
+    error_box = error.bounding_box()
+    assert 0 <= error_box["y"] - (field_box["y"] + field_box["height"]) < 40
+    assert abs(error_box["x"] - field_box["x"]) < 20
+    assert page.locator("[data-testid=refused-inputs]").inner_text() == "Not used until corrected: Dorsiflexion (°)."
+    assert page.locator("[data-testid=suggested-grade]").inner_text() == "Grade 2"
+    assert page.evaluate("document.documentElement.scrollWidth") <= width
+    screenshot(page, f"grade-400-degrees-{width}")
+    with page.expect_navigation():
+        page.click("button:has-text('Save')")
+    assert page.locator("[data-testid=suggested-grade]").inner_text() == "Grade 2"
+    assert page.locator("[data-testid=refused-inputs]").inner_text() == "Not used until corrected: Dorsiflexion (°)."
+    assert page.locator("#field-dorsiflexion .errorlist").inner_text() == "Enter a number from -30 to 120 degrees."
+    screenshot(page, f"grade-400-degrees-after-save-{width}")
+    # correcting it clears the message live
+    page.fill("input[name=dorsiflexion]", "")
+    page.locator("input[name=dorsiflexion]").press_sequentially("25")
+    page.wait_for_selector("#live-error-dorsiflexion li", state="detached")
+    assert not episode.grades.exists()

@@ -33,7 +33,7 @@ def test_show(capsys):
     run("instruments", "show", "faam-adl")
     out = capsys.readouterr().out
     assert "adl (primary): Activities of daily living, 0 to 100, higher is better; MCID 8" in out
-    assert "at least 90% of its 21 items" in out
+    assert "at least 19 of its 21 items answered" in out
     assert "21. [ADL21] Item 21 (licensed text not installed)" in out
 
 
@@ -49,9 +49,16 @@ def test_show_unknown():
 
 
 def test_score_prints_json(capsys):
-    run("score", "nprs", "--answers", "[2.8]")
+    run("score", "nprs", "--answers", "[3]")
     data = json.loads(capsys.readouterr().out)
-    assert data["valid"] is True and data["scores"] == {"pain": 2.8} and data["primary"] == 2.8
+    assert data["valid"] is True and data["scores"] == {"pain": 3.0} and data["primary"] == 3.0
+
+
+def test_score_refuses_a_fraction_on_the_11_point_nprs(capsys):
+    with pytest.raises(CommandError) as info:
+        run("score", "nprs", "--answers", "[7.5]")
+    assert info.value.returncode == 2
+    assert "item 1: 7.5 is not a whole number: expected a whole number from 0 to 10" in str(info.value)
 
 
 def test_score_from_file(tmp_path, capsys):

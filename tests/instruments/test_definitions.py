@@ -30,7 +30,7 @@ STRUCTURE = {  # code: (items, {subscale: item count}, primary, better)
     "lefs": (20, {"lefs": 20}, "lefs", "higher"),
     "faos": (42, {"symptoms": 7, "pain": 9, "adl": 17, "sport": 5, "qol": 4}, "pain", "higher"),
     "koos": (42, {"symptoms": 7, "pain": 9, "adl": 17, "sport": 5, "qol": 4}, "pain", "higher"),
-    "moxfq": (16, {"walking_standing": 7, "pain": 5, "social": 4}, "pain", "lower"),
+    "moxfq": (16, {"walking_standing": 7, "pain": 5, "social": 4, "index": 16}, "pain", "lower"),
 }
 
 
@@ -84,7 +84,13 @@ def test_nprs_mcid_is_two_points_or_thirty_percent():
 
 def test_moxfq_domain_mcids():
     d = get_definition("moxfq")
-    assert {s.code: s.mcid for s in d.subscales} == {"walking_standing": 16, "pain": 12, "social": 24}
+    assert {s.code: s.mcid for s in d.subscales} == {"walking_standing": 16, "pain": 12, "social": 24, "index": None}
+
+
+def test_moxfq_says_its_item_to_domain_assignment_is_not_verified():
+    d = get_definition("moxfq")
+    assert "ITEM-TO-DOMAIN ASSIGNMENT NOT VERIFIED" in d.resource["description"]
+    assert "Morley D et al., Bone Joint Res 2013;2:66-69" in d.subscale("index").missing_rule_source
 
 
 def test_faam_has_not_applicable_option_and_others_do_not():
@@ -135,6 +141,16 @@ def test_definition_errors_are_specific():
 def test_sum_needs_every_item():
     def mutate(r):
         _subscale_part(r, "method").update(valueCode="sum")
-        _subscale_part(r, "minAnsweredPercent").update(valueInteger=90)
+        _subscale_part(r, "minAnswered").update(valueInteger=7)
         _subscale_part(r, "maximum").update(valueDecimal=32.0)
     assert "a sum needs every item answered" in _broken(mutate)
+
+
+def test_the_missing_item_rule_is_given_once_and_as_a_count_within_the_items():
+    assert "minAnswered must be a whole number from 1 to 8" in _broken(
+        lambda r: _subscale_part(r, "minAnswered").update(valueInteger=9))
+
+    def both(r):
+        sub = next(e for e in r["extension"] if e["url"] == definitions.EXT_SUBSCALE)
+        sub["extension"].append({"url": "minAnsweredPercent", "valueInteger": 90})
+    assert "give the missing-item rule once" in _broken(both)

@@ -23,9 +23,9 @@ def record(patient, episode, code, answers, time_point, days_ago):
 
 @pytest.fixture
 def df_series(patient, episode):
-    """DF's pain: baseline 7, then 1, 3 and 6 months down to 2.8; her global improvement answers."""
+    """DF's pain: baseline 7, then 1, 3 and 6 months down to 3; her global improvement answers."""
     for tp, days, pain, better in (("baseline", 190, 7, None), ("1m", 150, 5, 20), ("3m", 90, 4, 40),
-                                   ("6m", 7, 2.8, 60)):
+                                   ("6m", 7, 3, 60)):
         record(patient, episode, "nprs", [pain], tp, days)
         if better is not None:
             record(patient, episode, "global-improvement", global_improvement_answers(better), tp, days)
@@ -38,13 +38,13 @@ def render(episode):
 
 def test_tag_renders_each_instrument_with_words_chart_and_entry_link(df_series, patient):
     html = render(df_series)
-    assert "Pain 7 → 2.8, 60% better" in html
+    assert "Pain 7 → 3, 57% better" in html
     assert "Improvement: 60% better at 6 months" in html
     assert html.count('<img class="chart"') == 2
     assert f'src="/instruments/episodes/{df_series.pk}/charts/nprs.svg"' in html
     assert "better by more than the MCID" in html
     assert f"/instruments/patients/{patient.pk}/responses/new/?episode={df_series.pk}" in html
-    assert 'alt="Pain over time: Baseline 7, 1 month 5, 3 months 4, 6 months 2.8."' in html
+    assert 'alt="Pain over time: Baseline 7, 1 month 5, 3 months 4, 6 months 3."' in html
     assert "style=" not in html and "<script" not in html
     assert html.index("Pain 7") < html.index("Improvement:")  # shipped order: nprs first
 
@@ -56,7 +56,7 @@ def test_tag_without_responses(episode):
 
 def test_unscored_responses_are_counted_not_plotted(patient, episode):
     record(patient, episode, "faam-sports", [4] * 8, "baseline", 100)
-    record(patient, episode, "faam-sports", [4] * 7 + [None], "3m", 10)
+    record(patient, episode, "faam-sports", [4] * 6 + [None, None], "3m", 10)
     [t] = selectors.episode_trajectories(episode)
     assert len(t.points) == 1 and t.unscored == 1
     assert "(1 response not scored)" in render(episode)

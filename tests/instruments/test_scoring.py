@@ -39,19 +39,38 @@ def item_errors(code, answers):
 
 def test_nprs_value():
     assert ok("nprs", [7]) == {"pain": 7.0}
-    assert ok("nprs", [2.8]) == {"pain": 2.8}
+    assert ok("nprs", [3.0]) == {"pain": 3.0}  # a whole number written with a decimal point
     assert ok("nprs", [0]) == {"pain": 0.0} and ok("nprs", [10]) == {"pain": 10.0}
     assert score("nprs", [7]).primary == 7.0
 
 
 def test_nprs_out_of_range_and_wrong_type():
-    [(item, reason)] = item_errors("nprs", [10.5])
-    assert item == 1 and "10.5 is out of range" in reason and "0 to 10" in reason
+    [(item, reason)] = item_errors("nprs", [11])
+    assert item == 1 and "11 is out of range" in reason and "0 to 10" in reason
     assert "got text '7'" in item_errors("nprs", ["7"])[0][1]
     assert "got true/false" in item_errors("nprs", [True])[0][1]
     assert "got a list" in item_errors("nprs", [[7]])[0][1]
     assert item_errors("nprs", [-1])[0][0] == 1
     assert item_errors("nprs", [float("nan")])[0][0] == 1
+
+
+@pytest.mark.parametrize("value", [7.5, 2.8, 0.5, 9.99])
+def test_nprs_is_an_11_point_integer_scale(value):
+    """DOMAIN.md section 3: NPRS is an 11-point integer scale (0, 1, ..., 10); 7.5 is refused in plain words."""
+    [(item, reason)] = item_errors("nprs", [value])
+    assert item == 1
+    assert reason.startswith(f"{value:g} is not a whole number") and "a whole number from 0 to 10" in reason
+
+
+@given(st.one_of(st.integers(-1000, 1000), st.floats(-1000, 1000, allow_nan=False)))
+def test_nprs_scores_exactly_the_whole_numbers_0_to_10(value):
+    result = score("nprs", [value])
+    if float(value).is_integer() and 0 <= value <= 10:
+        assert result.valid and result.primary == float(value)
+        assert result.answers == [int(value)]
+    else:
+        assert not result.valid and result.primary is None
+        assert [e.item for e in result.item_errors] == [1]
 
 
 def test_nprs_unanswered_is_not_scored():
@@ -95,7 +114,7 @@ def test_satisfaction_and_would_repeat():
     assert item_errors("satisfaction", [4, True])[0][0] == 2
 
 
-# --- FAAM: sum / (4 x answered) x 100, N/A excluded, >= 90% answered -----------------------------------------
+# --- FAAM: sum / (4 x answered) x 100, N/A excluded, 19 of 21 ADL and 7 of 8 Sports answered ----------------------------------------------
 
 def test_faam_adl_all_best_and_all_worst():
     assert ok("faam-adl", [4] * 21) == {"adl": 100.0}
@@ -108,10 +127,10 @@ def test_faam_adl_hand_computed_with_not_applicable():
 
 
 def test_faam_adl_threshold():
-    # 19 of 21 answered = 90.5%: scored; 18 of 21 = 85.7%: not
+    # The FAAM scoring instructions: at least 19 of the 21 ADL items answered (N/A excluded)
     assert ok("faam-adl", [3] * 19 + [NA] * 2) == {"adl": 75.0}
     reason = not_scored("faam-adl", [3] * 18 + [NA] * 3)
-    assert "18 of 21 items answered; needs at least 90%" in reason
+    assert "18 of 21 items answered; needs at least 19" in reason
 
 
 def test_faam_all_not_applicable():
@@ -119,9 +138,20 @@ def test_faam_all_not_applicable():
     assert "0 of 8 items answered" in not_scored("faam-sports", [NA] * 8)
 
 
-def test_faam_sports_needs_all_eight():  # 7 of 8 = 87.5% < 90%
+def test_faam_sports_is_scored_with_7_of_8():
+    """The FAAM scoring instructions: at least 7 of the 8 Sports items answered (N/A excluded); 90% refused 7."""
     assert ok("faam-sports", [4, 4, 4, 4, 3, 3, 2, 2]) == {"sports": 81.25}
-    assert "7 of 8" in not_scored("faam-sports", [4, 4, 4, 4, 3, 3, 2, NA])
+    assert ok("faam-sports", [4, 4, 4, 4, 3, 3, 2, NA]) == {"sports": 85.71}  # 24 / 28 x 100
+    assert "6 of 8 items answered; needs at least 7" in not_scored("faam-sports", [4, 4, 4, 4, 3, 3, NA, NA])
+
+
+def test_every_missing_item_rule_is_stated_with_its_source():
+    for d in definitions.all_definitions():
+        for sub in d.subscales:
+            assert sub.missing_rule_source, (d.code, sub.code)
+    adl, sports = definitions.get_definition("faam-adl").primary, definitions.get_definition("faam-sports").primary
+    assert (adl.min_answered, sports.min_answered) == (19, 7)
+    assert "at least 7 of its 8 items answered" in sports.describe_rule() and "Martin" in sports.describe_rule()
 
 
 def exactly_90_definition():
@@ -130,6 +160,9 @@ def exactly_90_definition():
     resource["id"] = "ten-items"
     first = resource["item"][0]
     resource["item"] = [dict(copy.deepcopy(first), linkId=f"T{n}") for n in range(1, 11)]
+    sub = next(e for e in resource["extension"] if e["url"] == definitions.EXT_SUBSCALE)
+    sub["extension"] = [{"url": "minAnsweredPercent", "valueInteger": 90} if p["url"] == "minAnswered" else p
+                        for p in sub["extension"]]
     return definitions.parse_definition(resource)
 
 
@@ -138,7 +171,7 @@ def test_exactly_at_the_90_percent_threshold_and_one_below():
     at = score_definition(d, [4] * 9 + [NA])
     assert at.valid and at.scores == {"sports": 100.0}
     below = score_definition(d, [4] * 8 + [NA] * 2)
-    assert not below.valid and "8 of 10 items answered; needs at least 90%" in below.reason
+    assert not below.valid and "8 of 10 items answered; needs at least 9" in below.reason
 
 
 def test_faam_out_of_range_and_missing_items():
@@ -177,7 +210,7 @@ def test_faos_koos_subscales(code):
     result = score(code, answers)
     assert result.valid and result.primary == 75.0
     assert result.scores == {"symptoms": 50.0, "pain": 75.0, "adl": 100.0, "qol": 37.5}
-    assert result.unscored == {"sport": "2 of 5 items answered; needs at least 50%"}
+    assert result.unscored == {"sport": "2 of 5 items answered; needs at least 3"}
     assert "Sport and recreation: 2 of 5" in result.reason
 
 
@@ -196,8 +229,15 @@ def test_faos_primary_missing_but_others_scored():
 
 def test_moxfq_domains():
     answers = [4] * 7 + [1, 2, 3, 0, 4] + [0, 0, 0, 1]
-    assert ok("moxfq", answers) == {"walking_standing": 100.0, "pain": 50.0, "social": 6.25}
+    assert ok("moxfq", answers) == {"walking_standing": 100.0, "pain": 50.0, "social": 6.25, "index": 60.94}
     assert score("moxfq", answers).primary == 50.0
+
+
+def test_moxfq_index_is_the_sum_of_all_16_items_as_0_to_100():
+    """Morley D et al., Bone Joint Res 2013;2:66-69: the MOXFQ-Index sums the 16 items (0-64) as 0-100."""
+    answers = [4] * 7 + [1, 2, 3, 0, 4] + [0, 0, 0, 1]  # 28 + 10 + 1 = 39 of 64
+    assert score("moxfq", answers).scores["index"] == round(39 / 64 * 100, 2)
+    assert "index" in score("moxfq", [0] * 15 + [NA]).unscored
 
 
 def test_moxfq_domain_with_a_missing_item_is_not_scored():

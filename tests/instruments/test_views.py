@@ -46,7 +46,7 @@ def test_instrument_list_shows_licence_status(clinician_client):
 
 def test_instrument_detail(clinician_client):
     html = clinician_client.get(reverse("instruments:instrument_detail", args=["faam-adl"])).content.decode()
-    assert "at least 90% of its 21 items" in html and "Item 21 (licensed text not installed)" in html
+    assert "at least 19 of its 21 items answered" in html and "Item 21 (licensed text not installed)" in html
     assert clinician_client.get(reverse("instruments:instrument_detail", args=["nope"])).status_code == 404
 
 
@@ -95,6 +95,13 @@ def test_per_item_messages_and_nothing_saved(clinician_client, patient):
     assert not Response.objects.exists()
 
 
+def test_a_fraction_on_the_integer_nprs_is_refused_in_plain_words(clinician_client, patient):
+    response = clinician_client.post(new_url(patient), post_data(instrument="nprs", item_1="7.5"))
+    assert response.status_code == 400
+    assert response.context["form"].errors["item_1"] == ["Enter a whole number from 0 to 10: 7.5 has a fraction."]
+    assert not Response.objects.exists()
+
+
 def test_service_item_errors_land_on_their_fields(clinician_client, patient):
     data = post_data(instrument="nprs", item_1="12")
     response = clinician_client.post(new_url(patient), data)
@@ -118,10 +125,10 @@ def test_successful_entry(clinician_client, clinician, patient, episode):
 
 def test_not_answered_and_not_applicable_are_stored_as_null(clinician_client, patient):
     answers = {f"item_{n}": "4" for n in range(1, 9)}
-    answers["item_8"] = "na"
+    answers["item_7"] = answers["item_8"] = "na"
     clinician_client.post(new_url(patient), post_data(**answers))
     r = Response.objects.get()
-    assert r.answers[-1] is None and not r.valid and "7 of 8" in r.invalid_reason
+    assert r.answers[-2:] == [None, None] and not r.valid and "6 of 8" in r.invalid_reason
 
 
 def test_episode_of_another_patient_cannot_be_chosen(clinician_client, patient, clinic):
@@ -137,12 +144,12 @@ def test_episode_of_another_patient_cannot_be_chosen(clinician_client, patient, 
 
 
 def test_episode_responses_and_chart(clinician_client, patient, episode):
-    for tp, days, pain in (("baseline", 200, 7), ("3m", 100, 4), ("6m", 10, 2.8)):
+    for tp, days, pain in (("baseline", 200, 7), ("3m", 100, 4), ("6m", 10, 3)):
         response_record(patient=patient, episode=episode, instrument="nprs", answers=[pain], time_point=tp,
                         completed_at=timezone.now() - dt.timedelta(days=days))
     page = clinician_client.get(reverse("instruments:episode_responses", args=[episode.pk]))
     html = page.content.decode()
-    assert page.status_code == 200 and "Pain 7 → 2.8, 60% better" in html and 'style="' not in html
+    assert page.status_code == 200 and "Pain 7 → 3, 57% better" in html and 'style="' not in html
     chart = clinician_client.get(reverse("instruments:episode_chart", args=[episode.pk, "nprs", "svg"]))
     assert chart.status_code == 200 and chart["Content-Type"] == "image/svg+xml"
     assert chart.content.lstrip().startswith(b"<?xml") and b"<svg" in chart.content

@@ -60,7 +60,7 @@ def test_df_story(small_demo):
     assert toe.grades.get().grade == 3
     assert toe.timeline_notes.filter(text__icontains="obstacle race").exists()
     nprs = dict(Response.objects.filter(episode=toe, instrument="nprs").values_list("time_point", "score"))
-    assert nprs == {"baseline": 7, "1m": 5, "3m": 4, "6m": 2.8}
+    assert nprs == {"baseline": 7, "1m": 5, "3m": 4, "6m": 3}
 
 
 def test_clinician_finds_df_and_her_whole_story(small_demo):

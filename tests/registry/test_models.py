@@ -10,7 +10,7 @@ from orthoreg.registry.models import Episode
 @pytest.mark.parametrize("code, condition, site, side, problem", [
     ("M20.21", "hallux_rigidus", "first_mtp", "right", ""),                 # derived: fits
     ("M76.50", "tendinopathy", "knee", "right", ""),                        # unmapped condition, free code
-    ("M17.11", "tendinopathy", "knee", "right", "is the code for primary osteoarthritis, right knee"),
+    ("M17.11", "tendinopathy", "knee", "right", "is the code for unilateral primary osteoarthritis, right knee"),
     ("Z99.9", "hallux_rigidus", "first_mtp", "bilateral", "expected M20.x"),  # no bilateral code is mapped
     ("M20.2", "hallux_rigidus", "first_mtp", "bilateral", ""),
     ("hello", "other", "knee", "left", "is not an ICD-10-CM code"),

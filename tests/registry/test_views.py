@@ -163,7 +163,31 @@ def test_grade_form_400_degrees(clinician_client, episode):
                                      {"system": "coughlin_shurnas", "date": timezone.localdate().isoformat(),
                                       "dorsiflexion": "400"})
     assert response.status_code == 400
-    assert "less than or equal to 120" in response.content.decode()
+    assert "Enter a number from -30 to 120 degrees." in response.content.decode()
+
+
+def test_grade_calculator_flags_an_impossible_value_live_on_its_field(clinician_client, episode):
+    suggest = clinician_client.post(reverse("registry:grade_suggest", args=[episode.pk]),
+                                    {"system": "coughlin_shurnas", "date": timezone.localdate().isoformat(),
+                                     "dorsiflexion": "400", "radiograph": "2", "clinical": "2"},
+                                    HTTP_HX_REQUEST="true")
+    html = suggest.content.decode()
+    assert ('<ul id="live-error-dorsiflexion" class="errorlist" role="alert" hx-swap-oob="true">'
+            "<li>400: Enter a number from -30 to 120 degrees.</li></ul>") in html
+    assert "Not used until corrected: Dorsiflexion (°)." in html
+    assert '<ul id="live-error-radiograph" class="errorlist" role="alert" hx-swap-oob="true"></ul>' in html
+    assert "Grade 2" in html  # the other domains still give a suggestion
+
+
+def test_the_suggestion_does_not_blank_after_a_failed_save(clinician_client, episode):
+    response = clinician_client.post(reverse("registry:grade_create", args=[episode.pk]),
+                                     {"system": "coughlin_shurnas", "date": timezone.localdate().isoformat(),
+                                      "dorsiflexion": "400", "radiograph": "2", "clinical": "2"})
+    assert response.status_code == 400
+    html = response.content.decode()
+    assert '<div class="suggested" data-testid="suggested-grade">Grade 2</div>' in html
+    assert "Enter a number from -30 to 120 degrees." in html
+    assert not episode.grades.exists()
 
 
 def test_security_headers(clinician_client, patient):
@@ -221,3 +245,18 @@ def test_a_calculator_error_lands_on_its_field(clinician_client, episode):
     assert response.status_code == 400
     form = response.context["form"]
     assert "other_side_dorsiflexion" in form.errors, form.errors
+
+
+def test_a_new_grade_starts_from_the_latest_exams_motion(clinician_client, episode):
+    from orthoreg.registry.models import Exam
+    Exam.objects.create(episode=episode, date=timezone.localdate() - dt.timedelta(days=30), dorsiflexion_deg=30)
+    Exam.objects.create(episode=episode, date=timezone.localdate(), dorsiflexion_deg=8, plantarflexion_deg=6)
+    form = clinician_client.get(reverse("registry:grade_create", args=[episode.pk])).context["form"]
+    assert form["dorsiflexion"].value() == 8 and form["plantar_flexion"].value() == 6
+    response = clinician_client.post(reverse("registry:grade_create", args=[episode.pk]),
+                                     {"system": "coughlin_shurnas", "date": timezone.localdate().isoformat(),
+                                      "dorsiflexion": "8", "plantar_flexion": "6", "radiograph": "3"})
+    assert response.status_code == 302
+    grade = episode.grades.get()
+    assert grade.inputs["plantar_flexion"] == 6 and grade.suggested_grade == 3
+    assert any("Plantar flexion 6° (≤ 10°) also fits grade 3" in flag for flag in grade.flags)

@@ -15,14 +15,14 @@ from orthoreg.registry.models import Clinic
 from orthoreg.reports import case as case_reports
 from orthoreg.reports import pdf
 
-NOT_EVIDENCE = ("One patient's result is not evidence: DF's 60% improvement at 6 months is one responder, not "
+NOT_EVIDENCE = ("One patient's result is not evidence: DF's 57% improvement at 6 months is one responder, not "
                 "evidence that bone marrow concentrate injection with prolotherapy works.")
 
 
 def test_df_result_is_stated_plainly_and_kept_in_its_place(df_episode):
     report = case_reports.case_report(df_episode)
-    assert report.result == ("At 6 months, DF's pain was 2.8 out of 10, down from 7 before treatment: 60% less pain "
-                             "(4.2 points).")
+    assert report.result == ("At 6 months, DF's pain was 3 out of 10, down from 7 before treatment: 57% less pain "
+                             "(4 points).")
     assert report.not_evidence == NOT_EVIDENCE
     verdicts = {v.code: v.met for v in report.verdicts}
     assert verdicts == {"pain_50": True, "mcid": True, "omeract_oarsi": True, "no_conversion": True}
@@ -46,7 +46,7 @@ def test_df_case_page(demo_client, df_episode):
     page = demo_client.get(reverse("reports:case", args=[df_episode.pk]))
     html = page.content.decode()
     assert page.status_code == 200
-    assert "DF&#x27;s 60% improvement at 6 months is one responder, not evidence" in html
+    assert "DF&#x27;s 57% improvement at 6 months is one responder, not evidence" in html
     assert "Dana" not in html and "Fairley" not in html and "DF-0001" not in html  # initials only
     assert "What similar patients experienced" in html and "obstacle race" in html
 

@@ -72,7 +72,8 @@ class ResponseForm(forms.Form):
             label=label, required=False, max_length=20,
             help_text=f"{format_number(item.minimum)} to {format_number(item.maximum)}; leave empty if unanswered.",
             widget=forms.NumberInput(attrs={"min": format_number(item.minimum), "max": format_number(item.maximum),
-                                            "step": step, "inputmode": "decimal"}))
+                                            "step": step,
+                                            "inputmode": "numeric" if item.type == "integer" else "decimal"}))
 
     def item_rows(self):
         """(item, bound field) pairs for the template."""
@@ -95,6 +96,10 @@ class ResponseForm(forms.Form):
                 value = float(raw.replace(",", "."))
             except ValueError:
                 self.add_error(name, "Enter a number, or leave it empty if unanswered.")
+                continue
+            if item.type == "integer" and not value.is_integer():
+                self.add_error(name, f"Enter a whole number from {format_number(item.minimum)} to "
+                                     f"{format_number(item.maximum)}: {raw} has a fraction.")
                 continue
             cleaned[name] = int(value) if value.is_integer() else value
         day = cleaned.get("completed_on")

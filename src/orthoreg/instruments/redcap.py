@@ -12,6 +12,15 @@ not be mapped. What maps:
 
 What does not: free text, notes, dates and other text validations, checkbox (several answers per item),
 file, signature and sql fields, other calculations; branching logic and identifiers are reported too.
+
+Which way is better is not in a data dictionary: it is read from the calc field's note or annotation where they
+say so ("lower is better", "higher scores are better"), else the importer must say it (`better=`); without it
+nothing is made, since a lower-is-better score (PHQ-type) installed the other way round would read inverted.
+An imported definition is a FHIR "draft": never sent to patients until a person has reviewed it
+(services.instrument_review). Blanks: REDCap's sum() adds the answered fields and skips blank ones (a skipped item
+lowers the total), [a] + [b] is blank when any field is; orthoreg scores a sum only with every item answered.
+Accepted files: the data dictionary CSV (16-18 columns: older REDCap has no Matrix Ranking or Field Annotation)
+or a REDCap instrument ZIP (the Shared Library / "download instrument" format, which holds instrument.csv).
 """
 
 from __future__ import annotations
@@ -19,6 +28,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+import zipfile
 from dataclasses import dataclass, field
 
 from django.utils.html import strip_tags
@@ -61,6 +71,57 @@ FIELD_REF = r"\[([a-z][a-z0-9_]*)\]"
 
 class RedcapError(ValueError):
     """The file is not a data dictionary we can read at all."""
+
+
+ZIP_MAGIC = b"PK\x03\x04"
+ZIP_MEMBER = "instrument.csv"
+MAX_MEMBER_BYTES = 20 * 1024 * 1024
+
+
+def dictionary_text(raw: bytes) -> str:
+    """The data dictionary's text from a file's bytes: the CSV itself, or instrument.csv inside a REDCap
+    instrument ZIP. Raises RedcapError saying what the file is instead."""
+    if raw[:4] == ZIP_MAGIC:
+        try:
+            with zipfile.ZipFile(io.BytesIO(raw)) as archive:
+                members = [m for m in archive.infolist() if m.filename.rsplit("/", 1)[-1].lower() == ZIP_MEMBER]
+                if not members:
+                    names = ", ".join(m.filename for m in archive.infolist()[:5]) or "nothing"
+                    raise RedcapError(f"a ZIP file without {ZIP_MEMBER}, so not a REDCap instrument ZIP "
+                                      f"(it holds {names})")
+                if members[0].file_size > MAX_MEMBER_BYTES:
+                    raise RedcapError(f"{ZIP_MEMBER} in the ZIP is larger than {MAX_MEMBER_BYTES // 2**20} MiB")
+                raw = archive.read(members[0])
+        except zipfile.BadZipFile as exc:
+            raise RedcapError(f"a damaged ZIP file ({exc})") from None
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise RedcapError("not UTF-8 text: save the data dictionary as CSV (UTF-8) from REDCap, or give the "
+                          "instrument ZIP as downloaded") from None
+
+
+BETTER_WORDS = re.compile(r"\b(higher|lower)\s+(?:scores?\s+|values?\s+)?(?:is|are|=|means?|mean|indicates?|"
+                          r"indicate)\s+(?:a\s+)?better\b", re.IGNORECASE)
+
+
+def infer_better(cells: list[str]) -> str | None:
+    """'higher' / 'lower' when the calc field's label, note or annotation says which is better, else None."""
+    found = {m.lower() for text in (cells[LABEL], cells[NOTE], cells[ANNOTATION])
+             for m in BETTER_WORDS.findall(strip_tags(text or ""))}
+    return found.pop() if len(found) == 1 else None
+
+
+def blank_rule(method: str, formula: str, count: int) -> str:
+    """How REDCap's calculation treats blank fields, beside orthoreg's missing-item rule, for the report."""
+    if method == "mean":
+        return ("blanks: REDCap's mean() averages the answered fields; orthoreg does the same (at least one "
+                "answered)")
+    if (formula or "").strip().lower().startswith("sum"):
+        return (f"blanks: REDCap's sum() adds only the answered fields, so a skipped item lowers the total; orthoreg "
+                f"scores it only with all {count} items answered (a response with a blank is stored unscored)")
+    return (f"blanks: REDCap's [a] + [b] is blank when any field is blank; orthoreg likewise scores it only with all "
+            f"{count} items answered")
 
 
 def parse_choices(text: str) -> list[tuple[str, str]]:
@@ -141,9 +202,10 @@ def read_rows(data: str) -> list[tuple[int, list[str]]]:
     except csv.Error as exc:
         raise RedcapError(f"not a readable CSV file: {exc}") from None
     names = [h.strip().lower() for h in header]
-    if len(names) < 18 or not names[0].startswith("variable") or "field type" not in names[3]:
+    if len(names) < 16 or not names[0].startswith("variable") or "field type" not in names[3]:
         raise RedcapError(f"not a REDCap data dictionary: expected its 18 columns ({COLUMNS[0]}, {COLUMNS[1]}, ..."
-                          f"{COLUMNS[-1]}), found {len(names)} starting with {header[:2]!r}")
+                          f"{COLUMNS[-1]}; older REDCap: 16 or 17), found {len(names)} starting with "
+                          f"{header[:2]!r}")
     rows = []
     try:
         for cells in reader:
@@ -228,10 +290,25 @@ def _parse_calc(formula: str) -> tuple[str, list[str]] | None:
     return None
 
 
+def parse_better(values: list[str] | None) -> dict[str, str]:
+    """--better values: "lower" (every score) or "toe_total=lower" (one score) -> {"*": "lower", ...}."""
+    out: dict[str, str] = {}
+    for value in values or []:
+        name, _, direction = value.rpartition("=")
+        direction = direction.strip().lower()
+        if direction not in ("higher", "lower"):
+            raise RedcapError(f"--better {value!r}: say higher or lower (or SCORE=higher / SCORE=lower)")
+        out[name.strip() or "*"] = direction
+    return out
+
+
 def import_data_dictionary(data: str, *, code: str, form: str | None = None, title: str | None = None,
-                           version: str = "1.0.0") -> ImportResult:
+                           version: str = "1.0.0", better: dict[str, str] | None = None) -> ImportResult:
     """Map one form of a data dictionary (CSV text) to a Questionnaire. Raises RedcapError for an unreadable
-    file or an ambiguous form; unmappable rows are reported, not fatal."""
+    file or an ambiguous form; unmappable rows are reported, not fatal. `better`: which way is better per score
+    (a calc field's name, or "*" for every score); a score whose direction is neither given nor stated in the
+    dictionary leaves the import without a definition (result.errors says so)."""
+    better = better or {}
     if not CODE_RE.match(code or ""):
         raise RedcapError(f"code {code!r} must be 1-40 lower-case letters, digits or hyphens")
     rows = read_rows(data)
@@ -269,6 +346,7 @@ def import_data_dictionary(data: str, *, code: str, form: str | None = None, tit
                 status, message = "partly mapped", "; ".join(notes)
         result.rows.append(RowReport(line, name, ftype, status, message))
     subscales: list[dict] = []
+    undecided: list[str] = []
     for line, cells in calcs:
         name = cells[VAR]
         parsed = _parse_calc(cells[CHOICES])
@@ -285,6 +363,12 @@ def import_data_dictionary(data: str, *, code: str, form: str | None = None, tit
                                          "not a mapped item of this form"))
             continue
         members = [items[r] for r in refs]
+        direction = better.get(name) or better.get("*")
+        told = "given" if direction else ""
+        if direction is None and (direction := infer_better(cells)):
+            told = "from the dictionary's own words"
+        if direction is None:
+            undecided.append(name)
         lows, highs = zip(*(_range_of(m) for m in members))
         if method == "sum":
             minimum, maximum, min_answered = sum(lows), sum(highs), 100
@@ -296,14 +380,19 @@ def import_data_dictionary(data: str, *, code: str, form: str | None = None, tit
             {"url": "code", "valueCode": name}, {"url": "title", "valueString": _clean_label(cells[LABEL]) or name},
             {"url": "method", "valueCode": method}, {"url": "minAnsweredPercent", "valueInteger": min_answered},
             {"url": "minimum", "valueDecimal": float(minimum)}, {"url": "maximum", "valueDecimal": float(maximum)},
-            {"url": "betterWhen", "valueCode": "higher"},
+            {"url": "betterWhen", "valueCode": direction or "higher"},
             *([{"url": "primary", "valueBoolean": True}] if not subscales else []),
         ]})
-        note = "direction of better is not in a data dictionary: assumed higher, check it"
-        if method == "mean":
-            note += "; scored from the answered items, as REDCap's mean() does"
+        way = (f"{direction} is better ({told})" if direction else
+               "which way is better is not said: give --better higher or --better lower")
+        note = f"{way}; {blank_rule(method, cells[CHOICES], len(refs))}"
         result.rows.append(RowReport(line, name, "calc", "partly mapped", note))
     result.rows.sort(key=lambda r: r.row)
+    if undecided:
+        result.errors.append(
+            f"which way is better is not in the data dictionary for {', '.join(undecided)}: say it with --better "
+            "higher or --better lower (or SCORE=lower for one score); a lower-is-better score such as a PHQ-type "
+            "scale installed as higher-is-better would read inverted")
     if not items:
         result.errors.append(f"no field of form {form!r} could be mapped to a scored item")
         return result
@@ -314,7 +403,8 @@ def import_data_dictionary(data: str, *, code: str, form: str | None = None, tit
         "resourceType": "Questionnaire", "id": code, "url": f"urn:orthoreg:instrument:{code}", "version": version,
         "name": re.sub(r"[^A-Za-z0-9]", "_", code), "title": title or form.replace("_", " ").capitalize(),
         "status": "draft", "language": "en", "subjectType": ["Patient"],
-        "description": f"Imported from the REDCap data dictionary form {form!r}.",
+        "description": f"Imported from the REDCap data dictionary form {form!r}. Not sent to patients until a "
+                       "person has reviewed it (orthoreg instruments review).",
         "extension": [
             {"url": EXT_INSTRUMENT, "extension": [
                 {"url": "shortTitle", "valueString": title or code},
@@ -329,6 +419,8 @@ def import_data_dictionary(data: str, *, code: str, form: str | None = None, tit
         parse_definition(resource, origin="site", source=f"import of {form}")
     except DefinitionError as exc:
         result.errors.extend(exc.errors)
+        return result
+    if result.errors:
         return result
     result.resource = resource
     return result

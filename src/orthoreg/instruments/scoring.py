@@ -9,9 +9,10 @@ The rules, by method (see each instrument's definition for which it uses):
 
 * value                            NPRS (0-10), SANE (0-100), satisfaction (1-5), would repeat (1/0)
 * signed_amount                    global improvement: +percent better, -percent worse, 0 about the same
-* percent_of_answered_max          FAAM ADL / Sports: sum / (4 x answered) x 100, N/A excluded, >= 90% answered;
+* percent_of_answered_max          FAAM ADL / Sports: sum / (4 x answered) x 100, N/A excluded, at least 19 of 21
+                                   ADL and 7 of 8 Sports items answered;
                                    MOXFQ domains: sum / max x 100 (all items of the domain answered)
-* inverted_percent_of_answered_max FAOS / KOOS: 100 - mean x 25 per subscale, >= 50% of its items answered
+* inverted_percent_of_answered_max FAOS / KOOS: 100 - mean x 25 per subscale, at least half its items answered
 * sum                              LEFS: sum 0-80, all items answered
 * mean                             mean of the answered items (REDCap mean() calculations)
 """
@@ -148,10 +149,10 @@ def _subscale_score(sub: Subscale, items: tuple[Item, ...], answers: list[Answer
         return float(direction * amount), ""
     answered = [(items[i], answers[i]) for i in sub.items if answers[i] is not None]
     total = len(sub.items)
-    if len(answered) * 100 < sub.min_answered_percent * total:
+    if len(answered) < sub.min_answered:
         if total == 1:
             return None, f"item {sub.items[0] + 1} is unanswered"
-        need = "all of them" if sub.min_answered_percent == 100 else f"at least {sub.min_answered_percent}%"
+        need = "all of them" if sub.min_answered >= total else f"at least {sub.min_answered}"
         return None, f"{len(answered)} of {total} items answered; needs {need}"
     values = [float(v) for _, v in answered]
     if sub.method in ("value", "sum"):

@@ -105,7 +105,7 @@ class Trajectory:
 
     @property
     def words(self) -> str:
-        """The change in words, e.g. "Pain 7 → 2.8, 60% better"."""
+        """The change in words, e.g. "Pain 7 → 3, 57% better"."""
         last = self.latest
         if last is None:
             return f"{self.title}: no score yet"

@@ -124,7 +124,8 @@ def instrument_install(*, resource, replace: bool = False) -> Definition:
 
     For a shipped instrument it is an instrument pack: its text must fit the shipped structure (same item
     ids, count, types and answer options) and nothing but text is taken from it. Any other id installs a
-    site definition (e.g. one imported from REDCap), checked in full. Raises DefinitionError listing every
+    site definition (e.g. one imported from REDCap), checked in full, installed as a draft: it is not sent to
+    patients until a person has reviewed it (instrument_review). Raises DefinitionError listing every
     problem; nothing is written then. Files, not tables: the command works before the database exists.
     """
     if not isinstance(resource, dict) or resource.get("resourceType") != "Questionnaire":
@@ -144,5 +145,40 @@ def instrument_install(*, resource, replace: bool = False) -> Definition:
         path = definitions.site_dir() / f"{code}.json"
         if path.exists() and not replace:
             raise DefinitionError([f"a site definition {code} is already installed; use --replace to replace it"])
+        resource = _as_draft(resource)
     _write_atomically(path, resource)
+    return definitions.get_definition(code)
+
+
+REVIEW_EXT = definitions.EXT + "review"
+
+
+def _as_draft(resource: dict) -> dict:
+    """A copy of a site definition as an unreviewed draft (any earlier review does not carry over)."""
+    draft = {**resource, "status": "draft"}
+    draft["extension"] = [e for e in resource.get("extension") or [] if e.get("url") != REVIEW_EXT]
+    return draft
+
+
+def instrument_review(*, code: str, actor, note: str = "", request=None) -> Definition:
+    """A person has reviewed an installed site definition (items, scores, which way is better): it may now be
+    sent to patients. Recorded in the definition (who, when) and in the audit log."""
+    path = definitions.site_dir() / f"{code}.json"
+    if code in definitions.shipped_codes() or not path.exists():
+        raise DefinitionError([f"no site definition {code!r} is installed (shipped instruments need no review)"])
+    resource = json.loads(path.read_text(encoding="utf-8"))
+    if resource.get("status") != "draft":
+        raise DefinitionError([f"{code} has already been reviewed"])
+    definitions.parse_definition(resource, origin="site", source=f"definition {code}")
+    username = getattr(actor, "get_username", lambda: "")()
+    if not username:
+        raise DefinitionError(["a review needs the person who did it"])
+    reviewed = {**resource, "status": "active"}
+    reviewed["extension"] = [*(resource.get("extension") or []), {"url": REVIEW_EXT, "extension": [
+        {"url": "by", "valueString": username}, {"url": "at", "valueDateTime": timezone.now().isoformat()},
+        *([{"url": "note", "valueString": note}] if note else [])]}]
+    with transaction.atomic():
+        audit_record(request=request, user=actor, action=AuditEvent.Action.UPDATE,
+                     detail=f"instrument {code} reviewed: may be sent to patients" + (f" ({note})" if note else ""))
+        _write_atomically(path, reviewed)
     return definitions.get_definition(code)

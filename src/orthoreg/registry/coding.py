@@ -3,6 +3,12 @@
 ICD-10-CM is public domain. CPT codes are stored as facts with labels written by us (the AMA
 descriptors are copyrighted). Laterality is its own field; the ICD-10-CM code is derived from
 condition + body site + side and never typed twice.
+
+Bilateral: where ICD-10-CM has a bilateral code (M17.0 knee, M16.0 hip) that one code is used; where it has
+only a right and a left code (hallux rigidus M20.2-, osteoarthritis of ankle and foot M19.-7-), a bilateral
+condition gets both, right first ("M20.21, M20.22"), as ICD-10-CM codes both sides. An episode's codes are one
+text field holding a comma-separated list (`Episode.icd10_codes` splits it). Every mapped code is a valid
+billable leaf of the CDC's ICD-10-CM table (tests/registry/test_coding.py checks it with simple-icd-10-cm).
 """
 
 from __future__ import annotations
@@ -53,7 +59,6 @@ SPINE_SITES = {BodySite.LUMBAR_SPINE, BodySite.CERVICAL_SPINE}
 
 # (condition, site group, side) -> ICD-10-CM. Site group "foot" covers first MTP and ankle.
 _ICD10: dict[tuple[str, str, str], str] = {
-    ("hallux_rigidus", "foot", "na"): "M20.20",
     ("hallux_rigidus", "foot", "right"): "M20.21",
     ("hallux_rigidus", "foot", "left"): "M20.22",
     ("oa_primary", "foot", "right"): "M19.071",
@@ -82,11 +87,11 @@ ICD10_LABELS = {
     "M19.271": "Secondary osteoarthritis, right ankle and foot",
     "M19.272": "Secondary osteoarthritis, left ankle and foot",
     "M17.0": "Bilateral primary osteoarthritis of knee",
-    "M17.11": "Primary osteoarthritis, right knee",
-    "M17.12": "Primary osteoarthritis, left knee",
+    "M17.11": "Unilateral primary osteoarthritis, right knee",
+    "M17.12": "Unilateral primary osteoarthritis, left knee",
     "M16.0": "Bilateral primary osteoarthritis of hip",
-    "M16.11": "Primary osteoarthritis, right hip",
-    "M16.12": "Primary osteoarthritis, left hip",
+    "M16.11": "Unilateral primary osteoarthritis, right hip",
+    "M16.12": "Unilateral primary osteoarthritis, left hip",
     "M54.50": "Low back pain, unspecified",
 }
 
@@ -99,9 +104,41 @@ def _site_group(site: str) -> str:
     return str(site)
 
 
+CODE_SEPARATOR = ", "
+
+
+def split_codes(text: str) -> list[str]:
+    """"M20.21, M20.22" (or with spaces, semicolons) -> ["M20.21", "M20.22"]; upper-cased, blanks dropped."""
+    return [part.upper() for part in re.split(r"[\s,;]+", text or "") if part]
+
+
+def join_codes(codes: list[str]) -> str:
+    return CODE_SEPARATOR.join(codes)
+
+
+def icd10_codes_for(condition: str, site: str, side: str) -> list[str]:
+    """The ICD-10-CM codes for a condition at a site and side ([] where none is mapped).
+
+    One code, except a bilateral condition that ICD-10-CM codes side by side: then the right and the left code."""
+    key = (str(condition), _site_group(site))
+    code = _ICD10.get((*key, str(side)))
+    if code:
+        return [code]
+    if str(side) == Side.BILATERAL:
+        right, left = _ICD10.get((*key, Side.RIGHT.value)), _ICD10.get((*key, Side.LEFT.value))
+        if right and left:
+            return [right, left]
+    return []
+
+
 def icd10_for(condition: str, site: str, side: str) -> str:
-    """The ICD-10-CM code for a condition at a site and side, or "" where none is mapped."""
-    return _ICD10.get((str(condition), _site_group(site), str(side)), "")
+    """The ICD-10-CM code(s) as stored on an episode: "M20.21", or "M20.21, M20.22" for both sides ("" if none)."""
+    return join_codes(icd10_codes_for(condition, site, side))
+
+
+def icd10_labels(text: str) -> str:
+    """The labels of the codes in `text`, joined: "Hallux rigidus, right foot; Hallux rigidus, left foot"."""
+    return "; ".join(label for code in split_codes(text) if (label := ICD10_LABELS.get(code)))
 
 
 ICD10_FORMAT = re.compile(r"^[A-TV-Z][0-9][0-9AB](\.[0-9A-Z]{1,4})?$")
@@ -109,12 +146,20 @@ ICD10_FORMAT = re.compile(r"^[A-TV-Z][0-9][0-9AB](\.[0-9A-Z]{1,4})?$")
 _ICD10_MEANING: dict[str, tuple[str, str, str]] = {code: key for key, code in _ICD10.items()}
 
 
-def icd10_problem(code: str, condition: str, site: str, side: str) -> str:
-    """Why a typed ICD-10-CM code cannot stand on this episode ("" when it can).
+def icd10_problem(text: str, condition: str, site: str, side: str) -> str:
+    """Why typed ICD-10-CM code(s) cannot stand on this episode ("" when they can).
 
     A code is derived wherever condition, site and side map to one (then it must be that one); elsewhere a
     typed code must look like ICD-10-CM, must not be a code this table gives to another condition or site
     (a left-over from an edit), and must not name a side the episode does not have."""
+    for code in split_codes(text):
+        problem = _one_code_problem(code, condition, site, side)
+        if problem:
+            return problem
+    return ""
+
+
+def _one_code_problem(code: str, condition: str, site: str, side: str) -> str:
     if not code:
         return ""
     if not ICD10_FORMAT.match(code):
@@ -126,7 +171,7 @@ def icd10_problem(code: str, condition: str, site: str, side: str) -> str:
         if mapped_condition != str(condition) or mapped_site != group:
             return (f"{code} is the code for {ICD10_LABELS.get(code, 'another condition').lower()}, not for this "
                     f"episode: clear it or enter the code that fits.")
-        if mapped_side != str(side):
+        if mapped_side != str(side) and code not in icd10_codes_for(condition, site, side):
             return f"{code} is a {mapped_side} code but this episode is {side}."
     categories = sorted({mapped.split(".")[0] for (c, g, _), mapped in _ICD10.items()
                          if c == str(condition) and g == group})
@@ -201,10 +246,12 @@ CPT_LABELS = {
     "28289": "Great-toe joint spur removal (cheilectomy), no implant",
     "28291": "Great-toe joint spur removal with implant",
     "28750": "Great-toe joint fusion",
-    "20600": "Small joint injection or aspiration, no imaging",
-    "20604": "Small joint injection or aspiration with ultrasound",
-    "20610": "Large joint injection or aspiration, no imaging",
-    "20611": "Large joint injection or aspiration with ultrasound",
+    "20600": "Small joint (e.g. toe) injection or aspiration, without ultrasound guidance",
+    "20604": "Small joint (e.g. toe) injection or aspiration, with ultrasound guidance",
+    "20605": "Intermediate joint (e.g. ankle) injection or aspiration, without ultrasound guidance",
+    "20606": "Intermediate joint (e.g. ankle) injection or aspiration, with ultrasound guidance",
+    "20610": "Large joint (e.g. knee) injection or aspiration, without ultrasound guidance",
+    "20611": "Large joint (e.g. knee) injection or aspiration, with ultrasound guidance",
     "20550": "Injection into tendon sheath or ligament",
     "0232T": "Platelet-rich plasma injection, all inclusive",
     "38232": "Bone marrow harvest for transplantation (autologous)",
@@ -213,3 +260,38 @@ CPT_LABELS = {
     "M0076": "Prolotherapy (HCPCS)",
 }
 CPT_CHOICES = [("", "—")] + [(code, f"{code} · {label}") for code, label in CPT_LABELS.items()]
+
+# Joint injection codes by joint size: (without ultrasound guidance, with ultrasound guidance). "Without ultrasound"
+# is not "no imaging": a landmark or fluoroscopy-guided injection takes the first code (fluoroscopic guidance is
+# a separate code of its own).
+JOINT_INJECTION_CPT = {"small": ("20600", "20604"), "intermediate": ("20605", "20606"), "large": ("20610", "20611")}
+JOINT_SIZE = {
+    BodySite.FIRST_MTP: "small", BodySite.ANKLE: "intermediate", BodySite.ELBOW: "intermediate",
+    BodySite.WRIST_HAND: "intermediate", BodySite.KNEE: "large", BodySite.HIP: "large", BodySite.SHOULDER: "large",
+}
+CPT_WITH_ULTRASOUND = {with_us for _, with_us in JOINT_INJECTION_CPT.values()}
+CPT_WITHOUT_ULTRASOUND = {without for without, _ in JOINT_INJECTION_CPT.values()}
+
+
+def joint_injection_cpt(site: str, guidance: str) -> str:
+    """The joint injection code for a site and the image guidance recorded ("" for a site without one)."""
+    size = JOINT_SIZE.get(site)
+    if size is None:
+        return ""
+    without, with_us = JOINT_INJECTION_CPT[size]
+    return with_us if guidance == "ultrasound" else without
+
+
+def cpt_guidance_problem(cpt_code: str, guidance: str) -> str:
+    """Why a joint injection code does not fit the image guidance recorded ("" when it does). The one home of
+    this rule: 20604/20606/20611 mean WITH ultrasound guidance, 20600/20605/20610 without it."""
+    guidance_words = {"none": "no image guidance (landmark)", "fluoroscopy": "fluoroscopy", "": "no image guidance"}
+    for without, with_us in JOINT_INJECTION_CPT.values():
+        if cpt_code == with_us and guidance != "ultrasound":
+            return (f"{with_us} means the injection was guided by ultrasound, but the guidance recorded is "
+                    f"{guidance_words.get(guidance, guidance)}: use {without} (without ultrasound guidance), or "
+                    "record ultrasound as the guidance.")
+        if cpt_code == without and guidance == "ultrasound":
+            return (f"{without} means without ultrasound guidance, but ultrasound is recorded as the guidance: "
+                    f"use {with_us} (with ultrasound guidance), or correct the guidance.")
+    return ""

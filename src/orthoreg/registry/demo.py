@@ -175,7 +175,7 @@ def create_df(*, clinic: Clinic, today: dt.date) -> Patient:
 
 
 def _df_outcomes(df: Patient, toe, index_day: dt.date) -> None:
-    """DF's NPRS series: baseline 7, then 1, 3 and 6 months down to 2.8 (60% better), answered from her links;
+    """DF's NPRS series: baseline 7, then 1, 3 and 6 months down to 3 (57% less pain), answered from her links;
     the 1-month check was a phone call outside the protocol."""
     from orthoreg.followup import services as followup
     from orthoreg.followup.models import Assessment
@@ -187,7 +187,7 @@ def _df_outcomes(df: Patient, toe, index_day: dt.date) -> None:
     answers = {
         "baseline": (-5, {"nprs": [7], "sane": [30]}),
         "3m": (92, {"nprs": [4], "sane": [55], "global-improvement": [1, 40]}),
-        "6m": (183, {"nprs": [2.8], "sane": [75], "global-improvement": [1, 60], "satisfaction": [5, 1]}),
+        "6m": (183, {"nprs": [3], "sane": [75], "global-improvement": [1, 60], "satisfaction": [5, 1]}),
     }
     for label, (offset, by_instrument) in answers.items():
         for code, values in by_instrument.items():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django import forms
+from django.db import models
 from django.utils import timezone
 
 from . import grading
@@ -44,17 +45,25 @@ class EpisodeForm(RegistryModelForm):
         help_texts = {"icd10_code": "Leave blank: it is derived from condition, site and side."}
 
 
+def _bounded(label: str, low: float, high: float, unit: str, **kwargs) -> forms.FloatField:
+    """A number field whose refusal says the possible range in words (used live and on save)."""
+    message = f"Enter a number from {low:g} to {high:g} {unit}."
+    return forms.FloatField(label=label, required=False, min_value=low, max_value=high,
+                            error_messages={"min_value": message, "max_value": message, "invalid": message},
+                            **kwargs)
+
+
 class GradeForm(forms.Form):
     """Grade inputs per domain, the live suggestion, and the clinician's grade of record."""
 
     date = forms.DateField(widget=DateInput(), initial=timezone.localdate)
     system = forms.ChoiceField(choices=Grade.System.choices)
-    dorsiflexion = forms.FloatField(label="Dorsiflexion (°)", required=False, min_value=-30, max_value=120)
-    other_side_dorsiflexion = forms.FloatField(label="Other side dorsiflexion (°)", required=False,
-                                               min_value=-30, max_value=120,
-                                               help_text="Gives the % loss versus the other foot")
-    loss = forms.FloatField(label="Loss vs other side (%)", required=False, min_value=0, max_value=100,
-                            help_text="Only when the other side's degrees are not known")
+    dorsiflexion = _bounded("Dorsiflexion (°)", -30, 120, "degrees")
+    other_side_dorsiflexion = _bounded("Other side dorsiflexion (°)", -30, 120, "degrees",
+                                       help_text="Gives the % loss versus the other foot")
+    plantar_flexion = _bounded("Plantar flexion (°)", -30, 90, "degrees", help_text="Grade 3 often has 10° or less")
+    loss = _bounded("Loss vs other side (%)", 0, 100, "percent",
+                    help_text="Only when the other side's degrees are not known")
     radiograph = forms.TypedChoiceField(
         label="Radiograph findings", required=False, coerce=int, empty_value=None,
         choices=[("", "—")] + [(k, f"{k}: {v}") for k, v in grading.RADIOGRAPH_FINDINGS.items()])
@@ -70,13 +79,24 @@ class GradeForm(forms.Form):
                                    help_text="The clinician's grade is the one of record")
     notes = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), required=False)
 
-    CS_INPUTS = ("dorsiflexion", "other_side_dorsiflexion", "loss", "radiograph", "clinical", "midrange_pain",
-                 "prior_cheilectomy")
+    CS_INPUTS = ("dorsiflexion", "other_side_dorsiflexion", "loss", "plantar_flexion", "radiograph", "clinical",
+                 "midrange_pain", "prior_cheilectomy")
     KL_INPUTS = ("kl_grade",)
 
     def __init__(self, *args, episode: Episode, **kwargs):
         self.episode = episode
         super().__init__(*args, **kwargs)
+
+    @classmethod
+    def initial_for(cls, episode: Episode) -> dict:
+        """A new grade starts from the motion measured at the episode's latest exam (dorsiflexion, plantar
+        flexion), which the clinician can change."""
+        exam = episode.exams.filter(models.Q(dorsiflexion_deg__isnull=False) |
+                                    models.Q(plantarflexion_deg__isnull=False)).order_by("-date", "-id").first()
+        if exam is None:
+            return {}
+        return {name: value for name, value in (("dorsiflexion", exam.dorsiflexion_deg),
+                                                ("plantar_flexion", exam.plantarflexion_deg)) if value is not None}
 
     @classmethod
     def initial_from(cls, grade: Grade) -> dict:
@@ -106,6 +126,25 @@ class GradeForm(forms.Form):
             return grading.suggest(self.cleaned_data.get("system", ""), self.inputs())
         except grading.GradeInputError:
             return None
+
+    def partial_suggestion(self) -> grading.GradeSuggestion | None:
+        """The suggestion from the inputs that are valid so far (live while typing, and again after a failed
+        save, so it never blanks because another field is wrong)."""
+        if not self.is_bound:
+            return None
+        self.is_valid()
+        return self.suggestion() if "system" in self.cleaned_data else None
+
+    def input_errors(self) -> list[tuple[str, list[str]]]:
+        """(input name, its messages) for every calculator input, empty where it is fine: the live errors under
+        each field. A refused value is named so the user sees what was not used."""
+        self.is_valid()
+        rows = []
+        for name in (*self.CS_INPUTS, *self.KL_INPUTS):
+            raw = (self.data.get(self.add_prefix(name)) or "").strip()
+            errors = [f"{raw}: {e}" if raw else str(e) for e in self.errors.get(name, [])]
+            rows.append((name, errors))
+        return rows
 
 
 class ProcedureForm(RegistryModelForm):

@@ -5,6 +5,15 @@ describes it: each domain (motion, radiograph, clinical) is graded on its own wi
 the suggestion is the highest domain grade, disagreeing domains are flagged, grade 4 is grade-3 findings
 plus pain at mid-range of passive motion, and a joint after cheilectomy is flagged because the osteophyte
 criteria no longer mean the same. The clinician's grade is the one of record; this only suggests.
+
+Tie-break at the published table's overlapping boundaries (30 and 10 degrees; 20, 50 and 75 % loss): a boundary
+value goes to the WORSE grade in every domain, as the table itself does where it is explicit ("<= 10 deg" and
+"75-100 %" loss are grade 3). So 40 degrees and 20 % loss are both grade 1 and do not disagree.
+
+Grade 4 (Coughlin & Shurnas 2003, Table 1 as reproduced in World J Orthop 2014;5(1):6-13 and 2017;8(5):364-371):
+the grade-3 motion AND the grade-3 radiograph findings, plus definite pain at mid-range of passive motion.
+Clinical findings alone never make grade 4. Grade 3 also notes plantar flexion often <= 10 degrees; plantar
+flexion is recorded and noted beside the motion grade (it does not change the grade).
 """
 
 from __future__ import annotations
@@ -49,7 +58,7 @@ class GradeSuggestion:
 
 
 def motion_grade_from_dorsiflexion(degrees: float) -> int:
-    """>40 -> 0, (30,40] -> 1, (10,30] -> 2, <=10 -> 3."""
+    """>40 -> 0, (30,40] -> 1, (10,30] -> 2, <=10 -> 3: a boundary value goes to the worse grade."""
     if degrees > 40:
         return 0
     if degrees > 30:
@@ -60,14 +69,17 @@ def motion_grade_from_dorsiflexion(degrees: float) -> int:
 
 
 def motion_grade_from_loss(percent: float) -> int:
-    """<=20 -> 0, (20,50] -> 1, (50,75] -> 2, >75 -> 3."""
-    if percent <= 20:
+    """<20 -> 0, [20,50) -> 1, [50,75) -> 2, >=75 -> 3: a boundary value goes to the worse grade, as for degrees."""
+    if percent < 20:
         return 0
-    if percent <= 50:
+    if percent < 50:
         return 1
-    if percent <= 75:
+    if percent < 75:
         return 2
     return 3
+
+
+PLANTAR_FLEXION_GRADE_3 = 10  # grade 3: "plantar flexion often <= 10 degrees too"
 
 
 def loss_percent(dorsiflexion: float, other_side: float) -> float:
@@ -93,14 +105,17 @@ def coughlin_shurnas(
     clinical: int | None = None,
     midrange_pain: bool = False,
     prior_cheilectomy: bool = False,
+    plantar_flexion: float | None = None,
 ) -> GradeSuggestion:
     """Suggest a Coughlin-Shurnas grade from whatever domains are known.
 
     dorsiflexion: first MTP dorsiflexion in degrees; other_side_dorsiflexion gives the loss percent;
     loss: the loss percent directly (used when the other side's degrees are not known);
-    radiograph / clinical: the finding category 0-3 (RADIOGRAPH_FINDINGS / CLINICAL_FINDINGS).
+    radiograph / clinical: the finding category 0-3 (RADIOGRAPH_FINDINGS / CLINICAL_FINDINGS);
+    plantar_flexion: first MTP plantar flexion in degrees (grade 3 notes it is often <= 10 degrees).
     """
     _check_range("dorsiflexion", dorsiflexion, -30, 120)
+    _check_range("plantar_flexion", plantar_flexion, -30, 90)
     _check_range("other_side_dorsiflexion", other_side_dorsiflexion, -30, 120)
     _check_range("loss", loss, 0, 100)
     _check_range("radiograph", radiograph, 0, 3)
@@ -137,10 +152,19 @@ def coughlin_shurnas(
         parts = ", ".join(f"{name} {g}" for name, g in domains.items() if g is not None)
         flags.append(f"Domains disagree ({parts}); the highest is suggested. Check the findings.")
     if midrange_pain:
-        if grade == 3:
+        if motion == 3 and radiograph == 3:
             grade = 4
         else:
-            flags.append("Pain at mid-range of passive motion without grade-3 findings: grade 4 needs both.")
+            shown = ", ".join(f"{name} {'not given' if domains[name] is None else domains[name]}"
+                              for name in ("motion", "radiograph"))
+            flags.append("Pain at mid-range of passive motion, but grade 4 needs both grade-3 motion and grade-3 "
+                         f"radiograph findings as well ({shown}): grade 4 needs both.")
+    if plantar_flexion is not None and plantar_flexion <= PLANTAR_FLEXION_GRADE_3:
+        if motion == 3:
+            flags.append(f"Plantar flexion {plantar_flexion:g}° (≤ {PLANTAR_FLEXION_GRADE_3}°) also fits grade 3.")
+        else:
+            flags.append(f"Plantar flexion {plantar_flexion:g}° is ≤ {PLANTAR_FLEXION_GRADE_3}°, as in grade 3, "
+                         "but dorsiflexion does not suggest grade 3: check the motion.")
     if prior_cheilectomy:
         flags.append("Joint after cheilectomy: osteophyte-based radiograph criteria no longer mean the same.")
     return GradeSuggestion(system="coughlin_shurnas", grade=grade, domains=domains, discordant=discordant,
@@ -157,7 +181,7 @@ def suggest(system: str, inputs: dict) -> GradeSuggestion:
     """Dispatch on the grading system with a dict of inputs (as stored on a Grade)."""
     if system == "coughlin_shurnas":
         keys = ("dorsiflexion", "other_side_dorsiflexion", "loss", "radiograph", "clinical",
-                "midrange_pain", "prior_cheilectomy")
+                "midrange_pain", "prior_cheilectomy", "plantar_flexion")
         return coughlin_shurnas(**{k: inputs.get(k) for k in keys if inputs.get(k) is not None})
     if system == "kellgren_lawrence":
         return kellgren_lawrence(grade=inputs.get("kl_grade"))

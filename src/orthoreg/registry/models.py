@@ -169,8 +169,9 @@ class Episode(models.Model):
     body_site = models.CharField(max_length=20, choices=BodySite.choices)
     side = models.CharField(max_length=10, choices=Side.choices)
     condition = models.CharField(max_length=30, choices=Condition.choices)
-    icd10_code = models.CharField("ICD-10-CM", max_length=10, blank=True,
-                                  help_text="Derived from condition, site and side")
+    icd10_code = models.CharField("ICD-10-CM", max_length=40, blank=True,
+                                  help_text="Derived from condition, site and side; a bilateral condition that "
+                                            "ICD-10-CM codes side by side gets both codes, e.g. M20.21, M20.22")
     onset_date = models.DateField(null=True, blank=True)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.ACTIVE)
     notes = models.TextField(blank=True)
@@ -199,8 +200,13 @@ class Episode(models.Model):
         return coding.icd10_for(self.condition, self.body_site, self.side)
 
     @property
+    def icd10_codes(self) -> list[str]:
+        """The episode's ICD-10-CM codes as a list (two for a bilateral condition coded side by side)."""
+        return coding.split_codes(self.icd10_code)
+
+    @property
     def icd10_label(self) -> str:
-        return coding.ICD10_LABELS.get(self.icd10_code, "")
+        return coding.icd10_labels(self.icd10_code)
 
     def clean(self) -> None:
         errors: dict[str, str] = {}
@@ -211,8 +217,10 @@ class Episode(models.Model):
         if self.condition == Condition.HALLUX_RIGIDUS and self.body_site and self.body_site != BodySite.FIRST_MTP:
             errors["body_site"] = "Hallux rigidus is a condition of the first MTP joint."
         derived = self.derived_icd10
+        self.icd10_code = coding.join_codes(coding.split_codes(self.icd10_code))
         if self.icd10_code and derived and self.icd10_code != derived:
-            implied = coding.icd10_side(self.icd10_code)
+            sides = {coding.icd10_side(code) for code in self.icd10_codes}
+            implied = sides.pop() if len(sides) == 1 else None
             if implied and implied != self.side:
                 errors["icd10_code"] = (
                     f"{self.icd10_code} is a {implied} code but this episode is {self.get_side_display().lower()}; "
@@ -425,6 +433,8 @@ class Procedure(models.Model):
             errors["final_volume_ml"] = "The final product cannot be larger than the harvest."
         if self.cpt_code and self.cpt_code not in coding.CPT_LABELS:
             errors["cpt_code"] = "Unknown CPT / HCPCS code."
+        elif problem := coding.cpt_guidance_problem(self.cpt_code, self.image_guidance):
+            errors["cpt_code"] = problem
         if self.is_index and self.episode_id:
             other = Procedure.objects.filter(episode_id=self.episode_id, is_index=True).exclude(pk=self.pk).first()
             if other is not None:

@@ -27,7 +27,7 @@ from orthoreg.instruments import scoring
 from orthoreg.instruments.definitions import get_definition
 from orthoreg.instruments.models import Response
 
-from .coding import BodySite, Condition, ProcedureKind, Side, TargetStructure, icd10_for
+from .coding import BodySite, Condition, ProcedureKind, Side, TargetStructure, icd10_for, joint_injection_cpt
 from .models import AdverseEvent, Clinic, Episode, Exam, Grade, Patient, Procedure
 
 # Regional instruments answered at some time points (structure and scoring only until a pack is installed:
@@ -237,7 +237,7 @@ class Generator:
             harvest = round(rng.uniform(30, 90), 1)
             yield Procedure(
                 date=index_date, kind="bmc", category="orthobiologic", is_index=True, target_structure="joint",
-                image_guidance=guidance, cpt_code="20604" if site == BodySite.FIRST_MTP else "20611",
+                image_guidance=guidance, cpt_code=joint_injection_cpt(site, guidance),
                 harvest_site="pic", harvest_volume_ml=harvest, harvest_anticoagulant="heparin", spins=2,
                 g_force=rng.choice([400, 800, 1200]), spin_minutes=10, final_volume_ml=round(rng.uniform(2, 8), 1),
                 total_nucleated_cells=float(f"{10 ** rng.uniform(7.8, 9.2):.3g}"),

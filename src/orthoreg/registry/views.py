@@ -190,8 +190,8 @@ def episode_detail(request, pk: int):
 # ---------------------------------------------------------------- grades
 
 def _grade_context(form: GradeForm) -> dict:
-    suggestion = form.suggestion() if form.is_bound and form.is_valid() else None
-    return {"suggestion": suggestion}
+    refused = [form[name].label for name, errors in form.input_errors() if errors] if form.is_bound else []
+    return {"suggestion": form.partial_suggestion(), "refused": refused}
 
 
 @login_required
@@ -204,7 +204,8 @@ def grade_form(request, episode_pk: int, pk: int | None = None):
             raise Http404
     default_system = Grade.System.COUGHLIN_SHURNAS if episode.body_site == "first_mtp" \
         else Grade.System.KELLGREN_LAWRENCE
-    initial = GradeForm.initial_from(instance) if instance else {"system": default_system}
+    initial = GradeForm.initial_from(instance) if instance else {"system": default_system,
+                                                                  **GradeForm.initial_for(episode)}
     form = GradeForm(request.POST or None, episode=episode, initial=initial)
 
     def save(data):
@@ -222,12 +223,10 @@ def grade_suggest(request, episode_pk: int):
     """HTMX: the live suggestion for the inputs typed so far."""
     episode = access.access_episode(request.user, episode_pk)
     form = GradeForm(request.POST, episode=episode)
-    form.is_valid()
-    suggestion = None
-    if "system" in form.cleaned_data:
-        # Suggest from the inputs that are valid so far, even if the form as a whole is not complete yet.
-        suggestion = form.suggestion()
-    return render(request, "registry/_grade_suggestion.html", {"suggestion": suggestion, "form": form})
+    input_errors = form.input_errors()
+    return render(request, "registry/_grade_suggestion.html",
+                  {"suggestion": form.partial_suggestion(), "form": form, "input_errors": input_errors,
+                   "refused": [form[name].label for name, errors in input_errors if errors]})
 
 
 # ---------------------------------------------------------------- procedures, exams, adverse events, notes

@@ -4,8 +4,9 @@ Every instrument is a FHIR R4 Questionnaire (JSON) with our own extensions carry
 
 * root extension ``urn:orthoreg:fhir:instrument``: shortTitle, scoringSource, textStatus ("shipped" or
   "placeholder"), answerGuide, licence (name, holder, redistributable, note);
-* one root extension ``urn:orthoreg:fhir:subscale`` per subscale: code, title, method, minAnsweredPercent,
-  minimum, maximum, betterWhen ("higher"/"lower"), mcid, mcidPercent, mcidSource, percentChange, primary;
+* one root extension ``urn:orthoreg:fhir:subscale`` per subscale: code, title, method, the missing-item rule as
+  the manual states it (minAnswered, a count of answered items, where the manual gives a count; else
+  minAnsweredPercent), missingRuleSource (where that rule is published), minimum, maximum, betterWhen ("higher"/"lower"), mcid, mcidPercent, mcidSource, percentChange, primary;
 * on each item, ``urn:orthoreg:fhir:subscale`` (valueCode, repeatable) naming the subscales it counts in, and
   the standard minValue / maxValue extensions for numeric items;
 * on each answer option, the standard ordinalValue extension (the number scored) or
@@ -171,19 +172,34 @@ class Subscale:
     mcid_source: str = ""
     percent_change: bool = False
     primary: bool = False
+    min_answered: int = 0  # the count of answered (not N/A) items needed; 0 = derived from the percent
+    missing_rule_source: str = ""
+
+    def __post_init__(self):
+        if not self.min_answered:
+            object.__setattr__(self, "min_answered", min_answered_for(self.min_answered_percent, len(self.items)))
 
     @property
     def higher_is_better(self) -> bool:
         return self.better == "higher"
 
+    def describe_missing(self) -> str:
+        """The missing-item rule in words: "at least 7 of its 8 items answered"."""
+        total = len(self.items)
+        if total == 1:
+            return "its item answered"
+        if self.min_answered >= total:
+            return f"all {total} items answered"
+        return f"at least {self.min_answered} of its {total} items answered"
+
     def describe_rule(self) -> str:
         rule = METHODS[self.method]
         if self.method in ("value", "signed_amount"):
             return rule
-        if self.min_answered_percent < 100:
-            rule += f"; scored when at least {self.min_answered_percent}% of its {len(self.items)} items are answered"
-        elif len(self.items) > 1:
-            rule += f"; scored when all {len(self.items)} items are answered"
+        if len(self.items) > 1:
+            rule += f"; scored with {self.describe_missing()}"
+        if self.missing_rule_source:
+            rule += f" ({self.missing_rule_source})"
         return rule
 
 
@@ -212,6 +228,12 @@ class Definition:
     text_status: str  # "shipped" | "installed" | "not installed"
     resource: dict = field(repr=False, compare=False, default_factory=dict)
     pack_error: str = ""  # why an installed pack is being ignored
+    status: str = "active"  # the Questionnaire's status; an imported definition is "draft" until reviewed
+
+    @property
+    def reviewed(self) -> bool:
+        """A person has reviewed it (shipped definitions are; an import is a draft until someone does)."""
+        return self.status != "draft"
 
     @property
     def text_installed(self) -> bool:
@@ -219,8 +241,8 @@ class Definition:
 
     @property
     def sendable(self) -> bool:
-        """May be sent to patients: its item text is present and it has a scoring rule."""
-        return self.text_installed and bool(self.subscales)
+        """May be sent to patients: its item text is present, it has a scoring rule and a person has reviewed it."""
+        return self.text_installed and bool(self.subscales) and self.reviewed
 
     @property
     def primary(self) -> Subscale | None:
@@ -379,6 +401,11 @@ def _parse_item(number: int, raw: dict, errors: list[str]) -> Item | None:
                 prefix=str(raw.get("prefix") or ""), translations=_translations(raw.get("_text")))
 
 
+def min_answered_for(percent: int, total: int) -> int:
+    """The smallest count of answered items that is at least `percent` % of `total` (50% of 5 -> 3)."""
+    return max(1, math.ceil(percent * total / 100 - 1e-9))
+
+
 def _expected_range(method: str, items: list[Item]) -> tuple[float, float] | None:
     if method == "value":
         return items[0].low, items[0].high
@@ -408,10 +435,21 @@ def _parse_subscale(ext: dict, items: list[Item], errors: list[str]) -> Subscale
     if not members:
         errors.append(f"{label}: no item counts in it")
         return None
-    min_answered = parts.get("minAnsweredPercent", 100)
-    if isinstance(min_answered, bool) or not isinstance(min_answered, int) or not 1 <= min_answered <= 100:
-        errors.append(f"{label}: minAnsweredPercent must be a whole number from 1 to 100")
+    count = parts.get("minAnswered")
+    if count is not None and "minAnsweredPercent" in parts:
+        errors.append(f"{label}: give the missing-item rule once, as minAnswered (a count) or minAnsweredPercent")
         return None
+    if count is not None:
+        if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= len(members):
+            errors.append(f"{label}: minAnswered must be a whole number from 1 to {len(members)} (its items)")
+            return None
+        min_answered = math.floor(count * 100 / len(members))
+    else:
+        min_answered = parts.get("minAnsweredPercent", 100)
+        if isinstance(min_answered, bool) or not isinstance(min_answered, int) or not 1 <= min_answered <= 100:
+            errors.append(f"{label}: minAnsweredPercent must be a whole number from 1 to 100")
+            return None
+        count = min_answered_for(min_answered, len(members))
     better = parts.get("betterWhen")
     if better not in BETTER:
         errors.append(f"{label}: betterWhen must be 'higher' or 'lower'")
@@ -419,7 +457,7 @@ def _parse_subscale(ext: dict, items: list[Item], errors: list[str]) -> Subscale
     if method == "value" and len(members) != 1:
         errors.append(f"{label}: method 'value' scores exactly one item, not {len(members)}")
         return None
-    if method == "sum" and min_answered != 100:
+    if method == "sum" and count != len(members):
         errors.append(f"{label}: a sum needs every item answered (minAnsweredPercent 100); missing answers "
                       "would lower it")
         return None
@@ -454,7 +492,7 @@ def _parse_subscale(ext: dict, items: list[Item], errors: list[str]) -> Subscale
                     items=tuple(i.number - 1 for i in members), min_answered_percent=min_answered,
                     minimum=minimum, maximum=maximum, better=better, mcid_source=str(parts.get("mcidSource") or ""),
                     percent_change=bool(parts.get("percentChange", False)), primary=bool(parts.get("primary", False)),
-                    **optional)
+                    min_answered=count, missing_rule_source=str(parts.get("missingRuleSource") or ""), **optional)
 
 
 def parse_definition(resource: dict, *, origin: str = "site", source: str = "") -> Definition:
@@ -503,7 +541,8 @@ def parse_definition(resource: dict, *, origin: str = "site", source: str = "") 
                         redistributable=bool(licence.get("redistributable", False)),
                         note=str(licence.get("note") or "")),
         scoring_source=str(meta.get("scoringSource") or ""), answer_guide=str(meta.get("answerGuide") or ""),
-        items=tuple(items), subscales=tuple(subscales), origin=origin, text_status=text_status, resource=resource)
+        items=tuple(items), subscales=tuple(subscales), origin=origin, text_status=text_status, resource=resource,
+        status=str(resource.get("status") or "active"))
 
 
 # --- instrument packs (licensed text for a shipped structure) -------------------------------------------------

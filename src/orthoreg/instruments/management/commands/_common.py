@@ -36,3 +36,17 @@ def load_json(text: str, where: str):
         return json.loads(text)
     except json.JSONDecodeError as exc:
         raise fail(f"{where}: not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})") from None
+
+
+def read_bytes(path: str) -> bytes:
+    """A file's bytes ('-' for standard input), or CommandError naming the problem."""
+    if path == "-":
+        return sys.stdin.buffer.read()
+    try:
+        return Path(path).read_bytes()
+    except FileNotFoundError:
+        raise fail(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise fail(f"{path}: is a directory, not a file") from None
+    except OSError as exc:
+        raise fail(f"{path}: {exc.strerror}") from None

@@ -1,4 +1,5 @@
-"""orthoreg instruments list | show CODE | install PACK.json | import-redcap FILE.csv --code CODE"""
+"""orthoreg instruments list | show CODE | install PACK.json | import-redcap FILE.csv|FILE.zip --code CODE
+--better higher|lower | review CODE --by USER"""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from django.core.management.base import BaseCommand
 from orthoreg.instruments import definitions, redcap, services
 from orthoreg.instruments.definitions import DefinitionError, UnknownInstrument, format_number
 
-from ._common import fail, load_json, read_text
+from ._common import fail, load_json, read_bytes, read_text
 
 
 class Command(BaseCommand):
@@ -27,14 +28,23 @@ class Command(BaseCommand):
                                            "or a site definition, from a FHIR Questionnaire JSON file")
         p.add_argument("path", metavar="PACK.json")
         p.add_argument("--replace", action="store_true", help="replace an installed pack or definition")
-        p = sub.add_parser("import-redcap", help="make an instrument from a REDCap data dictionary CSV")
-        p.add_argument("path", metavar="FILE.csv")
+        p = sub.add_parser("import-redcap", help="make an instrument from a REDCap data dictionary CSV or a REDCap "
+                                                 "instrument ZIP (installed as a draft: see review)")
+        p.add_argument("path", metavar="FILE.csv|FILE.zip")
+        p.add_argument("--better", action="append", metavar="higher|lower|SCORE=higher|lower",
+                       help="which way each score is better (required unless the dictionary says so: a PHQ-type "
+                            "scale is lower-is-better); repeat SCORE=... for scores that differ")
         p.add_argument("--code", required=True, help="the new instrument's code (lower-case letters, digits, -)")
         p.add_argument("--form", help="the form to import when the dictionary has several")
         p.add_argument("--title", help="the instrument's title (default: from the form name)")
         p.add_argument("--output", metavar="FILE.json", help="write the definition to this file, not install it")
         p.add_argument("--dry-run", action="store_true", help="only print the report")
         p.add_argument("--replace", action="store_true", help="replace an installed definition of that code")
+        p = sub.add_parser("review", help="record that a person reviewed an imported instrument (items, scores, "
+                                          "which way is better): only then is it sent to patients")
+        p.add_argument("code")
+        p.add_argument("--by", required=True, metavar="USERNAME", help="the person who reviewed it")
+        p.add_argument("--note", default="", help="what was checked")
 
     def handle(self, *args, action: str, **options):
         getattr(self, "do_" + action.replace("-", "_"))(**options)
@@ -59,6 +69,8 @@ class Command(BaseCommand):
         w(f"{d.code} {d.version}: {d.title}")
         w(f"  licence: {d.licence.name}" + (f" ({d.licence.holder})" if d.licence.holder else ""))
         w(f"  item text: {d.licence_status}; sent to patients: {'yes' if d.sendable else 'no'}")
+        if not d.reviewed:
+            w(f"  awaiting review by a person: `orthoreg instruments review {d.code} --by USERNAME`")
         if d.pack_error:
             w(f"  installed pack ignored: {d.pack_error}")
         if d.scoring_source:
@@ -94,9 +106,10 @@ class Command(BaseCommand):
     # --- REDCap -----------------------------------------------------------------------------------------------
 
     def do_import_redcap(self, *, path: str, code: str, form=None, title=None, output=None, dry_run=False,
-                         replace=False, **_):
+                         replace=False, better=None, **_):
         try:
-            result = redcap.import_data_dictionary(read_text(path), code=code, form=form, title=title)
+            result = redcap.import_data_dictionary(redcap.dictionary_text(read_bytes(path)), code=code, form=form,
+                                                   title=title, better=redcap.parse_better(better))
         except redcap.RedcapError as exc:
             raise fail(f"{path}: {exc}") from None
         self._table(("row", "field", "type", "result", "why"),
@@ -117,7 +130,21 @@ class Command(BaseCommand):
             d = services.instrument_install(resource=result.resource, replace=replace)
         except DefinitionError as exc:
             raise fail("not installed:\n" + "\n".join(f"  {e}" for e in exc.errors)) from None
-        self.stdout.write(self.style.SUCCESS(f"Installed site definition {d.code} ({len(d.items)} items)."))
+        self.stdout.write(self.style.SUCCESS(f"Installed site definition {d.code} ({len(d.items)} items) as a draft: "
+                                             "not sent to patients until a person reviews it with `orthoreg "
+                                             f"instruments review {d.code} --by USERNAME`."))
+
+    def do_review(self, *, code: str, by: str, note: str = "", **_):
+        from django.contrib.auth import get_user_model
+
+        user = get_user_model().objects.filter(username=by, is_active=True).first()
+        if user is None:
+            raise fail(f"--by {by}: no active user of that name")
+        try:
+            d = services.instrument_review(code=code, actor=user, note=note)
+        except DefinitionError as exc:
+            raise fail("not reviewed: " + "; ".join(exc.errors)) from None
+        self.stdout.write(self.style.SUCCESS(f"{d.code} reviewed by {by}: it may now be sent to patients."))
 
     def _table(self, header, rows):
         widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
