@@ -383,3 +383,22 @@ def test_a_damaged_deflate_stream_is_refused_with_a_clear_message():
     data[start:] = b"\xff" * (len(data) - start)  # not a deflate stream
     with pytest.raises(ImageReadError, match="deflated DICOM file is damaged"):
         load_image(bytes(data))
+
+
+# --- messages name no internal objects (issue 12, finding 10) ------------------------------------------
+
+@pytest.mark.parametrize("signature", [b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff"])
+@pytest.mark.parametrize("rest", [b"\x00" * 50, b"garbage" * 10, b"IHDR" + b"\xff" * 40])
+def test_a_damaged_png_or_jpeg_header_gets_a_plain_message(signature, rest):
+    with pytest.raises(ImageReadError) as caught:
+        load_image(signature + rest)
+    message = str(caught.value)
+    assert "damaged" in message or "truncated" in message
+    assert "0x" not in message and "<" not in message and "object" not in message, message
+
+
+def test_library_messages_lose_object_addresses():
+    assert dicomio._short(OSError("cannot identify image file <_io.BytesIO object at 0x7f3fec37cea0>")) == \
+        "cannot identify image file"
+    assert dicomio._short(ValueError("<PIL.PngImagePlugin.PngImageFile image mode=L size=4x4 at 0x7F1>")) == \
+        "ValueError"

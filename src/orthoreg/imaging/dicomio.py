@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import re
 import warnings
 import zlib
 from dataclasses import dataclass, field
@@ -106,8 +107,14 @@ def load_image(data: bytes, *, max_pixels: int = MAX_PIXELS) -> LoadedImage:
         raise ImageReadError(f"This {what} file is damaged or incomplete and cannot be read ({_short(exc)}).") from None
 
 
+# A library's message may name an internal object ("<_io.BytesIO object at 0x7f...>"): meaningless to the person
+# who uploaded the file, and an internal address besides.
+_OBJECT_REPR = re.compile(r"\s*<[^<>]*\bat 0x[0-9a-fA-F]+>")
+
+
 def _short(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    text = _OBJECT_REPR.sub("", text).strip() or type(exc).__name__
     return text[:160]
 
 
@@ -131,6 +138,9 @@ def _load_raster(data: bytes, kind: str, max_pixels: int) -> LoadedImage:
         except PILImage.DecompressionBombWarning:
             raise ImageReadError(f"This {name} claims more pixels than accepted: refused as a possible "
                                  "decompression bomb.") from None
+        except PILImage.UnidentifiedImageError:
+            raise ImageReadError(f"This {name} file is damaged: it starts like a {name} but its header cannot be "
+                                 "read. Export or save the image again and upload the new file.") from None
         width, height = image.size
         if width * height > max_pixels:
             raise _too_big(width, height, max_pixels)
