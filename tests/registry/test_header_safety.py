@@ -18,7 +18,7 @@ from orthoreg.registry import services
 from orthoreg.registry.models import Clinic, Patient
 from tests.conftest import login
 
-BAD_INITIALS = ['D"F', "D\nF", "DF\r\nX-Evil: 1", "D F", "D;F", "D/F"]
+BAD_INITIALS = ['D"F', "D\nF", "D\r\nX-E:1", "D F", "D;F", "D/F"]  # at most 8 characters, as stored
 
 
 @pytest.mark.parametrize("value", ["99999999999999999999", str(2**63), "-1", "abc"])
@@ -76,7 +76,7 @@ def test_the_case_report_pdf_header_is_safe_whatever_was_stored(clinician_client
     assert response.status_code == 200 and response.content.startswith(b"%PDF")
     header = response["Content-Disposition"]
     assert header.startswith("attachment; filename") and "\n" not in header and "\r" not in header
-    assert "X-Evil" not in response.headers
+    assert "X-E" not in response.headers
     parsed = Message()
     parsed["Content-Disposition"] = header
     assert parsed.get_filename() == f"case-report-{initials}-{episode.pk}.pdf"  # quoted or encoded, never cut
