@@ -17,6 +17,7 @@ ORTHOREG_TRUSTED_PROXY  the proxy's address as `orthoreg serve` sees it (default
                         nothing but the proxy can reach the port)
 ORTHOREG_MAX_UPLOAD_MB  largest accepted upload (default 50)
 ORTHOREG_IMAGING_MAX_PIXELS  largest image accepted, in pixels (default 60 million; refuses decompression bombs)
+ORTHOREG_LOGIN_ADDRESS_LIMIT  failed sign-ins from one address, any user names, before a lock-out (default 20)
 """
 
 from __future__ import annotations
@@ -300,6 +301,10 @@ SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 
 AXES_FAILURE_LIMIT = int(os.environ.get("ORTHOREG_LOGIN_FAILURE_LIMIT", "5"))
+# Failed sign-ins from one address, across all user names, before that address is locked out for the cool-off
+# time (password spraying); above the per-name limit so that a shared office address is not locked by one typo.
+LOGIN_ADDRESS_LIMIT = int(os.environ.get("ORTHOREG_LOGIN_ADDRESS_LIMIT", "20"))
+AXES_HANDLER = "orthoreg.accounts.throttle.AddressLimitedHandler"
 AXES_COOLOFF_TIME = 0.25  # hours
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True

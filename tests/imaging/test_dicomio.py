@@ -328,3 +328,77 @@ def test_damaged_files_raise_only_the_loaders_own_error(data, dicom_bytes, png_b
         assert str(exc)
     else:
         assert loaded.display.dtype == np.uint8 and loaded.intensities.ndim == 2
+
+
+# --- deflated DICOM: the inflate guard whatever the file meta looks like (issue 12, finding 2) ------------
+
+def _deflated(pixel_bytes: int, layout: str) -> bytes:
+    """A deflated DICOM whose small 8 x 8 header hides `pixel_bytes` of zeros, with the file meta laid out as
+    `layout` says: 'standard', 'no_group_length', 'wrong_group_length' or 'no_preamble'."""
+    from pydicom.uid import DeflatedExplicitVRLittleEndian
+
+    data = _dataset_bytes(DeflatedExplicitVRLittleEndian, bytes(pixel_bytes))
+    assert data[132:138] == b"\x02\x00\x00\x00UL"  # (0002,0000) UL, as pydicom writes it
+    if layout == "no_group_length":
+        data = data[:132] + data[144:]
+    elif layout == "wrong_group_length":
+        data = data[:140] + struct.pack("<I", 10) + data[144:]
+    elif layout == "no_preamble":
+        data = data[132:]
+    return data
+
+
+_LAYOUTS = ["standard", "no_group_length", "wrong_group_length", "no_preamble"]
+
+
+@pytest.mark.parametrize("layout", _LAYOUTS)
+def test_a_small_deflated_dicom_reads_whatever_its_meta_layout(layout):
+    loaded = load_image(_deflated(8 * 8 * 2, layout))
+    assert (loaded.format, loaded.width, loaded.height) == ("dicom", 8, 8)
+
+
+@pytest.mark.parametrize("layout", _LAYOUTS)
+def test_a_deflate_bomb_is_refused_whatever_its_meta_layout_in_bounded_memory(layout):
+    import tracemalloc
+
+    max_pixels = 1_000_000
+    limit = max_pixels * 6 + (1 << 20)  # what load_image allows a dataset to inflate to (7 MB here)
+    inflated = 64 * 1024 * 1024
+    data = _deflated(inflated, layout)
+    assert len(data) < inflated // 500  # a real bomb: a few tens of KB inflating to 64 MB
+    tracemalloc.start()
+    try:
+        with pytest.raises(ImageReadError, match=r"deflated DICOM file inflates to more than 7 MB.*decompression bomb"):
+            load_image(data, max_pixels=max_pixels)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < limit / 2, f"inflating the refused file took {peak:,} bytes at its peak"
+
+
+def test_a_damaged_deflate_stream_is_refused_with_a_clear_message():
+    data = bytearray(_deflated(8 * 8 * 2, "no_group_length"))
+    start = dicomio._deflated_dataset_start(bytes(data))
+    assert start is not None
+    data[start:] = b"\xff" * (len(data) - start)  # not a deflate stream
+    with pytest.raises(ImageReadError, match="deflated DICOM file is damaged"):
+        load_image(bytes(data))
+
+
+# --- messages name no internal objects (issue 12, finding 10) ------------------------------------------
+
+@pytest.mark.parametrize("signature", [b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff"])
+@pytest.mark.parametrize("rest", [b"\x00" * 50, b"garbage" * 10, b"IHDR" + b"\xff" * 40])
+def test_a_damaged_png_or_jpeg_header_gets_a_plain_message(signature, rest):
+    with pytest.raises(ImageReadError) as caught:
+        load_image(signature + rest)
+    message = str(caught.value)
+    assert "damaged" in message or "truncated" in message
+    assert "0x" not in message and "<" not in message and "object" not in message, message
+
+
+def test_library_messages_lose_object_addresses():
+    assert dicomio._short(OSError("cannot identify image file <_io.BytesIO object at 0x7f3fec37cea0>")) == \
+        "cannot identify image file"
+    assert dicomio._short(ValueError("<PIL.PngImagePlugin.PngImageFile image mode=L size=4x4 at 0x7F1>")) == \
+        "ValueError"

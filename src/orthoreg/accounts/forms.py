@@ -31,6 +31,8 @@ class EnrolmentForm(TokenForm):
 class AuditFilterForm(forms.Form):
     username = forms.CharField(required=False)
     action = forms.ChoiceField(required=False, choices=[("", "Any")] + AuditEvent.Action.choices)
-    patient = forms.IntegerField(required=False, min_value=1, label="Patient id")
+    # A record id is a 64-bit integer: a larger number cannot name a patient (and would overflow the query).
+    patient = forms.IntegerField(required=False, min_value=1, max_value=2**63 - 1, label="Patient id",
+                                 error_messages={"max_value": "No patient has an id this large; check the number."})
     since = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
     until = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))

@@ -73,10 +73,10 @@ class AuditReadsMiddleware:
     def __call__(self, request):
         response = self.get_response(request)
         user = getattr(request, "user", None)
-        # Images embedded in a page (thumbnails, renditions, charts) belong to that page's logged view;
-        # downloads of originals are logged by their views as exports.
-        embedded = response.get("Content-Type", "").startswith("image/")
-        if request.method in ("GET", "HEAD") and response.status_code < 400 and not embedded \
+        # Images count too (renditions, thumbnails, before/after pictures, score charts): each is a read of the
+        # patient's data, fetched by its own request, whatever page it is shown in. Downloads of originals are
+        # logged by their views as exports, which marks them done here.
+        if request.method in ("GET", "HEAD") and response.status_code < 400 \
                 and user is not None and user.is_authenticated:
             touched = user.__dict__.get("_orthoreg_touched", set())
             done = request.__dict__.get("_orthoreg_audited", set())

@@ -65,7 +65,11 @@ def audit_log(request):
     if not access.has_capability(request.user, access.AUDIT):
         raise Http404
     form = AuditFilterForm(request.GET or None)
-    filters = form.cleaned_data if form.is_valid() else {}
+    if form.is_bound and not form.is_valid():
+        # A filter that cannot be read lists nothing (never the unfiltered log) and says what is wrong.
+        return render(request, "accounts/audit_log.html",
+                      {"form": form, "page": Paginator([], 50).get_page(1), "query": "", "nav": "audit"}, status=400)
+    filters = form.cleaned_data if form.is_bound else {}
     events = selectors.audit_events(user=request.user, **{k: v for k, v in filters.items() if v not in (None, "")})
     if request.GET.get("format") == "csv":
         audit_record(request=request, action=AuditEvent.Action.EXPORT, detail=f"audit log export {filters}")

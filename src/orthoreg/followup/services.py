@@ -388,7 +388,8 @@ def _message(invitation: Invitation, token: str, count: int) -> EmailMultiAltern
                "unsubscribe_url": unsubscribe_url(token),
                "reminder": invitation.sends > 0, "count": count, "episode": invitation.episode,
                "expires": timezone.localtime(invitation.expires_at) - dt.timedelta(seconds=1)}
-    subject = render_to_string("followup/email_subject.txt", context).strip()
+    # One line whatever the clinic's name holds: a line break in a header would fail every send.
+    subject = " ".join(render_to_string("followup/email_subject.txt", context).split())
     body = render_to_string("followup/email_body.txt", context)
     return EmailMultiAlternatives(subject=subject, body=body, to=[invitation.email],
                                   headers={"X-Orthoreg-Invitation": str(invitation.pk),

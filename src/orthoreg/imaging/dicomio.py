@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
-import struct
+import re
 import warnings
 import zlib
 from dataclasses import dataclass, field
@@ -33,7 +33,6 @@ FORMAT_JPEG = "jpeg"
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _JPEG_SIGNATURE = b"\xff\xd8\xff"
-_DEFLATED_UID = b"1.2.840.10008.1.2.1.99"
 _MONOCHROME = ("MONOCHROME1", "MONOCHROME2")
 _COLOUR = ("RGB", "YBR_FULL", "YBR_FULL_422", "YBR_RCT", "YBR_ICT", "PALETTE COLOR")
 
@@ -108,8 +107,14 @@ def load_image(data: bytes, *, max_pixels: int = MAX_PIXELS) -> LoadedImage:
         raise ImageReadError(f"This {what} file is damaged or incomplete and cannot be read ({_short(exc)}).") from None
 
 
+# A library's message may name an internal object ("<_io.BytesIO object at 0x7f...>"): meaningless to the person
+# who uploaded the file, and an internal address besides.
+_OBJECT_REPR = re.compile(r"\s*<[^<>]*\bat 0x[0-9a-fA-F]+>")
+
+
 def _short(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    text = _OBJECT_REPR.sub("", text).strip() or type(exc).__name__
     return text[:160]
 
 
@@ -133,6 +138,9 @@ def _load_raster(data: bytes, kind: str, max_pixels: int) -> LoadedImage:
         except PILImage.DecompressionBombWarning:
             raise ImageReadError(f"This {name} claims more pixels than accepted: refused as a possible "
                                  "decompression bomb.") from None
+        except PILImage.UnidentifiedImageError:
+            raise ImageReadError(f"This {name} file is damaged: it starts like a {name} but its header cannot be "
+                                 "read. Export or save the image again and upload the new file.") from None
         width, height = image.size
         if width * height > max_pixels:
             raise _too_big(width, height, max_pixels)
@@ -177,30 +185,66 @@ def _luminance(rgb: np.ndarray) -> np.ndarray:
 
 # --- DICOM --------------------------------------------------------------------------------------------
 
-def _guard_deflate(data: bytes, limit: int) -> None:
-    """A deflated dataset is inflated whole by pydicom: check, with a bounded inflater, that it is not a bomb."""
-    if data[132:136] != b"\x02\x00\x00\x00" or data[136:138] != b"UL":
-        return
-    (group_length,) = struct.unpack("<I", data[140:144])
-    meta_end = 144 + group_length
-    if _DEFLATED_UID not in data[132:meta_end]:
-        return
-    inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+_INFLATE_CHUNK = 1 << 20  # the bounded inflater reads and writes at most 1 MiB at a time
+
+
+def _deflated_dataset_start(data: bytes) -> int | None:
+    """Where a deflated dataset starts, found the way pydicom's dcmread finds it; None if not deflated.
+
+    The file meta is parsed element by element (never trusting its group length, which may be absent or
+    wrong), then any command set, exactly as dcmread does before it inflates the rest of the file whole.
+    """
+    from pydicom.filereader import _read_command_set_elements, _read_file_meta_info, read_preamble
+    from pydicom.uid import DeflatedExplicitVRLittleEndian
+
+    stream = io.BytesIO(data)
     try:
-        inflated = inflater.decompress(data[meta_end:], limit + 1)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            read_preamble(stream, True)  # past the preamble and 'DICM' if present, else back to the start
+            meta = _read_file_meta_info(stream)
+            _read_command_set_elements(stream)
+            syntax = meta.get("TransferSyntaxUID")
+    except Exception:  # noqa: BLE001 - a header pydicom cannot read is refused by dcmread with its own message
+        return None
+    if syntax is None or str(syntax).strip("\x00 ") != DeflatedExplicitVRLittleEndian:
+        return None
+    return stream.tell()
+
+
+def _guard_deflate(data: bytes, limit: int) -> None:
+    """pydicom inflates a deflated dataset whole: first inflate it here, in bounded chunks, counting the bytes,
+    and refuse it as soon as it passes `limit` (memory stays about one chunk whatever the file claims)."""
+    start = _deflated_dataset_start(data)
+    if start is None:
+        return
+    view = memoryview(data)[start:]
+    inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+    total = 0
+    try:
+        for offset in range(0, len(view), _INFLATE_CHUNK):
+            pending: bytes | memoryview = view[offset:offset + _INFLATE_CHUNK]
+            while True:
+                produced = len(inflater.decompress(pending, _INFLATE_CHUNK))
+                total += produced
+                if total > limit:
+                    raise ImageReadError(
+                        f"This deflated DICOM file inflates to more than {limit / 1048576:,.0f} MB, more data than "
+                        "any accepted image holds: it is refused as a possible decompression bomb.")
+                pending = inflater.unconsumed_tail
+                if inflater.eof or (not pending and produced < _INFLATE_CHUNK):
+                    break
+            if inflater.eof:
+                break
     except zlib.error:
         raise ImageReadError("This deflated DICOM file is damaged and cannot be inflated.") from None
-    if len(inflated) > limit:
-        raise ImageReadError("This deflated DICOM file inflates to more data than any accepted image holds: "
-                             "refused as a possible decompression bomb.")
 
 
 def _load_dicom(data: bytes, max_pixels: int, *, has_preamble: bool) -> LoadedImage:
     import pydicom
     from pydicom.pixels import apply_modality_lut
 
-    if has_preamble:
-        _guard_deflate(data, max_pixels * 6 + (1 << 20))
+    _guard_deflate(data, max_pixels * 6 + (1 << 20))
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

@@ -10,7 +10,7 @@ import datetime as dt
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.validators import MaxValueValidator, MinValueValidator
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django.urls import reverse
 from django.utils import timezone
@@ -34,9 +34,21 @@ def _range(low, high):
     return [MinValueValidator(low), MaxValueValidator(high)]
 
 
+# A clinic's name goes into email subjects and page titles: one line, no control characters (a newline in a
+# mail header is refused by the mail library, so every invitation would fail).
+no_control_characters = RegexValidator(
+    r"\A[^\x00-\x1f\x7f-\x9f\u2028\u2029]*\Z",
+    "Use one line of text: no line breaks, tabs or other control characters.", code="control_characters")
+# Initials go into file names of downloads (case report PDFs): letters and digits, with a dot or hyphen between.
+initials_validator = RegexValidator(
+    r"\A[^\W_]+(?:[.\-][^\W_]+)*\.?\Z",
+    "Initials are letters (a dot or hyphen may separate them), e.g. DF, J.P. or A-M; no spaces, quotes or "
+    "line breaks.", code="initials")
+
+
 class Clinic(models.Model):
     code = models.SlugField(max_length=32, unique=True, help_text="Short code, e.g. DEMO-EAST")
-    name = models.CharField(max_length=200)
+    name = models.CharField(max_length=200, validators=[no_control_characters])
     timezone = models.CharField(max_length=64, default="UTC")
     invitations_require_consent = models.BooleanField(
         default=True, help_text="Send follow-up invitations only to patients with registry consent.")
@@ -77,7 +89,8 @@ class Patient(models.Model):
     mrn = models.CharField("MRN", max_length=64, help_text="Medical record number, unique within the clinic")
     given_name = models.CharField(max_length=100)
     family_name = models.CharField(max_length=100)
-    initials = models.CharField(max_length=8, blank=True, help_text="Derived from the names when left blank")
+    initials = models.CharField(max_length=8, blank=True, validators=[initials_validator],
+                                help_text="Derived from the names when left blank")
     birth_date = models.DateField()
     sex = models.CharField(max_length=10, choices=Sex.choices, default=Sex.UNKNOWN)
     email = models.EmailField(blank=True)
@@ -122,7 +135,9 @@ class Patient(models.Model):
 
     @staticmethod
     def initials_from(given: str, family: str) -> str:
-        return "".join(part[0] for part in f"{given} {family}".split() if part).upper()[:8]
+        # The first letter or digit of each word ("O'Brien" gives O, "(Jo)" gives J): always valid initials.
+        firsts = (next((c for c in part if c.isalnum()), "") for part in f"{given} {family}".split())
+        return "".join(firsts).upper()[:8]
 
     def clean(self) -> None:
         errors: dict[str, str] = {}

@@ -92,6 +92,14 @@ def patient_list(request):
     params = {name: request.GET.get(name, "") for name in ("q", "condition", "procedure", "status", "clinic")}
     patients = selectors.patient_search(user=request.user, **params)
     page = Paginator(patients, 25).get_page(request.GET.get("page"))
+    page.object_list = list(page.object_list)
+    # A search shows names of many patients: one entry per request (no single patient), saying what was asked
+    # and which records were shown.
+    asked = ", ".join(f"{name}={value!r}" for name, value in params.items() if value) or "all patients"
+    shown = " ".join(f"#{p.pk}" for p in page.object_list) or "none"
+    audit_record(request=request, action=AuditEvent.Action.VIEW,
+                 detail=f"patient search: {page.paginator.count} found, page {page.number} shows {shown}; "
+                        f"asked {asked}")
     clinics = access.scope(Clinic.objects.all(), request.user, access.CONTACT, "id")
     query = request.GET.copy()
     query.pop("page", None)

@@ -12,6 +12,7 @@ from django.http import Http404, HttpResponse, HttpResponseBadRequest, JsonRespo
 from django.shortcuts import render
 from django.urls import reverse
 from django.forms.utils import pretty_name
+from django.utils.http import content_disposition_header
 from django.utils.text import slugify
 from django.views.decorators.http import require_GET
 
@@ -143,8 +144,9 @@ def cohort_pdf(request):
     if bad:
         return bad
     data = pdf.cohort_pdf(report)
+    response = _download(data, "application/pdf", f"cohort-{slugify(_title(report))[:60] or 'all'}.pdf")
     audit_record(request=request, action=AuditEvent.Action.EXPORT, detail=f"cohort report PDF: {_title(report)}")
-    return _download(data, "application/pdf", f"cohort-{slugify(_title(report))[:60] or 'all'}.pdf")
+    return response
 
 
 @login_required
@@ -166,8 +168,9 @@ def _title(report: dict) -> str:
 
 
 def _download(data: bytes, content_type: str, filename: str) -> HttpResponse:
+    """A download; the header is built by Django from the name (quotes escaped, non-ASCII encoded), never by hand."""
     response = HttpResponse(data, content_type=content_type)
-    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    response["Content-Disposition"] = content_disposition_header(True, filename)
     return _private(response)
 
 
@@ -191,8 +194,10 @@ def case_pdf(request, episode_id: int):
     episode = access.access_episode(request.user, episode_id, access.CLINICAL)
     report = case_reports.case_report(episode, user=request.user)
     data = pdf.case_pdf(report)
+    response = _download(data, "application/pdf", f"case-report-{episode.patient.initials}-{episode.pk}.pdf")
+    # Logged once the download exists: a response that could not be built was never an export.
     audit_record(request=request, action=AuditEvent.Action.EXPORT, obj=episode, detail="case report PDF")
-    return _download(data, "application/pdf", f"case-report-{episode.patient.initials}-{episode.pk}.pdf")
+    return response
 
 
 @login_required

@@ -10,12 +10,14 @@ from typing import Literal
 from ninja import Field, Query, Router, Schema, Status
 
 from orthoreg.accounts import access
+from orthoreg.accounts.models import AuditEvent
+from orthoreg.accounts.services import audit_record
 from orthoreg.analytics import cohorts, disclosure, selectors
 from orthoreg.analytics.filters import VS_PREFIX, CohortFilterError, parse_filters
 from orthoreg.registry.coding import BodySite, Condition, ProcedureKind, Side
 from orthoreg.registry.models import Patient
 
-from ..schemas import CohortReport, ComparisonReport, Error
+from ..schemas import CohortReport, ComparisonReport, Error, IsoDate
 
 router = Router(tags=["cohorts"])
 
@@ -41,8 +43,8 @@ class CohortQuery(Schema):
     age_min: int | None = Field(None, ge=0, le=120, description="Age in completed years at the index date")
     age_max: int | None = Field(None, ge=0, le=120)
     sex: SexCode | None = None
-    index_from: dt.date | None = Field(None, description="First index date (inclusive)")
-    index_to: dt.date | None = Field(None, description="Last index date (inclusive)")
+    index_from: IsoDate | None = Field(None, description="First index date (inclusive), YYYY-MM-DD")
+    index_to: IsoDate | None = Field(None, description="Last index date (inclusive), YYYY-MM-DD")
 
 
 class CompareQuery(CohortQuery):
@@ -58,8 +60,8 @@ class CompareQuery(CohortQuery):
     vs_age_min: int | None = Field(None, ge=0, le=120)
     vs_age_max: int | None = Field(None, ge=0, le=120)
     vs_sex: SexCode | None = None
-    vs_index_from: dt.date | None = None
-    vs_index_to: dt.date | None = None
+    vs_index_from: IsoDate | None = None
+    vs_index_to: IsoDate | None = None
 
 
 def _params(query: Schema) -> dict:
@@ -77,6 +79,13 @@ def _scope(request):
     if not ids:
         return None, Status(403, {"detail": "Your role gives no clinic whose outcomes you may analyse."})
     return ids, None
+
+
+def _audit(request, what: str, filters: Schema) -> None:
+    """One audit entry per answered request, whatever the role: the figures are aggregates (no patient is named),
+    but who asked which cohort of whose clinics is what an auditor needs to see (e.g. narrowing filters)."""
+    asked = " ".join(f"{name}={value}" for name, value in _params(filters).items()) or "no filters"
+    audit_record(request=request, user=request.auth, action=AuditEvent.Action.VIEW, detail=f"API {what}: {asked}")
 
 
 def _parse(request, params: dict, ids):
@@ -112,7 +121,9 @@ def cohort_report(request, filters: Query[CohortQuery]):
     error = _disclosure(request, first, None, ids)
     if error:
         return error
-    return Status(200, selectors.cohort_report(first, clinic_ids=ids))
+    report = selectors.cohort_report(first, clinic_ids=ids)
+    _audit(request, "cohort report", filters)
+    return Status(200, report)
 
 
 @router.get("/compare", response={200: ComparisonReport, **ERRORS}, by_alias=True,
@@ -135,4 +146,6 @@ def cohort_compare(request, filters: Query[CompareQuery]):
     error = _disclosure(request, first, second, ids)
     if error:
         return error
-    return Status(200, selectors.comparison_report(first, second, clinic_ids=ids))
+    report = selectors.comparison_report(first, second, clinic_ids=ids)
+    _audit(request, "cohort comparison", filters)
+    return Status(200, report)
