@@ -122,7 +122,7 @@ def test_invitations_go_out_even_if_a_stored_clinic_name_has_a_line_break(episod
 def test_the_migration_repairs_rows_stored_before_the_validators(clinic, patient):
     from django.apps import apps
 
-    migration = importlib.import_module("orthoreg.registry.migrations.0002_clinic_name_and_initials_validated")
+    migration = importlib.import_module("orthoreg.registry.migrations.0003_clinic_name_and_initials_validated")
     Clinic.objects.filter(pk=clinic.pk).update(name="East\r\n  Clinic\t")
     Patient.objects.filter(pk=patient.pk).update(initials='D"F')
     migration.repair(apps, None)

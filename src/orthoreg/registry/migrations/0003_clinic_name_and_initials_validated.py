@@ -33,7 +33,7 @@ def repair(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('registry', '0001_initial'),
+        ('registry', '0002_icd10_code_list_and_cpt_guidance_codes'),
     ]
 
     operations = [
