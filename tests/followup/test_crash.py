@@ -24,6 +24,9 @@ from orthoreg.followup import failpoints
 
 ROOT = Path(__file__).resolve().parents[2]
 PATIENTS = 3
+# On PostgreSQL the workers share the test database (committed rows: a transactional test); on SQLite they share
+# a file of their own (the suite's SQLite test database lives in memory).
+pytestmark = pytest.mark.django_db(transaction=True)
 LINK = re.compile(r"http://testserver/s/([A-Za-z0-9_-]{43})/")
 
 
@@ -92,7 +95,6 @@ class World:
 @pytest.fixture
 def world(request, tmp_path, sqlite_template):
     if _postgres():
-        request.getfixturevalue("transactional_db")
         from django.db import connection
 
         db = connection.settings_dict
