@@ -48,7 +48,7 @@ def test_a_large_save_is_queued_and_the_worker_replans_it_in_batches(toes):
     assert protocol.name == "Ours" and not protocol.time_points.filter(label="60m").exists()
     assert (job.status, job.total, job.done) == ("pending", 3, 0)
     assert _sixty_months("scheduled") == 3  # the save itself re-planned nothing
-    assert services.replan_step(batch=2) == 2
+    assert services.replan_step(batch=2, seconds=None) == 2
     job.refresh_from_db()
     assert (job.status, job.done, job.last_episode_id) == ("pending", 2, episodes[1].pk)
     assert _sixty_months("cancelled") == 2 and _sixty_months("scheduled") == 1
@@ -70,7 +70,7 @@ def test_a_failed_batch_rolls_back_alone_and_the_job_resumes_where_it_was(toes, 
     episodes, own = toes
     _, job = services.protocol_save(protocol=own, fields={}, time_points=_time_points(own, delete=("60m",)),
                                     replan_inline=0)
-    assert services.replan_step(batch=2) == 2
+    assert services.replan_step(batch=2, seconds=None) == 2
     real = services.episode_schedule
 
     def crash(*, episode):
@@ -79,7 +79,7 @@ def test_a_failed_batch_rolls_back_alone_and_the_job_resumes_where_it_was(toes, 
 
     monkeypatch.setattr(services, "episode_schedule", crash)
     with pytest.raises(RuntimeError):
-        services.replan_step(batch=2)
+        services.replan_step(batch=2, seconds=None)
     job.refresh_from_db()
     assert (job.done, job.last_episode_id) == (2, episodes[1].pk)
     assert Assessment.objects.filter(episode=episodes[2], time_point="60m", status="scheduled").exists()

@@ -44,7 +44,8 @@ log = logging.getLogger(__name__)
 # claim whose process is gone is taken again at once). A worker renews its claims while it sends, at least every
 # LEASE / 4, and one email waits at most the mail server's timeout (30 s by default), so a live claim never lapses.
 LEASE = dt.timedelta(minutes=2)
-REPLAN_BATCH = 100  # episodes re-planned per transaction (about a second of writing on SQLite)
+REPLAN_BATCH = 100  # at most this many episodes re-planned per transaction ...
+REPLAN_BATCH_SECONDS = 0.5  # ... and no more than this long holding the write lock (SQLite: one writer at a time)
 REPLAN_INLINE = 50  # a protocol save re-plans at most this many episodes itself; more are left to the worker
 HOST = socket.gethostname()[:64]
 MAX_BACKOFF = dt.timedelta(hours=6)
@@ -308,24 +309,31 @@ def _replan_queue(protocol: Protocol) -> ReplanJob:
     return ReplanJob.objects.create(protocol=protocol, total=_replan_episodes(protocol).count())
 
 
-def replan_step(*, job: ReplanJob | None = None, batch: int = REPLAN_BATCH) -> int:
+def replan_step(*, job: ReplanJob | None = None, batch: int = REPLAN_BATCH,
+                seconds: float | None = REPLAN_BATCH_SECONDS) -> int:
     """Re-plan the next batch of episodes of a pending job (the given one, else the oldest) in one transaction,
-    moving its cursor with it. Returns how many episodes were re-planned (0: nothing left to do)."""
+    moving its cursor with it: at most `batch` episodes, and none started after `seconds`. Returns how many
+    episodes were re-planned (0: nothing left to do)."""
+    started = time.monotonic()
     with transaction.atomic():
         jobs = ReplanJob.objects.select_for_update().filter(status=ReplanJob.Status.PENDING)
         job = (jobs.filter(pk=job.pk) if job is not None else jobs.order_by("id")).select_related("protocol").first()
         if job is None:
             return 0
         ids = list(_replan_episodes(job.protocol).filter(pk__gt=job.last_episode_id)[:batch])
+        done = 0
         for episode_id in ids:
             episode_schedule(episode=Episode(pk=episode_id))
-        job.done += len(ids)
-        if ids:
-            job.last_episode_id = ids[-1]
-        if len(ids) < batch:
+            done += 1
+            if seconds is not None and time.monotonic() - started >= seconds:
+                break
+        job.done += done
+        if done:
+            job.last_episode_id = ids[done - 1]
+        if len(ids) < batch and done == len(ids):
             job.status, job.finished_at = ReplanJob.Status.DONE, timezone.now()
         job.save(update_fields=["done", "last_episode_id", "status", "finished_at"])
-    return len(ids)
+    return done
 
 
 def replan_run(*, batch: int = REPLAN_BATCH, pause: float = 0.0, progress: Callable | None = None) -> int:
@@ -724,7 +732,7 @@ def worker_loop(*, name: str, interval: float, batch: int = 500, stop: threading
         close_old_connections()
         started = time.monotonic()
         try:
-            run = worker_pass(worker=name, batch=batch, interval=None if once else interval, replan_pause=0.05)
+            run = worker_pass(worker=name, batch=batch, interval=None if once else interval, replan_pause=0.1)
         except Exception:
             if once:
                 raise
