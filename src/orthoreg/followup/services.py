@@ -591,6 +591,12 @@ def invitations_send(*, invitations: list[Invitation], now: dt.datetime | None =
             attempt = None
             try:
                 with transaction.atomic():
+                    # Still ours? (renewing it): a claim taken over after its lease is left to its new holder.
+                    if not Invitation.objects.filter(pk=invitation.pk, claim_id=invitation.claim_id,
+                                                     status=Invitation.Status.SENDING).update(
+                            claimed_at=timezone.now()):
+                        log.warning("invitation %s: claim lost to another worker; not sent here", invitation.pk)
+                        continue
                     token, row = _token_create(invitation)
                     attempt = SendAttempt.objects.create(
                         invitation=invitation, token=row, claim_id=invitation.claim_id,
