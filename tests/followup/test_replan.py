@@ -158,3 +158,14 @@ def test_resend_message_says_when_it_will_go_out(coordinator, index_procedure, s
     services.invitation_resend(invitation=Invitation.objects.get())
     page = client.post(reverse("followup:invitation_resend", args=[invitation.pk]), follow=True).content.decode()
     assert "The worker will send it within a minute." in page
+
+
+def test_the_worker_command_shows_replanning_progress(toes, capsys):
+    from django.core.management import call_command
+
+    _, own = toes
+    services.protocol_save(protocol=own, fields={}, time_points=_time_points(own, delete=("60m",)), replan_inline=0)
+    call_command("worker", "--once")
+    out = capsys.readouterr().out
+    assert f"Re-planning after the protocol '{own}' was saved: 3 of 3 episodes (100%)" in out
+    assert "3 episodes re-planned" in out and _sixty_months("cancelled") == 3

@@ -728,7 +728,8 @@ def worker_pass(*, worker: str = "worker", batch: int = 500, now: dt.datetime | 
 
 
 def worker_loop(*, name: str, interval: float, batch: int = 500, stop: threading.Event,
-                report: Callable[[WorkerRun, float], None] | None = None, once: bool = False) -> None:
+                report: Callable[[WorkerRun, float], None] | None = None, once: bool = False,
+                replan_progress: Callable[[ReplanJob], None] | None = None) -> None:
     """The worker: a pass, then wait `interval` seconds (or until `stop` is set), again and again. A failed pass is
     logged (and recorded on its WorkerRun) and the loop goes on. Used by `orthoreg worker` and by the worker that
     `orthoreg serve --with-worker` (the demo) runs beside the server."""
@@ -738,7 +739,8 @@ def worker_loop(*, name: str, interval: float, batch: int = 500, stop: threading
         close_old_connections()
         started = time.monotonic()
         try:
-            run = worker_pass(worker=name, batch=batch, interval=None if once else interval, replan_pause=0.1)
+            run = worker_pass(worker=name, batch=batch, interval=None if once else interval, replan_pause=0.1,
+                              replan_progress=replan_progress)
         except Exception:
             if once:
                 raise

@@ -49,4 +49,15 @@ class Command(BaseCommand):
             self.stdout.write(describe(run, seconds))
             self.stdout.flush()
 
-        worker_loop(name=name, interval=interval, batch=batch, stop=stop, report=report, once=once)
+        shown: dict[int, int] = {}
+
+        def replan_progress(job):  # a line at each tenth of a re-planning job
+            tenth = job.percent // 10
+            if shown.get(job.pk) != tenth:
+                shown[job.pk] = tenth
+                self.stdout.write(f"Re-planning after the protocol '{job.protocol}' was saved: {job.done} of "
+                                  f"{job.total} episodes ({job.percent}%)")
+                self.stdout.flush()
+
+        worker_loop(name=name, interval=interval, batch=batch, stop=stop, report=report, once=once,
+                    replan_progress=replan_progress)
