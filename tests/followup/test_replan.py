@@ -169,3 +169,16 @@ def test_the_worker_command_shows_replanning_progress(toes, capsys):
     out = capsys.readouterr().out
     assert f"Re-planning after the protocol '{own}' was saved: 3 of 3 episodes (100%)" in out
     assert "3 episodes re-planned" in out and _sixty_months("cancelled") == 3
+
+
+def test_swapping_two_time_point_labels_is_a_message_not_a_500(toes, coordinator):
+    from tests.followup.test_scheduling import edit_page_data
+
+    _, own = toes
+    client = login(coordinator)
+    data = edit_page_data(client, own)
+    labels = {data[f"tp-{i}-label"]: i for i in range(int(data["tp-TOTAL_FORMS"])) if f"tp-{i}-label" in data}
+    data[f"tp-{labels['3m']}-label"], data[f"tp-{labels['6m']}-label"] = "6m", "3m"
+    page = client.post(reverse("followup:protocol_edit", args=[own.pk]), data)
+    assert page.status_code == 400 and "Time point" in page.content.decode()
+    assert set(own.time_points.values_list("label", flat=True)) >= {"3m", "6m"} and not ReplanJob.objects.exists()

@@ -277,7 +277,11 @@ def protocol_save(*, protocol: Protocol | None, fields: dict, time_points: list[
             for name in TIME_POINT_FIELDS:
                 if name in row:
                     setattr(tp, name, list(row[name]) if name == "instruments" else row[name])
-            tp.full_clean()
+            try:
+                tp.full_clean()
+            except ValidationError as exc:
+                raise ValidationError([f"Time point {tp.label or '(new)'}: {message}" for message in exc.messages]) \
+                    from None
             tp.save()
         job = _replan_queue(protocol)
         audit_record(request=request, action=AuditEvent.Action.UPDATE, obj=protocol,

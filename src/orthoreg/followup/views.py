@@ -255,14 +255,15 @@ def protocol_edit(request, pk: int):
     form = ProtocolForm(request.POST or None, instance=protocol)
     formset = time_point_formset(request.POST or None, instance=protocol, prefix="tp")
     if request.method == "POST" and form.is_valid() and formset.is_valid():
-        time_points = [{**{name: tf.cleaned_data[name] for name in services.TIME_POINT_FIELDS},
+        time_points = [{**{k: v for k, v in tf.cleaned_data.items() if k in services.TIME_POINT_FIELDS},
                         "pk": tf.instance.pk, "delete": bool(tf.cleaned_data.get("DELETE"))}
                        for tf in formset.forms if tf.cleaned_data]
         try:
             _, job = services.protocol_save(protocol=protocol, fields=form.cleaned_data, time_points=time_points,
                                             request=request)
         except ValidationError as exc:
-            form.add_error(None, exc)
+            on_fields = hasattr(exc, "error_dict") and set(exc.error_dict) <= set(form.fields)
+            form.add_error(None, exc if on_fields else exc.messages)
         else:
             episodes = f"{job.total} episode{'s' if job.total != 1 else ''}"
             if job.status == job.Status.DONE:
