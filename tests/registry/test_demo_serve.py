@@ -33,21 +33,14 @@ def test_demo_sends_invitations_to_its_own_port_and_stops_with_its_worker(tmp_pa
     watchdog = threading.Timer(300, demo.kill)  # a demo that never says what the test waits for fails, not hangs
     watchdog.start()
     try:
-        while True:  # until the server listens
-            line = demo.stdout.readline()
+        while not any("listening on" in x for x in lines) or not any(" sent, " in x for x in lines):
+            line = demo.stdout.readline()  # until the server listens and the worker's first pass says what it sent
             assert line, f"the demo stopped: {lines}"
             lines.append(line)
-            if "listening on" in line:
-                break
         said = "".join(lines)
         assert f"Emails to patients are written as files to {outbox}" in said
         assert f"orthoreg listening on http://127.0.0.1:{port}/" in said
-        while True:  # the worker's first pass reports what it sent
-            line = demo.stdout.readline()
-            assert line, f"the demo stopped: {lines}"
-            lines.append(line)
-            if " sent, " in line:
-                break
+        line = next(x for x in lines if " sent, " in x)
         sent = int(re.search(r"(\d+) sent", line).group(1))
         assert sent > 0, line
         files = sorted(outbox.glob("*.eml"))

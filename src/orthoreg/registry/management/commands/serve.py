@@ -30,27 +30,28 @@ class Command(BaseCommand):
 
         from orthoreg.wsgi import application
 
-        server = create_server(application, host=host, port=port, threads=threads, ident="orthoreg")
-        url = baseurl.record_served(host, server.effective_port)
-        self.stdout.write(f"orthoreg listening on {url}/ (Ctrl+C to stop)")
-        link, source = baseurl.base_url_and_source()
-        self.stdout.write(f"Links in emails point to {link} ({source}).")
-        for problem in baseurl.problems(host, server.effective_port):
-            self.stderr.write(f"Warning: {problem}")
-        stop = threading.Event()
-        worker = None
-        if with_worker:
-            worker = threading.Thread(target=self._worker, args=(stop, worker_interval), name="orthoreg-worker",
-                                      daemon=True)
-            worker.start()
-            self.stdout.write(f"The follow-up worker runs beside the server, every {worker_interval:g} s.")
-        self.stdout.flush()
-
         def on_term(signum, frame):
             raise KeyboardInterrupt
 
         signal.signal(signal.SIGTERM, on_term)
+        server = create_server(application, host=host, port=port, threads=threads, ident="orthoreg")
+        stop = threading.Event()
+        worker = None
         try:
+            url = baseurl.record_served(host, server.effective_port)
+            for problem in baseurl.problems(host, server.effective_port):
+                self.stderr.write(f"Warning: {problem}")
+            self.stderr.flush()
+            if with_worker:
+                worker = threading.Thread(target=self._worker, args=(stop, worker_interval), name="orthoreg-worker",
+                                          daemon=True)
+                worker.start()
+            self.stdout.write(f"orthoreg listening on {url}/ (Ctrl+C to stop)")
+            link, source = baseurl.base_url_and_source()
+            self.stdout.write(f"Links in emails point to {link} ({source}).")
+            if with_worker:
+                self.stdout.write(f"The follow-up worker runs beside the server, every {worker_interval:g} s.")
+            self.stdout.flush()
             server.run()
         except KeyboardInterrupt:
             pass
