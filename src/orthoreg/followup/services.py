@@ -740,7 +740,8 @@ def worker_loop(*, name: str, interval: float, batch: int = 500, stop: threading
     from django.db import close_old_connections
 
     while not stop.is_set():
-        close_old_connections()
+        if not connection.in_atomic_block:  # never drop a connection in the middle of a caller's transaction
+            close_old_connections()
         started = time.monotonic()
         try:
             run = worker_pass(worker=name, batch=batch, interval=None if once else interval, replan_pause=0.1,
