@@ -8,7 +8,8 @@ ORTHOREG_DEBUG          1/true to turn on Django's debug mode (never in producti
 ORTHOREG_ALLOWED_HOSTS  comma-separated host names (default: localhost,127.0.0.1)
 ORTHOREG_EMAIL_URL      smtp://user:pass@host:port (smtps:// or ?tls=1 for TLS), file:///dir, console:, memory:
 ORTHOREG_EMAIL_FROM     sender address of invitations
-ORTHOREG_BASE_URL       public address of the site, used in emailed links (default http://127.0.0.1:8000)
+ORTHOREG_BASE_URL       public address of the site, used in emailed links (default: the address `orthoreg serve`
+                        answers on, recorded in the data directory; see orthoreg/baseurl.py)
 ORTHOREG_SECURE         1 when served behind TLS: secure cookies, HSTS, SSL redirect
 ORTHOREG_BEHIND_PROXY   1 when one reverse proxy (nginx, caddy) forwards requests: believe its X-Forwarded-For
                         and X-Forwarded-Proto
@@ -142,7 +143,7 @@ def email_from_url(url: str | None, data_dir: Path) -> dict:
 SECRET_KEY = _secret_key()
 DEBUG = env_bool("ORTHOREG_DEBUG")
 ALLOWED_HOSTS = [h.strip() for h in os.environ.get("ORTHOREG_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]").split(",") if h.strip()]
-BASE_URL = os.environ.get("ORTHOREG_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
+BASE_URL = os.environ.get("ORTHOREG_BASE_URL", "").strip().rstrip("/")  # "": follow the server (orthoreg.baseurl)
 CSRF_TRUSTED_ORIGINS = [o.strip() for o in os.environ.get("ORTHOREG_CSRF_TRUSTED_ORIGINS", "").split(",") if o.strip()]
 
 INSTALLED_APPS = [

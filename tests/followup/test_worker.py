@@ -335,3 +335,13 @@ def test_a_stale_invitation_with_nothing_sendable_is_closed_not_sent(episode):
     run = services.worker_pass()
     assert run.sent == 0 and mail.outbox == []
     assert Invitation.objects.get().status == "cancelled"
+
+
+def test_a_claim_taken_over_after_its_lease_is_not_sent_by_its_first_holder(due_episode):
+    services.invitations_plan()
+    [slow] = services.invitations_claim(limit=10, worker="slow")
+    with time_machine.travel(timezone.now() + services.LEASE + dt.timedelta(seconds=5)):
+        [taken] = services.invitations_claim(limit=10, worker="other")
+        services.invitations_send(invitations=[taken])
+    assert services.invitations_send(invitations=[slow]).sent == 0  # the slow worker wakes up: nothing doubled
+    assert len(mail.outbox) == 1 and Invitation.objects.get().sends == 1

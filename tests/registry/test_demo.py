@@ -113,3 +113,32 @@ def test_synth_command_continues_numbering(db, capsys):
     call_command("synth", "--patients", "5", "--no-progress")
     assert Patient.objects.values("mrn").distinct().count() == 10
     assert "Created 5 patients" in capsys.readouterr().out
+
+
+def _table_counts() -> dict[str, int]:
+    from django.apps import apps
+
+    return {m._meta.db_table: m._default_manager.count() for m in apps.get_models(include_auto_created=True)}
+
+
+def test_a_second_demo_run_issues_and_audits_a_new_admin_code_and_changes_nothing_else(small_demo, capsys):
+    from orthoreg.accounts.models import AuditEvent, EnrolmentCode
+
+    capsys.readouterr()
+    before = _table_counts()
+    code_before = EnrolmentCode.objects.get(user__username="admin").code_hash
+    call_command("demo", "--no-serve")
+    out = capsys.readouterr().out
+    after = _table_counts()
+    audit = AuditEvent._meta.db_table
+    assert after[audit] == before[audit] + 1
+    assert AuditEvent.objects.order_by("-id").first().detail == "two-factor enrolment code issued"
+    assert {t: n for t, n in after.items() if t != audit} == {t: n for t, n in before.items() if t != audit}
+    assert "one-time enrolment code is" in out
+    assert EnrolmentCode.objects.get(user__username="admin").code_hash != code_before
+
+
+def test_no_serve_does_not_say_ready_at_an_address(small_demo, capsys):
+    call_command("demo", "--no-serve")
+    out = capsys.readouterr().out
+    assert "http://" not in out and "ready at" not in out

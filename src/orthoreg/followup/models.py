@@ -160,7 +160,11 @@ class Invitation(models.Model):
     # Sending: a row is claimed by one worker with a conditional update before anything is sent.
     next_attempt_at = models.DateTimeField(default=timezone.now, null=True, blank=True, db_index=True)
     claim_id = models.CharField(max_length=40, blank=True, db_index=True)
-    claimed_at = models.DateTimeField(null=True, blank=True)
+    claimed_at = models.DateTimeField(null=True, blank=True, help_text="When the claim was taken or last renewed")
+    # Which process holds the claim: on the same machine a claim of a process that no longer exists is taken
+    # again at once; from another machine, after the lease.
+    claim_host = models.CharField(max_length=64, blank=True)
+    claim_pid = models.PositiveIntegerField(null=True, blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)
     last_error = models.CharField(max_length=500, blank=True)
     sent_at = models.DateTimeField(null=True, blank=True)
@@ -198,6 +202,65 @@ class AccessToken(models.Model):
         return f"token for invitation {self.invitation_id}"
 
 
+class SendAttempt(models.Model):
+    """One email of an invitation, recorded (with its link's token, committed) before the email is handed to the
+    mail backend, and marked after. A worker that stops in between leaves it 'started'; the next claim reconciles
+    it: a file outbox is checked for the message; a mail server cannot be asked, so the email counts as possibly
+    sent and is not sent again (the next reminder follows as planned, with a fresh link)."""
+
+    class Status(models.TextChoices):
+        STARTED = "started", "Being handed to the mail server"
+        SENT = "sent", "Sent"
+        NOT_SENT = "not_sent", "Not sent (the worker stopped first): sent again"
+        POSSIBLY_SENT = "possibly_sent", "Possibly sent (the worker stopped while sending): not sent again"
+        FAILED = "failed", "Failed"
+
+    invitation = models.ForeignKey(Invitation, on_delete=models.CASCADE, related_name="send_attempts")
+    token = models.ForeignKey(AccessToken, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    message_id = models.CharField(max_length=200, unique=True)
+    status = models.CharField(max_length=14, choices=Status.choices, default=Status.STARTED)
+    claim_id = models.CharField(max_length=40, blank=True)
+    started_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    error = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+        indexes = [models.Index(fields=["status", "invitation"])]
+
+    def __str__(self) -> str:
+        return f"email {self.message_id} ({self.status})"
+
+
+class ReplanJob(models.Model):
+    """Re-planning the episodes a saved protocol may apply to, done by the worker in bounded batches (each its
+    own transaction); `last_episode_id` is the committed cursor, so a stopped worker resumes where it was."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Re-planning"
+        DONE = "done", "Done"
+        SUPERSEDED = "superseded", "Superseded by a later save"
+
+    protocol = models.ForeignKey(Protocol, on_delete=models.CASCADE, related_name="replan_jobs")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    created_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    total = models.PositiveIntegerField(default=0, help_text="Episodes to re-plan when the protocol was saved")
+    done = models.PositiveIntegerField(default=0)
+    last_episode_id = models.BigIntegerField(default=0)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        indexes = [models.Index(fields=["status", "id"])]
+
+    def __str__(self) -> str:
+        return f"re-planning for {self.protocol_id}: {self.done}/{self.total}"
+
+    @property
+    def percent(self) -> int:
+        return 100 if not self.total else min(100, round(100 * self.done / self.total))
+
+
 class WorkerRun(models.Model):
     """One pass of a worker, so failures nobody would otherwise see are visible to the coordinator."""
 
@@ -209,6 +272,9 @@ class WorkerRun(models.Model):
     reminders = models.PositiveIntegerField(default=0)
     failures = models.PositiveIntegerField(default=0)
     expired = models.PositiveIntegerField(default=0)
+    replanned = models.PositiveIntegerField(default=0, help_text="Episodes re-planned after protocol changes")
+    interval = models.FloatField(null=True, blank=True,
+                                 help_text="Seconds until this worker's next pass (empty: a single pass)")
     error = models.TextField(blank=True)
 
     class Meta:

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from orthoreg.accounts import access
 
-from .models import AccessToken, Assessment, Invitation, Unsubscription, WorkerRun, hash_token
+from .models import AccessToken, Assessment, Invitation, ReplanJob, Unsubscription, WorkerRun, hash_token
 
 TABS = [("due", "Due this week"), ("open", "Open, due later"), ("overdue", "Overdue"), ("missed", "Missed"),
         ("completed", "Completed"), ("failed", "Sending failed")]
@@ -195,3 +195,44 @@ def episode_assessments(episode) -> list[Assessment]:
 
 def latest_runs(limit: int = 5) -> list[WorkerRun]:
     return list(WorkerRun.objects.order_by("-started_at")[:limit])
+
+
+def next_worker_pass(now: dt.datetime | None = None) -> dt.datetime | None:
+    """When a running worker will next look for work, from the passes workers record (each with the interval to
+    its next one); None when no worker is known to be running (none ran, or the last one is overdue)."""
+    now = now or timezone.now()
+    soonest = None
+    recent = WorkerRun.objects.filter(interval__isnull=False, started_at__gte=now - dt.timedelta(days=1))
+    for run in recent.order_by("-started_at")[:20]:
+        if run.finished_at is None:  # in a pass now (or stopped in one: then it does not count for long)
+            if run.started_at < now - dt.timedelta(minutes=10):
+                continue
+            expected = now + dt.timedelta(seconds=run.interval)
+        else:
+            expected = run.finished_at + dt.timedelta(seconds=run.interval)
+            grace = dt.timedelta(seconds=max(30.0, run.interval))
+            if expected + grace < now:  # overdue: that worker stopped
+                expected = None
+        if expected is not None:
+            expected = max(expected, now)
+            soonest = expected if soonest is None else min(soonest, expected)
+    return soonest
+
+
+def worker_eta_text(action: str = "send it", now: dt.datetime | None = None) -> str:
+    """When the worker will do what was just queued for it, in words that are true when shown."""
+    now = now or timezone.now()
+    due = next_worker_pass(now)
+    if due is None:
+        return ("No worker has run recently, so this waits until 'orthoreg worker' runs again: ask your "
+                "administrator to start it.")
+    seconds = (due - now).total_seconds()
+    if seconds <= 60:
+        return f"The worker will {action} within a minute."
+    return f"The worker will {action} within about {round(seconds / 60) + 1} minutes."
+
+
+def replanning(protocols) -> dict[int, ReplanJob]:
+    """The unfinished re-planning of each of these protocols (protocol id -> job)."""
+    jobs = ReplanJob.objects.filter(protocol__in=protocols, status=ReplanJob.Status.PENDING).order_by("id")
+    return {job.protocol_id: job for job in jobs}

@@ -2,19 +2,26 @@
 
 Every function owns its transaction. Sending is claim-then-send: a worker takes rows with a conditional
 UPDATE (and SELECT ... FOR UPDATE SKIP LOCKED where the database has it), so two workers never send the same
-email; a claim left by a crashed worker is taken again after a lease, so nothing is lost.
+email. Each email's link token and a send record (SendAttempt) are committed before the email is handed to the
+mail backend, and the send is marked after, so a worker killed at any step loses nothing and doubles nothing: its
+claim is taken again at once on the same machine (the process is gone) or after a short lease elsewhere, and the
+send record is reconciled first (see _reconcile).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 import secrets
+import socket
+import threading
+import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import django.dispatch
-from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.mail import EmailMultiAlternatives, get_connection
 from django.db import connection, transaction
@@ -27,12 +34,20 @@ from orthoreg.accounts.services import audit_record
 from orthoreg.registry.coding import SURGICAL_KINDS
 from orthoreg.registry.models import Episode, Patient, Procedure
 
-from . import scheduling, selectors
-from .models import AccessToken, Assessment, Invitation, Protocol, Unsubscription, WorkerRun, hash_token
+from . import failpoints, scheduling, selectors
+from .models import (AccessToken, Assessment, Invitation, Protocol, ReplanJob, SendAttempt, TimePoint, Unsubscription,
+                     WorkerRun, hash_token)
 
 log = logging.getLogger(__name__)
 
-LEASE = dt.timedelta(minutes=15)  # a claim older than this was left by a crashed worker
+# A claim not renewed for this long was left by a worker that stopped (on another machine; on the same machine a
+# claim whose process is gone is taken again at once). A worker renews its claims while it sends, at least every
+# LEASE / 4, and one email waits at most the mail server's timeout (30 s by default), so a live claim never lapses.
+LEASE = dt.timedelta(minutes=2)
+REPLAN_BATCH = 100  # at most this many episodes re-planned per transaction ...
+REPLAN_BATCH_SECONDS = 0.5  # ... and no more than this long holding the write lock (SQLite: one writer at a time)
+REPLAN_INLINE = 50  # a protocol save re-plans at most this many episodes itself; more are left to the worker
+HOST = socket.gethostname()[:64]
 MAX_BACKOFF = dt.timedelta(hours=6)
 # kwargs: episode_ids. Sent after bulk writes of assessments, which send no post_save (analytics listens).
 assessments_changed = django.dispatch.Signal()
@@ -226,35 +241,120 @@ def time_point_cancel(*, episode: Episode, time_point: str, reason: str, request
     return len(rows)
 
 
-@transaction.atomic
-def protocol_save(*, form, formset, clinic=None, request=None) -> tuple[Protocol, int]:
-    """Save a protocol and its time points, then re-plan every episode it may apply to: unsent future
-    assessments move, new ones appear, removed ones are cancelled with the reason; answers are never touched."""
-    protocol = form.save(commit=False)
-    if clinic is not None and protocol.pk is None:
-        protocol.clinic = clinic
-    protocol.full_clean()
-    protocol.save()
-    formset.instance = protocol
-    formset.save()
-    for tp in protocol.time_points.all():
-        tp.full_clean()
+PROTOCOL_FIELDS = ("name", "condition", "body_site", "procedure_kind", "active", "stop_on_conversion",
+                   "reminder_after_days", "max_reminders")
+TIME_POINT_FIELDS = ("label", "offset_months", "offset_days", "window_before_days", "window_after_days",
+                     "instruments", "order")
+
+
+def protocol_save(*, protocol: Protocol | None, fields: dict, time_points: list[dict], clinic=None,
+                  request=None, replan_inline: int | None = None) -> tuple[Protocol, ReplanJob]:
+    """Save a protocol and its time points (cleaned data: `fields` of the protocol; `time_points`, each a dict of
+    TIME_POINT_FIELDS with `pk` for an existing one and `delete` to remove it), all or nothing; then queue the
+    re-planning of every episode it may apply to (unsent future assessments move, new ones appear, removed ones are
+    cancelled with the reason; answers are never touched). The worker re-plans in bounded batches; a small job
+    (at most `replan_inline` episodes, REPLAN_INLINE by default) is done here at once, batch by batch."""
+    with transaction.atomic():
+        if protocol is None or protocol.pk is None:
+            protocol = Protocol(clinic=clinic)
+        else:
+            protocol = Protocol.objects.select_for_update().get(pk=protocol.pk)
+        for name in PROTOCOL_FIELDS:
+            if name in fields:
+                setattr(protocol, name, fields[name])
+        protocol.full_clean()
+        protocol.save()
+        existing = {tp.pk: tp for tp in protocol.time_points.all()}
+        for row in time_points:  # removals first: a kept time point may take a removed one's label
+            if row.get("delete") and row.get("pk") in existing:
+                existing.pop(row["pk"]).delete()
+        for row in time_points:
+            if row.get("delete"):
+                continue
+            if row.get("pk") is not None and row["pk"] not in existing:
+                raise ValidationError("A time point of this protocol was removed meanwhile: reload the page.")
+            tp = existing.get(row.get("pk")) or TimePoint(protocol=protocol)
+            for name in TIME_POINT_FIELDS:
+                if name in row:
+                    setattr(tp, name, list(row[name]) if name == "instruments" else row[name])
+            try:
+                tp.full_clean()
+            except ValidationError as exc:
+                raise ValidationError([f"Time point {tp.label or '(new)'}: {message}" for message in exc.messages]) \
+                    from None
+            tp.save()
+        job = _replan_queue(protocol)
+        audit_record(request=request, action=AuditEvent.Action.UPDATE, obj=protocol,
+                     detail=f"protocol saved; {job.total} episodes to re-plan")
+    limit = REPLAN_INLINE if replan_inline is None else replan_inline
+    if job.total <= limit:
+        while replan_step(job=job):
+            pass
+        job.refresh_from_db()
+    return protocol, job
+
+
+def _replan_episodes(protocol: Protocol):
+    """The episodes a protocol may apply to now, and those it governed until now (its condition or site may have
+    changed, or it was switched off: they move to the protocol that applies to them now, or stop)."""
     fits = Q(condition=protocol.condition, procedures__is_index=True)
     if protocol.body_site:
         fits &= Q(body_site=protocol.body_site)
     if protocol.clinic_id:
         fits &= Q(patient__clinic_id=protocol.clinic_id)
-    # ... and the episodes it governed until now (its condition or site may have changed, or it was switched off):
-    # they move to the protocol that applies to them now, or stop.
     governed = Q(pk__in=Assessment.objects.filter(protocol=protocol).values("episode_id"))
-    episodes = Episode.objects.filter(fits | governed).order_by("pk")
-    replanned = 0
-    for episode in episodes.distinct().iterator(chunk_size=500):
-        episode_schedule(episode=episode)
-        replanned += 1
-    audit_record(request=request, action=AuditEvent.Action.UPDATE, obj=protocol,
-                 detail=f"protocol saved; {replanned} episodes re-planned")
-    return protocol, replanned
+    return Episode.objects.filter(fits | governed).order_by("pk").values_list("pk", flat=True).distinct()
+
+
+def _replan_queue(protocol: Protocol) -> ReplanJob:
+    """A new re-planning job for the protocol; an unfinished earlier one is superseded (the new one covers it)."""
+    ReplanJob.objects.filter(protocol=protocol, status=ReplanJob.Status.PENDING).update(
+        status=ReplanJob.Status.SUPERSEDED, finished_at=timezone.now())
+    return ReplanJob.objects.create(protocol=protocol, total=_replan_episodes(protocol).count())
+
+
+def replan_step(*, job: ReplanJob | None = None, batch: int = REPLAN_BATCH,
+                seconds: float | None = REPLAN_BATCH_SECONDS) -> int:
+    """Re-plan the next batch of episodes of a pending job (the given one, else the oldest) in one transaction,
+    moving its cursor with it: at most `batch` episodes, and none started after `seconds`. Returns how many
+    episodes were re-planned (0: nothing left to do)."""
+    started = time.monotonic()
+    with transaction.atomic():
+        jobs = ReplanJob.objects.select_for_update().filter(status=ReplanJob.Status.PENDING)
+        job = (jobs.filter(pk=job.pk) if job is not None else jobs.order_by("id")).select_related("protocol").first()
+        if job is None:
+            return 0
+        ids = list(_replan_episodes(job.protocol).filter(pk__gt=job.last_episode_id)[:batch])
+        done = 0
+        for episode_id in ids:
+            episode_schedule(episode=Episode(pk=episode_id))
+            done += 1
+            if seconds is not None and time.monotonic() - started >= seconds:
+                break
+        job.done += done
+        if done:
+            job.last_episode_id = ids[done - 1]
+        if len(ids) < batch and done == len(ids):
+            job.status, job.finished_at = ReplanJob.Status.DONE, timezone.now()
+        job.save(update_fields=["done", "last_episode_id", "status", "finished_at"])
+    return done
+
+
+def replan_run(*, batch: int = REPLAN_BATCH, pause: float = 0.0, progress: Callable | None = None) -> int:
+    """Do every pending re-planning job, batch by batch (the worker's first step). `pause`: seconds between
+    batches, so that other writers of a SQLite file get their turn."""
+    total = 0
+    while True:
+        pending = ReplanJob.objects.filter(status=ReplanJob.Status.PENDING).order_by("id").first()
+        if pending is None:
+            return total
+        done = replan_step(job=pending, batch=batch)
+        total += done
+        if progress and done:
+            pending.refresh_from_db()
+            progress(pending)
+        if pause and done:
+            time.sleep(pause)
 
 
 @transaction.atomic
@@ -340,49 +440,80 @@ def _insert(rows: list[Invitation]) -> int:
         return Invitation.objects.filter(episode_id__in=episode_ids).count() - before
 
 
-def _due_q(now: dt.datetime) -> Q:
+def _due_q(now: dt.datetime, dead_claims: list[str] | tuple = ()) -> Q:
     claimable = Q(status__in=[Invitation.Status.PENDING, Invitation.Status.FAILED, Invitation.Status.SENT],
                   next_attempt_at__lte=now)
-    abandoned = Q(status=Invitation.Status.SENDING, claimed_at__lt=now - LEASE)
+    abandoned = Q(status=Invitation.Status.SENDING) & (Q(claimed_at__lt=now - LEASE) | Q(claim_id__in=dead_claims))
     # Never to a patient who died or withdrew, whatever state the invitation was left in.
     active = Exists(Patient.objects.filter(pk=OuterRef("patient_id"), status=Patient.Status.ACTIVE))
     return (claimable | abandoned) & Q(expires_at__gt=now) & active
+
+
+def _process_exists(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: it exists
+        return True
+    return True
+
+
+def _dead_claims() -> list[str]:
+    """Claims held by processes of this machine that no longer exist (a worker killed mid-batch)."""
+    held = (Invitation.objects.filter(status=Invitation.Status.SENDING, claim_host=HOST, claim_pid__isnull=False)
+            .values_list("claim_id", "claim_pid").distinct())
+    return [claim for claim, pid in held if not _process_exists(pid)]
 
 
 def invitations_claim(*, limit: int, worker: str = "", now: dt.datetime | None = None) -> list[Invitation]:
     """Take up to `limit` due invitations for this worker. Two workers never get the same row."""
     now = now or timezone.now()
     claim = f"{worker[:20]}-{uuid.uuid4().hex}"[:40]
+    dead = _dead_claims()
     with transaction.atomic():
-        qs = Invitation.objects.filter(_due_q(now)).order_by("next_attempt_at", "id")
+        qs = Invitation.objects.filter(_due_q(now, dead)).order_by("next_attempt_at", "id")
         if connection.features.has_select_for_update_skip_locked:
             qs = qs.select_for_update(skip_locked=True)
         ids = list(qs.values_list("id", flat=True)[:limit])
         if not ids:
             return []
         # The conditional update is what makes the claim safe, with or without row locks.
-        Invitation.objects.filter(id__in=ids).filter(_due_q(now)).update(
-            status=Invitation.Status.SENDING, claim_id=claim, claimed_at=now, attempts=F("attempts") + 1)
+        Invitation.objects.filter(id__in=ids).filter(_due_q(now, dead)).update(
+            status=Invitation.Status.SENDING, claim_id=claim, claimed_at=now, claim_host=HOST,
+            claim_pid=os.getpid(), attempts=F("attempts") + 1)
     return list(Invitation.objects.filter(claim_id=claim, status=Invitation.Status.SENDING)
                 .select_related("patient__clinic", "episode"))
 
 
+def _renew(claim_id: str) -> None:
+    """Keep this worker's claims from lapsing while it is still sending them."""
+    Invitation.objects.filter(claim_id=claim_id, status=Invitation.Status.SENDING).update(claimed_at=timezone.now())
+
+
 def token_issue(*, invitation: Invitation) -> str:
     """A fresh random link secret (256 bits) for one email; only its hash is stored."""
+    return _token_create(invitation)[0]
+
+
+def _token_create(invitation: Invitation) -> tuple[str, AccessToken]:
     token = secrets.token_urlsafe(32)
-    AccessToken.objects.create(invitation=invitation, token_hash=hash_token(token))
-    return token
+    return token, AccessToken.objects.create(invitation=invitation, token_hash=hash_token(token))
 
 
 def survey_url(token: str) -> str:
-    return f"{settings.BASE_URL}/s/{token}/"
+    from orthoreg import baseurl
+
+    return f"{baseurl.base_url()}/s/{token}/"
 
 
 def unsubscribe_url(token: str) -> str:
     return f"{survey_url(token)}unsubscribe/"
 
 
-def _message(invitation: Invitation, token: str, count: int) -> EmailMultiAlternatives:
+def _message(invitation: Invitation, token: str, count: int, message_id: str) -> EmailMultiAlternatives:
     patient = invitation.patient
     context = {"patient": patient, "clinic": patient.clinic, "invitation": invitation, "url": survey_url(token),
                "unsubscribe_url": unsubscribe_url(token),
@@ -392,7 +523,7 @@ def _message(invitation: Invitation, token: str, count: int) -> EmailMultiAltern
     subject = " ".join(render_to_string("followup/email_subject.txt", context).split())
     body = render_to_string("followup/email_body.txt", context)
     return EmailMultiAlternatives(subject=subject, body=body, to=[invitation.email],
-                                  headers={"X-Orthoreg-Invitation": str(invitation.pk),
+                                  headers={"X-Orthoreg-Invitation": str(invitation.pk), "Message-ID": message_id,
                                            # RFC 2369 and RFC 8058: the mail program's own "unsubscribe" button
                                            "List-Unsubscribe": f"<{unsubscribe_url(token)}>",
                                            "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"})
@@ -409,8 +540,36 @@ class SendResult:
     failures: int = 0
 
 
+POSSIBLY_SENT_NOTE = ("The worker stopped while handing an email to the mail server: it may have been sent, so it "
+                      "was not sent again; its link works and the next reminder follows as planned.")
+
+
+def _reconcile(invitation: Invitation, backend) -> str:
+    """Settle the sends a stopped worker left unfinished for this invitation, before anything is sent again.
+    Returns "sent" (an email did leave: it counts, nothing is resent), "possibly" (it cannot be known: a mail
+    server cannot be asked whether it took a message, so it counts as sent rather than risk a second email), or
+    "" (nothing left the building: send as usual)."""
+    outcome = ""
+    was_sent = getattr(backend, "was_sent", None)
+    for attempt in SendAttempt.objects.filter(invitation=invitation, status=SendAttempt.Status.STARTED):
+        if was_sent is not None:
+            status = SendAttempt.Status.SENT if was_sent(attempt.message_id) else SendAttempt.Status.NOT_SENT
+        else:
+            status = SendAttempt.Status.POSSIBLY_SENT
+        SendAttempt.objects.filter(pk=attempt.pk, status=SendAttempt.Status.STARTED).update(
+            status=status, finished_at=timezone.now(), error="reconciled after the worker stopped")
+        if status == SendAttempt.Status.SENT:
+            outcome = "sent"
+        elif status == SendAttempt.Status.POSSIBLY_SENT and outcome != "sent":
+            outcome = "possibly"
+    return outcome
+
+
 def invitations_send(*, invitations: list[Invitation], now: dt.datetime | None = None) -> SendResult:
-    """Send the claimed invitations one by one; record success, or the error and when to retry."""
+    """Send the claimed invitations one by one; record success, or the error and when to retry.
+
+    Per email: the link's token and a SendAttempt are committed first, then the email is handed over, then both
+    are marked sent. A worker killed between any two steps leaves a state the next claim reconciles."""
     result = SendResult()
     backend = get_connection()
     persistent = hasattr(backend, "connection")  # SMTP: keep one connection open for the batch
@@ -423,25 +582,51 @@ def invitations_send(*, invitations: list[Invitation], now: dt.datetime | None =
                 result.failures += 1
             return result
     codes = selectors.sendable_codes()  # once for the batch, not once per email
+    unfinished = set(SendAttempt.objects.filter(invitation__in=invitations, status=SendAttempt.Status.STARTED)
+                     .values_list("invitation_id", flat=True))
+    renewed = time.monotonic()
     try:
         for invitation in invitations:
+            if time.monotonic() - renewed > LEASE.total_seconds() / 4:
+                _renew(invitation.claim_id)
+                renewed = time.monotonic()
+            reminder = invitation.sends > 0
+            if invitation.pk in unfinished:
+                outcome = _reconcile(invitation, backend)
+                if outcome:
+                    _sent(invitation, now or timezone.now(), note=POSSIBLY_SENT_NOTE if outcome == "possibly" else "")
+                    result.reminders += reminder
+                    result.sent += not reminder
+                    continue
             count = _pending_sendable(codes, episode_id=invitation.episode_id, time_point=invitation.time_point).count()
             if not count:  # answered, cancelled or only staff-entered instruments left since it was planned
                 _nothing_to_send(invitation)
                 continue
+            attempt = None
             try:
                 with transaction.atomic():
-                    token = token_issue(invitation=invitation)
-                    # SMTP reuses its open connection; a file backend writes one file per email.
-                    (backend if persistent else get_connection()).send_messages(
-                        [_message(invitation, token, count)])
+                    # Still ours? (renewing it): a claim taken over after its lease is left to its new holder.
+                    if not Invitation.objects.filter(pk=invitation.pk, claim_id=invitation.claim_id,
+                                                     status=Invitation.Status.SENDING).update(
+                            claimed_at=timezone.now()):
+                        log.warning("invitation %s: claim lost to another worker; not sent here", invitation.pk)
+                        continue
+                    token, row = _token_create(invitation)
+                    attempt = SendAttempt.objects.create(
+                        invitation=invitation, token=row, claim_id=invitation.claim_id,
+                        message_id=f"<{uuid.uuid4().hex}.{invitation.pk}@orthoreg.invalid>")
+                    failpoints.reached(failpoints.BEFORE_TOKEN_COMMIT)
+                failpoints.reached(failpoints.AFTER_TOKEN_COMMIT)
+                # SMTP reuses its open connection; a file backend writes one file per email.
+                (backend if persistent else get_connection()).send_messages(
+                    [_message(invitation, token, count, attempt.message_id)])
+                failpoints.reached(failpoints.AFTER_SEND)
             except Exception as exc:  # noqa: BLE001 - every failure is recorded and retried
                 log.warning("invitation %s: send failed: %s", invitation.pk, exc)
-                _failed(invitation, exc)
+                _failed(invitation, exc, attempt)
                 result.failures += 1
                 continue
-            reminder = invitation.sends > 0
-            _sent(invitation, now or timezone.now())
+            _sent(invitation, now or timezone.now(), attempt=attempt)
             if reminder:
                 result.reminders += 1
             else:
@@ -452,12 +637,15 @@ def invitations_send(*, invitations: list[Invitation], now: dt.datetime | None =
     return result
 
 
-def _sent(invitation: Invitation, now: dt.datetime) -> None:
+@transaction.atomic
+def _sent(invitation: Invitation, now: dt.datetime, attempt: SendAttempt | None = None, note: str = "") -> None:
     sends = invitation.sends + 1
     more = sends <= invitation.max_reminders
+    if attempt is not None:  # it left, whoever holds the claim now
+        SendAttempt.objects.filter(pk=attempt.pk).update(status=SendAttempt.Status.SENT, finished_at=timezone.now())
     Invitation.objects.filter(pk=invitation.pk, claim_id=invitation.claim_id,
                               status=Invitation.Status.SENDING).update(
-        status=Invitation.Status.SENT, sends=sends, sent_at=now, claim_id="", last_error="",
+        status=Invitation.Status.SENT, sends=sends, sent_at=now, claim_id="", last_error=note[:500],
         next_attempt_at=now + dt.timedelta(days=invitation.reminder_after_days) if more else None)
 
 
@@ -468,10 +656,15 @@ def _nothing_to_send(invitation: Invitation) -> None:
         next_attempt_at=None)
 
 
-def _failed(invitation: Invitation, exc: Exception) -> None:
+@transaction.atomic
+def _failed(invitation: Invitation, exc: Exception, attempt: SendAttempt | None = None) -> None:
+    error = f"{type(exc).__name__}: {exc}"[:500]
+    if attempt is not None and attempt.pk is not None:
+        SendAttempt.objects.filter(pk=attempt.pk, status=SendAttempt.Status.STARTED).update(
+            status=SendAttempt.Status.FAILED, finished_at=timezone.now(), error=error)
     Invitation.objects.filter(pk=invitation.pk, claim_id=invitation.claim_id,
                               status=Invitation.Status.SENDING).update(
-        status=Invitation.Status.FAILED, claim_id="", last_error=f"{type(exc).__name__}: {exc}"[:500],
+        status=Invitation.Status.FAILED, claim_id="", last_error=error,
         next_attempt_at=timezone.now() + _backoff(invitation.attempts))
 
 
@@ -517,10 +710,14 @@ def invitation_revoke(*, invitation: Invitation, reason: str, request=None) -> I
 # ------------------------------------------------------------------------------------------ the worker pass
 
 def worker_pass(*, worker: str = "worker", batch: int = 500, now: dt.datetime | None = None,
-                progress=None) -> WorkerRun:
-    """One pass: expire, plan invitations, then claim and send in batches until nothing is due."""
-    run = WorkerRun.objects.create(worker=worker[:80])
+                progress=None, interval: float | None = None, replan_pause: float = 0.0,
+                replan_progress: Callable | None = None) -> WorkerRun:
+    """One pass: re-plan after protocol changes, expire, plan invitations, then claim and send in batches until
+    nothing is due. `interval`: seconds until this worker's next pass (recorded, so pages can say honestly when
+    something will go out; None for a single pass)."""
+    run = WorkerRun.objects.create(worker=worker[:80], interval=interval)
     try:
+        run.replanned = replan_run(pause=replan_pause, progress=replan_progress)
         run.expired = invitations_expire(now=now)
         run.invitations_created = invitations_plan()
         while True:
@@ -542,6 +739,33 @@ def worker_pass(*, worker: str = "worker", batch: int = 500, now: dt.datetime | 
         run.finished_at = timezone.now()
         run.save()
     return run
+
+
+def worker_loop(*, name: str, interval: float, batch: int = 500, stop: threading.Event,
+                report: Callable[[WorkerRun, float], None] | None = None, once: bool = False,
+                replan_progress: Callable[[ReplanJob], None] | None = None) -> None:
+    """The worker: a pass, then wait `interval` seconds (or until `stop` is set), again and again. A failed pass is
+    logged (and recorded on its WorkerRun) and the loop goes on. Used by `orthoreg worker` and by the worker that
+    `orthoreg serve --with-worker` (the demo) runs beside the server."""
+    from django.db import close_old_connections
+
+    while not stop.is_set():
+        if not connection.in_atomic_block:  # never drop a connection in the middle of a caller's transaction
+            close_old_connections()
+        started = time.monotonic()
+        try:
+            run = worker_pass(worker=name, batch=batch, interval=None if once else interval, replan_pause=0.1,
+                              replan_progress=replan_progress)
+        except Exception:
+            if once:
+                raise
+            log.exception("worker %s: the pass failed; trying again in %s s", name, interval)
+        else:
+            if report:
+                report(run, time.monotonic() - started)
+        if once:
+            return
+        stop.wait(interval)
 
 
 # ------------------------------------------------------------------------------------------ answering

@@ -216,7 +216,7 @@ def invitation_resend(request, pk: int):
     invitation = access.access_object(request.user, Invitation, pk, access.CONTACT)
     try:
         services.invitation_resend(invitation=invitation, request=request)
-        messages.success(request, "The invitation will be sent again by the worker within a minute.")
+        messages.success(request, f"The invitation will be sent again. {selectors.worker_eta_text()}")
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))
     return _back_to_worklist(request)
@@ -255,6 +255,10 @@ def protocol_list(request):
                  .select_related("clinic").prefetch_related("time_points").order_by("condition", "body_site",
                                                                                     "clinic_id", "name"))
     clinics = Clinic.objects.filter(pk__in=clinic_ids).order_by("name")
+    protocols = list(protocols)
+    jobs = selectors.replanning(protocols)
+    for protocol in protocols:
+        protocol.replan_job = jobs.get(protocol.pk)
     return render(request, "followup/protocol_list.html", {"protocols": protocols, "clinics": clinics,
                                                            "editable": clinic_ids, "nav": "followup"})
 
@@ -282,12 +286,22 @@ def protocol_edit(request, pk: int):
     form = ProtocolForm(request.POST or None, instance=protocol)
     formset = time_point_formset(request.POST or None, instance=protocol, prefix="tp")
     if request.method == "POST" and form.is_valid() and formset.is_valid():
+        time_points = [{**{k: v for k, v in tf.cleaned_data.items() if k in services.TIME_POINT_FIELDS},
+                        "pk": tf.instance.pk, "delete": bool(tf.cleaned_data.get("DELETE"))}
+                       for tf in formset.forms if tf.cleaned_data]
         try:
-            _, replanned = services.protocol_save(form=form, formset=formset, request=request)
+            _, job = services.protocol_save(protocol=protocol, fields=form.cleaned_data, time_points=time_points,
+                                            request=request)
         except ValidationError as exc:
-            form.add_error(None, exc)
+            on_fields = hasattr(exc, "error_dict") and set(exc.error_dict) <= set(form.fields)
+            form.add_error(None, exc if on_fields else exc.messages)
         else:
-            messages.success(request, f"Saved. {replanned} episode{'s' if replanned != 1 else ''} re-planned.")
+            episodes = f"{job.total} episode{'s' if job.total != 1 else ''}"
+            if job.status == job.Status.DONE:
+                messages.success(request, f"Saved. {episodes} re-planned.")
+            else:
+                messages.success(request, f"Saved. Re-planning {episodes} in the background: the progress is shown "
+                                          f"below. {selectors.worker_eta_text('start')}")
             return redirect("followup:protocol_list")
     return render(request, "followup/protocol_edit.html",
                   {"form": form, "formset": formset, "protocol": protocol, "nav": "followup"},

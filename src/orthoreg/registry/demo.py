@@ -85,10 +85,12 @@ def admin_enrolment_code() -> str:
 
 
 @transaction.atomic
-def load(*, today: dt.date | None = None, cohort: int = COHORT_PATIENTS, progress=None) -> bool:
-    """Load the demo data once. Returns False (and changes nothing) when it is already there."""
+def load(*, today: dt.date | None = None, cohort: int | None = None, progress=None) -> bool:
+    """Load the demo data once (`cohort` synthetic patients, COHORT_PATIENTS by default). Returns False (and
+    changes nothing) when it is already there."""
     if is_loaded():
         return False
+    cohort = COHORT_PATIENTS if cohort is None else cohort
     today = today or timezone.localdate()
     clinics = []
     for code, name in DEMO_CLINICS:
