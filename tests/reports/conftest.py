@@ -17,9 +17,17 @@ D = dt.date
 
 
 @pytest.fixture
-def small_demo(db, monkeypatch, settings, tmp_path):
+def demo_cohort_size():
+    """Synthetic patients beside DF in the demo fixture; a module that needs the demo's whole cohort (DF's similar
+    patients estimated, 5 or more at each time point) overrides this with None."""
+    return 40
+
+
+@pytest.fixture
+def small_demo(db, monkeypatch, settings, tmp_path, demo_cohort_size):
     settings.DATA_DIR = tmp_path
-    monkeypatch.setattr(demo, "COHORT_PATIENTS", 40)
+    if demo_cohort_size is not None:
+        monkeypatch.setattr(demo, "COHORT_PATIENTS", demo_cohort_size)
     monkeypatch.setenv("ORTHOREG_DEMO_PASSWORD", "demo-pass-123")
     call_command("demo", "--no-serve")
 
