@@ -47,7 +47,7 @@ def test_demo_sends_invitations_to_its_own_port_and_stops_with_its_worker(tmp_pa
         assert len(files) == sent
         message = email.message_from_string(files[0].read_text().split("-" * 79)[0].strip())
         body = (message.get_payload(0) if message.is_multipart() else message).get_payload(decode=True).decode()
-        [link] = re.findall(rf"http://127\.0\.0\.1:{port}/s/[A-Za-z0-9_-]+/", body)
+        [link] = re.findall(rf"http://127\.0\.0\.1:{port}/s/[A-Za-z0-9_-]+/(?!unsubscribe)", body)  # not the unsubscribe link
         with urllib.request.urlopen(link, timeout=60) as page:
             assert page.status == 200 and "Questionnaire 1 of" in page.read().decode()
     finally:
