@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 from django import forms
 
+from orthoreg.formats import format_date
 from orthoreg.registry.coding import BodySite, Condition, ProcedureKind, Side
 from orthoreg.registry.models import Patient
 
@@ -129,9 +130,9 @@ class CohortFilter:
         if self.sex:
             parts.append(Patient.Sex(self.sex).label.lower())
         if self.index_from or self.index_to:
-            day = "%b %Y" if self.whole_months else "%d %b %Y"
-            since = self.index_from.strftime(day) if self.index_from else "…"
-            until = self.index_to.strftime(day) if self.index_to else "today"
+            day = (lambda d: d.strftime("%b %Y")) if self.whole_months else format_date
+            since = day(self.index_from) if self.index_from else "…"
+            until = day(self.index_to) if self.index_to else "today"
             parts.append(f"treated {since} – {until}")
         if self.clinics:
             parts.append("clinic " + ", ".join(self.clinics))

@@ -16,6 +16,7 @@ from django.db import models
 from django.utils import timezone
 from simple_history.models import HistoricalRecords
 
+from orthoreg.formats import format_date
 from orthoreg.registry.coding import BodySite, Condition, ProcedureKind
 
 
@@ -118,7 +119,7 @@ class Assessment(models.Model):
         indexes = [models.Index(fields=["status", "window_start"]), models.Index(fields=["status", "due_date"])]
 
     def __str__(self) -> str:
-        return f"{self.instrument} at {self.time_point} (due {self.due_date:%d %b %Y})"
+        return f"{self.instrument} at {self.time_point} (due {format_date(self.due_date)})"
 
     @property
     def display_status(self) -> str:

@@ -31,6 +31,7 @@ from django.utils import timezone
 
 from orthoreg.accounts.models import AuditEvent
 from orthoreg.accounts.services import audit_record
+from orthoreg.formats import format_date
 from orthoreg.registry.coding import SURGICAL_KINDS
 from orthoreg.registry.models import Episode, Patient, Procedure
 
@@ -69,7 +70,7 @@ def _cutoff(episode: Episode, index: Procedure | None) -> tuple[dt.date | None, 
     patient = episode.patient
     if patient.status != Patient.Status.ACTIVE:
         day = patient.status_date or timezone.localdate()
-        return day, f"patient {patient.get_status_display().lower()} on {day:%d %b %Y}"
+        return day, f"patient {patient.get_status_display().lower()} on {format_date(day)}"
     return None, ""
 
 
@@ -113,7 +114,7 @@ def episode_schedule(*, episode: Episode) -> ScheduleResult:
         if stop_day is not None and window_end >= stop_day:
             return stop_reason
         if conversion is not None and window_end >= conversion.date:
-            return f"converted to surgery ({conversion.get_kind_display().lower()} on {conversion.date:%d %b %Y})"
+            return f"converted to surgery ({conversion.get_kind_display().lower()} on {format_date(conversion.date)})"
         return ""
 
     to_create = []

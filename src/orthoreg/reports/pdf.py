@@ -224,8 +224,8 @@ def _cohort_tables(report: dict, label: str, s: dict) -> list:
     for a in sv["at"]:
         rows.append([f"{a['months']} months", str(a["at_risk"]),
                      "too few to estimate" if a.get("too_few") and a["at_risk"] else
-                     "not reached" if a["survival"] is None else
-                     f"{pct(a['survival'], 1)} ({pct(a['ci_low'], 1)}–{pct(a['ci_high'], 1)})"])
+                     "no one followed this long yet" if a["survival"] is None else
+                     f"{pct(a['survival'], 1)} ({percent_range(a['ci_low'], a['ci_high'])})"])
     story.append(_table(rows, [30 * mm, 25 * mm, 60 * mm], s))
     ae = report["adverse_events"]
     story += [_p(f"{label + ' · ' if label else ''}Adverse events", s["h2"]),
