@@ -27,7 +27,7 @@ def test_combination_and_ranges():
     assert (f.grade_min, f.grade_max, f.age_min, f.age_max) == (2, 3, 30, 60)
     assert f.index_from == dt.date(2024, 1, 1)
     assert f.describe() == ("Hallux rigidus · grade 2–3 · Bone marrow concentrate injection + Prolotherapy within "
-                            "21 days · age 30–60 · female · treated 01 Jan 2024 – today")
+                            "21 days · age 30–60 · female · treated 1 Jan 2024 – today")
 
 
 def test_web_checkboxes_append_to_the_index_procedure():
