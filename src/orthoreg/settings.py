@@ -29,6 +29,8 @@ import tempfile
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlparse
 
+from django.core.exceptions import ImproperlyConfigured
+
 BASE_DIR = Path(__file__).resolve().parent
 
 
@@ -37,6 +39,22 @@ def env_bool(name: str, default: bool = False) -> bool:
     if value is None or value == "":
         return default
     return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def env_number(name: str, default: float | None, kind: type = int, minimum: float = 0) -> float | None:
+    """A numeric ORTHOREG_ variable; a value that is not a number of that kind (or below `minimum`) stops start-up
+    with a sentence naming the variable, not a traceback from int()."""
+    value = os.environ.get(name, "").strip()
+    if not value:
+        return default
+    try:
+        number = kind(value.replace("_", ""))
+    except ValueError:
+        number = None
+    if number is None or number < minimum:
+        what = "a whole number" if kind is int else "a number"
+        raise ImproperlyConfigured(f"{name}={value!r}: expected {what} of at least {minimum:g}")
+    return number
 
 
 DATA_DIR = Path(os.environ.get("ORTHOREG_DATA_DIR") or "orthoreg-data").resolve()
@@ -238,11 +256,11 @@ WHITENOISE_USE_FINDERS = True  # static files served by the app itself, no colle
 WHITENOISE_AUTOREFRESH = DEBUG
 MEDIA_ROOT = DATA_DIR / "media"  # never served publicly: files go through access-checked views
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
-MAX_UPLOAD_MB = int(os.environ.get("ORTHOREG_MAX_UPLOAD_MB", "50"))
+MAX_UPLOAD_MB = env_number("ORTHOREG_MAX_UPLOAD_MB", 50, minimum=1)
 # The clinic's own standard error of measurement of joint space width (mm), from its repeat measurements.
-JSW_SEM_MM = float(os.environ["ORTHOREG_JSW_SEM_MM"]) if os.environ.get("ORTHOREG_JSW_SEM_MM") else None
+JSW_SEM_MM = env_number("ORTHOREG_JSW_SEM_MM", None, float, minimum=0.01)
 DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_UPLOAD_MB * 1024 * 1024
-IMAGING_MAX_PIXELS = int(os.environ.get("ORTHOREG_IMAGING_MAX_PIXELS", 60_000_000))  # decompression-bomb limit
+IMAGING_MAX_PIXELS = env_number("ORTHOREG_IMAGING_MAX_PIXELS", 60_000_000, minimum=1)  # decompression-bomb limit
 
 LOGIN_URL = "accounts:login"
 LOGIN_REDIRECT_URL = "home"
@@ -301,10 +319,10 @@ SECURE_REFERRER_POLICY = "same-origin"
 SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 
-AXES_FAILURE_LIMIT = int(os.environ.get("ORTHOREG_LOGIN_FAILURE_LIMIT", "5"))
+AXES_FAILURE_LIMIT = env_number("ORTHOREG_LOGIN_FAILURE_LIMIT", 5, minimum=1)
 # Failed sign-ins from one address, across all user names, before that address is locked out for the cool-off
 # time (password spraying); above the per-name limit so that a shared office address is not locked by one typo.
-LOGIN_ADDRESS_LIMIT = int(os.environ.get("ORTHOREG_LOGIN_ADDRESS_LIMIT", "20"))
+LOGIN_ADDRESS_LIMIT = env_number("ORTHOREG_LOGIN_ADDRESS_LIMIT", 20, minimum=1)
 AXES_HANDLER = "orthoreg.accounts.throttle.AddressLimitedHandler"
 AXES_COOLOFF_TIME = 0.25  # hours
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]

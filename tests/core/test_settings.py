@@ -40,3 +40,28 @@ def test_database_url_forms(tmp_path):
     pg = database_from_url("postgresql://u:p@db.example:6543/reg", tmp_path)
     assert (pg["ENGINE"], pg["NAME"], pg["USER"], pg["PASSWORD"], pg["HOST"], pg["PORT"]) == (
         "django.db.backends.postgresql", "reg", "u", "p", "db.example", "6543")
+
+
+def test_numeric_variables_name_themselves_when_wrong(monkeypatch):
+    import pytest
+    from django.core.exceptions import ImproperlyConfigured
+
+    from orthoreg.settings import env_number
+
+    monkeypatch.setenv("ORTHOREG_JSW_SEM_MM", "0,3")
+    with pytest.raises(ImproperlyConfigured, match=r"ORTHOREG_JSW_SEM_MM='0,3': expected a number"):
+        env_number("ORTHOREG_JSW_SEM_MM", None, float, minimum=0.01)
+    monkeypatch.setenv("ORTHOREG_MAX_UPLOAD_MB", "0")
+    with pytest.raises(ImproperlyConfigured, match="ORTHOREG_MAX_UPLOAD_MB='0': expected a whole number of at least 1"):
+        env_number("ORTHOREG_MAX_UPLOAD_MB", 50, minimum=1)
+    monkeypatch.setenv("ORTHOREG_IMAGING_MAX_PIXELS", "60_000_000")
+    assert env_number("ORTHOREG_IMAGING_MAX_PIXELS", 1, minimum=1) == 60_000_000
+    monkeypatch.delenv("ORTHOREG_JSW_SEM_MM")
+    assert env_number("ORTHOREG_JSW_SEM_MM", None, float) is None
+
+
+def test_a_bad_number_stops_start_up_with_a_sentence(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "orthoreg", "check"], capture_output=True, text=True,
+                          env=_env(tmp_path, ORTHOREG_LOGIN_FAILURE_LIMIT="five"))
+    assert done.returncode != 0
+    assert "ORTHOREG_LOGIN_FAILURE_LIMIT='five': expected a whole number" in done.stderr
