@@ -112,7 +112,7 @@ def single(args, outbox, services) -> None:
           f"in {seconds:.1f} s = {run.sent / seconds * 60:,.0f} invitations a minute (target >= 2,000)")
 
 
-def two_workers(args, outbox, connection, transaction, AccessToken, Invitation) -> None:  # noqa: N803
+def two_workers(args, outbox, connection, transaction, AccessToken, Invitation) -> None:
     with transaction.atomic():
         AccessToken.objects.all().delete()
         Invitation.objects.all().delete()

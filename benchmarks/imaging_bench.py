@@ -54,8 +54,9 @@ def real_films_table(repeat: int) -> None:
     import numpy as np
 
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir))
-    from orthoreg.imaging import jsw
     from tests.imaging.real_films import JOINTS, NO_JOINT, film, width_errors
+
+    from orthoreg.imaging import jsw
 
     print("\nJoint space width on real radiographs (errors in px against the hand reference; "
           "targets: thirds measured >= 95 %, mean |error| <= 1 px, time <= 0.5 s)")
@@ -65,7 +66,8 @@ def real_films_table(repeat: int) -> None:
     everything = []
     for joint in JOINTS:
         loaded = film(joint.film)
-        seconds, result = _median_time(lambda: jsw.measure(loaded.intensities, joint.line, loaded.spacing), repeat)
+        seconds, result = _median_time(
+            lambda loaded=loaded, joint=joint: jsw.measure(loaded.intensities, joint.line, loaded.spacing), repeat)
         errors = np.abs(width_errors(joint, result))
         everything.append(errors)
         thirds = sum(result.summary[name] is not None for name in jsw.THIRDS)

@@ -115,7 +115,7 @@ def _shape_problems(url: str) -> list[str]:
     if parts.path not in {"", "/"} or parts.query:
         return [f"ORTHOREG_BASE_URL={url!r} has a path or query; give only the site's address (https://host[:port])."]
     try:
-        parts.port
+        _ = parts.port
     except ValueError:
         return [f"ORTHOREG_BASE_URL={url!r} has an invalid port."]
     return []

@@ -245,7 +245,7 @@ def test_today_is_the_clinics_today(clinic, clinician, patient):
     clinic.timezone = "Pacific/Auckland"
     clinic.save()
     episode = patient.episodes.create(body_site="first_mtp", side="right", condition="hallux_rigidus")
-    with time_machine.travel(dt.datetime(2026, 6, 10, 23, 30, tzinfo=dt.timezone.utc), tick=False):
+    with time_machine.travel(dt.datetime(2026, 6, 10, 23, 30, tzinfo=dt.UTC), tick=False):
         client = login(clinician)
         response = client.post(reverse("registry:exam_create", args=[episode.pk]),
                                {"date": "2026-06-11", "dorsiflexion_deg": "30"})

@@ -171,7 +171,7 @@ def test_concurrent_writers_do_not_fork_the_chain():
             start.wait()
             for i in range(25):
                 audit_record(action=AuditEvent.Action.VIEW, detail=f"writer {n} #{i}")
-        except Exception as error:  # noqa: BLE001 (reported below)
+        except Exception as error:
             errors.append(error)
         finally:
             connection.close()

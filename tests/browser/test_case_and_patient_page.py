@@ -14,7 +14,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture
-def demo_cohort_size():  # noqa: F811 - the demo's whole cohort, so DF's similar patients are estimated
+def demo_cohort_size():
     return None
 
 

@@ -11,14 +11,14 @@ from tests.followup.test_survey_repeat import answers_for, link  # noqa: F401 - 
 JARGON = ("out of range", "expected", "null", "Item 1", "Please check this answer", "MTP")
 
 
-def test_the_page_names_the_joint_and_labels_the_scale_ends(link):  # noqa: F811
+def test_the_page_names_the_joint_and_labels_the_scale_ends(link):
     body = Client().get(link).content.decode()
     assert "These questions are about <strong>your right big toe</strong>" in body and "MTP" not in body
     assert "0 = No pain" in body and "10 = Worst pain imaginable" in body
 
 
 @pytest.mark.parametrize("value", ["150", "-1", "2.5", "abc"])
-def test_a_wrong_number_gets_a_plain_message(link, value):  # noqa: F811
+def test_a_wrong_number_gets_a_plain_message(link, value):
     client = Client()
     client.post(link, answers_for(client.get(link).context["assessment"]))  # the pain page; now SANE, 0 to 100
     sane = client.get(link).context["assessment"]
@@ -30,7 +30,7 @@ def test_a_wrong_number_gets_a_plain_message(link, value):  # noqa: F811
     assert Response.objects.count() == 1
 
 
-def test_a_rule_tying_two_answers_is_shown_without_its_item_prefix(link, episode):  # noqa: F811
+def test_a_rule_tying_two_answers_is_shown_without_its_item_prefix(link, episode):
     client = Client()
     for _ in range(2):
         client.post(link, answers_for(client.get(link).context["assessment"]))

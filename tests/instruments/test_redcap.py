@@ -24,10 +24,10 @@ from orthoreg.instruments.redcap import (
     import_data_dictionary,
     parse_choices,
 )
+from orthoreg.instruments.scoring import score
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "redcap"
 HIGHER = {"*": "higher"}
-from orthoreg.instruments.scoring import score
 
 # --- choices ---------------------------------------------------------------------------------------------------
 

@@ -196,7 +196,7 @@ def test_postgresql_round_trip_with_pg_dump_while_writing(tmp_path, settings, cl
         try:
             while not stop.is_set():
                 audit_record(action=AuditEvent.Action.VIEW, detail="written during the backup")
-        except Exception as error:  # noqa: BLE001 (reported below)
+        except Exception as error:
             errors.append(error)
         finally:
             connection.close()

@@ -83,7 +83,7 @@ def test_a_small_cohort_shows_counts_and_too_few(page, live_server, default_prot
         b.assessment(e, "baseline", score=8)
         b.assessment(e, "6m", score=3 + n % 3)
         b.assessment(e, "24m", score=0 if n == 0 else None)
-    for n in range(3):
+    for _n in range(3):
         e = b.episode(index_date=index, kind="prolotherapy")
         b.assessment(e, "baseline", score=7)
         b.assessment(e, "6m", score=2)

@@ -21,8 +21,8 @@ from html.parser import HTMLParser
 
 import pytest
 from django.urls import reverse
-from statsmodels.stats.proportion import proportion_confint
 from django.utils import timezone
+from statsmodels.stats.proportion import proportion_confint
 
 from orthoreg.reports import public
 from tests.analytics.builders import Builder

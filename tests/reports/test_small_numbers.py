@@ -33,7 +33,7 @@ def seven(clinic):
         b.assessment(e, "baseline", score=8)
         b.assessment(e, "6m", score=3 + n % 3)
         b.assessment(e, "24m", score=0 if n == 0 else None)
-    for n in range(3):
+    for _n in range(3):
         e = b.episode(index_date=INDEX, kind="prolotherapy")
         b.assessment(e, "baseline", score=7)
         b.assessment(e, "6m", score=2)

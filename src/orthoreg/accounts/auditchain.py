@@ -79,7 +79,7 @@ def lock_and_last_hash(using: str) -> str:
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", [ADVISORY_LOCK_KEY])
-        cursor.execute(f"SELECT hash FROM {TABLE} ORDER BY id DESC LIMIT 1")  # noqa: S608 (constant name)
+        cursor.execute(f"SELECT hash FROM {TABLE} ORDER BY id DESC LIMIT 1")
         row = cursor.fetchone()
     return row[0] if row else GENESIS
 

@@ -4,9 +4,9 @@ few passwords against many accounts from one address (password spraying) is stop
 
 from __future__ import annotations
 
+from axes.attempts import get_cool_off_threshold
 from axes.handlers.database import AxesDatabaseHandler
 from axes.helpers import get_failure_limit
-from axes.attempts import get_cool_off_threshold
 from axes.models import AccessAttempt
 from django.conf import settings
 from django.db.models import Sum

@@ -17,10 +17,10 @@ from django_otp import login as otp_login
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from .models import AuditEvent, EnrolmentCode, Membership, Role
+from .services import audit_record
 
 ENROLMENT_DAYS = 7
 _CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read aloud or typed from paper
-from .services import audit_record
 
 
 def required_for(user) -> bool:

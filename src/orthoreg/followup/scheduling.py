@@ -106,7 +106,8 @@ def default_specs() -> list[TimePointSpec]:
 def install_default_protocols(protocol_model=None, time_point_model=None) -> int:
     """Create the default protocols that are missing (the data migration passes its historical models)."""
     if protocol_model is None:
-        from .models import Protocol as protocol_model, TimePoint as time_point_model  # noqa: N813
+        from .models import Protocol as protocol_model
+        from .models import TimePoint as time_point_model
     created = 0
     for name, condition, site in DEFAULT_PROTOCOLS:
         if protocol_model.objects.filter(clinic=None, condition=condition, body_site=site, procedure_kind="").exists():

@@ -36,8 +36,18 @@ from orthoreg.registry.coding import SURGICAL_KINDS
 from orthoreg.registry.models import Episode, Patient, Procedure
 
 from . import failpoints, scheduling, selectors
-from .models import (AccessToken, Assessment, Invitation, Protocol, ReplanJob, SendAttempt, TimePoint, Unsubscription,
-                     WorkerRun, hash_token)
+from .models import (
+    AccessToken,
+    Assessment,
+    Invitation,
+    Protocol,
+    ReplanJob,
+    SendAttempt,
+    TimePoint,
+    Unsubscription,
+    WorkerRun,
+    hash_token,
+)
 
 log = logging.getLogger(__name__)
 
@@ -622,7 +632,7 @@ def invitations_send(*, invitations: list[Invitation], now: dt.datetime | None =
                 (backend if persistent else get_connection()).send_messages(
                     [_message(invitation, token, count, attempt.message_id)])
                 failpoints.reached(failpoints.AFTER_SEND)
-            except Exception as exc:  # noqa: BLE001 - every failure is recorded and retried
+            except Exception as exc:
                 log.warning("invitation %s: send failed: %s", invitation.pk, exc)
                 _failed(invitation, exc, attempt)
                 result.failures += 1

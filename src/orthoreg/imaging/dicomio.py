@@ -99,7 +99,7 @@ def load_image(data: bytes, *, max_pixels: int = MAX_PIXELS) -> LoadedImage:
         raise
     except MemoryError:
         raise ImageReadError("The image is too large to process.") from None
-    except Exception as exc:  # noqa: BLE001 - untrusted input: every parser failure becomes one clear message
+    except Exception as exc:
         what = {FORMAT_PNG: "PNG", FORMAT_JPEG: "JPEG", FORMAT_DICOM: "DICOM"}.get(kind)
         if what is None:
             raise ImageReadError(
@@ -205,7 +205,7 @@ def _deflated_dataset_start(data: bytes) -> int | None:
             meta = _read_file_meta_info(stream)
             _read_command_set_elements(stream)
             syntax = meta.get("TransferSyntaxUID")
-    except Exception:  # noqa: BLE001 - a header pydicom cannot read is refused by dcmread with its own message
+    except Exception:
         return None
     if syntax is None or str(syntax).strip("\x00 ") != DeflatedExplicitVRLittleEndian:
         return None
@@ -249,7 +249,7 @@ def _load_dicom(data: bytes, max_pixels: int, *, has_preamble: bool) -> LoadedIm
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             ds = pydicom.dcmread(io.BytesIO(data), force=not has_preamble)
-    except Exception:  # noqa: BLE001
+    except Exception:
         if has_preamble:
             raise ImageReadError("This DICOM file is damaged or truncated: its header cannot be read.") from None
         raise ImageReadError(
@@ -300,7 +300,7 @@ def _load_dicom(data: bytes, max_pixels: int, *, has_preamble: bool) -> LoadedIm
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             pixels = ds.pixel_array
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         raise ImageReadError(f"The DICOM image data cannot be decoded ({_short(exc)}); the file may be "
                              "truncated or damaged.") from None
     if pixels.ndim not in (2, 3) or pixels.shape[:2] != (rows, cols):

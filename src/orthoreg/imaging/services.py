@@ -231,7 +231,7 @@ def _dicom_header(image: Image):
     try:
         with image.original.open("rb") as fh:
             return pydicom.dcmread(fh, stop_before_pixels=True)
-    except Exception:  # noqa: BLE001 - it was read at upload; anything now is a storage problem
+    except Exception:
         raise ValidationError({"source": "The original DICOM file cannot be read again."}) from None
 
 

@@ -15,13 +15,12 @@ import matplotlib
 matplotlib.use("Agg")
 
 import matplotlib.dates as mdates
-from matplotlib.ticker import MaxNLocator  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
+from django.utils import timezone
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
-from django.utils import timezone  # noqa: E402
-
-from .definitions import DefinitionError, UnknownInstrument, format_number, get_definition  # noqa: E402
-from .selectors import Trajectory  # noqa: E402
+from .definitions import DefinitionError, UnknownInstrument, format_number, get_definition
+from .selectors import Trajectory
 
 INK = "#1d2733"
 MUTED = "#5d6b7a"

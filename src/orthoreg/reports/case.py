@@ -308,7 +308,7 @@ def case_images(episode: Episode) -> dict | None:
         if before is None or after is None:
             return None
         rows = imaging.width_rows(imaging.measurement_of_record(before), imaging.measurement_of_record(after))
-    except Exception:  # noqa: BLE001 - a report without images beats no report
+    except Exception:
         log.exception("radiographs of episode %s could not be read for the case report", episode.pk)
         return None
     return {"before": before, "after": after, "rows": rows,
@@ -325,6 +325,6 @@ def comparison_png(episode: Episode) -> bytes | None:
         return None
     try:
         return compose(pair["before"], pair["after"])
-    except Exception:  # noqa: BLE001
+    except Exception:
         log.exception("before/after comparison of episode %s failed", episode.pk)
         return None

@@ -5,7 +5,6 @@ Text uses DejaVu Sans (shipped with matplotlib) so that ≥, →, χ² and the l
 
 from __future__ import annotations
 
-import datetime as dt
 import io
 from pathlib import Path
 from xml.sax.saxutils import escape

@@ -13,11 +13,11 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-from matplotlib.figure import Figure  # noqa: E402
-from matplotlib.ticker import PercentFormatter  # noqa: E402
+from matplotlib.figure import Figure
+from matplotlib.ticker import PercentFormatter
 
-from orthoreg.analytics import definitions as defs  # noqa: E402
-from orthoreg.instruments.charts import ACCENT, INK, LINE, MUTED, render  # noqa: E402,F401
+from orthoreg.analytics import definitions as defs
+from orthoreg.instruments.charts import ACCENT, INK, LINE, MUTED, render  # noqa: F401
 
 COLOURS = (ACCENT, "#b26a00", "#6a4c93")
 BANDS = ("#cde3ec", "#f6dfb8", "#ddd3ea")

@@ -216,7 +216,7 @@ def public_chart_svg(page: dict) -> bytes:
         ax.text(0.5, 0.5, message, transform=ax.transAxes, ha="center", va="center", color=MUTED)
         ax.set_xticks([])
         ax.set_yticks([])
-    for y, (label, r, counts_shown) in enumerate(shown):
+    for y, (_label, r, counts_shown) in enumerate(shown):
         ax.barh(y, r["rate"], color=BANDS[0], edgecolor=ACCENT, height=0.6)
         ax.errorbar(r["rate"], y, xerr=[[r["rate"] - r["ci_low"]], [r["ci_high"] - r["rate"]]], fmt="none",
                     ecolor=INK, capsize=3)

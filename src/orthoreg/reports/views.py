@@ -8,10 +8,10 @@ that opted in, with small cells hidden.
 from __future__ import annotations
 
 from django.contrib.auth.decorators import login_required
+from django.forms.utils import pretty_name
 from django.http import Http404, HttpResponse, HttpResponseBadRequest, JsonResponse
 from django.shortcuts import render
 from django.urls import reverse
-from django.forms.utils import pretty_name
 from django.utils.http import content_disposition_header
 from django.utils.text import slugify
 from django.views.decorators.http import require_GET
@@ -22,7 +22,13 @@ from orthoreg.accounts.services import audit_record
 from orthoreg.analytics import cohorts, disclosure, selectors
 from orthoreg.analytics import definitions as defs
 from orthoreg.analytics.filters import (
-    MONTHS_NOTE, VS_PREFIX, CohortFilterError, CohortForm, display_forms, parse_filters)
+    MONTHS_NOTE,
+    VS_PREFIX,
+    CohortFilterError,
+    CohortForm,
+    display_forms,
+    parse_filters,
+)
 from orthoreg.instruments.charts import render as render_chart
 
 from . import case as case_reports

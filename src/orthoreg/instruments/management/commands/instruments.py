@@ -51,7 +51,7 @@ class Command(BaseCommand):
 
     # --- list / show ---------------------------------------------------------------------------------------
 
-    def do_list(self, *, json: bool = False, **_):  # noqa: A002
+    def do_list(self, *, json: bool = False, **_):
         defs = definitions.all_definitions()
         if json:
             self.stdout.write(_json([_summary(d) for d in defs]))
@@ -60,7 +60,7 @@ class Command(BaseCommand):
                  d.licence_status, "yes" if d.sendable else "no") for d in defs]
         self._table(("code", "version", "items", "scores", "item text", "sendable"), rows)
 
-    def do_show(self, *, code: str, json: bool = False, **_):  # noqa: A002
+    def do_show(self, *, code: str, json: bool = False, **_):
         d = _definition(code)
         if json:
             self.stdout.write(_json(d.resource))
