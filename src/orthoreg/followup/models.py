@@ -93,7 +93,7 @@ class Assessment(models.Model):
         COMPLETED = "completed", "Completed"
         CANCELLED = "cancelled", "Cancelled"
 
-    clinic_path = "patient__clinic"
+    patient_path = "patient"
 
     patient = models.ForeignKey("registry.Patient", on_delete=models.CASCADE, related_name="assessments")
     episode = models.ForeignKey("registry.Episode", on_delete=models.CASCADE, related_name="assessments")
@@ -149,7 +149,7 @@ class Invitation(models.Model):
         CANCELLED = "cancelled", "Cancelled"
 
     OPEN = (Status.PENDING, Status.SENDING, Status.SENT, Status.FAILED)
-    clinic_path = "patient__clinic"
+    patient_path = "patient"
 
     patient = models.ForeignKey("registry.Patient", on_delete=models.CASCADE, related_name="invitations")
     episode = models.ForeignKey("registry.Episode", on_delete=models.CASCADE, related_name="invitations")
@@ -289,7 +289,7 @@ class Unsubscription(models.Model):
     """The patient asked, from the link in an email, for no more emails about one episode. No invitation is made
     for it again; its questionnaires stay on the worklist for staff to ask by phone or at a visit."""
 
-    clinic_path = "patient__clinic"
+    patient_path = "patient"
 
     patient = models.ForeignKey("registry.Patient", on_delete=models.CASCADE, related_name="+")
     episode = models.OneToOneField("registry.Episode", on_delete=models.CASCADE, related_name="unsubscription")

@@ -46,12 +46,12 @@ def survey_total(invitation: Invitation) -> int:
 def worklist(*, user, tab: str, clinic: str = "", today: dt.date | None = None) -> QuerySet:
     today = today or timezone.localdate()
     if tab == "failed":
-        qs = access.scope(Invitation.objects.all(), user, access.CONTACT, "patient__clinic")
+        qs = access.scope(Invitation.objects.all(), user, access.CONTACT)
         qs = qs.filter(status=Invitation.Status.FAILED)
         if clinic:
             qs = qs.filter(patient__clinic__code=clinic)
         return qs.select_related("patient", "episode").order_by("next_attempt_at")
-    qs = access.scope(Assessment.objects.all(), user, access.CONTACT, "patient__clinic")
+    qs = access.scope(Assessment.objects.all(), user, access.CONTACT)
     if clinic:
         qs = qs.filter(patient__clinic__code=clinic)
     scheduled = Q(status=Assessment.Status.SCHEDULED)
@@ -170,8 +170,7 @@ def no_invitation_reason(item: WorkItem, *, codes: frozenset[str],
 def completeness(*, user, clinic: str = "", today: dt.date | None = None) -> list[dict]:
     """Per time point: due (window closed or answered), completed, and the percentage, in one GROUP BY."""
     today = today or timezone.localdate()
-    qs = access.scope(Assessment.objects.exclude(status=Assessment.Status.CANCELLED), user, access.CONTACT,
-                      "patient__clinic")
+    qs = access.scope(Assessment.objects.exclude(status=Assessment.Status.CANCELLED), user, access.CONTACT)
     if clinic:
         qs = qs.filter(patient__clinic__code=clinic)
     rows = (qs.values("time_point", "time_point_order")

@@ -21,14 +21,22 @@ from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
 
+from orthoreg.analytics.facts import mark_episodes
 from orthoreg.followup import scheduling
 from orthoreg.followup.models import Assessment, Protocol
 from orthoreg.instruments import scoring
 from orthoreg.instruments.definitions import get_definition
 from orthoreg.instruments.models import Response
-
-from .coding import BodySite, Condition, ProcedureKind, Side, TargetStructure, icd10_for, joint_injection_cpt
-from .models import AdverseEvent, Clinic, Episode, Exam, Grade, Patient, Procedure
+from orthoreg.registry.coding import (
+    BodySite,
+    Condition,
+    ProcedureKind,
+    Side,
+    TargetStructure,
+    icd10_for,
+    joint_injection_cpt,
+)
+from orthoreg.registry.models import AdverseEvent, Clinic, Episode, Exam, Grade, Patient, Procedure
 
 # Regional instruments answered at some time points (structure and scoring only until a pack is installed:
 # the synthetic answers exercise the scorers and the reports, they are never sent to anyone).
@@ -376,9 +384,7 @@ class Generator:
                 assessment.response = response
                 assessments.append(assessment)
             Assessment.objects.bulk_create(assessments, batch_size=2000)
-            from orthoreg.analytics.facts import mark_episodes  # bulk_create sends no signals
-
-            mark_episodes(e.pk for e in episodes)
+            mark_episodes(e.pk for e in episodes)  # bulk_create sends no signals
 
     def run(self, patients: int, *, batch_size: int = 1000,
             progress: Callable[[int], None] | None = None) -> SynthStats:

@@ -6,7 +6,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand
 from tqdm import tqdm
 
-from orthoreg.registry import demo
+from orthoreg.site import demo
 
 DEMO_WORKER_INTERVAL = 15.0  # seconds: a resend or a new invitation goes out within a minute
 
