@@ -17,6 +17,7 @@ from django.utils import timezone
 from simple_history.models import HistoricalRecords
 
 from orthoreg.formats import format_date
+from orthoreg.instruments.definitions import UnknownInstrument, get_definition
 from orthoreg.registry.coding import BodySite, Condition, ProcedureKind
 
 
@@ -70,8 +71,6 @@ class TimePoint(models.Model):
         return self.label
 
     def clean(self) -> None:
-        from orthoreg.instruments.definitions import UnknownInstrument, get_definition
-
         errors = {}
         if not isinstance(self.instruments, list) or not self.instruments:
             errors["instruments"] = "List at least one instrument code."

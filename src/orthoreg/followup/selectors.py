@@ -9,6 +9,7 @@ from django.db.models import Count, Max, Min, Q, QuerySet
 from django.utils import timezone
 
 from orthoreg.accounts import access
+from orthoreg.instruments.definitions import all_definitions
 
 from .models import AccessToken, Assessment, Invitation, ReplanJob, Unsubscription, WorkerRun, hash_token
 
@@ -21,8 +22,6 @@ INVITATION_TABS = ("due", "open", "overdue")  # rows with an invitation staff ma
 def sendable_codes() -> frozenset[str]:
     """Instruments that may be sent to patients: their item text is installed and they have a scoring rule. A
     licensed instrument without its text (or a broken site definition) is entered by staff only."""
-    from orthoreg.instruments.definitions import all_definitions
-
     return frozenset(d.code for d in all_definitions() if d.sendable)
 
 

@@ -10,7 +10,7 @@ from django.db.models import Exists, Min, OuterRef, Prefetch, Q, QuerySet, Subqu
 from orthoreg.accounts import access
 
 from .coding import SURGICAL_KINDS
-from .models import AdverseEvent, Clinic, Episode, Grade, Patient, Procedure
+from .models import AdverseEvent, Clinic, Episode, Exam, Grade, Note, Patient, Procedure
 
 
 class UnknownClinic(LookupError):
@@ -162,8 +162,6 @@ class HistoryEntry:
 def patient_history(patient: Patient, limit: int = 300) -> list[HistoryEntry]:
     """Every change to the patient's clinical records (django-simple-history), newest first, with the fields
     that changed. Bounded: at most `limit` versions are read."""
-    from .models import Exam, Grade, Note
-
     sources = [
         Patient.history.filter(id=patient.pk),
         Episode.history.filter(patient_id=patient.pk),

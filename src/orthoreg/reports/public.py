@@ -32,6 +32,8 @@ from django.db.models import Count
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
+from matplotlib.figure import Figure
+from matplotlib.ticker import PercentFormatter
 
 from orthoreg.analytics import cohorts, selectors
 from orthoreg.analytics import definitions as defs
@@ -40,6 +42,7 @@ from orthoreg.instruments.charts import render
 from orthoreg.registry.coding import BodySite, Condition, ProcedureKind
 from orthoreg.registry.models import Clinic
 
+from .plots import ACCENT, BANDS, INK, MUTED, style_axes
 from .templatetags.report_tags import SMALL_CELL, publishable
 
 TIME_POINTS = ("6m", "12m")
@@ -202,11 +205,6 @@ def _row(kind: str, report: dict) -> dict:
 
 def public_chart_svg(page: dict) -> bytes:
     """≥ 50% less pain at 6 months per procedure (95% CI), only for rates that may be shown publicly."""
-    from matplotlib.figure import Figure
-    from matplotlib.ticker import PercentFormatter
-
-    from .plots import ACCENT, BANDS, INK, MUTED, style_axes
-
     shown = [(textwrap.fill(r["kind_label"], 22), r["points"]["6m"]["pain_50"], r["points"]["6m"]["counts_shown"])
              for r in page["rows"] if r["points"].get("6m") and r["points"]["6m"]["pain_50"]]
     fig = Figure(figsize=(6.4, 0.9 + 0.45 * max(1, len(shown))), dpi=100, facecolor="white")

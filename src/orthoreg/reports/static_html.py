@@ -12,6 +12,7 @@ from orthoreg.analytics import definitions as defs
 from orthoreg.instruments.charts import render, trajectory_chart
 
 from . import plots
+from .case import comparison_png
 
 
 def data_uri(data: bytes, content_type: str) -> str:
@@ -33,8 +34,6 @@ def cohort_html(report: dict) -> str:
 
 
 def case_html(case) -> str:
-    from .case import comparison_png
-
     srcs = {"trajectories": {t.code: data_uri(trajectory_chart(t, "svg"), "image/svg+xml") for t in case.trajectories}}
     if case.images:
         png = comparison_png(case.episode)

@@ -20,7 +20,6 @@ from orthoreg.accounts.models import Membership, Role
 from orthoreg.accounts.services import user_create
 from orthoreg.followup import services as followup
 from orthoreg.followup.models import Assessment
-from orthoreg.imaging.demo import create_demo_images
 from orthoreg.instruments import services as instruments
 from orthoreg.registry import services
 from orthoreg.registry.models import Clinic, Patient
@@ -201,6 +200,11 @@ def _df_outcomes(df: Patient, toe, index_day: dt.date) -> None:
 
 
 def _df_images(toe, index_day: dt.date) -> None:
+    try:  # a build may leave the imaging app out (its dependencies are the heaviest): no images then
+        from orthoreg.imaging.demo import create_demo_images
+    except ImportError:
+        log.info("imaging app has no demo images; skipped")
+        return
     create_demo_images(episode=toe, before_date=index_day - dt.timedelta(days=10),
                        after_date=index_day + dt.timedelta(days=183))
 
