@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.apps import apps
-from django.core.exceptions import FieldDoesNotExist
+from django.core.exceptions import FieldDoesNotExist, ObjectDoesNotExist
 from django.db.models import Model, QuerySet
 from django.http import Http404
 
@@ -92,7 +92,7 @@ def clinic_ids(user, capability=CLINICAL) -> set[int]:
         return set()
     pairs = _memberships(user)
     if user.is_superuser:
-        return set(Membership.clinic.field.related_model._default_manager.values_list("id", flat=True))
+        return set(Membership.clinic.field.related_model._default_manager.values_list("id", flat=True))  # type: ignore[union-attr]
     return {clinic_id for clinic_id, role in pairs if role in capability}
 
 
@@ -179,7 +179,7 @@ def access_object(user, model: type[Model], pk, capability=CLINICAL, queryset: Q
     qs = scope(qs, user, capability, clinic_path_for(model))
     try:
         obj = qs.get(pk=pk)
-    except (model.DoesNotExist, ValueError, TypeError):
+    except (ObjectDoesNotExist, ValueError, TypeError):
         raise Http404(f"No {model._meta.verbose_name} found") from None
     touch(user, obj)
     return obj

@@ -134,7 +134,7 @@ def work_items(queryset: QuerySet, *, tab: str, page_number) -> tuple:
         item = WorkItem(g["episode_id"], g["time_point"], g["due"], g["window_end"], g["last"], rows.get(key, []),
                         invitations.get(key), unsubscribed.get(g["episode_id"]))
         if tab in INVITATION_TABS and item.assessments:
-            item.no_invitation, item.no_invitation_since = no_invitation_reason(item, codes=codes)
+            item.no_invitation, item.no_invitation_since = no_invitation_reason(item, codes=codes)  # type: ignore[assignment]
         items.append(item)
     return page, items
 

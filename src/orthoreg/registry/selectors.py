@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
+from typing import Any
 
 from django.db.models import Exists, Min, OuterRef, Prefetch, Q, QuerySet, Subquery
 
@@ -85,7 +86,7 @@ def patient_search(*, user, q: str = "", condition: str = "", procedure: str = "
 class TimelineEntry:
     date: date
     kind: str  # grade, procedure, surgery, exam, adverse, note
-    obj: object
+    obj: Any  # the grade, procedure, exam, adverse event or note
 
 
 @dataclass

@@ -8,6 +8,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
+from django.forms import BaseForm
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -33,7 +34,7 @@ def apply_errors(form, error: ValidationError) -> None:
         form.add_error(None, error)
 
 
-def record_form(request, *, form: object, save: Callable[[dict], object], title: str, patient: Patient,
+def record_form(request, *, form: BaseForm, save: Callable[[dict], object], title: str, patient: Patient,
                 template: str = "registry/record_form.html", extra: dict | None = None):
     """The one create/edit flow: validate the form, call the service, redirect to the patient's page."""
     if request.method == "POST" and form.is_valid():

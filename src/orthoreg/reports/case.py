@@ -162,7 +162,7 @@ def _similar(episode: Episode, clinic_ids, as_of: dt.date) -> tuple[CohortFilter
     if base is None:
         return None, []
     base = base.replace(exclude_episodes=(episode.pk,))
-    steps = [(base, [])]
+    steps: list[tuple[CohortFilter, list[str]]] = [(base, [])]
     if base.grade_min is not None:
         steps.append((base.replace(grade_min=None, grade_max=None), ["any grade"]))
     if base.combined_kinds:

@@ -180,7 +180,7 @@ def _row(kind: str, report: dict) -> dict:
     by_tp = {tp["time_point"]: tp for tp in report["time_points"]}
     treated = report["cohort"]["episodes"]
     conversions = part_text(report["survival"]["events"], treated)
-    points = {}
+    points: dict[str, dict] = {}
     for label in TIME_POINTS:
         tp = by_tp.get(label)
         pain = next((i for i in tp["instruments"] if i["instrument"] == defs.PAIN_INSTRUMENT), None) if tp else None

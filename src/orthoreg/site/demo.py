@@ -60,7 +60,7 @@ def is_loaded() -> bool:
     return Patient.objects.filter(clinic__code=DEMO_CLINICS[0][0], mrn=DF_MRN).exists()
 
 
-def ensure_users(password: str) -> list[tuple[str, str]]:
+def ensure_users(password: str) -> list[tuple[str, Role]]:
     """Create the demo users that are missing; existing users are left exactly as they are."""
     User = get_user_model()
     clinics = [Clinic.objects.get(code=code) for code, _ in DEMO_CLINICS]

@@ -59,7 +59,7 @@ def clinic_summary(user) -> dict:
     episodes = access.scope(Episode.objects.all(), user, access.CONTACT)
     by_condition = [{"condition": Condition(row["condition"]).label, "n": row["n"]}
                     for row in episodes.values("condition").annotate(n=Count("id")).order_by("-n")]
-    converted = episodes_with_outcome_dates(episodes).filter(conversion_date__isnull=False).count()
+    converted = episodes_with_outcome_dates(episodes).filter(conversion_date__isnull=False).count()  # type: ignore[misc]
     with_index = episodes.filter(procedures__is_index=True).count()
     return {
         "patients": patients.count(),

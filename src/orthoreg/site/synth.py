@@ -16,6 +16,7 @@ import math
 import random
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from django.db import transaction
 from django.db.models import Max
@@ -101,10 +102,10 @@ class SynthStats:
 class _Batch:
     patients: list[Patient] = field(default_factory=list)
     episodes: list[tuple[int, Episode]] = field(default_factory=list)  # (patient index, episode)
-    children: list[tuple[int, object]] = field(default_factory=list)  # (episode index, grade/procedure/exam)
+    children: list[tuple[int, Any]] = field(default_factory=list)  # (episode index, grade/procedure/exam)
     adverse: list[tuple[int, AdverseEvent]] = field(default_factory=list)  # (child index of procedure, event)
-    responses: list[tuple[int, object]] = field(default_factory=list)  # (episode index, Response)
-    assessments: list[tuple[int, object, object]] = field(default_factory=list)  # (episode, Response|None, Assessment)
+    responses: list[tuple[int, Response]] = field(default_factory=list)  # (episode index, Response)
+    assessments: list[tuple[int, Response | None, Assessment]] = field(default_factory=list)  # (episode, response, assessment)
     stats: SynthStats = field(default_factory=SynthStats)
 
 
@@ -360,7 +361,7 @@ class Generator:
                 episode.patient = batch.patients[p_index]
                 episodes.append(episode)
             Episode.objects.bulk_create(episodes)
-            by_model: dict[type, list] = {}
+            by_model: dict[type[Any], list] = {}
             for e_index, child in batch.children:
                 child.episode = episodes[e_index]
                 by_model.setdefault(type(child), []).append(child)
