@@ -85,3 +85,10 @@ def test_touch_outside_a_request_keeps_nothing(clinician, patient):
     access.touch(clinician, patient)
     assert not any(key.startswith("_orthoreg") for key in clinician.__dict__)
     assert AuditEvent.objects.count() == before
+
+
+def test_a_clinic_path_through_the_patient_names_the_patient_too():
+    class Legacy:  # a model declared the older way: its clinic path only
+        clinic_path = "episode__patient__clinic"
+
+    assert access.patient_path_for(Legacy) == "episode__patient"

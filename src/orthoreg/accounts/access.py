@@ -5,8 +5,8 @@ object answers 404 (never 403), so ids reveal nothing.
 
 Scoping by clinic has one rule: every clinical model says where its patient is (`patient_path`, the ORM path
 from the model to its Patient: "" for Patient itself, "episode__patient" for a grade, ...). Its clinic is that
-patient's clinic; a model may say `clinic_path` outright (Clinic: "id"). A model with a plain `patient` or
-`clinic` foreign key needs to declare nothing. `clinic_path_for` and `patient_of` read the declarations.
+patient's clinic; a model may say `clinic_path` outright (Clinic: "id"; a path through its patient names the
+patient too). A model with a plain `patient` or `clinic` foreign key needs to declare nothing. `clinic_path_for` and `patient_of` read the declarations.
 
 Each request gets one `RequestAccess` (built by AccessMiddleware): the users' roles, read once per request,
 and the patients whose records the request reached, which the middleware logs as reads.
@@ -127,8 +127,11 @@ def _has_field(model: type[Model], name: str) -> bool:
 def patient_path_for(model: type[Model]) -> str:
     """The ORM path from the model to its patient ("" for the patient itself); LookupError when it has none."""
     path = getattr(model, "patient_path", None)
+    clinic_path = getattr(model, "clinic_path", None)
     if path is None and _has_field(model, "patient"):
         path = "patient"
+    elif path is None and clinic_path and clinic_path.endswith("patient__clinic"):  # its clinic is its patient's
+        path = clinic_path.removesuffix("__clinic")
     if path is None:
         raise LookupError(f"{model.__name__} declares no patient_path")
     return path
