@@ -186,6 +186,7 @@ INSTALLED_APPS = [
     "orthoreg.reports",
     "orthoreg.interop",
     "orthoreg.api",
+    "orthoreg.site",
 ]
 
 MIDDLEWARE = [
@@ -198,9 +199,9 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django_otp.middleware.OTPMiddleware",
+    "orthoreg.accounts.middleware.AccessMiddleware",  # the request's access object; logs its reads
     "orthoreg.accounts.middleware.TwoFactorMiddleware",
     "orthoreg.accounts.middleware.ClinicTimeZoneMiddleware",
-    "orthoreg.accounts.middleware.AuditReadsMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",

@@ -14,7 +14,7 @@ from django.utils import timezone
 from orthoreg.accounts.models import AuditEvent
 from orthoreg.instruments.services import response_record
 from orthoreg.registry import services as registry
-from orthoreg.registry.synth import Generator
+from orthoreg.site.synth import Generator
 from tests.conftest import login
 
 ISO_DATE = re.compile(r"\b(19|20)\d\d-\d\d-\d\d\b")

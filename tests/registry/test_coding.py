@@ -123,7 +123,7 @@ def test_procedure_entry_refuses_an_ultrasound_code_with_fluoroscopy(clinician_c
 
 def test_synthetic_procedures_carry_the_code_of_their_guidance_and_joint(db):
     from orthoreg.registry.models import Clinic, Procedure
-    from orthoreg.registry.synth import Generator
+    from orthoreg.site.synth import Generator
     Generator(clinics=[Clinic.objects.create(code="s", name="S")], seed=3).run(120, batch_size=120)
     injections = Procedure.objects.filter(cpt_code__in=coding.CPT_WITH_ULTRASOUND | coding.CPT_WITHOUT_ULTRASOUND)
     assert injections.filter(image_guidance="fluoroscopy").exists()

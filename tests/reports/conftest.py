@@ -8,7 +8,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 
-from orthoreg.registry import demo
+from orthoreg.site import demo
 from tests.analytics.builders import Builder
 from tests.conftest import login
 

@@ -115,7 +115,7 @@ class Verdict:
 
 def verify(using: str = "default", rows=None) -> Verdict:
     """Walk the log in id order; the first entry whose link or hash does not match breaks the chain."""
-    from .models import AuditEvent
+    from .models import AuditEvent  # models imports this module (every insert joins the chain)
 
     if rows is None:
         rows = AuditEvent.objects.using(using).order_by("id").iterator(chunk_size=2000)

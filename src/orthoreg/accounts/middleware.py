@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import zoneinfo
 
+from django.http import HttpResponseBadRequest, JsonResponse
 from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils import timezone
+
+from . import access, twofactor
+from .models import AuditEvent, Membership
+from .services import client_ip
 
 CSP = "; ".join([
     "default-src 'self'",
@@ -54,8 +59,6 @@ class TwoFactorMiddleware:
         user = getattr(request, "user", None)
         if user is not None and user.is_authenticated and not request.path.startswith(self.EXEMPT) \
                 and not user.is_verified():
-            from . import twofactor
-
             if twofactor.has_device(user):
                 return redirect(f"{reverse('accounts:2fa_verify')}?next={request.get_full_path()}")
             if twofactor.required_for(user):
@@ -63,32 +66,28 @@ class TwoFactorMiddleware:
         return self.get_response(request)
 
 
-class AuditReadsMiddleware:
-    """Every successful read of a patient's record is logged: the access functions note which patients a
-    request reached; what the view did not log itself is logged here, once per patient and request."""
+class AccessMiddleware:
+    """Builds the request's one access object (orthoreg.accounts.access.RequestAccess: the users' roles, read
+    once, and the patients the request reached). Every successful read of a patient's record is logged: what
+    the view did not log itself is logged here, once per patient and request."""
 
     def __init__(self, get_response):
         self.get_response = get_response
 
     def __call__(self, request):
-        response = self.get_response(request)
-        user = getattr(request, "user", None)
-        # Images count too (renditions, thumbnails, before/after pictures, score charts): each is a read of the
-        # patient's data, fetched by its own request, whatever page it is shown in. Downloads of originals are
-        # logged by their views as exports, which marks them done here.
-        if request.method in ("GET", "HEAD") and response.status_code < 400 \
-                and user is not None and user.is_authenticated:
-            touched = user.__dict__.get("_orthoreg_touched", set())
-            done = request.__dict__.get("_orthoreg_audited", set())
-            if touched - done:
-                from .models import AuditEvent
-                from .services import client_ip
-
-                AuditEvent.objects.bulk_create([
-                    AuditEvent(user=user, username=user.username, ip_address=client_ip(request),
-                               action=AuditEvent.Action.VIEW, patient_id=patient_id,
-                               detail=f"{request.method} {request.path}"[:500])
-                    for patient_id in sorted(touched - done)])
+        with access.request_access(request) as acc:
+            response = self.get_response(request)
+            # Images count too (renditions, thumbnails, before/after pictures, score charts): each is a read of
+            # the patient's data, fetched by its own request, whatever page it is shown in. Downloads of originals
+            # are logged by their views as exports, which marks them done here.
+            if request.method in ("GET", "HEAD") and response.status_code < 400:
+                reads = list(acc.unaudited_reads())
+                if reads:
+                    AuditEvent.objects.bulk_create([
+                        AuditEvent(user=user, username=user.username, ip_address=client_ip(request),
+                                   action=AuditEvent.Action.VIEW, patient_id=patient_id,
+                                   detail=f"{request.method} {request.path}"[:500])
+                        for user, patient_id in reads])
         return response
 
 
@@ -114,8 +113,6 @@ class RejectNulMiddleware:
 
     @classmethod
     def _refuse(cls, request):
-        from django.http import HttpResponseBadRequest, JsonResponse
-
         if request.path.startswith("/api/"):  # API clients get the API's error shape
             return JsonResponse({"detail": cls.MESSAGE}, status=400)
         return HttpResponseBadRequest(cls.MESSAGE, content_type="text/plain; charset=utf-8")
@@ -148,8 +145,6 @@ class ClinicTimeZoneMiddleware:
             return ""
         name = request.session.get(self.SESSION_KEY)
         if name is None:
-            from .models import Membership
-
             name = (Membership.objects.filter(user=user).order_by("clinic__name", "clinic_id")
                     .values_list("clinic__timezone", flat=True).first() or "")
             request.session[self.SESSION_KEY] = name

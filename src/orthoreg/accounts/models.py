@@ -7,6 +7,8 @@ from django.core.exceptions import PermissionDenied
 from django.db import models, router
 from django.utils import timezone
 
+from . import auditchain
+
 
 class Role(models.TextChoices):
     ADMIN = "admin", "Administrator"
@@ -33,8 +35,6 @@ class Membership(models.Model):
 class AuditQuerySet(models.QuerySet):
     def bulk_create(self, objs, *args, **kwargs):
         """Every insert joins the hash chain (see auditchain), bulk ones included."""
-        from . import auditchain
-
         objs = list(objs)
         for obj in objs:
             if obj.pk is not None:
@@ -92,8 +92,6 @@ class AuditEvent(models.Model):
     def save(self, *args, **kwargs):
         if self.pk is not None:
             raise PermissionDenied("The audit log is append-only.")
-        from . import auditchain
-
         using = kwargs.get("using") or router.db_for_write(type(self), instance=self)
         auditchain.append([self], lambda: super(AuditEvent, self).save(*args, **kwargs), using=using)
 

@@ -8,9 +8,13 @@ from collections.abc import Iterable
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError
 from django.db import transaction
 
+from .access import note_audited, patient_of
 from .models import AuditEvent, Membership, Role
+
+__all__ = ["audit_record", "client_ip", "membership_set", "patient_of", "user_create"]
 
 
 def client_ip(request) -> str | None:
@@ -37,8 +41,7 @@ def audit_record(*, request=None, user=None, action: str, obj=None, patient=None
         user = None
     if patient is None and obj is not None:
         patient = patient_of(obj)
-    if request is not None and patient is not None:
-        request.__dict__.setdefault("_orthoreg_audited", set()).add(patient.pk)
+    note_audited(request, patient)
     return AuditEvent.objects.create(
         user=user,
         username=getattr(user, "username", "") or "",
@@ -51,25 +54,11 @@ def audit_record(*, request=None, user=None, action: str, obj=None, patient=None
     )
 
 
-def patient_of(obj):
-    from orthoreg.registry.models import Patient
-
-    if isinstance(obj, Patient):
-        return obj
-    for path in ("patient", "episode", "procedure"):
-        target = getattr(obj, path, None)
-        if target is not None and target is not obj:
-            return patient_of(target)
-    return None
-
-
 @transaction.atomic
 def user_create(*, username: str, password: str, clinics: Iterable = (), role: str = Role.CLINICIAN,
                 email: str = "", validate: bool = True, actor=None):
     """Create a user with a role in each named clinic (Clinic objects). Raises ValidationError."""
     if role not in Role.values:
-        from django.core.exceptions import ValidationError
-
         raise ValidationError({"role": f"Unknown role {role!r}; choose one of {', '.join(Role.values)}."})
     User = get_user_model()
     user = User(username=username, email=email, is_staff=(role == Role.ADMIN), is_superuser=False)

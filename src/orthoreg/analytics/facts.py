@@ -418,7 +418,7 @@ def oarsi_responders(ids: Sequence[int], infos: dict[str, InstrumentInfo]) -> Qu
             _domain_met(same & Q(**{f"{prefix}_t__instrument": m.code}), f"{prefix}_imp", f"{prefix}_room", m,
                         t["moderate_relative"], t["moderate_absolute"]) for m in members]))
     flags = [Case(When(q, then=Value(1)), default=Value(0), output_field=IntegerField()) for q in moderate]
-    qs = qs.annotate(moderate_domains=reduce(lambda a, b: a + b, flags))
+    qs = qs.annotate(moderate_domains=reduce(lambda a, b: a + b, flags))  # type: ignore[arg-type, return-value]
     return qs.filter(success | Q(moderate_domains__gte=2))
 
 

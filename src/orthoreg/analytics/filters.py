@@ -183,7 +183,7 @@ class CohortForm(forms.Form):
     def __init__(self, *args, clinic_choices=(), name_prefix: str = "", **kwargs):
         self.name_prefix = name_prefix
         super().__init__(*args, **kwargs)
-        self.fields["clinic"].choices = list(clinic_choices)
+        self.fields["clinic"].choices = list(clinic_choices)  # type: ignore[attr-defined]
         self.fields["clinic"].error_messages["invalid_choice"] = "Unknown clinic %(value)s."
         for name in ("procedure", "also"):
             self.fields[name].error_messages["invalid_choice"] = (

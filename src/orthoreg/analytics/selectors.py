@@ -17,17 +17,18 @@ from contextlib import contextmanager
 
 from django.core.cache import cache
 from django.db import connection, transaction
-from django.db.models import Avg, Count, Max, Min, Q
+from django.db.models import Avg, Count, Max, Min, Q, Subquery
 from django.utils import timezone
 
 from orthoreg.followup.models import Assessment
 from orthoreg.instruments.models import Response
 from orthoreg.registry.coding import ProcedureKind
-from orthoreg.registry.models import AdverseEvent, Clinic, Episode, Grade, Procedure
+from orthoreg.registry.models import AdverseEvent, Clinic, Episode, Grade, Patient, Procedure
 
 from . import cohorts, metrics, stats, summaries
 from . import definitions as defs
 from .filters import CohortFilter
+from .survival import survival_pairs
 
 SCHEMA = "orthoreg.cohort-report/1"
 CACHE_SECONDS = 300
@@ -56,8 +57,6 @@ def analytics_session():
 def cohort_summary(members) -> dict:
     """Who is in the cohort: counts, index dates, age and sex, grades and index procedures (three queries on the
     cohort's episode facts)."""
-    from orthoreg.registry.models import Patient
-
     sexes = Patient.Sex.values
     data = members.aggregate(
         episodes=Count("pk"), patients=Count("patient_id", distinct=True),
@@ -161,8 +160,6 @@ def _definitions() -> dict:
 # ------------------------------------------------------------------------------------------------ reports
 
 def _compute(f: CohortFilter, *, clinic_ids, as_of: dt.date) -> tuple[dict, list[tuple[int, bool]]]:
-    from .survival import survival_pairs
-
     infos = metrics.instrument_infos()
     members = cohorts.cohort_episodes(f, clinic_ids=clinic_ids)
     summary = cohort_summary(members)
@@ -197,10 +194,6 @@ def _compute(f: CohortFilter, *, clinic_ids, as_of: dt.date) -> tuple[dict, list
 def data_stamp() -> list:
     """Changes whenever rows are added to the tables a report reads, or an assessment is answered (one query);
     other edits are covered by the cache's time limit."""
-    from django.db.models import Subquery
-
-    from orthoreg.registry.models import Clinic
-
     def last(model, field: str = "id"):
         return Subquery(model.objects.order_by(f"-{field}").values(field)[:1])
 

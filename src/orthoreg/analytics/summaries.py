@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Iterable
+from typing import Any
 
 from orthoreg.instruments.services import time_point_label
 
@@ -54,7 +55,7 @@ def weighted_summary(values: Iterable[tuple[float, int]], bounds: tuple[float, f
     only n is given, with `too_few` true."""
     cells = sorted((float(v), int(n)) for v, n in values if n)
     n = sum(c for _, c in cells)
-    out = {"n": n, "mean": None, "sd": None, "ci_low": None, "ci_high": None, "median": None,
+    out: dict[str, Any] = {"n": n, "mean": None, "sd": None, "ci_low": None, "ci_high": None, "median": None,
            "median_ci_low": None, "median_ci_high": None, "too_few": n < MIN_ESTIMATE_N}
     if not n or too_few(n):
         return out
@@ -100,13 +101,17 @@ def pain_50_met(score: float, base: float) -> bool:
     return base > 0 and score <= base * (1 - defs.PAIN_REDUCTION) + EPS
 
 
+# One OMERACT-OARSI domain of a patient: (instrument, score, baseline).
+Domain = tuple[InstrumentInfo, float, float]
+
+
 def domain_improved(info: InstrumentInfo, score: float, base: float, relative: float, absolute: float) -> bool:
     """An OMERACT-OARSI domain improved by at least `relative` of its room and `absolute` points on 0-100."""
     better, space = improvement(info, score, base), room(info, base)
     return space > 0 and better >= relative * space - EPS and better >= absolute / info.to_100(1) - EPS
 
 
-def oarsi_met(pain: tuple, function: tuple | None = None, glob: tuple | None = None) -> bool:
+def oarsi_met(pain: Domain, function: Domain | None = None, glob: Domain | None = None) -> bool:
     """OMERACT-OARSI responder from (info, score, baseline) of pain, function and patient global (the same rule as
     metrics.oarsi_successes; a missing domain counts as not improved)."""
     t = defs.oarsi_thresholds()

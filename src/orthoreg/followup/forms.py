@@ -6,8 +6,10 @@ import re
 
 from django import forms
 
-from orthoreg.instruments.definitions import Definition, Item, format_number
+from orthoreg.instruments.definitions import Definition, Item, all_definitions, format_number
 from orthoreg.instruments.scoring import check_answer
+
+from .models import Protocol, TimePoint
 
 NOT_APPLICABLE = "na"
 # The words at the two ends of a short numbered scale, by (instrument code, item linkId), as the patient sees them
@@ -145,8 +147,6 @@ class RevokeForm(forms.Form):
 
 class ProtocolForm(forms.ModelForm):
     class Meta:
-        from .models import Protocol
-
         model = Protocol
         fields = ["name", "condition", "body_site", "procedure_kind", "active", "stop_on_conversion",
                   "reminder_after_days", "max_reminders"]
@@ -158,22 +158,16 @@ class TimePointForm(forms.ModelForm):
                                                       "installed; staff can always enter them.")
 
     class Meta:
-        from .models import TimePoint
-
         model = TimePoint
         fields = ["label", "offset_months", "offset_days", "window_before_days", "window_after_days", "instruments",
                   "order"]
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        from orthoreg.instruments.definitions import all_definitions
-
         self.fields["instruments"].choices = [(d.code, d.short_title or d.code) for d in all_definitions()
                                               if d.subscales]
 
 
 def time_point_formset(*args, **kwargs):
-    from .models import Protocol, TimePoint
-
     formset = forms.inlineformset_factory(Protocol, TimePoint, form=TimePointForm, extra=1, can_delete=True)
     return formset(*args, **kwargs)

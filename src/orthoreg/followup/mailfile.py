@@ -46,4 +46,4 @@ class EmailBackend(FileEmailBackend):
 
     def was_sent(self, message_id: str) -> bool:
         """Whether the message with this Message-ID is in the outbox (a half-written one is not)."""
-        return any(Path(self.file_path).glob(f"*-{_key(message_id)}.eml"))
+        return any(Path(self.file_path).glob(f"*-{_key(message_id)}.eml"))  # type: ignore[attr-defined]

@@ -17,6 +17,7 @@ from django.utils import timezone
 from simple_history.models import HistoricalRecords
 
 from orthoreg.formats import format_date
+from orthoreg.instruments.definitions import UnknownInstrument, get_definition
 from orthoreg.registry.coding import BodySite, Condition, ProcedureKind
 
 
@@ -70,8 +71,6 @@ class TimePoint(models.Model):
         return self.label
 
     def clean(self) -> None:
-        from orthoreg.instruments.definitions import UnknownInstrument, get_definition
-
         errors = {}
         if not isinstance(self.instruments, list) or not self.instruments:
             errors["instruments"] = "List at least one instrument code."
@@ -93,7 +92,7 @@ class Assessment(models.Model):
         COMPLETED = "completed", "Completed"
         CANCELLED = "cancelled", "Cancelled"
 
-    clinic_path = "patient__clinic"
+    patient_path = "patient"
 
     patient = models.ForeignKey("registry.Patient", on_delete=models.CASCADE, related_name="assessments")
     episode = models.ForeignKey("registry.Episode", on_delete=models.CASCADE, related_name="assessments")
@@ -149,7 +148,7 @@ class Invitation(models.Model):
         CANCELLED = "cancelled", "Cancelled"
 
     OPEN = (Status.PENDING, Status.SENDING, Status.SENT, Status.FAILED)
-    clinic_path = "patient__clinic"
+    patient_path = "patient"
 
     patient = models.ForeignKey("registry.Patient", on_delete=models.CASCADE, related_name="invitations")
     episode = models.ForeignKey("registry.Episode", on_delete=models.CASCADE, related_name="invitations")
@@ -289,7 +288,7 @@ class Unsubscription(models.Model):
     """The patient asked, from the link in an email, for no more emails about one episode. No invitation is made
     for it again; its questionnaires stay on the worklist for staff to ask by phone or at a visit."""
 
-    clinic_path = "patient__clinic"
+    patient_path = "patient"
 
     patient = models.ForeignKey("registry.Patient", on_delete=models.CASCADE, related_name="+")
     episode = models.OneToOneField("registry.Episode", on_delete=models.CASCADE, related_name="unsubscription")

@@ -6,6 +6,8 @@ import calendar
 import datetime as dt
 from dataclasses import dataclass
 
+from .models import Protocol, TimePoint
+
 
 def add_months(day: dt.date, months: int) -> dt.date:
     """Calendar months later (or earlier); the day is clamped to the month's end (31 Jan + 1 month = 28/29 Feb)."""
@@ -61,8 +63,6 @@ def plan(index_date: dt.date, specs) -> list[PlannedAssessment]:
 
 def protocol_for(*, clinic_id: int, condition: str, body_site: str, procedure_kind: str, protocols=None):
     """The most specific active protocol that fits (clinic's own > network default; kind, site > any)."""
-    from .models import Protocol
-
     candidates = protocols if protocols is not None else Protocol.objects.filter(active=True, condition=condition)
     fitting = [p for p in candidates
                if p.active and p.condition == condition
@@ -106,8 +106,7 @@ def default_specs() -> list[TimePointSpec]:
 def install_default_protocols(protocol_model=None, time_point_model=None) -> int:
     """Create the default protocols that are missing (the data migration passes its historical models)."""
     if protocol_model is None:
-        from .models import Protocol as protocol_model
-        from .models import TimePoint as time_point_model
+        protocol_model, time_point_model = Protocol, TimePoint
     created = 0
     for name, condition, site in DEFAULT_PROTOCOLS:
         if protocol_model.objects.filter(clinic=None, condition=condition, body_site=site, procedure_kind="").exists():

@@ -9,6 +9,7 @@ from django.db.models import Count, Max, Min, Q, QuerySet
 from django.utils import timezone
 
 from orthoreg.accounts import access
+from orthoreg.instruments.definitions import all_definitions
 
 from .models import AccessToken, Assessment, Invitation, ReplanJob, Unsubscription, WorkerRun, hash_token
 
@@ -21,8 +22,6 @@ INVITATION_TABS = ("due", "open", "overdue")  # rows with an invitation staff ma
 def sendable_codes() -> frozenset[str]:
     """Instruments that may be sent to patients: their item text is installed and they have a scoring rule. A
     licensed instrument without its text (or a broken site definition) is entered by staff only."""
-    from orthoreg.instruments.definitions import all_definitions
-
     return frozenset(d.code for d in all_definitions() if d.sendable)
 
 
@@ -46,12 +45,12 @@ def survey_total(invitation: Invitation) -> int:
 def worklist(*, user, tab: str, clinic: str = "", today: dt.date | None = None) -> QuerySet:
     today = today or timezone.localdate()
     if tab == "failed":
-        qs = access.scope(Invitation.objects.all(), user, access.CONTACT, "patient__clinic")
+        qs = access.scope(Invitation.objects.all(), user, access.CONTACT)
         qs = qs.filter(status=Invitation.Status.FAILED)
         if clinic:
             qs = qs.filter(patient__clinic__code=clinic)
         return qs.select_related("patient", "episode").order_by("next_attempt_at")
-    qs = access.scope(Assessment.objects.all(), user, access.CONTACT, "patient__clinic")
+    qs = access.scope(Assessment.objects.all(), user, access.CONTACT)
     if clinic:
         qs = qs.filter(patient__clinic__code=clinic)
     scheduled = Q(status=Assessment.Status.SCHEDULED)
@@ -135,7 +134,7 @@ def work_items(queryset: QuerySet, *, tab: str, page_number) -> tuple:
         item = WorkItem(g["episode_id"], g["time_point"], g["due"], g["window_end"], g["last"], rows.get(key, []),
                         invitations.get(key), unsubscribed.get(g["episode_id"]))
         if tab in INVITATION_TABS and item.assessments:
-            item.no_invitation, item.no_invitation_since = no_invitation_reason(item, codes=codes)
+            item.no_invitation, item.no_invitation_since = no_invitation_reason(item, codes=codes)  # type: ignore[assignment]
         items.append(item)
     return page, items
 
@@ -170,8 +169,7 @@ def no_invitation_reason(item: WorkItem, *, codes: frozenset[str],
 def completeness(*, user, clinic: str = "", today: dt.date | None = None) -> list[dict]:
     """Per time point: due (window closed or answered), completed, and the percentage, in one GROUP BY."""
     today = today or timezone.localdate()
-    qs = access.scope(Assessment.objects.exclude(status=Assessment.Status.CANCELLED), user, access.CONTACT,
-                      "patient__clinic")
+    qs = access.scope(Assessment.objects.exclude(status=Assessment.Status.CANCELLED), user, access.CONTACT)
     if clinic:
         qs = qs.filter(patient__clinic__code=clinic)
     rows = (qs.values("time_point", "time_point_order")

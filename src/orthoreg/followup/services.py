@@ -457,7 +457,7 @@ def _due_q(now: dt.datetime, dead_claims: list[str] | tuple = ()) -> Q:
     abandoned = Q(status=Invitation.Status.SENDING) & (Q(claimed_at__lt=now - LEASE) | Q(claim_id__in=dead_claims))
     # Never to a patient who died or withdrew, whatever state the invitation was left in.
     active = Exists(Patient.objects.filter(pk=OuterRef("patient_id"), status=Patient.Status.ACTIVE))
-    return (claimable | abandoned) & Q(expires_at__gt=now) & active
+    return (claimable | abandoned) & Q(expires_at__gt=now) & active  # type: ignore[return-value]
 
 
 def _process_exists(pid: int) -> bool:
@@ -876,7 +876,7 @@ def _complete_answered_invitations(**filters) -> None:
     """Open invitations whose time point was answered and has nothing left for the patient to answer are
     answered: no reminders."""
     same = {"episode_id": OuterRef("episode_id"), "time_point": OuterRef("time_point")}
-    pending = _pending_sendable(**same)
+    pending = _pending_sendable(**same)  # type: ignore[arg-type]
     answered = Assessment.objects.filter(status=Assessment.Status.COMPLETED, **same)
     Invitation.objects.filter(Exists(answered), status__in=Invitation.OPEN, **filters).exclude(Exists(pending)).update(
         status=Invitation.Status.COMPLETED, completed_at=timezone.now(), next_attempt_at=None)

@@ -173,7 +173,7 @@ def worklist(request):
         page, items = Paginator(rows, 50).get_page(request.GET.get("page")), []
     else:
         page, items = selectors.work_items(rows, tab=tab, page_number=request.GET.get("page"))
-    clinics = access.scope(Clinic.objects.all(), request.user, access.CONTACT, "id")
+    clinics = access.scope(Clinic.objects.all(), request.user, access.CONTACT)
     context = {"tab": tab, "tabs": selectors.TABS, "page": page, "items": items, "clinic": clinic, "clinics": clinics,
                "completeness": selectors.completeness(user=request.user, clinic=clinic),
                "runs": selectors.latest_runs(), "nav": "followup", "cancel_form": CancelForm()}

@@ -7,4 +7,4 @@ class ImagingConfig(AppConfig):
     verbose_name = "Imaging"
 
     def ready(self) -> None:
-        from . import signals  # noqa: F401
+        from . import signals  # noqa: F401  (receivers; models cannot be imported before ready())

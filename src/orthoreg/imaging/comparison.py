@@ -304,7 +304,8 @@ def _draw_measurement(ax, panel: Panel) -> None:
         return
     for key in ("a", "b"):
         points = [p[key] for p in panel.profiles]
-        segments, current = [], []
+        segments: list[list] = []
+        current: list = []
         for point in points:
             if point is None:
                 if current:

@@ -145,12 +145,12 @@ def _load_raster(data: bytes, kind: str, max_pixels: int) -> LoadedImage:
         if width * height > max_pixels:
             raise _too_big(width, height, max_pixels)
         if getattr(image, "n_frames", 1) > 1:
-            raise ImageReadError(f"This {name} is animated ({image.n_frames} frames); upload a single still image.")
+            raise ImageReadError(f"This {name} is animated ({image.n_frames} frames); upload a single still image.")  # type: ignore[attr-defined]
         try:
             image.load()
         except OSError as exc:
             raise ImageReadError(f"This {name} file is truncated or damaged ({_short(exc)}).") from None
-        image = ImageOps.exif_transpose(image)  # phone photos: upright, as the viewer sees them
+        image = ImageOps.exif_transpose(image)  # type: ignore[assignment]  # phone photos: upright, as the viewer sees them
 
     mode = image.mode
     if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
@@ -306,7 +306,7 @@ def _load_dicom(data: bytes, max_pixels: int, *, has_preamble: bool) -> LoadedIm
     if pixels.ndim not in (2, 3) or pixels.shape[:2] != (rows, cols):
         raise ImageReadError("The DICOM image data does not match its stated size.")
 
-    spacing, spacing_messages = spacing_from_dicom(ds)
+    spacing, spacing_messages = spacing_from_dicom(ds)  # type: ignore[arg-type]
     header = _header_facts(ds, syntax)
     if photometric in _COLOUR:
         if photometric == "PALETTE COLOR":

@@ -107,7 +107,7 @@ def parse_line(value: str | Sequence) -> tuple[float, float, float, float]:
             from None
     if len(numbers) != 4 or not all(math.isfinite(v) for v in numbers):
         raise JswError("The line must be four numbers X1,Y1,X2,Y2 (pixels; the first point is the medial end).")
-    return numbers  # type: ignore[return-value]
+    return numbers
 
 
 def default_search_px(length_px: float) -> float:

@@ -1,6 +1,6 @@
 """Radiograph studies and images, their calibration, annotations and joint-space-width measurements.
 
-Every write goes through services.py. Each model names the path to its clinic (`clinic_path`) so that
+Every write goes through services.py. Each model names the path to its patient (`patient_path`) so that
 orthoreg.accounts.access can scope it. Files are never served from a public URL: only through the
 access-checked views of this app.
 """
@@ -25,7 +25,7 @@ from .calibration import Spacing
 class ImagingStudy(models.Model):
     """The radiographs of one episode taken on one date."""
 
-    clinic_path = "episode__patient__clinic"
+    patient_path = "episode__patient"
 
     episode = models.ForeignKey(Episode, on_delete=models.CASCADE, related_name="imaging_studies")
     date = models.DateField(help_text="The date the radiographs were taken")
@@ -52,7 +52,7 @@ class ImagingStudy(models.Model):
 class Image(models.Model):
     """One radiograph: the original file unchanged, a display rendition, and its calibration."""
 
-    clinic_path = "study__episode__patient__clinic"
+    patient_path = "study__episode__patient"
 
     class Format(models.TextChoices):
         DICOM = "dicom", "DICOM"
@@ -150,7 +150,7 @@ class Image(models.Model):
 class Annotation(models.Model):
     """A shape drawn over an image, stored as data in image pixel coordinates."""
 
-    clinic_path = "image__study__episode__patient__clinic"
+    patient_path = "image__study__episode__patient"
 
     class Kind(models.TextChoices):
         ARROW = geo.ARROW, "Arrow"
@@ -201,7 +201,7 @@ class Annotation(models.Model):
 class Measurement(models.Model):
     """A joint-space-width measurement on one image: semi-automatic (profiles) or manual (calipers)."""
 
-    clinic_path = "image__study__episode__patient__clinic"
+    patient_path = "image__study__episode__patient"
 
     class Method(models.TextChoices):
         MANUAL = "manual", "Manual (calipers)"

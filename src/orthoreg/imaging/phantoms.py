@@ -223,7 +223,7 @@ def _long_bone(d: np.ndarray, u: np.ndarray, *, head: float, shaft: float, corne
     cortex, inside = _tube(u - centre, radius, np.minimum(wall, radius))
     end = np.exp(-np.maximum(d, 0) / 9)
     chord = cortex + inside
-    plate = (d >= 0) & (d <= PLATE_MM) & plate
+    plate = (d >= 0) & (d <= PLATE_MM) & plate  # type: ignore[assignment]
     return (MU_CORTEX * cortex + (MU_CANCELLOUS * end + MU_MARROW * (1 - end)) * inside
             + MU_PLATE * chord * plate)
 
@@ -288,7 +288,7 @@ def dicom_bytes(pixels: np.ndarray, *, bits: int, spacing_mm: float | tuple[floa
     stored = stored.astype(np.uint8 if bits == 8 else np.uint16)
 
     meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.1.1"  # Digital X-Ray Image Storage - For Presentation
+    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.1.1"  # type: ignore[assignment]  # Digital X-Ray Image Storage - For Presentation
     meta.MediaStorageSOPInstanceUID = generate_uid()
     meta.TransferSyntaxUID = ExplicitVRLittleEndian
     ds = Dataset()

@@ -109,7 +109,7 @@ def image_upload(*, episode: Episode, file, view: str, side: str = "", date: dt.
         header=loaded.header, caption=caption.strip()[:300], uploaded_by=user if _is_user(user) else None,
     )
     files = [
-        (image.original, f"{folder}/original{_EXTENSIONS[loaded.format]}", data),
+        (image.original, f"{folder}/original{_EXTENSIONS[loaded.format]}", data),  # type: ignore[index]
         (image.rendition, f"{folder}/rendition.png", rendition),
         (image.thumbnail, f"{folder}/thumbnail.png", thumbnail),
     ]

@@ -182,7 +182,7 @@ def image_edit(request, pk: int):
             messages.error(request, " ".join(m for items in _errors(exc).values() for m in items))
     else:
         messages.error(request, "The details were not saved: " + " ".join(
-            f"{form[name].label}: {' '.join(errs)}" if name in form.fields else " ".join(errs)
+            f"{form[name].label}: {' '.join(errs)}" if name in form.fields else " ".join(errs)  # type: ignore[arg-type]
             for name, errs in form.errors.items()))
     return redirect(image.get_absolute_url())
 
@@ -230,8 +230,8 @@ def image_thumbnail(request, pk: int):
 def image_original(request, pk: int):
     image = selectors.access_image(request.user, pk)
     content_type = {Image.Format.DICOM: "application/dicom", Image.Format.PNG: "image/png",
-                    Image.Format.JPEG: "image/jpeg"}[image.format]
-    extension = {Image.Format.DICOM: ".dcm", Image.Format.PNG: ".png", Image.Format.JPEG: ".jpg"}[image.format]
+                    Image.Format.JPEG: "image/jpeg"}[image.format]  # type: ignore[index]
+    extension = {Image.Format.DICOM: ".dcm", Image.Format.PNG: ".png", Image.Format.JPEG: ".jpg"}[image.format]  # type: ignore[index]
     name = image.original_name or f"radiograph-{image.pk}{extension}"
     response = _file_response(image.original, content_type=content_type, filename=name)
     audit_record(request=request, action=AuditEvent.Action.EXPORT, obj=image, patient=image.patient,
@@ -277,7 +277,7 @@ def compare_png(request, episode_id: int):
 
 # --- Editor endpoints (JSON) --------------------------------------------------------------------------
 
-@login_required
+@login_required  # type: ignore[no-redef]
 @require_http_methods(["GET", "POST"])
 def annotations(request, pk: int):
     image = selectors.access_image(request.user, pk)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import textwrap
+from typing import Any
 
 import matplotlib
 
@@ -99,11 +100,11 @@ def trajectory_figure(trajectory: Trajectory, *, width: float = WIDTH_IN, height
     if points:
         xs = [p.when for p in points]
         ys = [p.value for p in points]
-        ax.plot(xs, ys, color=ACCENT, linewidth=1.8, marker="o", markersize=4.5, clip_on=False)
+        ax.plot(xs, ys, color=ACCENT, linewidth=1.8, marker="o", markersize=4.5, clip_on=False)  # type: ignore[arg-type]
         for p in points:
             ax.annotate(format_number(round(p.value, 1)), (p.when, p.value), textcoords="offset points",
                         xytext=(0, 5), ha="center", fontsize=LABEL_PT, color=INK)
-        ax.set_xlim(*x_limits(points, today or timezone.localdate()))
+        ax.set_xlim(*x_limits(points, today or timezone.localdate()))  # type: ignore[arg-type]
         locator = mdates.AutoDateLocator(minticks=2, maxticks=4)
         ax.xaxis.set_major_locator(locator)
         ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
@@ -129,7 +130,7 @@ def render(fig: Figure, fmt: str = "svg") -> bytes:
     if fmt not in FORMATS:
         raise ValueError(f"format must be one of {', '.join(FORMATS)}")
     buf = io.BytesIO()
-    options = {"metadata": {"Date": None}} if fmt == "svg" else {"dpi": 200}
+    options: dict[str, Any] = {"metadata": {"Date": None}} if fmt == "svg" else {"dpi": 200}
     fig.savefig(buf, format=fmt, bbox_inches="tight", pad_inches=0.04, **options)  # no tick label cut off
     return buf.getvalue()
 

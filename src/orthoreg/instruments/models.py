@@ -23,7 +23,7 @@ class Response(models.Model):
         STAFF = "staff", "Staff entry (paper or phone)"
         IMPORT = "import", "Import"
 
-    clinic_path = "patient__clinic"  # used by orthoreg.accounts.access
+    patient_path = "patient"  # where its patient (and clinic) are: orthoreg.accounts.access
 
     patient = models.ForeignKey("registry.Patient", on_delete=models.CASCADE, related_name="responses")
     episode = models.ForeignKey("registry.Episode", on_delete=models.CASCADE, null=True, blank=True,

@@ -206,7 +206,7 @@ class ProcedureCategory(models.TextChoices):
     OTHER = "other", "Other"
 
 
-KIND_CATEGORY = {
+KIND_CATEGORY: dict[str, ProcedureCategory] = {  # keyed by ProcedureKind (a str)
     ProcedureKind.BMC: ProcedureCategory.ORTHOBIOLOGIC,
     ProcedureKind.PRP: ProcedureCategory.ORTHOBIOLOGIC,
     ProcedureKind.PROLOTHERAPY: ProcedureCategory.INJECTION,
@@ -265,7 +265,7 @@ CPT_CHOICES = [("", "—")] + [(code, f"{code} · {label}") for code, label in C
 # is not "no imaging": a landmark or fluoroscopy-guided injection takes the first code (fluoroscopic guidance is
 # a separate code of its own).
 JOINT_INJECTION_CPT = {"small": ("20600", "20604"), "intermediate": ("20605", "20606"), "large": ("20610", "20611")}
-JOINT_SIZE = {
+JOINT_SIZE: dict[str, str] = {  # keyed by BodySite (a str)
     BodySite.FIRST_MTP: "small", BodySite.ANKLE: "intermediate", BodySite.ELBOW: "intermediate",
     BodySite.WRIST_HAND: "intermediate", BodySite.KNEE: "large", BodySite.HIP: "large", BodySite.SHOULDER: "large",
 }

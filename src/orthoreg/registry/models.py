@@ -47,6 +47,8 @@ initials_validator = RegexValidator(
 
 
 class Clinic(models.Model):
+    clinic_path = "id"  # where each model's clinic and patient are: orthoreg.accounts.access
+
     code = models.SlugField(max_length=32, unique=True, help_text="Short code, e.g. DEMO-EAST")
     name = models.CharField(max_length=200, validators=[no_control_characters])
     timezone = models.CharField(max_length=64, default="UTC")
@@ -74,6 +76,8 @@ class Clinic(models.Model):
 
 
 class Patient(models.Model):
+    patient_path = ""  # itself
+
     class Sex(models.TextChoices):
         FEMALE = "female", "Female"
         MALE = "male", "Male"
@@ -175,6 +179,8 @@ class Patient(models.Model):
 class Episode(models.Model):
     """One condition at one body site and side: the unit outcomes are reported on."""
 
+    patient_path = "patient"
+
     class Status(models.TextChoices):
         ACTIVE = "active", "Active"
         RESOLVED = "resolved", "Resolved"
@@ -273,6 +279,8 @@ def validate_clinical_date(obj, field_name: str, day: dt.date | None, patient: P
 
 
 class Grade(models.Model):
+    patient_path = "episode__patient"
+
     class System(models.TextChoices):
         COUGHLIN_SHURNAS = "coughlin_shurnas", "Coughlin-Shurnas (hallux rigidus)"
         KELLGREN_LAWRENCE = "kellgren_lawrence", "Kellgren-Lawrence"
@@ -306,6 +314,8 @@ class Grade(models.Model):
 
 
 class Procedure(models.Model):
+    patient_path = "episode__patient"
+
     class Smoking(models.TextChoices):
         NEVER = "never", "Never"
         FORMER = "former", "Former"
@@ -465,6 +475,8 @@ class Procedure(models.Model):
 
 
 class Exam(models.Model):
+    patient_path = "episode__patient"
+
     episode = models.ForeignKey(Episode, on_delete=models.CASCADE, related_name="exams")
     date = models.DateField()
     dorsiflexion_deg = models.SmallIntegerField("dorsiflexion (°)", null=True, blank=True, validators=_range(-30, 120))
@@ -490,6 +502,8 @@ class Exam(models.Model):
 
 
 class AdverseEvent(models.Model):
+    patient_path = "procedure__episode__patient"
+
     class Severity(models.TextChoices):
         MILD = "mild", "Mild"
         MODERATE = "moderate", "Moderate"
@@ -524,6 +538,8 @@ class AdverseEvent(models.Model):
 
 class Note(models.Model):
     """A dated free-text entry on an episode's timeline (e.g. "completed an obstacle race")."""
+
+    patient_path = "episode__patient"
 
     episode = models.ForeignKey(Episode, on_delete=models.CASCADE, related_name="timeline_notes")
     date = models.DateField()

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
+from typing import Any
 
 from django.db.models import Exists, Min, OuterRef, Prefetch, Q, QuerySet, Subquery
 
 from orthoreg.accounts import access
 
-from .coding import SURGICAL_KINDS, Condition
-from .models import AdverseEvent, Clinic, Episode, Grade, Patient, Procedure
+from .coding import SURGICAL_KINDS
+from .models import AdverseEvent, Clinic, Episode, Exam, Grade, Note, Patient, Procedure
 
 
 class UnknownClinic(LookupError):
@@ -78,14 +79,14 @@ def patient_search(*, user, q: str = "", condition: str = "", procedure: str = "
     if clinic:
         qs = qs.filter(clinic__code=clinic)
     return qs.prefetch_related(Prefetch("episodes", queryset=Episode.objects.order_by("id"))).order_by(
-        "family_name", "given_name", "id")
+        "family_name", "given_name")
 
 
 @dataclass
 class TimelineEntry:
     date: date
     kind: str  # grade, procedure, surgery, exam, adverse, note
-    obj: object
+    obj: Any  # the grade, procedure, exam, adverse event or note
 
 
 @dataclass
@@ -147,76 +148,7 @@ def _episode_order(t: EpisodeTimeline) -> tuple:
 
 
 def adverse_events_for(user) -> QuerySet[AdverseEvent]:
-    return access.scope(AdverseEvent.objects.all(), user, access.CLINICAL, "procedure__episode__patient__clinic")
-
-
-# What each role may do, as its home page says it: (what it is for, [(link text, url name)]).
-ROLE_DUTIES = {
-    "admin": ("Run the clinic in orthoreg: everything a clinician, coordinator, researcher and auditor can do, and "
-              "manage the clinic's users and follow-up protocols.",
-              [("Find a patient", "registry:patient_list"), ("Follow-up worklist", "followup:worklist"),
-               ("Protocols", "followup:protocol_list"), ("Cohort outcomes", "reports:cohort"),
-               ("Audit log", "accounts:audit_log")]),
-    "clinician": ("Record and read your patients' care: conditions, grades, procedures, radiographs, scores and "
-                  "case reports; see the outcomes of the clinic's cohorts.",
-                  [("Find a patient", "registry:patient_list"), ("Cohort outcomes", "reports:cohort")]),
-    "coordinator": ("Keep follow-up going: the worklist of questionnaires due, invitations, reminders and the "
-                    "patients' contact details. No clinical records.",
-                    [("Follow-up worklist", "followup:worklist"), ("Find a patient", "registry:patient_list")]),
-    "researcher": ("Analyse outcomes of patients who gave registry consent: cohort reports, comparisons and the "
-                   "de-identified research export. Aggregates only: no names, no single patients, nothing from "
-                   "fewer than 5 patients, treatment dates in whole months.",
-                   [("Cohort outcomes", "reports:cohort"), ("Research export", "interop:research_export")]),
-    "auditor": ("Review who read, changed or exported patient data, in the audit log. No clinical records and no "
-                "outcome figures.",
-                [("Audit log", "accounts:audit_log")]),
-}
-
-
-def home_roles(user) -> list[dict]:
-    """The user's roles with their clinics and what each lets them do (the home page); [] without a clinic role."""
-    from django.urls import reverse
-
-    from orthoreg.accounts.models import Membership, Role
-
-    if user.is_superuser:
-        clinics_by_role = {Role.ADMIN.value: list(Clinic.objects.order_by("name").values_list("name", flat=True))}
-    else:
-        clinics_by_role = {}
-        for role, name in (Membership.objects.filter(user=user).order_by("clinic__name")
-                           .values_list("role", "clinic__name")):
-            clinics_by_role.setdefault(role, []).append(name)
-    out = []
-    for role in Role.values:  # in the order of the roles
-        if role not in clinics_by_role:
-            continue
-        text, links = ROLE_DUTIES[role]
-        out.append({"role": role, "label": Role(role).label, "clinics": clinics_by_role[role], "text": text,
-                    "links": [(label, reverse(name)) for label, name in links]})
-    return out
-
-
-def clinic_summary(user) -> dict:
-    """Counts for the home page, aggregated in the database."""
-    from django.db.models import Count
-
-    patients = access.scope(Patient.objects.all(), user, access.CONTACT)
-    episodes = access.scope(Episode.objects.all(), user, access.CONTACT, "patient__clinic")
-    by_condition = [{"condition": Condition(row["condition"]).label, "n": row["n"]}
-                    for row in episodes.values("condition").annotate(n=Count("id")).order_by("-n")]
-    converted = episodes_with_outcome_dates(episodes).filter(conversion_date__isnull=False).count()
-    with_index = episodes.filter(procedures__is_index=True).count()
-    return {
-        "patients": patients.count(),
-        "active": patients.filter(status=Patient.Status.ACTIVE).count(),
-        "episodes": episodes.count(),
-        "by_condition": by_condition,
-        "treated": with_index,
-        "converted": converted,
-        "recent_procedures": access.scope(Procedure.objects.select_related("episode__patient"), user,
-                                          access.CLINICAL, "episode__patient__clinic")
-        .order_by("-date", "-id")[:8],
-    }
+    return access.scope(AdverseEvent.objects.all(), user, access.CLINICAL)
 
 
 @dataclass
@@ -231,8 +163,6 @@ class HistoryEntry:
 def patient_history(patient: Patient, limit: int = 300) -> list[HistoryEntry]:
     """Every change to the patient's clinical records (django-simple-history), newest first, with the fields
     that changed. Bounded: at most `limit` versions are read."""
-    from .models import Exam, Grade, Note
-
     sources = [
         Patient.history.filter(id=patient.pk),
         Episode.history.filter(patient_id=patient.pk),

@@ -6,7 +6,7 @@ messages) on bad input and then stores nothing.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 import django.dispatch
 from django.core.exceptions import ValidationError
@@ -25,13 +25,15 @@ index_procedure_changed = django.dispatch.Signal()  # kwargs: procedure, previou
 patient_status_changed = django.dispatch.Signal()  # kwargs: patient, previous_status
 procedure_recorded = django.dispatch.Signal()  # kwargs: procedure, created
 
+M = TypeVar("M", bound=models.Model)
+
 
 def _apply(instance: models.Model, fields: dict[str, Any]) -> None:
     for name, value in fields.items():
         setattr(instance, name, value)
 
 
-def _save(instance: models.Model, *, action: str, request=None, actor=None, detail: str = "") -> models.Model:
+def _save(instance: M, *, action: str, request=None, actor=None, detail: str = "") -> M:
     """Validate, save and audit one record inside the caller's transaction."""
     instance.full_clean()
     try:
@@ -44,12 +46,12 @@ def _save(instance: models.Model, *, action: str, request=None, actor=None, deta
 
 
 @transaction.atomic
-def record_create(model: type[models.Model], *, request=None, actor=None, **fields) -> models.Model:
+def record_create(model: type[M], *, request=None, actor=None, **fields) -> M:
     return _save(model(**fields), action=AuditEvent.Action.CREATE, request=request, actor=actor)
 
 
 @transaction.atomic
-def record_update(instance: models.Model, *, request=None, actor=None, **fields) -> models.Model:
+def record_update(instance: M, *, request=None, actor=None, **fields) -> M:
     changed = sorted(name for name, value in fields.items() if getattr(instance, name) != value)
     _apply(instance, fields)
     return _save(instance, action=AuditEvent.Action.UPDATE, request=request, actor=actor,

@@ -4,7 +4,6 @@ from . import views
 
 app_name = "registry"
 urlpatterns = [
-    path("healthz", views.healthz, name="healthz"),
     path("patients/", views.patient_list, name="patient_list"),
     path("patients/new/", views.patient_create, name="patient_create"),
     path("patients/<int:pk>/", views.patient_detail, name="patient_detail"),

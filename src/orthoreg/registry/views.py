@@ -8,7 +8,8 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
-from django.http import Http404, HttpResponse
+from django.forms import BaseForm
+from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
@@ -22,27 +23,6 @@ from .coding import Condition, ProcedureKind
 from .forms import AdverseEventForm, EpisodeForm, ExamForm, GradeForm, NoteForm, PatientForm, ProcedureForm
 from .models import AdverseEvent, Clinic, Episode, Exam, Grade, Note, Patient, Procedure
 
-
-@login_required
-def home(request):
-    context = {"nav": "home", "roles": selectors.home_roles(request.user)}
-    if access.has_capability(request.user, access.CONTACT):
-        context["summary"] = selectors.clinic_summary(request.user)
-    return render(request, "registry/home.html", context)
-
-
-def not_found(request, exception=None):
-    return render(request, "404.html", status=404)
-
-
-def server_error(request):
-    return render(request, "500.html", status=500)
-
-
-def permission_denied(request, exception=None):
-    return render(request, "403.html", status=403)
-
-
 # ---------------------------------------------------------------- helpers
 
 def apply_errors(form, error: ValidationError) -> None:
@@ -54,7 +34,7 @@ def apply_errors(form, error: ValidationError) -> None:
         form.add_error(None, error)
 
 
-def record_form(request, *, form: object, save: Callable[[dict], object], title: str, patient: Patient,
+def record_form(request, *, form: BaseForm, save: Callable[[dict], object], title: str, patient: Patient,
                 template: str = "registry/record_form.html", extra: dict | None = None):
     """The one create/edit flow: validate the form, call the service, redirect to the patient's page."""
     if request.method == "POST" and form.is_valid():
@@ -100,7 +80,7 @@ def patient_list(request):
     audit_record(request=request, action=AuditEvent.Action.VIEW,
                  detail=f"patient search: {page.paginator.count} found, page {page.number} shows {shown}; "
                         f"asked {asked}")
-    clinics = access.scope(Clinic.objects.all(), request.user, access.CONTACT, "id")
+    clinics = access.scope(Clinic.objects.all(), request.user, access.CONTACT)
     query = request.GET.copy()
     query.pop("page", None)
     context = {"page": page, "params": params, "nav": "patients", "query": query.urlencode(),
@@ -129,7 +109,7 @@ def patient_history(request, pk: int):
 
 
 def _clinic_for_new_patient(request):
-    clinics = list(access.scope(Clinic.objects.all(), request.user, access.CLINICAL, "id"))
+    clinics = list(access.scope(Clinic.objects.all(), request.user, access.CLINICAL))
     if not clinics:
         raise Http404
     chosen = request.POST.get("clinic") or request.GET.get("clinic")
@@ -301,11 +281,3 @@ def adverse_event_form(request, procedure_pk: int, pk: int | None = None):
     title = f"{'Edit' if instance else 'New'} adverse event: {procedure}"
     return record_form(request, form=form, save=save, title=title, patient=procedure.episode.patient,
                        extra={"episode": procedure.episode})
-
-
-def healthz(request):
-    from django.db import connection
-
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT 1")
-    return HttpResponse("ok", content_type="text/plain")

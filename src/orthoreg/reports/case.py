@@ -19,6 +19,7 @@ from orthoreg.analytics import cohorts, selectors, summaries
 from orthoreg.analytics import definitions as defs
 from orthoreg.analytics.filters import CohortFilter
 from orthoreg.analytics.metrics import instrument_infos
+from orthoreg.followup.models import Assessment
 from orthoreg.formats import format_date
 from orthoreg.instruments.definitions import format_number
 from orthoreg.instruments.selectors import Trajectory, episode_trajectories
@@ -161,7 +162,7 @@ def _similar(episode: Episode, clinic_ids, as_of: dt.date) -> tuple[CohortFilter
     if base is None:
         return None, []
     base = base.replace(exclude_episodes=(episode.pk,))
-    steps = [(base, [])]
+    steps: list[tuple[CohortFilter, list[str]]] = [(base, [])]
     if base.grade_min is not None:
         steps.append((base.replace(grade_min=None, grade_max=None), ["any grade"]))
     if base.combined_kinds:
@@ -196,8 +197,6 @@ def case_report(episode: Episode, *, user=None, as_of: dt.date | None = None) ->
     label = latest.label if latest else ""
     due = None
     if index is not None and time_point:
-        from orthoreg.followup.models import Assessment
-
         due = (Assessment.objects.filter(episode=episode, time_point=time_point).values_list("due_date", flat=True)
                .first()) or timezone.localtime(latest.when).date()
     verdicts = patient_verdicts(trajectories, time_point, timeline.conversion, due)
@@ -298,9 +297,9 @@ def patient_pain(case: CaseReport) -> dict | None:
 
 def case_images(episode: Episode) -> dict | None:
     """The before/after radiograph pair of the episode with its widths, when the imaging app has one."""
-    try:
+    try:  # a build may leave the imaging app out (its dependencies are the heaviest): no images then
         from orthoreg.imaging import selectors as imaging
-    except ImportError:  # imaging not installed in this build
+    except ImportError:
         return None
     try:
         images = list(imaging.episode_images(episode))
@@ -319,7 +318,7 @@ def comparison_png(episode: Episode) -> bytes | None:
     pair = case_images(episode)
     if pair is None:
         return None
-    try:
+    try:  # as above: imaging may be left out of a build
         from orthoreg.imaging.comparison import comparison_png as compose
     except ImportError:
         return None

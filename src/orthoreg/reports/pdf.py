@@ -33,6 +33,7 @@ from orthoreg.formats import format_date
 from orthoreg.instruments.charts import render, trajectory_chart
 
 from . import plots
+from .case import comparison_png
 from .templatetags.report_tags import (
     diff_rows,
     months,
@@ -310,8 +311,6 @@ def _diff(x: dict, percent: bool = True) -> str:
 
 def case_pdf(case) -> bytes:
     """The case report of one episode (reports.case.CaseReport) as PDF bytes."""
-    from .case import comparison_png
-
     s = _styles()
     e = case.episode
     t = case.timeline

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import re
 import textwrap
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import matplotlib
 
@@ -73,7 +75,7 @@ def _rows(report: dict, instrument: str) -> list[tuple[dict, dict]]:
     return [(tp, row) for tp in report["time_points"] for row in tp["instruments"] if row["instrument"] == instrument]
 
 
-def _count_table(fig, grid_cell, ax, rows: list[tuple[str, dict[float, int]]] | list[tuple[str, dict[float, str]]],
+def _count_table(fig, grid_cell, ax, rows: Sequence[tuple[str, Mapping[Any, Any]]],
                  title: str) -> None:
     """A small table of counts under a chart, aligned with its x axis (numbers at risk, numbers answering)."""
     table = fig.add_subplot(grid_cell, sharex=ax)

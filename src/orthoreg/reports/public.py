@@ -32,6 +32,8 @@ from django.db.models import Count
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
+from matplotlib.figure import Figure
+from matplotlib.ticker import PercentFormatter
 
 from orthoreg.analytics import cohorts, selectors
 from orthoreg.analytics import definitions as defs
@@ -40,6 +42,7 @@ from orthoreg.instruments.charts import render
 from orthoreg.registry.coding import BodySite, Condition, ProcedureKind
 from orthoreg.registry.models import Clinic
 
+from .plots import ACCENT, BANDS, INK, MUTED, style_axes
 from .templatetags.report_tags import SMALL_CELL, publishable
 
 TIME_POINTS = ("6m", "12m")
@@ -177,7 +180,7 @@ def _row(kind: str, report: dict) -> dict:
     by_tp = {tp["time_point"]: tp for tp in report["time_points"]}
     treated = report["cohort"]["episodes"]
     conversions = part_text(report["survival"]["events"], treated)
-    points = {}
+    points: dict[str, dict] = {}
     for label in TIME_POINTS:
         tp = by_tp.get(label)
         pain = next((i for i in tp["instruments"] if i["instrument"] == defs.PAIN_INSTRUMENT), None) if tp else None
@@ -202,11 +205,6 @@ def _row(kind: str, report: dict) -> dict:
 
 def public_chart_svg(page: dict) -> bytes:
     """≥ 50% less pain at 6 months per procedure (95% CI), only for rates that may be shown publicly."""
-    from matplotlib.figure import Figure
-    from matplotlib.ticker import PercentFormatter
-
-    from .plots import ACCENT, BANDS, INK, MUTED, style_axes
-
     shown = [(textwrap.fill(r["kind_label"], 22), r["points"]["6m"]["pain_50"], r["points"]["6m"]["counts_shown"])
              for r in page["rows"] if r["points"].get("6m") and r["points"]["6m"]["pain_50"]]
     fig = Figure(figsize=(6.4, 0.9 + 0.45 * max(1, len(shown))), dpi=100, facecolor="white")

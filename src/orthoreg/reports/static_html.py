@@ -4,6 +4,7 @@ with the stylesheets inlined and the charts and radiographs embedded as data: UR
 from __future__ import annotations
 
 import base64
+from typing import Any
 
 from django.contrib.staticfiles import finders
 from django.template.loader import render_to_string
@@ -12,6 +13,7 @@ from orthoreg.analytics import definitions as defs
 from orthoreg.instruments.charts import render, trajectory_chart
 
 from . import plots
+from .case import comparison_png
 
 
 def data_uri(data: bytes, content_type: str) -> str:
@@ -33,9 +35,7 @@ def cohort_html(report: dict) -> str:
 
 
 def case_html(case) -> str:
-    from .case import comparison_png
-
-    srcs = {"trajectories": {t.code: data_uri(trajectory_chart(t, "svg"), "image/svg+xml") for t in case.trajectories}}
+    srcs: dict[str, Any] = {"trajectories": {t.code: data_uri(trajectory_chart(t, "svg"), "image/svg+xml") for t in case.trajectories}}
     if case.images:
         png = comparison_png(case.episode)
         srcs["images"] = data_uri(png, "image/png") if png else ""

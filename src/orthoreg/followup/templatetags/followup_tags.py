@@ -2,6 +2,7 @@ from django import template
 from django.utils import timezone
 
 from orthoreg.followup import selectors, wording
+from orthoreg.instruments.definitions import DefinitionError, UnknownInstrument, get_definition
 
 register = template.Library()
 
@@ -23,8 +24,6 @@ def joint_words(episode) -> str:
 
 
 def _definition(code: str):
-    from orthoreg.instruments.definitions import DefinitionError, UnknownInstrument, get_definition
-
     try:
         return get_definition(code)
     except (UnknownInstrument, DefinitionError):

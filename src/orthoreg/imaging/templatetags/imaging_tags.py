@@ -45,7 +45,7 @@ def svg_annotation(annotation: Annotation, panel) -> str:
                                      " ".join(f"{_n(x)},{_n(y)}" for x, y in head), colour))
         else:
             value, unit = annotation.length()
-            parts.append(_text((g["x1"] + g["x2"]) / 2 + stroke * 3, (g["y1"] + g["y2"]) / 2,
+            parts.append(_text((g["x1"] + g["x2"]) / 2 + stroke * 3, (g["y1"] + g["y2"]) / 2,  # type: ignore[arg-type]
                                calibration.format_length(value, unit), colour, panel.font_size))
     elif kind == Annotation.Kind.CIRCLE:
         parts.append(format_html('<circle cx="{}" cy="{}" r="{}" {}/>', _n(g["cx"]), _n(g["cy"]), _n(g["r"]), common))
@@ -63,7 +63,7 @@ def svg_annotation(annotation: Annotation, panel) -> str:
             x, y = x1, y0
         box_x, _y, box_w, _h = panel.box
         anchor = "end" if x > box_x + 0.6 * box_w else "start"
-        parts.append(_text(x, y, annotation.label, colour, panel.font_size, anchor))
+        parts.append(_text(x, y, annotation.label, colour, panel.font_size, anchor))  # type: ignore[arg-type]
     return format_html('<g class="ann ann-{}">{}</g>', kind, format_html_join("", "{}", ((p,) for p in parts)))
 
 

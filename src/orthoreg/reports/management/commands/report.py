@@ -25,6 +25,9 @@ from orthoreg.accounts.services import audit_record
 from orthoreg.analytics import cohorts, selectors
 from orthoreg.analytics.filters import FIELD_NAMES, LIST_FIELDS, VS_PREFIX, CohortFilterError, parse_filters
 from orthoreg.registry.models import Clinic, Episode
+from orthoreg.reports import case as case_reports
+from orthoreg.reports import pdf, public
+from orthoreg.reports.static_html import case_html, cohort_html
 
 FILTER_HELP = {
     "clinic": "clinic code; repeat for several",
@@ -111,12 +114,8 @@ class Command(BaseCommand):
         if fmt == "json":
             data = (json.dumps(report, indent=1, ensure_ascii=False) + "\n").encode()
         elif fmt == "html":
-            from orthoreg.reports.static_html import cohort_html
-
             data = cohort_html(report).encode()
         else:
-            from orthoreg.reports import pdf
-
             data = pdf.cohort_pdf(report)
         title = " vs ".join(r["description"] for r in report["cohorts"]) if report.get("comparison") \
             else report["description"]
@@ -129,9 +128,6 @@ class Command(BaseCommand):
 
     # -------------------------------------------------------------------------------------------- case
     def case(self, options):
-        from orthoreg.reports import case as case_reports
-        from orthoreg.reports import pdf
-
         try:
             episode = Episode.objects.select_related("patient__clinic").get(pk=options["episode_id"])
         except Episode.DoesNotExist:
@@ -140,8 +136,6 @@ class Command(BaseCommand):
         if options["format"] == "pdf":
             data = pdf.case_pdf(report)
         else:
-            from orthoreg.reports.static_html import case_html
-
             data = case_html(report).encode()
         write_atomically(options["out"], data)
         audit_record(action=AuditEvent.Action.EXPORT, obj=episode,
@@ -150,8 +144,6 @@ class Command(BaseCommand):
 
     # -------------------------------------------------------------------------------------------- public
     def public(self, options):
-        from orthoreg.reports import public
-
         out = options["out"]
         if out.exists() and not out.is_dir():
             raise CommandError(f"--out: {out} is a file, not a folder", returncode=2)

@@ -12,9 +12,10 @@ from django.utils import timezone
 from orthoreg.accounts.models import Membership
 from orthoreg.followup.models import Assessment
 from orthoreg.instruments.models import Response
-from orthoreg.registry import demo, selectors
+from orthoreg.registry import selectors
 from orthoreg.registry.models import AdverseEvent, Clinic, Episode, Patient, Procedure
-from orthoreg.registry.synth import Generator
+from orthoreg.site import demo
+from orthoreg.site.synth import Generator
 from tests.conftest import login
 
 

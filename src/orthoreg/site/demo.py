@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 import secrets
 
 from django.conf import settings
@@ -14,11 +15,16 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.utils import timezone
 
+from orthoreg.accounts import twofactor
 from orthoreg.accounts.models import Membership, Role
 from orthoreg.accounts.services import user_create
+from orthoreg.followup import services as followup
+from orthoreg.followup.models import Assessment
+from orthoreg.instruments import services as instruments
+from orthoreg.registry import services
+from orthoreg.registry.models import Clinic, Patient
 
-from . import services
-from .models import Clinic, Patient
+from .synth import Generator
 
 log = logging.getLogger(__name__)
 
@@ -36,8 +42,6 @@ DEMO_USERS = [  # username, role, clinics (indexes into DEMO_CLINICS)
 
 def demo_password() -> str:
     """ORTHOREG_DEMO_PASSWORD, else one generated on first use and kept in the data directory."""
-    import os
-
     given = os.environ.get("ORTHOREG_DEMO_PASSWORD")
     if given:
         return given
@@ -56,7 +60,7 @@ def is_loaded() -> bool:
     return Patient.objects.filter(clinic__code=DEMO_CLINICS[0][0], mrn=DF_MRN).exists()
 
 
-def ensure_users(password: str) -> list[tuple[str, str]]:
+def ensure_users(password: str) -> list[tuple[str, Role]]:
     """Create the demo users that are missing; existing users are left exactly as they are."""
     User = get_user_model()
     clinics = [Clinic.objects.get(code=code) for code, _ in DEMO_CLINICS]
@@ -76,8 +80,6 @@ def ensure_users(password: str) -> list[tuple[str, str]]:
 def admin_enrolment_code() -> str:
     """A fresh enrolment code for the demo admin while it has no authenticator device yet ("" once it has).
     Codes are kept hashed, so each run that prints one issues a new one; no demo data changes."""
-    from orthoreg.accounts import twofactor
-
     admin = get_user_model().objects.filter(username="admin").first()
     if admin is None or not twofactor.enrolment_needed(admin):
         return ""
@@ -99,8 +101,6 @@ def load(*, today: dt.date | None = None, cohort: int | None = None, progress=No
     clinics[0].public_outcomes = True
     clinics[0].save(update_fields=["public_outcomes"])
     create_df(clinic=clinics[0], today=today)
-    from .synth import Generator
-
     Generator(clinics=clinics, seed=20260301, today=today, mrn_prefix="DEMO").run(
         cohort, batch_size=200, progress=progress)
     return True
@@ -179,10 +179,6 @@ def create_df(*, clinic: Clinic, today: dt.date) -> Patient:
 def _df_outcomes(df: Patient, toe, index_day: dt.date) -> None:
     """DF's NPRS series: baseline 7, then 1, 3 and 6 months down to 3 (57% less pain), answered from her links;
     the 1-month check was a phone call outside the protocol."""
-    from orthoreg.followup import services as followup
-    from orthoreg.followup.models import Assessment
-    from orthoreg.instruments import services as instruments
-
     def at(offset: int) -> dt.datetime:
         return timezone.make_aware(dt.datetime.combine(index_day + dt.timedelta(days=offset), dt.time(19, 30)))
 
@@ -204,9 +200,9 @@ def _df_outcomes(df: Patient, toe, index_day: dt.date) -> None:
 
 
 def _df_images(toe, index_day: dt.date) -> None:
-    try:
+    try:  # a build may leave the imaging app out (its dependencies are the heaviest): no images then
         from orthoreg.imaging.demo import create_demo_images
-    except ImportError:  # imaging not installed in this build
+    except ImportError:
         log.info("imaging app has no demo images; skipped")
         return
     create_demo_images(episode=toe, before_date=index_day - dt.timedelta(days=10),

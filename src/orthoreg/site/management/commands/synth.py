@@ -3,8 +3,9 @@
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
+from orthoreg.analytics import facts
 from orthoreg.registry.models import Clinic
-from orthoreg.registry.synth import Generator
+from orthoreg.site.synth import Generator
 
 
 class Command(BaseCommand):
@@ -32,8 +33,6 @@ class Command(BaseCommand):
         with tqdm(total=patients, unit="patient", disable=no_progress, file=self.stderr._out,
                   dynamic_ncols=True) as bar:
             stats = generator.run(patients, batch_size=batch, progress=bar.update)
-        from orthoreg.analytics import facts
-
         with tqdm(total=facts.pending(), unit="episode", desc="analytics facts", disable=no_progress,
                   file=self.stderr._out, dynamic_ncols=True) as bar:
             facts.refresh(progress=bar.update)

@@ -11,8 +11,12 @@ import threading
 from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.db import connections
+from waitress.server import create_server
 
 from orthoreg import baseurl
+from orthoreg.followup.management.commands.worker import describe
+from orthoreg.followup.services import HOST, worker_loop
+from orthoreg.wsgi import application
 
 
 class Command(BaseCommand):
@@ -27,10 +31,6 @@ class Command(BaseCommand):
         parser.add_argument("--worker-interval", type=float, default=60.0, help="seconds between worker passes")
 
     def handle(self, *args, host, port, threads, with_worker, worker_interval, **options):
-        from waitress.server import create_server
-
-        from orthoreg.wsgi import application
-
         def on_term(signum, frame):
             raise KeyboardInterrupt
 
@@ -64,9 +64,6 @@ class Command(BaseCommand):
                 worker.join(timeout=30)  # it stops after the email it is sending; a daemon thread in any case
 
     def _worker(self, stop: threading.Event, interval: float) -> None:
-        from orthoreg.followup.management.commands.worker import describe
-        from orthoreg.followup.services import HOST, worker_loop
-
         def report(run, seconds):
             self.stdout.write(describe(run, seconds))
             self.stdout.flush()

@@ -6,7 +6,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand
 from tqdm import tqdm
 
-from orthoreg.registry import demo
+from orthoreg.site import demo
 
 DEMO_WORKER_INTERVAL = 15.0  # seconds: a resend or a new invitation goes out within a minute
 
@@ -14,7 +14,7 @@ DEMO_WORKER_INTERVAL = 15.0  # seconds: a resend or a new invitation goes out wi
 def outbox_description() -> str:
     backend = settings.EMAIL_BACKEND
     if backend.endswith("mailfile.EmailBackend"):
-        return f"written as files to {settings.EMAIL_FILE_PATH} (ORTHOREG_EMAIL_URL=smtp://... sends real mail)"
+        return f"written as files to {settings.EMAIL_FILE_PATH} (ORTHOREG_EMAIL_URL=smtp://... sends real mail)"  # type: ignore[misc]
     if backend.endswith("console.EmailBackend"):
         return "printed here"
     if backend.endswith("smtp.EmailBackend"):

@@ -16,19 +16,28 @@ import math
 import random
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
 
+from orthoreg.analytics.facts import mark_episodes
 from orthoreg.followup import scheduling
 from orthoreg.followup.models import Assessment, Protocol
 from orthoreg.instruments import scoring
 from orthoreg.instruments.definitions import get_definition
 from orthoreg.instruments.models import Response
-
-from .coding import BodySite, Condition, ProcedureKind, Side, TargetStructure, icd10_for, joint_injection_cpt
-from .models import AdverseEvent, Clinic, Episode, Exam, Grade, Patient, Procedure
+from orthoreg.registry.coding import (
+    BodySite,
+    Condition,
+    ProcedureKind,
+    Side,
+    TargetStructure,
+    icd10_for,
+    joint_injection_cpt,
+)
+from orthoreg.registry.models import AdverseEvent, Clinic, Episode, Exam, Grade, Patient, Procedure
 
 # Regional instruments answered at some time points (structure and scoring only until a pack is installed:
 # the synthetic answers exercise the scorers and the reports, they are never sent to anyone).
@@ -93,10 +102,10 @@ class SynthStats:
 class _Batch:
     patients: list[Patient] = field(default_factory=list)
     episodes: list[tuple[int, Episode]] = field(default_factory=list)  # (patient index, episode)
-    children: list[tuple[int, object]] = field(default_factory=list)  # (episode index, grade/procedure/exam)
+    children: list[tuple[int, Any]] = field(default_factory=list)  # (episode index, grade/procedure/exam)
     adverse: list[tuple[int, AdverseEvent]] = field(default_factory=list)  # (child index of procedure, event)
-    responses: list[tuple[int, object]] = field(default_factory=list)  # (episode index, Response)
-    assessments: list[tuple[int, object, object]] = field(default_factory=list)  # (episode, Response|None, Assessment)
+    responses: list[tuple[int, Response]] = field(default_factory=list)  # (episode index, Response)
+    assessments: list[tuple[int, Response | None, Assessment]] = field(default_factory=list)  # (episode, response, assessment)
     stats: SynthStats = field(default_factory=SynthStats)
 
 
@@ -352,7 +361,7 @@ class Generator:
                 episode.patient = batch.patients[p_index]
                 episodes.append(episode)
             Episode.objects.bulk_create(episodes)
-            by_model: dict[type, list] = {}
+            by_model: dict[type[Any], list] = {}
             for e_index, child in batch.children:
                 child.episode = episodes[e_index]
                 by_model.setdefault(type(child), []).append(child)
@@ -376,9 +385,7 @@ class Generator:
                 assessment.response = response
                 assessments.append(assessment)
             Assessment.objects.bulk_create(assessments, batch_size=2000)
-            from orthoreg.analytics.facts import mark_episodes  # bulk_create sends no signals
-
-            mark_episodes(e.pk for e in episodes)
+            mark_episodes(e.pk for e in episodes)  # bulk_create sends no signals
 
     def run(self, patients: int, *, batch_size: int = 1000,
             progress: Callable[[int], None] | None = None) -> SynthStats:
