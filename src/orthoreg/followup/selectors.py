@@ -235,3 +235,45 @@ def replanning(protocols) -> dict[int, ReplanJob]:
     """The unfinished re-planning of each of these protocols (protocol id -> job)."""
     jobs = ReplanJob.objects.filter(protocol__in=protocols, status=ReplanJob.Status.PENDING).order_by("id")
     return {job.protocol_id: job for job in jobs}
+
+
+def pending_sendable(codes: frozenset[str] | None = None, **filters):
+    """Scheduled assessments a patient can answer from the link (licensed ones without their text are left to
+    staff: they never hold an invitation open). `codes`: the sendable instruments, when the caller looked them
+    up already (they are read from the definition files)."""
+    return Assessment.objects.filter(status=Assessment.Status.SCHEDULED,
+                                     instrument__in=sendable_codes() if codes is None else codes, **filters)
+
+
+
+class LinkError(Exception):
+    """Why a survey link cannot be used, in words for the patient."""
+
+    def __init__(self, kind: str, message: str):
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+
+
+def invitation_for_token(token: str) -> Invitation:
+    if not token or len(token) > 100:
+        raise LinkError("unknown", "This link is not valid.")
+    row = (AccessToken.objects.select_related("invitation__patient__clinic", "invitation__episode")
+           .filter(token_hash=hash_token(token)).first())
+    if row is None:
+        raise LinkError("unknown", "This link is not valid.")
+    invitation = row.invitation
+    if invitation.status == Invitation.Status.COMPLETED:
+        raise LinkError("used", "This questionnaire has already been answered. Thank you!")
+    if row.revoked or invitation.status == Invitation.Status.CANCELLED:
+        raise LinkError("revoked", "This link is no longer valid.")
+    if invitation.status == Invitation.Status.EXPIRED or invitation.expires_at <= timezone.now():
+        raise LinkError("expired", "This link has expired: the time to answer this questionnaire has passed.")
+    return invitation
+
+
+
+def open_assessments(invitation: Invitation) -> list[Assessment]:
+    """What the patient still has to answer from the link: a broken, removed or licensed-but-not-installed
+    definition is never sent (staff see the assessment on the worklist and enter it)."""
+    return list(pending_sendable(episode_id=invitation.episode_id, time_point=invitation.time_point).order_by("id"))
