@@ -1,7 +1,8 @@
 """The analytics facts (models.py): how they are computed and kept in step with the clinical records.
 
-Every write that can change a report marks the episodes it touches as stale (`mark_episodes`, `mark_patients`;
-signals.py does it for every save and delete of the records involved, the bulk paths call it themselves). Before a
+Every write that can change a report marks the episodes it touches as stale (`mark_episodes`, `mark_patients`):
+the services that write the records involved, and the bulk loads, send orthoreg.events.records_changed, and
+handlers.py marks what it names. Before a
 report reads the facts, `refresh()` rebuilds the stale episodes: in chunks, each in one transaction that takes the
 chunk off the queue, deletes its facts and recomputes them with INSERT ... SELECT statements built by the ORM, so
 nothing passes through Python and a failure leaves the queue as it was. On PostgreSQL refreshes are serialized by

@@ -9,11 +9,11 @@ import re
 import tempfile
 from pathlib import Path
 
-import django.dispatch
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from orthoreg import events
 from orthoreg.accounts.models import AuditEvent
 from orthoreg.accounts.services import audit_record
 
@@ -28,9 +28,6 @@ TIME_POINTS = (("baseline", "Baseline"), ("6w", "6 weeks"), ("3m", "3 months"), 
 CLOCK_SKEW = dt.timedelta(minutes=5)
 # Words that are paths under /instruments/, so never instrument codes.
 RESERVED_CODES = frozenset({"patients", "episodes", "responses", "new"})
-# kwargs: response. Sent by response_record inside the transaction that stores the response, so what a listener
-# writes (followup completes the matching scheduled assessment) commits or rolls back with it.
-response_recorded = django.dispatch.Signal()
 
 
 def time_point_label(time_point: str) -> str:
@@ -99,8 +96,22 @@ def response_record(*, patient, episode, instrument: str, answers, time_point: s
                      action=AuditEvent.Action.CREATE, obj=response,
                      detail=f"{response.instrument} {response.time_point or ''} response, score {score}".replace(
                          "  ", " "))
-        response_recorded.send(sender=Response, response=response)
+        # Inside the transaction that stores the response: what listeners write commits or rolls back with it.
+        events.response_recorded.send(response=response)
+        # A response is the patient's last contact for every episode; its own episode's outcomes change too.
+        events.records_changed_send(episode_ids=[response.episode_id], patient_ids=[response.patient_id])
     return response
+
+
+@transaction.atomic
+def response_delete(*, response: Response, request=None, actor=None) -> None:
+    """Delete a response (e.g. entered for the wrong patient) with its audit entry; the assessment it completed
+    keeps its status and loses the link."""
+    audit_record(request=request, user=actor, action=AuditEvent.Action.DELETE, obj=response, patient=response.patient,
+                 detail=f"{response.instrument} {response.time_point or ''} response".replace("  ", " "))
+    episode_id, patient_id = response.episode_id, response.patient_id
+    response.delete()
+    events.records_changed_send(episode_ids=[episode_id], patient_ids=[patient_id])
 
 
 # --- installing instruments ---------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ from django.db import transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
+from orthoreg import events
 from orthoreg.accounts.models import AuditEvent
 from orthoreg.accounts.services import audit_record
 from orthoreg.instruments.models import Response
@@ -16,7 +17,7 @@ from orthoreg.instruments.services import response_record
 from .. import selectors
 from ..models import Assessment, Invitation, Unsubscription
 from ..selectors import LinkError
-from .schedule import _revoke_open_invitations, assessments_changed
+from .schedule import _revoke_open_invitations
 
 # ------------------------------------------------------------------------------------------ answering
 
@@ -57,13 +58,13 @@ def assessment_answer(*, assessment: Assessment, answers: list, source: str, com
     if locked.status != Assessment.Status.SCHEDULED:
         raise ValidationError(f"This questionnaire is {locked.get_status_display().lower()} already.",
                               code=NOT_PENDING)
-    # Recording the response completes this assessment (response_link, on instruments' response_recorded).
-    response = response_record(patient=locked.patient, episode=locked.episode, instrument=locked.instrument,
-                               answers=answers, time_point=locked.time_point, completed_at=completed_at,
-                               source=source, entered_by=entered_by, request=request)
+    # Recording the response completes this assessment: instruments sends response_recorded, and followup's
+    # handler (response_link) completes the assessment of the same episode, time point and instrument, the one
+    # path for every way a response arrives (orthoreg/events.py).
+    response_record(patient=locked.patient, episode=locked.episode, instrument=locked.instrument,
+                    answers=answers, time_point=locked.time_point, completed_at=completed_at,
+                    source=source, entered_by=entered_by, request=request)
     locked.refresh_from_db()
-    if locked.response_id != response.pk:
-        _complete(locked, response)
     return locked
 
 
@@ -100,11 +101,8 @@ def response_link(*, response) -> Assessment | None:
     if assessment is None:
         return None
     _complete(assessment, response)
+    events.records_changed_send(episode_ids=[assessment.episode_id])
     return assessment
-
-
-def _on_response_recorded(sender, response, **kwargs):
-    response_link(response=response)
 
 
 def link_responses(*, episode_ids) -> int:
@@ -125,6 +123,6 @@ def link_responses(*, episode_ids) -> int:
     if updates:
         changed = sorted({a.episode_id for a in updates})
         _complete_answered_invitations(episode_id__in=changed)
-        assessments_changed.send(sender=Assessment, episode_ids=changed)
+        events.records_changed_send(episode_ids=changed)
     count += len(updates)
     return count

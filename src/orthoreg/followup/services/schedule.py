@@ -6,12 +6,12 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-import django.dispatch
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
+from orthoreg import events
 from orthoreg.accounts.models import AuditEvent
 from orthoreg.accounts.services import audit_record
 from orthoreg.formats import format_date
@@ -22,8 +22,6 @@ from .. import scheduling, selectors
 from ..models import AccessToken, Assessment, Invitation, Protocol
 from .invitations import _window_end_of_day
 
-# kwargs: episode_ids. Sent after bulk writes of assessments, which send no post_save (analytics listens).
-assessments_changed = django.dispatch.Signal()
 REPLANNABLE = ("no longer in the protocol", "no index procedure", "no protocol for this episode")
 
 
@@ -132,9 +130,9 @@ def episode_schedule(*, episode: Episode) -> ScheduleResult:
             _cancel(assessment, stop_reason if stop_day else reason)
             result.cancelled += 1
     Assessment.objects.bulk_create(to_create)
-    if to_create:
-        assessments_changed.send(sender=Assessment, episode_ids=[episode.pk])
     result.created = len(to_create)
+    if result.created or result.updated or result.cancelled:
+        events.records_changed_send(episode_ids=[episode.pk])
     if stop_day is not None:
         _revoke_open_invitations(episode, stop_reason)
     _replan_unsent_invitations(episode, moved_time_points)
@@ -184,6 +182,7 @@ def assessment_cancel(*, assessment: Assessment, reason: str, request=None) -> A
         raise ValidationError({"reason": "Say why it is cancelled."})
     _cancel(assessment, reason.strip())
     _close_invitations_without_work(assessment.episode)
+    events.records_changed_send(episode_ids=[assessment.episode_id])
     audit_record(request=request, action=AuditEvent.Action.UPDATE, obj=assessment, patient=assessment.patient,
                  detail=f"cancelled: {reason.strip()}")
     return assessment
@@ -201,6 +200,7 @@ def time_point_cancel(*, episode: Episode, time_point: str, reason: str, request
     for assessment in rows:
         _cancel(assessment, reason.strip())
     _close_invitations_without_work(episode)
+    events.records_changed_send(episode_ids=[episode.pk])
     audit_record(request=request, action=AuditEvent.Action.UPDATE, obj=episode, patient=episode.patient,
                  detail=f"cancelled {time_point} ({len(rows)} questionnaires): {reason.strip()}")
     return len(rows)
@@ -209,18 +209,3 @@ def time_point_cancel(*, episode: Episode, time_point: str, reason: str, request
 def patient_schedule(*, patient: Patient) -> None:
     for episode in patient.episodes.all():
         episode_schedule(episode=episode)
-
-
-# Re-plan on the registry's signals: an index procedure recorded or moved, a surgery recorded, a status change.
-def _on_index_changed(sender, procedure, **kwargs):
-    episode_schedule(episode=procedure.episode)
-
-
-def _on_procedure(sender, procedure, created, **kwargs):
-    if procedure.kind in SURGICAL_KINDS and not procedure.is_index:
-        episode_schedule(episode=procedure.episode)
-
-
-def _on_status(sender, patient, **kwargs):
-    patient_schedule(patient=patient)
-
