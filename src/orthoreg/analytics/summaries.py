@@ -10,7 +10,7 @@ import math
 from collections import defaultdict
 from collections.abc import Iterable
 
-from orthoreg.instruments.services import time_point_label
+from orthoreg.registry.rules import time_point_label
 
 from . import definitions as defs
 from . import stats

@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from orthoreg.accounts import access
 
+from . import rules
 from .models import AccessToken, Assessment, Invitation, ReplanJob, Unsubscription, WorkerRun, hash_token
 
 TABS = [("due", "Due this week"), ("open", "Open, due later"), ("overdue", "Overdue"), ("missed", "Missed"),
@@ -142,27 +143,25 @@ def work_items(queryset: QuerySet, *, tab: str, page_number) -> tuple:
 
 def no_invitation_reason(item: WorkItem, *, codes: frozenset[str],
                          today: dt.date | None = None) -> tuple[str, object]:
-    """Why a time point still to be answered has no email out, in the words of services.invitations_plan's rules,
-    and the date that goes with it (("", None) when one is out). The coordinator then knows whether to call, or what
-    to fix."""
+    """Why a time point still to be answered has no email out, in the words of the rules invitations_plan selects
+    with (followup/rules.py), and the date that goes with it (("", None) when one is out). The coordinator then
+    knows whether to call, or what to fix."""
     invitation = item.invitation
     if invitation is not None and invitation.status in Invitation.OPEN:
         return "", None
     if item.unsubscription is not None:
-        return "Unsubscribed from emails", item.unsubscription.created_at
+        return rules.PATIENT_RULES[0].words, item.unsubscription.created_at
     if invitation is not None:
         reason = f": {invitation.cancelled_reason}" if invitation.cancelled_reason else ""
         return f"Invitation {invitation.get_status_display().lower()}{reason}", None
-    patient = item.patient
-    if not patient.email:
-        return "No email address", None
-    if patient.clinic.invitations_require_consent and not patient.consent_registry:
-        return "No registry consent recorded", None
+    broken = rules.first_broken_rule(item.patient, item.unsubscription)
+    if broken is not None:
+        return broken.words, None
     scheduled = [a for a in item.assessments if a.status == Assessment.Status.SCHEDULED]
     if scheduled and not any(a.instrument in codes for a in scheduled):
         return "Licensed questionnaire text not installed: ask by phone or on paper", None
-    opens = min((a.window_start for a in scheduled), default=None)
-    if opens is not None and opens > (today or timezone.localdate()):
+    opens = rules.window_opens_later(scheduled, today or timezone.localdate())
+    if opens is not None:
         return "The email goes out when the window opens", opens
     return "The email goes out at the worker's next pass", None
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import re
 import tempfile
 from pathlib import Path
 
@@ -16,29 +15,19 @@ from django.utils import timezone
 from orthoreg import events
 from orthoreg.accounts.models import AuditEvent
 from orthoreg.accounts.services import audit_record
+from orthoreg.registry import rules
+from orthoreg.registry.rules import TIME_POINT_RE
 
 from . import definitions
 from .definitions import Definition, DefinitionError, UnknownInstrument, format_number
 from .models import Response
 from .scoring import score_definition
 
-TIME_POINT_RE = re.compile(r"^(baseline|\d{1,3}[dwmy])$")
-TIME_POINTS = (("baseline", "Baseline"), ("6w", "6 weeks"), ("3m", "3 months"), ("6m", "6 months"),
-               ("12m", "12 months"), ("24m", "24 months"))
+TIME_POINTS = rules.time_point_choices()  # the form's choices: the standard time points, labelled
+time_point_label = rules.time_point_label  # (registry.rules: one home)
 CLOCK_SKEW = dt.timedelta(minutes=5)
 # Words that are paths under /instruments/, so never instrument codes.
 RESERVED_CODES = frozenset({"patients", "episodes", "responses", "new"})
-
-
-def time_point_label(time_point: str) -> str:
-    labels = dict(TIME_POINTS)
-    if time_point in labels:
-        return labels[time_point]
-    match = re.fullmatch(r"(\d{1,3})([dwmy])", time_point or "")
-    if not match:
-        return time_point or "—"
-    n, unit = int(match[1]), {"d": "day", "w": "week", "m": "month", "y": "year"}[match[2]]
-    return f"{n} {unit}{'' if n == 1 else 's'}"
 
 
 def response_build(*, patient, episode, instrument: str, answers, time_point: str = "",

@@ -14,10 +14,9 @@ from django.utils import timezone
 from orthoreg import baseurl
 from orthoreg.accounts.models import AuditEvent
 from orthoreg.accounts.services import audit_record
-from orthoreg.registry.models import Patient
 
-from .. import selectors
-from ..models import AccessToken, Invitation, Unsubscription, hash_token
+from .. import rules, selectors
+from ..models import AccessToken, Invitation, hash_token
 
 # ------------------------------------------------------------------------------------------ invitations
 
@@ -30,10 +29,7 @@ def invitations_plan(*, today: dt.date | None = None, batch: int = 5000) -> int:
     for active patients with an email address (and registry consent where the clinic requires it)."""
     today = today or timezone.localdate()
     invited = Invitation.objects.filter(episode_id=OuterRef("episode_id"), time_point=OuterRef("time_point"))
-    groups = (selectors.pending_sendable(window_start__lte=today, window_end__gte=today, patient__status=Patient.Status.ACTIVE)
-              .exclude(patient__email="")
-              .exclude(patient__clinic__invitations_require_consent=True, patient__consent_registry=False)
-              .exclude(Exists(Unsubscription.objects.filter(episode_id=OuterRef("episode_id"))))
+    groups = (rules.invitable(selectors.pending_sendable(), today=today)  # followup/rules.py: who is invited
               .filter(~Exists(invited))
               .values("episode_id", "patient_id", "time_point", "patient__email")
               .annotate(window_end=Max("window_end"), reminders=Max("protocol__max_reminders"),

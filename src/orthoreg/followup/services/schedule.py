@@ -15,7 +15,7 @@ from orthoreg import events
 from orthoreg.accounts.models import AuditEvent
 from orthoreg.accounts.services import audit_record
 from orthoreg.formats import format_date
-from orthoreg.registry.coding import SURGICAL_KINDS
+from orthoreg.registry import rules
 from orthoreg.registry.models import Episode, Patient, Procedure
 
 from .. import scheduling, selectors
@@ -44,14 +44,6 @@ def _cutoff(episode: Episode, index: Procedure | None) -> tuple[dt.date | None, 
     return None, ""
 
 
-def _conversion(episode: Episode, index: Procedure | None) -> Procedure | None:
-    """The conversion to surgery (registry.selectors.conversion_for's rule)."""
-    if index is None:
-        return None
-    return (episode.procedures.filter(kind__in=SURGICAL_KINDS, date__gt=index.date, is_index=False)
-            .order_by("date", "id").first())
-
-
 @transaction.atomic
 def episode_schedule(*, episode: Episode) -> ScheduleResult:
     """Plan (or re-plan) the episode's assessments from its index procedure and protocol. Idempotent:
@@ -76,7 +68,8 @@ def episode_schedule(*, episode: Episode) -> ScheduleResult:
             reason = "no longer in the protocol"
     result.protocol = protocol
     stop_day, stop_reason = _cutoff(episode, index)
-    conversion = _conversion(episode, index) if protocol is not None and protocol.stop_on_conversion else None
+    conversion = (rules.conversion_of(episode.procedures.all())
+                  if protocol is not None and protocol.stop_on_conversion else None)
 
     def stop_reason_for(window_end: dt.date) -> str:
         # Whatever can still be answered on the day of death, withdrawal or conversion is no longer asked:
