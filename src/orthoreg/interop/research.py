@@ -91,7 +91,7 @@ def write(target, clinic_ids: Iterable[int]) -> dict[str, int]:
         if index and (patient_id not in first_index or index < first_index[patient_id]):
             first_index[patient_id] = index
     latest_grade: dict[int, tuple] = {}
-    for episode_id, system, grade, _day in Grade.objects.filter(episode__patient__in=patients).order_by(
+    for episode_id, system, grade, _graded_on in Grade.objects.filter(episode__patient__in=patients).order_by(
             "episode_id", "date", "id").values_list("episode_id", "system", "grade", "date"):
         latest_grade[episode_id] = (system, grade)
 
