@@ -1,5 +1,5 @@
 """Building registries for analytics tests with exact dates, through the ORM (no scheduling side effects), so
-every count of a test can be worked out by hand."""
+every count of a test can be worked out by hand. Like any bulk load it says what it wrote (records_changed)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import datetime as dt
 
 from django.utils import timezone
 
+from orthoreg import events
 from orthoreg.followup.models import Assessment
 from orthoreg.instruments.models import Response
 from orthoreg.registry.models import AdverseEvent, Episode, Exam, Grade, Patient, Procedure
@@ -42,6 +43,7 @@ class Builder:
             system = "coughlin_shurnas" if site == "first_mtp" else "kellgren_lawrence"
             Grade.objects.create(episode=episode, date=index_date - dt.timedelta(days=7), system=system,
                                  grade=grade)
+        events.records_changed_send(episode_ids=[episode.pk])
         return episode
 
     def index_date(self, episode) -> dt.date:
@@ -56,27 +58,37 @@ class Builder:
         response = None
         if score is not None:
             response = self.response(episode, time_point, instrument, score, answered_on or due, scored=scored)
-        return Assessment.objects.create(
+        assessment = Assessment.objects.create(
             patient=episode.patient, episode=episode, time_point=time_point, time_point_order=ORDER[time_point],
             instrument=instrument, due_date=due, window_start=due - dt.timedelta(days=before),
             window_end=due + dt.timedelta(days=after),
             status=status or ("completed" if response else "scheduled"), cancelled_reason=reason,
             completed_at=response.completed_at if response else None, response=response)
+        events.records_changed_send(episode_ids=[episode.pk])
+        return assessment
 
     def response(self, episode, time_point: str, instrument: str, score: float, day: dt.date,
                  scored: bool = True) -> Response:
-        return Response.objects.create(
+        response = Response.objects.create(
             patient=episode.patient, episode=episode, time_point=time_point, instrument=instrument,
             instrument_version="1", answers=[score], scores={SUBSCALE[instrument]: score} if scored else {},
             score=score if scored else None, valid=scored, completed_at=at(day), source="import")
+        events.records_changed_send(episode_ids=[episode.pk], patient_ids=[episode.patient_id])
+        return response
 
     def procedure(self, episode, *, date: dt.date, kind: str) -> Procedure:
-        return Procedure.objects.create(episode=episode, date=date, kind=kind)
+        procedure = Procedure.objects.create(episode=episode, date=date, kind=kind)
+        events.records_changed_send(episode_ids=[episode.pk])
+        return procedure
 
     def exam(self, episode, *, date: dt.date) -> Exam:
-        return Exam.objects.create(episode=episode, date=date)
+        exam = Exam.objects.create(episode=episode, date=date)
+        events.records_changed_send(episode_ids=[episode.pk])
+        return exam
 
     def adverse_event(self, episode, *, date: dt.date, serious: bool = False) -> AdverseEvent:
-        return AdverseEvent.objects.create(
+        event = AdverseEvent.objects.create(
             procedure=episode.procedures.get(is_index=True), date=date, serious=serious,
             severity="severe" if serious else "mild", description="test event")
+        events.records_changed_send(episode_ids=[episode.pk])
+        return event

@@ -77,13 +77,13 @@ def test_a_failed_batch_rolls_back_alone_and_the_job_resumes_where_it_was(toes, 
         real(episode=episode)
         raise RuntimeError("worker stopped")
 
-    monkeypatch.setattr(services, "episode_schedule", crash)
+    monkeypatch.setattr(services.schedule, "episode_schedule", crash)
     with pytest.raises(RuntimeError):
         services.replan_step(batch=2, seconds=None)
     job.refresh_from_db()
     assert (job.done, job.last_episode_id) == (2, episodes[1].pk)
     assert Assessment.objects.filter(episode=episodes[2], time_point="60m", status="scheduled").exists()
-    monkeypatch.setattr(services, "episode_schedule", real)
+    monkeypatch.setattr(services.schedule, "episode_schedule", real)
     assert services.replan_run() == 1
     job.refresh_from_db()
     assert (job.status, job.done) == ("done", 3) and _sixty_months("scheduled") == 0
@@ -115,7 +115,7 @@ def test_the_edit_page_leaves_a_large_replan_to_the_worker_and_the_list_shows_pr
     from tests.followup.test_scheduling import edit_page_data
 
     _, own = toes
-    monkeypatch.setattr(services, "REPLAN_INLINE", 1)
+    monkeypatch.setattr(services.protocols, "REPLAN_INLINE", 1)
     client = login(coordinator)
     saved = client.post(reverse("followup:protocol_edit", args=[own.pk]),
                         edit_page_data(client, own, delete=("60m",)), follow=True)

@@ -89,7 +89,7 @@ def test_time_point_labels():
 
 def test_response_recorded_is_sent_inside_the_transaction(patient, episode):
     """A listener's failure undoes the response: what listens (follow-up) stays in step with what is stored."""
-    from orthoreg.instruments.services import response_recorded
+    from orthoreg.events import response_recorded
 
     seen = []
 
@@ -97,12 +97,12 @@ def test_response_recorded_is_sent_inside_the_transaction(patient, episode):
         seen.append(response.pk)
         raise RuntimeError("listener failed")
 
-    response_recorded.connect(listener, dispatch_uid="test-listener")
+    response_recorded.signal.connect(listener, dispatch_uid="test-listener")
     try:
         with pytest.raises(RuntimeError):
             response_record(patient=patient, episode=episode, instrument="nprs", answers=[3], time_point="3m")
     finally:
-        response_recorded.disconnect(dispatch_uid="test-listener")
+        response_recorded.signal.disconnect(dispatch_uid="test-listener")
     assert len(seen) == 1 and seen[0] is not None
     assert not Response.objects.exists()
     with pytest.raises(ValidationError):

@@ -7,14 +7,12 @@ aggregate then reads that table and the outcome facts: nothing is recomputed per
 
 from __future__ import annotations
 
-from django.db.models import Exists, F, OuterRef, QuerySet
-from django.db.models.functions import Abs
+from django.db.models import QuerySet
 
-from orthoreg.registry.models import Clinic, Episode, Procedure
+from orthoreg.registry import rules
+from orthoreg.registry.models import Clinic, Episode
 
 from . import facts
-from .db import DaysBetween
-from .facts import GRADE_GRACE_DAYS
 from .filters import CohortFilter
 from .models import EpisodeFact
 
@@ -45,10 +43,7 @@ def cohort_episodes(f: CohortFilter, *, clinic_ids) -> QuerySet[EpisodeFact]:
         if getattr(f, name) is not None:
             qs = qs.filter(**{lookup: getattr(f, name)})
     for kind in f.combined_kinds:
-        also = (Procedure.objects.filter(episode=OuterRef("pk"), kind=kind, is_index=False)
-                .annotate(gap=Abs(DaysBetween(F("date"), OuterRef("index_date"))))
-                .filter(gap__lte=f.within_days))
-        qs = qs.filter(Exists(also))
+        qs = qs.filter(rules.combined_with_index(kind, f.within_days))
     return qs
 
 
@@ -61,19 +56,17 @@ def clinic_codes(clinic_ids) -> list[str]:
     return list(Clinic.objects.filter(pk__in=list(clinic_ids)).order_by("code").values_list("code", flat=True))
 
 
-def matching_filter(episode: Episode, *, within_days: int = 30, grade_band: int = 1) -> CohortFilter | None:
+def matching_filter(episode: Episode, *, within_days: int = rules.COMBINATION_WINDOW_DAYS, grade_band: int = 1) -> CohortFilter | None:
     """The cohort of patients like this episode's: same condition, site and index procedure (with the same
     further procedure kinds within `within_days`), grade within `grade_band` of the episode's grade.
     None when the episode has no index procedure."""
-    index = episode.procedures.filter(is_index=True).first()
+    procedures = list(episode.procedures.all())
+    index = next((p for p in procedures if p.is_index), None)
     if index is None:
         return None
-    near = (episode.procedures.filter(is_index=False).exclude(kind=index.kind)
-            .values_list("kind", "date"))
-    combined = sorted({kind for kind, day in near if abs((day - index.date).days) <= within_days})
-    grades = [(day, pk, grade) for day, pk, grade in episode.grades.values_list("date", "pk", "grade")
-              if (day - index.date).days <= GRADE_GRACE_DAYS]
-    grade = max(grades)[2] if grades else None
+    combined = sorted({p.kind for p in rules.combined_kinds(procedures, within_days) if p.kind != index.kind})
+    at_treatment = rules.grade_at_treatment(episode.grades.all(), index.date)
+    grade = at_treatment.grade if at_treatment is not None else None
     return CohortFilter(
         condition=episode.condition, site=episode.body_site,
         grade_min=max(0, grade - grade_band) if grade is not None else None,

@@ -1,7 +1,8 @@
 """The analytics facts (models.py): how they are computed and kept in step with the clinical records.
 
-Every write that can change a report marks the episodes it touches as stale (`mark_episodes`, `mark_patients`;
-signals.py does it for every save and delete of the records involved, the bulk paths call it themselves). Before a
+Every write that can change a report marks the episodes it touches as stale (`mark_episodes`, `mark_patients`):
+the services that write the records involved, and the bulk loads, send orthoreg.events.records_changed, and
+handlers.py marks what it names. Before a
 report reads the facts, `refresh()` rebuilds the stale episodes: in chunks, each in one transaction that takes the
 chunk off the queue, deletes its facts and recomputes them with INSERT ... SELECT statements built by the ORM, so
 nothing passes through Python and a failure leaves the queue as it was. On PostgreSQL refreshes are serialized by
@@ -47,11 +48,11 @@ from orthoreg.followup.models import Assessment
 from orthoreg.followup.services import REPLANNABLE
 from orthoreg.instruments.models import Response
 from orthoreg.registry.coding import SURGICAL_KINDS
-from orthoreg.registry.models import AdverseEvent, Episode, Exam, Grade, Patient, Procedure
-from orthoreg.registry.selectors import conversion_date_subquery
+from orthoreg.registry.db import AgeYears
+from orthoreg.registry.models import AdverseEvent, Episode, Exam, Patient, Procedure
+from orthoreg.registry.rules import GRADE_GRACE_DAYS, conversion_date_subquery, grade_at_treatment_subquery
 
 from . import definitions as defs
-from .db import AgeYears, DaysBetween
 from .metrics import EPS, InstrumentInfo, instrument_infos
 from .models import BaselineFact, EpisodeFact, FactsState, OutcomeCell, OutcomeFact, StaleEpisode
 
@@ -59,9 +60,6 @@ CHUNK = 5000  # episodes rebuilt per transaction
 ANALYZE_EVERY = 20  # chunks of a large refresh between two ANALYZEs of the fact tables (PostgreSQL)
 LOCK_KEY = 0x6F72_7468  # PostgreSQL advisory lock of the refresh ("orth")
 
-# A grade recorded up to this many days after the index procedure still describes the joint that was treated
-# (e.g. graded from the pre-procedure radiographs a week later).
-GRADE_GRACE_DAYS = 30
 
 
 # ------------------------------------------------------------------------------------------------ the queue
@@ -256,15 +254,6 @@ def _insert(model, columns: list[str], rows: QuerySet) -> None:
         cursor.execute(f"INSERT INTO {model._meta.db_table} ({', '.join(columns)}) {sql}", params)
 
 
-def baseline_grade_subquery(index_date=None):
-    """The grade of record at the index procedure: the latest grade dated no later than GRADE_GRACE_DAYS after it."""
-    return Subquery(
-        Grade.objects.filter(episode=OuterRef("pk"))
-        .annotate(after_index=DaysBetween(F("date"), OuterRef(index_date or "index_date")))
-        .filter(after_index__lte=GRADE_GRACE_DAYS)
-        .order_by("-date", "-id").values("grade")[:1])
-
-
 def _latest(model, expression) -> Subquery:
     return Subquery(model.objects.filter(episode=OuterRef("pk")).order_by().values("episode")
                     .annotate(last=Max(expression)).values("last")[:1])
@@ -300,7 +289,7 @@ def episode_rows(ids: Sequence[int]) -> QuerySet:
             .filter(ix__isnull=False)
             .annotate(index_date=F("ix__date"), f_kind=Coalesce(F("ix__kind"), Value(""), output_field=CharField()),
                       f_conversion=conversion_date_subquery(), f_gone=gone, f_contact=contact,
-                      f_age=AgeYears(F("patient__birth_date"), index), f_grade=baseline_grade_subquery(),
+                      f_age=AgeYears(F("patient__birth_date"), index), f_grade=grade_at_treatment_subquery(),
                       f_ae=Exists(adverse_events_subquery()),
                       f_sae=Exists(adverse_events_subquery().filter(serious=True)))
             .values_list("pk", "patient_id", "patient__clinic_id", "condition", "body_site", "side",

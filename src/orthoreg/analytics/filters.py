@@ -28,10 +28,11 @@ from dataclasses import dataclass
 from django import forms
 
 from orthoreg.formats import format_date
+from orthoreg.registry import rules
 from orthoreg.registry.coding import BodySite, Condition, ProcedureKind, Side
 from orthoreg.registry.models import Patient
 
-DEFAULT_WITHIN_DAYS = 30
+DEFAULT_WITHIN_DAYS = rules.COMBINATION_WINDOW_DAYS
 VS_PREFIX = "vs_"
 LIST_FIELDS = ("clinic", "procedure", "also")
 

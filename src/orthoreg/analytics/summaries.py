@@ -11,7 +11,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any
 
-from orthoreg.instruments.services import time_point_label
+from orthoreg.registry.rules import time_point_label
 
 from . import definitions as defs
 from . import stats

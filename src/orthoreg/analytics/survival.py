@@ -14,8 +14,9 @@ import datetime as dt
 from django.db.models import BooleanField, Case, Count, DateField, F, Q, QuerySet, Value, When
 from django.db.models.functions import Greatest, Least
 
+from orthoreg.registry.db import DaysBetween
+
 from . import stats
-from .db import DaysBetween
 
 
 def survival_pairs(members: QuerySet, *, as_of: dt.date) -> list[tuple[int, bool]]:

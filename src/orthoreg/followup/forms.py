@@ -8,6 +8,7 @@ from django import forms
 
 from orthoreg.instruments.definitions import Definition, Item, all_definitions, format_number
 from orthoreg.instruments.scoring import check_answer
+from orthoreg.registry.forms import apply_errors
 
 from .models import Protocol, TimePoint
 
@@ -36,6 +37,14 @@ class ScaleField(forms.ChoiceField):
 
     def validate(self, value):
         pass
+
+
+
+def _as_question(message: str) -> str:
+    """A scoring rule's message under its question: without its "Item 2: " prefix, and "item 1" is "question 1"
+    (the questions of a page with several are numbered)."""
+    message = re.sub(r"\bitem (\d+)\b", r"question \1", re.sub(r"^Item \d+: ", "", message))
+    return message[:1].upper() + message[1:]
 
 
 class InstrumentForm(forms.Form):
@@ -129,12 +138,7 @@ class InstrumentForm(forms.Form):
     def apply_errors(self, error) -> None:
         """The scoring rules' messages, under the question they are about (without their "Item 2: " prefix, and
         "item 1" is "question 1": the questions of a page with several are numbered)."""
-        for name, messages in getattr(error, "message_dict", {"__all__": error.messages}).items():
-            for message in messages:
-                if name in self.fields:
-                    message = re.sub(r"\bitem (\d+)\b", r"question \1", re.sub(r"^Item \d+: ", "", message))
-                    message = message[:1].upper() + message[1:]
-                self.add_error(name if name in self.fields else None, message)
+        apply_errors(self, error, reword=_as_question)
 
 
 class CancelForm(forms.Form):

@@ -6,6 +6,8 @@ import calendar
 import datetime as dt
 from dataclasses import dataclass
 
+from orthoreg.registry import rules
+
 from .models import Protocol, TimePoint
 
 
@@ -76,18 +78,20 @@ def protocol_for(*, clinic_id: int, condition: str, body_site: str, procedure_ki
 
 # The default protocols (data migration and tests): free instruments only, so everything can be sent.
 # A site adds licensed instruments (FAAM, FAOS, KOOS, ...) once their instrument pack is installed.
-DEFAULT_TIME_POINTS = [
-    # label, months, days, window before, window after, instruments
-    ("baseline", 0, 0, 30, 0, ("nprs", "sane")),
-    ("6w", 0, 42, 7, 14, ("nprs", "global-improvement")),
-    ("3m", 3, 0, 14, 28, ("nprs", "sane", "global-improvement")),
-    ("6m", 6, 0, 28, 42, ("nprs", "sane", "global-improvement", "satisfaction")),
-    ("12m", 12, 0, 30, 60, ("nprs", "sane", "global-improvement", "satisfaction")),
-    ("24m", 24, 0, 30, 60, ("nprs", "sane", "global-improvement")),
-    ("36m", 36, 0, 30, 60, ("nprs", "global-improvement")),
-    ("48m", 48, 0, 30, 60, ("nprs", "global-improvement")),
-    ("60m", 60, 0, 30, 60, ("nprs", "global-improvement")),
-]
+DEFAULT_WINDOWS = {
+    # time point (registry.rules.TIME_POINTS: its offset): window before, window after, instruments
+    "baseline": (30, 0, ("nprs", "sane")),
+    "6w": (7, 14, ("nprs", "global-improvement")),
+    "3m": (14, 28, ("nprs", "sane", "global-improvement")),
+    "6m": (28, 42, ("nprs", "sane", "global-improvement", "satisfaction")),
+    "12m": (30, 60, ("nprs", "sane", "global-improvement", "satisfaction")),
+    "24m": (30, 60, ("nprs", "sane", "global-improvement")),
+    "36m": (30, 60, ("nprs", "global-improvement")),
+    "48m": (30, 60, ("nprs", "global-improvement")),
+    "60m": (30, 60, ("nprs", "global-improvement")),
+}
+# label, months, days, window before, window after, instruments
+DEFAULT_TIME_POINTS = [(tp.code, tp.months, tp.days, *DEFAULT_WINDOWS[tp.code]) for tp in rules.TIME_POINTS]
 DEFAULT_PROTOCOLS = [
     # name, condition, body site
     ("Foot and ankle: hallux rigidus", "hallux_rigidus", "first_mtp"),

@@ -11,6 +11,7 @@ from django.utils import timezone
 from orthoreg.accounts import access
 from orthoreg.instruments.definitions import all_definitions
 
+from . import rules
 from .models import AccessToken, Assessment, Invitation, ReplanJob, Unsubscription, WorkerRun, hash_token
 
 TABS = [("due", "Due this week"), ("open", "Open, due later"), ("overdue", "Overdue"), ("missed", "Missed"),
@@ -141,27 +142,25 @@ def work_items(queryset: QuerySet, *, tab: str, page_number) -> tuple:
 
 def no_invitation_reason(item: WorkItem, *, codes: frozenset[str],
                          today: dt.date | None = None) -> tuple[str, object]:
-    """Why a time point still to be answered has no email out, in the words of services.invitations_plan's rules,
-    and the date that goes with it (("", None) when one is out). The coordinator then knows whether to call, or what
-    to fix."""
+    """Why a time point still to be answered has no email out, in the words of the rules invitations_plan selects
+    with (followup/rules.py), and the date that goes with it (("", None) when one is out). The coordinator then
+    knows whether to call, or what to fix."""
     invitation = item.invitation
     if invitation is not None and invitation.status in Invitation.OPEN:
         return "", None
     if item.unsubscription is not None:
-        return "Unsubscribed from emails", item.unsubscription.created_at
+        return rules.PATIENT_RULES[0].words, item.unsubscription.created_at
     if invitation is not None:
         reason = f": {invitation.cancelled_reason}" if invitation.cancelled_reason else ""
         return f"Invitation {invitation.get_status_display().lower()}{reason}", None
-    patient = item.patient
-    if not patient.email:
-        return "No email address", None
-    if patient.clinic.invitations_require_consent and not patient.consent_registry:
-        return "No registry consent recorded", None
+    broken = rules.first_broken_rule(item.patient, item.unsubscription)
+    if broken is not None:
+        return broken.words, None
     scheduled = [a for a in item.assessments if a.status == Assessment.Status.SCHEDULED]
     if scheduled and not any(a.instrument in codes for a in scheduled):
         return "Licensed questionnaire text not installed: ask by phone or on paper", None
-    opens = min((a.window_start for a in scheduled), default=None)
-    if opens is not None and opens > (today or timezone.localdate()):
+    opens = rules.window_opens_later(scheduled, today or timezone.localdate())
+    if opens is not None:
         return "The email goes out when the window opens", opens
     return "The email goes out at the worker's next pass", None
 
@@ -233,3 +232,45 @@ def replanning(protocols) -> dict[int, ReplanJob]:
     """The unfinished re-planning of each of these protocols (protocol id -> job)."""
     jobs = ReplanJob.objects.filter(protocol__in=protocols, status=ReplanJob.Status.PENDING).order_by("id")
     return {job.protocol_id: job for job in jobs}
+
+
+def pending_sendable(codes: frozenset[str] | None = None, **filters):
+    """Scheduled assessments a patient can answer from the link (licensed ones without their text are left to
+    staff: they never hold an invitation open). `codes`: the sendable instruments, when the caller looked them
+    up already (they are read from the definition files)."""
+    return Assessment.objects.filter(status=Assessment.Status.SCHEDULED,
+                                     instrument__in=sendable_codes() if codes is None else codes, **filters)
+
+
+
+class LinkError(Exception):
+    """Why a survey link cannot be used, in words for the patient."""
+
+    def __init__(self, kind: str, message: str):
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+
+
+def invitation_for_token(token: str) -> Invitation:
+    if not token or len(token) > 100:
+        raise LinkError("unknown", "This link is not valid.")
+    row = (AccessToken.objects.select_related("invitation__patient__clinic", "invitation__episode")
+           .filter(token_hash=hash_token(token)).first())
+    if row is None:
+        raise LinkError("unknown", "This link is not valid.")
+    invitation = row.invitation
+    if invitation.status == Invitation.Status.COMPLETED:
+        raise LinkError("used", "This questionnaire has already been answered. Thank you!")
+    if row.revoked or invitation.status == Invitation.Status.CANCELLED:
+        raise LinkError("revoked", "This link is no longer valid.")
+    if invitation.status == Invitation.Status.EXPIRED or invitation.expires_at <= timezone.now():
+        raise LinkError("expired", "This link has expired: the time to answer this questionnaire has passed.")
+    return invitation
+
+
+
+def open_assessments(invitation: Invitation) -> list[Assessment]:
+    """What the patient still has to answer from the link: a broken, removed or licensed-but-not-installed
+    definition is never sent (staff see the assessment on the worklist and enter it)."""
+    return list(pending_sendable(episode_id=invitation.episode_id, time_point=invitation.time_point).order_by("id"))

@@ -21,6 +21,7 @@ from django.views.decorators.http import require_POST
 
 from orthoreg.accounts import access
 from orthoreg.instruments.definitions import DefinitionError, UnknownInstrument, get_definition
+from orthoreg.registry.forms import apply_errors
 from orthoreg.registry.models import Clinic
 
 from . import selectors, services, wording
@@ -293,8 +294,7 @@ def protocol_edit(request, pk: int):
             _, job = services.protocol_save(protocol=protocol, fields=form.cleaned_data, time_points=time_points,
                                             request=request)
         except ValidationError as exc:
-            on_fields = hasattr(exc, "error_dict") and set(exc.error_dict) <= set(form.fields)
-            form.add_error(None, exc if on_fields else exc.messages)
+            apply_errors(form, exc)
         else:
             episodes = f"{job.total} episode{'s' if job.total != 1 else ''}"
             if job.status == job.Status.DONE:

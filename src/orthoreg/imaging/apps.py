@@ -7,4 +7,10 @@ class ImagingConfig(AppConfig):
     verbose_name = "Imaging"
 
     def ready(self) -> None:
-        from . import signals  # noqa: F401  (receivers; models cannot be imported before ready())
+        # Function-level: models and what imports them load only once the app registry is ready.
+        from django.db.models.signals import post_delete
+
+        from .models import Image
+        from .signals import image_deleted
+
+        post_delete.connect(image_deleted, sender=Image, dispatch_uid="imaging_image_files")

@@ -1,12 +1,13 @@
-"""An image's files leave storage once its row is deleted for good (directly, or with its episode or patient)."""
+"""An image's files leave storage once its row is deleted for good (directly, or with its episode or patient).
+
+Django's post_delete, not a domain event (orthoreg/events.py): a row deleted by a cascade from the registry is
+seen only there. apps.ImagingConfig.ready() connects it."""
 
 from __future__ import annotations
 
 import logging
 
 from django.db import transaction
-from django.db.models.signals import post_delete
-from django.dispatch import receiver
 
 from .models import Image
 
@@ -21,8 +22,7 @@ def delete_files(storage, paths: list[str]) -> None:
             log.warning("could not delete %s", path)
 
 
-@receiver(post_delete, sender=Image, dispatch_uid="imaging_image_files")
-def _image_deleted(sender, instance: Image, **kwargs) -> None:
+def image_deleted(sender, instance: Image, **kwargs) -> None:
     storage = instance.original.storage
     paths = [f.name for f in (instance.original, instance.rendition, instance.thumbnail) if f.name]
     transaction.on_commit(lambda: delete_files(storage, paths))

@@ -22,24 +22,17 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from orthoreg.accounts import access
 from orthoreg.accounts.models import AuditEvent
 from orthoreg.accounts.services import audit_record
+from orthoreg.registry.forms import apply_errors, error_messages
 
 from . import comparison, selectors, services
 from .forms import ImageEditForm, UploadForm
 from .models import Image
 
 
-def _errors(exc: ValidationError) -> dict:
-    if hasattr(exc, "error_dict"):
-        errors = {field: [str(m) for e in items for m in e.messages] for field, items in exc.error_dict.items()}
-    else:
-        errors = {"__all__": [str(m) for m in exc.messages]}
-    return errors
-
-
 def _json_error(exc: ValidationError | str, status: int = 400) -> JsonResponse:
     if isinstance(exc, str):
         return JsonResponse({"error": exc, "errors": {"__all__": [exc]}}, status=status)
-    errors = _errors(exc)
+    errors = error_messages(exc)
     text = " ".join(m for items in errors.values() for m in items)
     return JsonResponse({"error": text, "errors": errors}, status=status)
 
@@ -125,9 +118,7 @@ def _upload(request, episode):
                                           date=data["date"], caption=data["caption"],
                                           description=data["description"], user=request.user, request=request)
         except ValidationError as exc:
-            for field, items in _errors(exc).items():
-                for message in items:
-                    form.add_error(field if field in form.fields else None, message)
+            apply_errors(form, exc)
         else:
             messages.success(request, f"Radiograph uploaded: {image.calibration_label}.")
             return redirect(image.get_absolute_url())
@@ -179,7 +170,7 @@ def image_edit(request, pk: int):
             services.image_update(image=image, user=request.user, request=request, **form.cleaned_data)
             messages.success(request, "Radiograph details saved.")
         except ValidationError as exc:
-            messages.error(request, " ".join(m for items in _errors(exc).values() for m in items))
+            messages.error(request, " ".join(m for items in error_messages(exc).values() for m in items))
     else:
         messages.error(request, "The details were not saved: " + " ".join(
             f"{form[name].label}: {' '.join(errs)}" if name in form.fields else " ".join(errs)  # type: ignore[arg-type]
@@ -334,7 +325,7 @@ def calibration_view(request, pk: int):
                                          user=request.user, request=request)
     except ValidationError as exc:
         if request.content_type != "application/json":
-            messages.error(request, " ".join(m for items in _errors(exc).values() for m in items))
+            messages.error(request, " ".join(m for items in error_messages(exc).values() for m in items))
             return redirect(image.get_absolute_url())
         return _json_error(exc)
     if request.content_type != "application/json":

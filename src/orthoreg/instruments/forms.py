@@ -8,8 +8,11 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
+from orthoreg.registry.forms import apply_errors
+from orthoreg.registry.rules import TIME_POINT_RE
+
 from .definitions import Definition, Item, all_definitions, format_number
-from .services import TIME_POINT_RE, TIME_POINTS
+from .services import TIME_POINTS
 
 NOT_ANSWERED = ""
 NOT_APPLICABLE = "na"
@@ -122,7 +125,4 @@ class ResponseForm(forms.Form):
 
     def apply_errors(self, error: ValidationError) -> None:
         """Put a service ValidationError on the matching fields (item_<n>, episode, ...), the rest on the form."""
-        for name, messages in error.message_dict.items():
-            field = {"completed_at": "completed_on"}.get(name, name)
-            for message in messages:
-                self.add_error(field if field in self.fields else None, message)
+        apply_errors(self, error, rename={"completed_at": "completed_on"})

@@ -1,4 +1,4 @@
-"""Questionnaire responses. Definitions are data files (definitions/), not tables.
+"""Questionnaire responses. Definitions are data files (data/, read by definitions.py), not tables.
 
 A Response keeps the answers as given and the scores computed from them when it was recorded, so a
 later change of a scoring rule never rewrites history silently. Every write goes through services.py;

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from django.db.models import QuerySet
 
 from orthoreg.formats import format_date
+from orthoreg.registry.rules import time_point_label
 
 from .definitions import (
     Definition,
@@ -19,7 +20,6 @@ from .definitions import (
     get_definition,
 )
 from .models import Response
-from .services import time_point_label
 
 
 def episode_responses(episode, instrument: str | None = None) -> QuerySet[Response]:

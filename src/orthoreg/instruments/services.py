@@ -5,43 +5,29 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import re
 import tempfile
 from pathlib import Path
 
-import django.dispatch
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from orthoreg import events
 from orthoreg.accounts.models import AuditEvent
 from orthoreg.accounts.services import audit_record
+from orthoreg.registry import rules
+from orthoreg.registry.rules import TIME_POINT_RE
 
 from . import definitions
 from .definitions import Definition, DefinitionError, UnknownInstrument, format_number
 from .models import Response
 from .scoring import score_definition
 
-TIME_POINT_RE = re.compile(r"^(baseline|\d{1,3}[dwmy])$")
-TIME_POINTS = (("baseline", "Baseline"), ("6w", "6 weeks"), ("3m", "3 months"), ("6m", "6 months"),
-               ("12m", "12 months"), ("24m", "24 months"))
+TIME_POINTS = rules.time_point_choices()  # the form's choices: the standard time points, labelled
+time_point_label = rules.time_point_label  # (registry.rules: one home)
 CLOCK_SKEW = dt.timedelta(minutes=5)
 # Words that are paths under /instruments/, so never instrument codes.
 RESERVED_CODES = frozenset({"patients", "episodes", "responses", "new"})
-# kwargs: response. Sent by response_record inside the transaction that stores the response, so what a listener
-# writes (followup completes the matching scheduled assessment) commits or rolls back with it.
-response_recorded = django.dispatch.Signal()
-
-
-def time_point_label(time_point: str) -> str:
-    labels = dict(TIME_POINTS)
-    if time_point in labels:
-        return labels[time_point]
-    match = re.fullmatch(r"(\d{1,3})([dwmy])", time_point or "")
-    if not match:
-        return time_point or "—"
-    n, unit = int(match[1]), {"d": "day", "w": "week", "m": "month", "y": "year"}[match[2]]
-    return f"{n} {unit}{'' if n == 1 else 's'}"
 
 
 def response_build(*, patient, episode, instrument: str, answers, time_point: str = "",
@@ -99,8 +85,22 @@ def response_record(*, patient, episode, instrument: str, answers, time_point: s
                      action=AuditEvent.Action.CREATE, obj=response,
                      detail=f"{response.instrument} {response.time_point or ''} response, score {score}".replace(
                          "  ", " "))
-        response_recorded.send(sender=Response, response=response)
+        # Inside the transaction that stores the response: what listeners write commits or rolls back with it.
+        events.response_recorded.send(response=response)
+        # A response is the patient's last contact for every episode; its own episode's outcomes change too.
+        events.records_changed_send(episode_ids=[response.episode_id], patient_ids=[response.patient_id])
     return response
+
+
+@transaction.atomic
+def response_delete(*, response: Response, request=None, actor=None) -> None:
+    """Delete a response (e.g. entered for the wrong patient) with its audit entry; the assessment it completed
+    keeps its status and loses the link."""
+    audit_record(request=request, user=actor, action=AuditEvent.Action.DELETE, obj=response, patient=response.patient,
+                 detail=f"{response.instrument} {response.time_point or ''} response".replace("  ", " "))
+    episode_id, patient_id = response.episode_id, response.patient_id
+    response.delete()
+    events.records_changed_send(episode_ids=[episode_id], patient_ids=[patient_id])
 
 
 # --- installing instruments ---------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods
 
 from orthoreg.accounts import access
+from orthoreg.registry import rules
 
 from . import charts, selectors, services
 from .definitions import DefinitionError, UnknownInstrument, all_definitions, format_number, get_definition
@@ -115,7 +116,7 @@ def response_detail(request, pk: int):
         scores.append({"code": code, "title": title, "value": format_number(value)})
     return _private(render(request, "instruments/response_detail.html", {
         "r": response, "d": definition, "rows": rows, "scores": scores,
-        "time_point": services.time_point_label(response.time_point)}))
+        "time_point": rules.time_point_label(response.time_point)}))
 
 
 @login_required

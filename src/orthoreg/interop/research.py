@@ -12,7 +12,6 @@ descriptions, findings), patients without registry consent.
 from __future__ import annotations
 
 import csv
-import datetime as dt
 import hashlib
 import hmac
 import io
@@ -84,15 +83,15 @@ def write(target, clinic_ids: Iterable[int]) -> dict[str, int]:
     Reads column lists only (values_list), in a fixed number of queries, streaming the large tables."""
     patients = eligible_patients(clinic_ids)
     episodes = selectors.episodes_with_outcome_dates(Episode.objects.filter(patient__in=patients))
-    ep_rows = list(episodes.values_list("pk", "patient_id", "condition", "body_site", "side", "icd10_code",  # type: ignore[misc]
+    ep_rows = list(episodes.values_list("pk", "patient_id", "condition", "body_site", "side", "icd10_code",
                                         "index_date", "conversion_date"))
     index_of = {pk: index for pk, _, _, _, _, _, index, _ in ep_rows}
-    first_index: dict[int, dt.date] = {}
+    first_index: dict[int, object] = {}
     for _, patient_id, *_rest, index, _conv in ep_rows:
         if index and (patient_id not in first_index or index < first_index[patient_id]):
             first_index[patient_id] = index
     latest_grade: dict[int, tuple] = {}
-    for episode_id, system, grade, _grade_date in Grade.objects.filter(episode__patient__in=patients).order_by(
+    for episode_id, system, grade, _graded_on in Grade.objects.filter(episode__patient__in=patients).order_by(
             "episode_id", "date", "id").values_list("episode_id", "system", "grade", "date"):
         latest_grade[episode_id] = (system, grade)
 
@@ -100,7 +99,7 @@ def write(target, clinic_ids: Iterable[int]) -> dict[str, int]:
         for pk, clinic, sex, birth, status in patients.values_list("pk", "clinic__code", "sex", "birth_date",
                                                                    "status").order_by("pk"):
             index = first_index.get(pk)
-            age: int | str = ""
+            age = ""
             if index:
                 age = index.year - birth.year - ((index.month, index.day) < (birth.month, birth.day))
                 age = min(age, AGE_TOP_CODE)

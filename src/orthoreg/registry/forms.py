@@ -2,12 +2,33 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+
 from django import forms
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
 
 from . import grading
 from .models import AdverseEvent, Episode, Exam, Grade, Note, Patient, Procedure, validate_clinical_date
+
+
+def error_messages(error: ValidationError) -> dict[str, list[str]]:
+    """A service's ValidationError as {field or "__all__": [messages]} (for a form, a JSON answer, a message)."""
+    if hasattr(error, "error_dict"):
+        return {field: [str(m) for e in items for m in e.messages] for field, items in error.error_dict.items()}
+    return {"__all__": [str(m) for m in error.messages]}
+
+
+def apply_errors(form: forms.BaseForm, error: ValidationError, *, rename: Mapping[str, str] | None = None,
+                 reword: Callable[[str], str] | None = None) -> None:
+    """The one mapping of a service's ValidationError onto a form: each message on the form field it names (after
+    `rename`: a service field the form calls otherwise), reworded by `reword` there; the rest on top of the form."""
+    for name, messages in error_messages(error).items():
+        field = (rename or {}).get(name, name)
+        on_field = field in form.fields
+        for message in messages:
+            form.add_error(field if on_field else None, reword(message) if reword and on_field else message)
 
 
 class DateInput(forms.DateInput):

@@ -6,12 +6,13 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from django.db.models import Exists, Min, OuterRef, Prefetch, Q, QuerySet, Subquery
+from django.db.models import Exists, OuterRef, Prefetch, Q, QuerySet, Subquery
 
 from orthoreg.accounts import access
 
-from .coding import SURGICAL_KINDS
+from . import rules
 from .models import AdverseEvent, Clinic, Episode, Exam, Grade, Note, Patient, Procedure
+from .rules import conversion_date_subquery
 
 
 class UnknownClinic(LookupError):
@@ -30,18 +31,6 @@ def index_date_subquery():
     return Subquery(Procedure.objects.filter(episode=OuterRef("pk"), is_index=True).values("date")[:1])
 
 
-def conversion_date_subquery():
-    """Date of the first surgical procedure after the index procedure of the episode (a conversion)."""
-    return Subquery(
-        Procedure.objects.filter(episode=OuterRef("pk"), kind__in=SURGICAL_KINDS, is_index=False,
-                                 date__gt=OuterRef("index_date"))
-        .order_by()
-        .values("episode")
-        .annotate(first=Min("date"))
-        .values("first")[:1]
-    )
-
-
 def episodes_with_outcome_dates(queryset: QuerySet[Episode] | None = None) -> QuerySet[Episode]:
     """Annotate index_date and conversion_date (None when never converted) in the database."""
     qs = queryset if queryset is not None else Episode.objects.all()
@@ -49,15 +38,8 @@ def episodes_with_outcome_dates(queryset: QuerySet[Episode] | None = None) -> Qu
 
 
 def conversion_for(episode: Episode, procedures: list[Procedure] | None = None) -> Procedure | None:
-    """The conversion to surgery of an episode: its first surgical procedure dated after the index procedure,
-    other than the index itself (after a surgical index, e.g. a cheilectomy, a later fusion is the second
-    procedure that counts as its failure). The same rule as conversion_date_subquery, in Python."""
-    procs = procedures if procedures is not None else list(episode.procedures.all())
-    index = next((p for p in procs if p.is_index), None)
-    if index is None:
-        return None
-    later = [p for p in procs if p.kind in SURGICAL_KINDS and p.date > index.date and not p.is_index]
-    return min(later, key=lambda p: (p.date, p.pk)) if later else None
+    """The conversion to surgery of an episode (rules.conversion_of; its ORM twin is rules.conversion_date_subquery)."""
+    return rules.conversion_of(procedures if procedures is not None else episode.procedures.all())
 
 
 def patient_search(*, user, q: str = "", condition: str = "", procedure: str = "", status: str = "",

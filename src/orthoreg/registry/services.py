@@ -8,22 +8,16 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
-import django.dispatch
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, models, transaction
 
+from orthoreg import events
 from orthoreg.accounts.models import AuditEvent
 from orthoreg.accounts.services import audit_record
 
 from . import grading
 from .coding import ProcedureKind
 from .models import AdverseEvent, Clinic, Episode, Exam, Grade, Note, Patient, Procedure
-
-# Sent after an index procedure is created or changed (date, flag), and after a patient's status changes,
-# so follow-up scheduling can re-plan. Receivers run inside the same transaction.
-index_procedure_changed = django.dispatch.Signal()  # kwargs: procedure, previous_date
-patient_status_changed = django.dispatch.Signal()  # kwargs: patient, previous_status
-procedure_recorded = django.dispatch.Signal()  # kwargs: procedure, created
 
 M = TypeVar("M", bound=models.Model)
 
@@ -33,8 +27,23 @@ def _apply(instance: models.Model, fields: dict[str, Any]) -> None:
         setattr(instance, name, value)
 
 
+def _touched(instance: models.Model, *, deleting: bool = False) -> tuple[list[int], list[int]]:
+    """The episodes and patients whose derived data (the analytics facts) a write of this record changes."""
+    if isinstance(instance, Patient):
+        # Deleted, its episodes can no longer be found from it: name them while they are still there.
+        return (list(instance.episodes.values_list("pk", flat=True)) if deleting else []), [instance.pk]
+    if isinstance(instance, Episode):
+        # Its responses go with it: the patient's last contact, which every episode of the patient reads, may move.
+        return [instance.pk], [instance.patient_id] if deleting else []
+    if isinstance(instance, (Procedure, Grade, Exam)):
+        return [instance.episode_id], []
+    if isinstance(instance, AdverseEvent):
+        return [Procedure.objects.filter(pk=instance.procedure_id).values_list("episode_id", flat=True).first()], []
+    return [], []  # clinics and notes: no report reads them
+
+
 def _save(instance: M, *, action: str, request=None, actor=None, detail: str = "") -> M:
-    """Validate, save and audit one record inside the caller's transaction."""
+    """Validate, save and audit one record inside the caller's transaction (what reads it is told: records_changed)."""
     instance.full_clean()
     try:
         with transaction.atomic():
@@ -42,6 +51,8 @@ def _save(instance: M, *, action: str, request=None, actor=None, detail: str = "
     except IntegrityError as exc:  # a race past clean(): report it as a validation error, store nothing
         raise ValidationError(f"This record conflicts with one saved meanwhile: {exc}") from exc
     audit_record(request=request, user=actor, action=action, obj=instance, detail=detail)
+    episode_ids, patient_ids = _touched(instance)
+    events.records_changed_send(episode_ids=episode_ids, patient_ids=patient_ids)
     return instance
 
 
@@ -61,7 +72,9 @@ def record_update(instance: M, *, request=None, actor=None, **fields) -> M:
 @transaction.atomic
 def record_delete(instance: models.Model, *, request=None, actor=None) -> None:
     audit_record(request=request, user=actor, action=AuditEvent.Action.DELETE, obj=instance, detail=str(instance))
+    episode_ids, patient_ids = _touched(instance, deleting=True)
     instance.delete()
+    events.records_changed_send(episode_ids=episode_ids, patient_ids=patient_ids)
 
 
 def clinic_create(*, code: str, name: str, actor=None, **fields) -> Clinic:
@@ -82,7 +95,7 @@ def patient_update(*, patient: Patient, request=None, actor=None, **fields) -> P
     previous_status = patient.status
     patient = record_update(patient, request=request, actor=actor, **fields)
     if patient.status != previous_status:
-        patient_status_changed.send(sender=Patient, patient=patient, previous_status=previous_status)
+        events.patient_status_changed.send(patient=patient, previous_status=previous_status)
     return patient
 
 
@@ -133,9 +146,8 @@ def procedure_record(*, episode: Episode, request=None, actor=None, instance: Pr
         procedure = record_create(Procedure, request=request, actor=actor, episode=episode, **fields)
     else:
         procedure = record_update(instance, request=request, actor=actor, **fields)
-    procedure_recorded.send(sender=Procedure, procedure=procedure, created=instance is None)
-    if procedure.is_index or was_index:
-        index_procedure_changed.send(sender=Procedure, procedure=procedure, previous_date=previous_date)
+    events.procedure_recorded.send(procedure=procedure, created=instance is None, was_index=was_index,
+                                   previous_date=previous_date)
     return procedure
 
 

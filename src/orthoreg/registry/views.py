@@ -20,19 +20,19 @@ from orthoreg.accounts.services import audit_record, patient_of
 
 from . import selectors, services
 from .coding import Condition, ProcedureKind
-from .forms import AdverseEventForm, EpisodeForm, ExamForm, GradeForm, NoteForm, PatientForm, ProcedureForm
+from .forms import (
+    AdverseEventForm,
+    EpisodeForm,
+    ExamForm,
+    GradeForm,
+    NoteForm,
+    PatientForm,
+    ProcedureForm,
+    apply_errors,
+)
 from .models import AdverseEvent, Clinic, Episode, Exam, Grade, Note, Patient, Procedure
 
 # ---------------------------------------------------------------- helpers
-
-def apply_errors(form, error: ValidationError) -> None:
-    """Put a service's ValidationError on the form: on the field when the form has it, else on top."""
-    if hasattr(error, "error_dict"):
-        for field, errors in error.error_dict.items():
-            form.add_error(field if field in form.fields else None, errors)
-    else:
-        form.add_error(None, error)
-
 
 def record_form(request, *, form: BaseForm, save: Callable[[dict], object], title: str, patient: Patient,
                 template: str = "registry/record_form.html", extra: dict | None = None):

@@ -23,6 +23,7 @@ from orthoreg.followup.models import Assessment
 from orthoreg.formats import format_date
 from orthoreg.instruments.definitions import format_number
 from orthoreg.instruments.selectors import Trajectory, episode_trajectories
+from orthoreg.registry import rules
 from orthoreg.registry import selectors as registry_selectors
 from orthoreg.registry.coding import ProcedureKind
 from orthoreg.registry.models import Clinic, Episode
@@ -30,7 +31,7 @@ from orthoreg.registry.models import Clinic, Episode
 log = logging.getLogger(__name__)
 
 MIN_SIMILAR = 10  # fewer similar patients than this: the match is widened step by step (and says so)
-PROTOCOL_TIME_POINTS = ("6w", "3m", "6m", "12m", "24m", "36m", "48m", "60m")
+PROTOCOL_TIME_POINTS = rules.FOLLOW_UP_CODES
 
 
 @dataclass
@@ -183,13 +184,9 @@ def case_report(episode: Episode, *, user=None, as_of: dt.date | None = None) ->
     timeline = next(t for t in registry_selectors.patient_timeline(patient) if t.episode.pk == episode.pk)
     index = timeline.index_procedure
     procedures = [e.obj for e in timeline.entries if e.kind in ("procedure", "surgery")]
-    combination = [p for p in procedures if index is not None and not p.is_index and p.kind != index.kind
-                   and not p.is_surgical and abs((p.date - index.date).days) <= 30]
+    combination = [p for p in rules.combined_kinds(procedures) if p.kind != index.kind and not p.is_surgical]
     grades = [e.obj for e in timeline.entries if e.kind == "grade"]
-    grade = None
-    if index is not None:
-        before = [g for g in grades if (g.date - index.date).days <= cohorts.GRADE_GRACE_DAYS]
-        grade = max(before, key=lambda g: (g.date, g.pk)) if before else None
+    grade = rules.grade_at_treatment(grades, index.date) if index is not None else None
     trajectories = episode_trajectories(episode)
     pain = next((t for t in trajectories if t.code == defs.PAIN_INSTRUMENT), None)
     latest = _latest_protocol_point(pain)

@@ -1,278 +1,33 @@
-"""Instrument definitions: questionnaires as data.
-
-Every instrument is a FHIR R4 Questionnaire (JSON) with our own extensions carrying what scoring needs:
-
-* root extension ``urn:orthoreg:fhir:instrument``: shortTitle, scoringSource, textStatus ("shipped" or
-  "placeholder"), answerGuide, licence (name, holder, redistributable, note);
-* one root extension ``urn:orthoreg:fhir:subscale`` per subscale: code, title, method, the missing-item rule as
-  the manual states it (minAnswered, a count of answered items, where the manual gives a count; else
-  minAnsweredPercent), missingRuleSource (where that rule is published), minimum, maximum, betterWhen ("higher"/"lower"), mcid, mcidPercent, mcidSource, percentChange, primary;
-* on each item, ``urn:orthoreg:fhir:subscale`` (valueCode, repeatable) naming the subscales it counts in, and
-  the standard minValue / maxValue extensions for numeric items;
-* on each answer option, the standard ordinalValue extension (the number scored) or
-  ``urn:orthoreg:fhir:not-applicable`` for the option recorded as null;
-* display text in other languages with the standard translation extension on ``_text`` / ``_display``.
-
-Three places hold definitions:
-
-* shipped: ``definitions/<code>.json`` in this package (our own wording whole; licensed instruments as
-  structure and scoring only, with placeholder item text);
-* site definitions: ``<DATA_DIR>/instruments/<code>.json`` (e.g. imported from a REDCap data dictionary);
-* instrument packs: ``<DATA_DIR>/instrument-packs/<code>.json``, the licensed text a site installs for a
-  shipped instrument. A pack supplies text only; structure and scoring always come from the definition.
-
-Both data-directory folders are plain files so they survive restarts; several machines serving one registry
-need a shared data directory (or the same files installed on each).
-"""
+"""Reading an instrument definition from its FHIR R4 Questionnaire shape (with orthoreg's extensions, described in
+definitions.py), checking it in full, and applying an instrument pack's licensed text to a shipped structure."""
 
 from __future__ import annotations
 
-import dataclasses
-import json
-import logging
 import math
-import os
-import re
-from dataclasses import dataclass, field
-from functools import cache, lru_cache
-from pathlib import Path
 from typing import Any
 
-from django.conf import settings
-
-log = logging.getLogger(__name__)
-
-EXT = "urn:orthoreg:fhir:"
-EXT_INSTRUMENT = EXT + "instrument"
-EXT_SUBSCALE = EXT + "subscale"
-EXT_NOT_APPLICABLE = EXT + "not-applicable"
-EXT_ORDINAL = "http://hl7.org/fhir/StructureDefinition/ordinalValue"
-EXT_MIN = "http://hl7.org/fhir/StructureDefinition/minValue"
-EXT_MAX = "http://hl7.org/fhir/StructureDefinition/maxValue"
-EXT_TRANSLATION = "http://hl7.org/fhir/StructureDefinition/translation"
-
-PLACEHOLDER_MARK = "licensed text not installed"
-SHIPPED_DIR = Path(__file__).resolve().parent
-# The order instruments are listed in; site definitions follow, by code.
-SHIPPED_ORDER = ("nprs", "sane", "global-improvement", "satisfaction", "faam-adl", "faam-sports", "lefs", "faos",
-                 "moxfq", "koos")
-CODE_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
-ITEM_TYPES = ("choice", "integer", "decimal")
-BETTER = ("higher", "lower")
-
-# Scoring methods (their arithmetic is in scoring.py). Each names its published rule.
-METHODS = {
-    "value": "the single item's value",
-    "sum": "sum of the items",
-    "mean": "mean of the answered items",
-    "percent_of_answered_max": "sum / (maximum of the answered items) x 100",
-    "inverted_percent_of_answered_max": "100 - sum / (maximum of the answered items) x 100 (= 100 - mean x 25 "
-                                        "for items scored 0-4)",
-    "signed_amount": "+amount, -amount or 0 by the direction item (1 better, -1 worse, 0 about the same)",
-}
-
-
-class DefinitionError(ValueError):
-    """A definition or pack that does not hold together. `.errors` lists every problem found."""
-
-    def __init__(self, errors: list[str], source: str = ""):
-        self.errors = list(errors)
-        self.source = source
-        head = f"{source}: " if source else ""
-        super().__init__(head + "; ".join(self.errors))
-
-
-class UnknownInstrument(LookupError):
-    def __init__(self, code: str):
-        self.code = code
-        known = ", ".join(sorted(available_codes()))
-        super().__init__(f"Unknown instrument {code!r}. Known instruments: {known}.")
-
-
-@dataclass(frozen=True)
-class Option:
-    code: str
-    display: str
-    value: float | None  # the ordinal value scored; None for the not-applicable option
-    not_applicable: bool = False
-    translations: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def label(self) -> str:
-        """"3 · Moderate" style label, or the display alone when it already is the value."""
-        if self.value is None:
-            return self.display
-        number = format_number(self.value)
-        return self.display if self.display.strip() == number else f"{number} · {self.display}"
-
-
-@dataclass(frozen=True)
-class Item:
-    number: int  # 1-based position in the answer list
-    link_id: str
-    text: str
-    type: str  # choice | integer | decimal
-    required: bool
-    subscales: tuple[str, ...]
-    options: tuple[Option, ...] = ()
-    minimum: float | None = None
-    maximum: float | None = None
-    prefix: str = ""
-    translations: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def scored_options(self) -> tuple[Option, ...]:
-        return tuple(o for o in self.options if not o.not_applicable)
-
-    @property
-    def has_not_applicable(self) -> bool:
-        return any(o.not_applicable for o in self.options)
-
-    @property
-    def low(self) -> float:
-        if self.type == "choice":
-            return min(o.value for o in self.scored_options)
-        return self.minimum
-
-    @property
-    def high(self) -> float:
-        if self.type == "choice":
-            return max(o.value for o in self.scored_options)
-        return self.maximum
-
-    def text_for(self, language: str = "en") -> str:
-        return self.translations.get(language, self.text)
-
-    @property
-    def is_placeholder(self) -> bool:
-        return PLACEHOLDER_MARK in self.text
-
-    def describe_allowed(self) -> str:
-        """The allowed answers in words, for error messages and help text."""
-        null = "empty/null for not applicable" if self.has_not_applicable else "empty/null if unanswered"
-        if self.type == "choice":
-            values = ", ".join(o.label.replace(" · ", " = ", 1) for o in self.scored_options)
-            return f"one of {values} ({null})"
-        kind = "a whole number" if self.type == "integer" else "a number"
-        return f"{kind} from {format_number(self.minimum)} to {format_number(self.maximum)} ({null})"
-
-
-@dataclass(frozen=True)
-class Subscale:
-    code: str
-    title: str
-    method: str
-    items: tuple[int, ...]  # 0-based indexes into the answer list
-    min_answered_percent: int
-    minimum: float
-    maximum: float
-    better: str  # "higher" | "lower"
-    mcid: float | None = None
-    mcid_percent: float | None = None
-    mcid_source: str = ""
-    percent_change: bool = False
-    primary: bool = False
-    min_answered: int = 0  # the count of answered (not N/A) items needed; 0 = derived from the percent
-    missing_rule_source: str = ""
-
-    def __post_init__(self):
-        if not self.min_answered:
-            object.__setattr__(self, "min_answered", min_answered_for(self.min_answered_percent, len(self.items)))
-
-    @property
-    def higher_is_better(self) -> bool:
-        return self.better == "higher"
-
-    def describe_missing(self) -> str:
-        """The missing-item rule in words: "at least 7 of its 8 items answered"."""
-        total = len(self.items)
-        if total == 1:
-            return "its item answered"
-        if self.min_answered >= total:
-            return f"all {total} items answered"
-        return f"at least {self.min_answered} of its {total} items answered"
-
-    def describe_rule(self) -> str:
-        rule = METHODS[self.method]
-        if self.method in ("value", "signed_amount"):
-            return rule
-        if len(self.items) > 1:
-            rule += f"; scored with {self.describe_missing()}"
-        if self.missing_rule_source:
-            rule += f" ({self.missing_rule_source})"
-        return rule
-
-
-@dataclass(frozen=True)
-class Licence:
-    name: str
-    holder: str = ""
-    redistributable: bool = False
-    note: str = ""
-
-
-@dataclass(frozen=True)
-class Definition:
-    code: str
-    version: str
-    title: str
-    short_title: str
-    description: str
-    copyright: str
-    licence: Licence
-    scoring_source: str
-    answer_guide: str
-    items: tuple[Item, ...]
-    subscales: tuple[Subscale, ...]
-    origin: str  # "shipped" | "site"
-    text_status: str  # "shipped" | "installed" | "not installed"
-    resource: dict = field(repr=False, compare=False, default_factory=dict)
-    pack_error: str = ""  # why an installed pack is being ignored
-    status: str = "active"  # the Questionnaire's status; an imported definition is "draft" until reviewed
-
-    @property
-    def reviewed(self) -> bool:
-        """A person has reviewed it (shipped definitions are; an import is a draft until someone does)."""
-        return self.status != "draft"
-
-    @property
-    def text_installed(self) -> bool:
-        return self.text_status != "not installed"
-
-    @property
-    def sendable(self) -> bool:
-        """May be sent to patients: its item text is present, it has a scoring rule and a person has reviewed it."""
-        return self.text_installed and bool(self.subscales) and self.reviewed
-
-    @property
-    def primary(self) -> Subscale | None:
-        return next((s for s in self.subscales if s.primary), None)
-
-    def subscale(self, code: str) -> Subscale:
-        for s in self.subscales:
-            if s.code == code:
-                return s
-        raise KeyError(code)
-
-    @property
-    def licence_status(self) -> str:
-        if self.text_status == "shipped":
-            return "text shipped" if self.licence.redistributable else "text shipped (site definition)"
-        if self.text_status == "installed":
-            return "licensed text installed"
-        if self.pack_error:
-            return "licensed text not installed (the installed pack is invalid)"
-        return "licensed text not installed"
-
-
-def format_number(value: float | None) -> str:
-    if value is None:
-        return "—"
-    value = float(value)
-    if value.is_integer():
-        return str(int(value))
-    return f"{value:.2f}".rstrip("0").rstrip(".")
-
+from .types import (
+    BETTER,
+    CODE_RE,
+    EXT_INSTRUMENT,
+    EXT_MAX,
+    EXT_MIN,
+    EXT_NOT_APPLICABLE,
+    EXT_ORDINAL,
+    EXT_SUBSCALE,
+    EXT_TRANSLATION,
+    ITEM_TYPES,
+    METHODS,
+    PLACEHOLDER_MARK,
+    Definition,
+    DefinitionError,
+    Item,
+    Licence,
+    Option,
+    Subscale,
+    format_number,
+    min_answered_for,
+)
 
 # --- reading the FHIR shape -------------------------------------------------------------------------------
 
@@ -399,11 +154,6 @@ def _parse_item(number: int, raw: dict, errors: list[str]) -> Item | None:
     return Item(number=number, link_id=link_id, text=text, type=type_, required=bool(raw.get("required", False)),
                 subscales=subscales, options=options, minimum=minimum, maximum=maximum,
                 prefix=str(raw.get("prefix") or ""), translations=_translations(raw.get("_text")))
-
-
-def min_answered_for(percent: int, total: int) -> int:
-    """The smallest count of answered items that is at least `percent` % of `total` (50% of 5 -> 3)."""
-    return max(1, math.ceil(percent * total / 100 - 1e-9))
 
 
 def _expected_range(method: str, items: list[Item]) -> tuple[float, float] | None:
@@ -612,118 +362,3 @@ def apply_pack(definition: Definition, pack: dict) -> Definition:
         resource=definition.resource)
 
 
-# --- where definitions live -------------------------------------------------------------------------------
-
-def packs_dir() -> Path:
-    return Path(settings.DATA_DIR) / "instrument-packs"
-
-
-def site_dir() -> Path:
-    return Path(settings.DATA_DIR) / "instruments"
-
-
-@lru_cache(maxsize=256)
-def _read_json(path: str, mtime_ns: int, size: int) -> Any:
-    try:
-        with open(path, encoding="utf-8") as fh:
-            return json.load(fh)
-    except json.JSONDecodeError as exc:
-        raise DefinitionError([f"not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})"], path) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DefinitionError([f"cannot be read ({exc})"], path) from None
-
-
-@cache
-def _shipped(code: str) -> Definition:
-    path = SHIPPED_DIR / f"{code}.json"
-    return parse_definition(json.loads(path.read_text(encoding="utf-8")), origin="shipped", source=path.name)
-
-
-@lru_cache(maxsize=256)
-def _site(path: str, mtime_ns: int, size: int) -> Definition:
-    return parse_definition(_read_json(path, mtime_ns, size), origin="site", source=path)
-
-
-@lru_cache(maxsize=256)
-def _with_pack(code: str, path: str, mtime_ns: int, size: int) -> Definition:
-    base = _shipped(code)
-    try:
-        pack = _read_json(path, mtime_ns, size)
-        errors = check_pack(pack, base)
-    except DefinitionError as exc:
-        errors = exc.errors
-    if errors:  # e.g. edited by hand after installation: ignore it rather than show wrong text
-        message = f"{path}: " + "; ".join(errors)
-        log.error("Instrument pack ignored: %s", message)
-        return dataclasses.replace(base, pack_error=message)
-    return apply_pack(base, pack)
-
-
-def shipped_codes() -> list[str]:
-    on_disk = {p.stem for p in SHIPPED_DIR.glob("*.json")}
-    return [c for c in SHIPPED_ORDER if c in on_disk] + sorted(on_disk - set(SHIPPED_ORDER))
-
-
-def site_codes() -> list[str]:
-    try:
-        names = os.listdir(site_dir())
-    except (FileNotFoundError, NotADirectoryError):
-        return []
-    shipped = set(shipped_codes())
-    return sorted(n[:-5] for n in names if n.endswith(".json") and CODE_RE.match(n[:-5]) and n[:-5] not in shipped)
-
-
-def available_codes() -> list[str]:
-    return shipped_codes() + site_codes()
-
-
-def _stat_key(path: Path) -> tuple[str, int, int] | None:
-    try:
-        st = path.stat()
-    except (FileNotFoundError, NotADirectoryError):
-        return None
-    return str(path), st.st_mtime_ns, st.st_size
-
-
-def get_definition(code: str) -> Definition:
-    """The definition of an instrument, with its installed pack's text (an invalid pack is ignored, see
-    Definition.pack_error). Raises UnknownInstrument, or DefinitionError for a broken site definition."""
-    if not isinstance(code, str) or not CODE_RE.match(code):
-        raise UnknownInstrument(str(code))
-    if (SHIPPED_DIR / f"{code}.json").is_file():
-        key = _stat_key(packs_dir() / f"{code}.json")
-        return _with_pack(code, *key) if key else _shipped(code)
-    key = _stat_key(site_dir() / f"{code}.json")
-    if key is None:
-        raise UnknownInstrument(code)
-    return _site(*key)
-
-
-def all_definitions() -> list[Definition]:
-    """Every usable instrument: shipped ones in their usual order, then the site's own (a broken site
-    definition file is logged and left out)."""
-    out = []
-    for code in available_codes():
-        try:
-            out.append(get_definition(code))
-        except DefinitionError as exc:
-            log.error("Site instrument definition ignored: %s", exc)
-    return out
-
-
-def scoring_definition(code: str) -> Definition:
-    """The definition used for scoring: like get_definition, but a shipped instrument never reads its pack
-    (a pack cannot change structure or scoring), so bulk scoring touches no files."""
-    if isinstance(code, str) and code in _shipped_set():
-        return _shipped(code)
-    return get_definition(code)
-
-
-@lru_cache(maxsize=1)
-def _shipped_set() -> frozenset[str]:
-    return frozenset(shipped_codes())
-
-
-def clear_caches() -> None:
-    for fn in (_read_json, _shipped, _site, _with_pack, _shipped_set):
-        fn.cache_clear()

@@ -1,0 +1,128 @@
+"""Answering: a patient's or staff member's response completes its scheduled assessment and, when nothing of the
+time point is left, its invitation; drafts; the patient's unsubscribe."""
+
+from __future__ import annotations
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import Exists, OuterRef
+from django.utils import timezone
+
+from orthoreg import events
+from orthoreg.accounts.models import AuditEvent
+from orthoreg.accounts.services import audit_record
+from orthoreg.instruments.models import Response
+from orthoreg.instruments.services import response_record
+
+from .. import selectors
+from ..models import Assessment, Invitation, Unsubscription
+from ..selectors import LinkError
+from .schedule import _revoke_open_invitations
+
+# ------------------------------------------------------------------------------------------ answering
+
+@transaction.atomic
+def episode_unsubscribe(*, token: str, request=None) -> tuple[Unsubscription, bool]:
+    """The patient's "no more emails" from the link in an email (whatever became of that email's questionnaire):
+    no invitation for the episode again, its open ones cancelled (no reminders, links closed), audited once.
+    Returns the record and whether it is new. Raises LinkError for a link that never existed."""
+    invitation = selectors.invitation_of_token(token)
+    if invitation is None:
+        raise LinkError("unknown", "This link is not valid.")
+    record, created = Unsubscription.objects.get_or_create(
+        episode=invitation.episode, defaults={"patient": invitation.patient, "invitation": invitation})
+    if created:
+        _revoke_open_invitations(invitation.episode, "the patient unsubscribed")
+        audit_record(request=request, action=AuditEvent.Action.UPDATE, obj=record, patient=invitation.patient,
+                     detail=f"patient unsubscribed from follow-up emails for episode {invitation.episode_id} "
+                            f"(link of the {invitation.time_point} invitation)")
+    return record, created
+
+
+
+def assessment_save_draft(*, assessment: Assessment, answers: dict) -> Assessment:
+    Assessment.objects.filter(pk=assessment.pk, status=Assessment.Status.SCHEDULED).update(draft=answers)
+    assessment.draft = answers
+    return assessment
+
+
+NOT_PENDING = "not_pending"  # the ValidationError code of an answer to a questionnaire no longer open
+
+
+@transaction.atomic
+def assessment_answer(*, assessment: Assessment, answers: list, source: str, completed_at=None, entered_by=None,
+                      request=None):
+    """Record the response of one assessment (validated and scored by the instruments app), mark it completed,
+    and close the invitation when nothing of its time point is left. Raises ValidationError; stores nothing then."""
+    locked = Assessment.objects.select_for_update().get(pk=assessment.pk)
+    if locked.status != Assessment.Status.SCHEDULED:
+        raise ValidationError(f"This questionnaire is {locked.get_status_display().lower()} already.",
+                              code=NOT_PENDING)
+    # Recording the response completes this assessment: instruments sends response_recorded, and followup's
+    # handler (response_link) completes the assessment of the same episode, time point and instrument, the one
+    # path for every way a response arrives (orthoreg/events.py).
+    response_record(patient=locked.patient, episode=locked.episode, instrument=locked.instrument,
+                    answers=answers, time_point=locked.time_point, completed_at=completed_at,
+                    source=source, entered_by=entered_by, request=request)
+    locked.refresh_from_db()
+    return locked
+
+
+def _complete(assessment: Assessment, response) -> None:
+    """Mark the assessment answered by the response; close its invitation when nothing of the time point is left
+    for the patient to answer."""
+    assessment.status = Assessment.Status.COMPLETED
+    assessment.completed_at = response.completed_at
+    assessment.response = response
+    assessment.draft = {}
+    assessment.save(update_fields=["status", "completed_at", "response", "draft"])
+    _complete_answered_invitations(episode_id=assessment.episode_id, time_point=assessment.time_point)
+
+
+def _complete_answered_invitations(**filters) -> None:
+    """Open invitations whose time point was answered and has nothing left for the patient to answer are
+    answered: no reminders."""
+    same = {"episode_id": OuterRef("episode_id"), "time_point": OuterRef("time_point")}
+    pending = selectors.pending_sendable(**same)
+    answered = Assessment.objects.filter(status=Assessment.Status.COMPLETED, **same)
+    Invitation.objects.filter(Exists(answered), status__in=Invitation.OPEN, **filters).exclude(Exists(pending)).update(
+        status=Invitation.Status.COMPLETED, completed_at=timezone.now(), next_attempt_at=None)
+
+
+@transaction.atomic
+def response_link(*, response) -> Assessment | None:
+    """Complete the scheduled assessment of the response's episode, time point and instrument, however the response
+    was recorded (the patient's link, staff entry from the worklist or from the patient page)."""
+    if response.episode_id is None or not response.time_point:
+        return None
+    assessment = (Assessment.objects.select_for_update()
+                  .filter(episode_id=response.episode_id, time_point=response.time_point,
+                          instrument=response.instrument, status=Assessment.Status.SCHEDULED).first())
+    if assessment is None:
+        return None
+    _complete(assessment, response)
+    events.records_changed_send(episode_ids=[assessment.episode_id])
+    return assessment
+
+
+def link_responses(*, episode_ids) -> int:
+    """Mark scheduled assessments completed where a valid response for the same episode, time point and instrument
+    exists (responses imported or entered before the schedule existed)."""
+    count = 0
+    responses = (Response.objects.filter(episode_id__in=episode_ids, valid=True)
+                 .values_list("id", "episode_id", "time_point", "instrument", "completed_at"))
+    by_key = {(e, t, i): (rid, at) for rid, e, t, i, at in responses}
+    pending = Assessment.objects.filter(episode_id__in=episode_ids, status=Assessment.Status.SCHEDULED)
+    updates = []
+    for a in pending:
+        hit = by_key.get((a.episode_id, a.time_point, a.instrument))
+        if hit:
+            a.status, a.response_id, a.completed_at = Assessment.Status.COMPLETED, hit[0], hit[1]
+            updates.append(a)
+    Assessment.objects.bulk_update(updates, ["status", "response", "completed_at"], batch_size=2000)
+    if updates:
+        changed = sorted({a.episode_id for a in updates})
+        _complete_answered_invitations(episode_id__in=changed)
+        events.records_changed_send(episode_ids=changed)
+    count += len(updates)
+    return count
