@@ -12,7 +12,6 @@ from django.db.models.functions import Abs
 
 from orthoreg.registry.models import Clinic, Episode, Procedure
 
-from . import facts
 from .db import DaysBetween
 from .facts import GRADE_GRACE_DAYS
 from .filters import CohortFilter
@@ -20,8 +19,8 @@ from .models import EpisodeFact
 
 
 def treated_episodes(clinic_ids) -> QuerySet[EpisodeFact]:
-    """The facts of the treated episodes (episodes with an index procedure) of the given clinics, refreshed."""
-    facts.refresh()
+    """The facts of the treated episodes (episodes with an index procedure) of the given clinics, as they are (a
+    read: the worker, or the page or command at its top, brings them up to date; facts.py)."""
     return EpisodeFact.objects.filter(clinic_id__in=list(clinic_ids))
 
 

@@ -218,6 +218,11 @@ def next_worker_pass(now: dt.datetime | None = None) -> dt.datetime | None:
     return soonest
 
 
+def worker_running(now: dt.datetime | None = None) -> bool:
+    """A worker loop is running (its last pass is recent and its next one not overdue)."""
+    return next_worker_pass(now) is not None
+
+
 def worker_eta_text(action: str = "send it", now: dt.datetime | None = None) -> str:
     """When the worker will do what was just queued for it, in words that are true when shown."""
     now = now or timezone.now()

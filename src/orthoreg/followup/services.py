@@ -62,6 +62,9 @@ HOST = socket.gethostname()[:64]
 MAX_BACKOFF = dt.timedelta(hours=6)
 # kwargs: episode_ids. Sent after bulk writes of assessments, which send no post_save (analytics listens).
 assessments_changed = django.dispatch.Signal()
+# kwargs: run. Sent after each pass of a worker loop: the bookkeeping of the apps above (analytics brings its facts up
+# to date) runs in the worker, never in a user's request.
+worker_passed = django.dispatch.Signal()
 REPLANNABLE = ("no longer in the protocol", "no index procedure", "no protocol for this episode")
 
 
@@ -764,6 +767,7 @@ def worker_loop(*, name: str, interval: float, batch: int = 500, stop: threading
         if not connection.in_atomic_block:  # never drop a connection in the middle of a caller's transaction
             close_old_connections()
         started = time.monotonic()
+        run = None
         try:
             run = worker_pass(worker=name, batch=batch, interval=None if once else interval, replan_pause=0.1,
                               replan_progress=replan_progress)
@@ -774,6 +778,12 @@ def worker_loop(*, name: str, interval: float, batch: int = 500, stop: threading
         else:
             if report:
                 report(run, time.monotonic() - started)
+        try:
+            worker_passed.send(sender=WorkerRun, run=run)
+        except Exception:
+            if once:
+                raise
+            log.exception("worker %s: the bookkeeping after the pass failed; trying again in %s s", name, interval)
         if once:
             return
         stop.wait(interval)

@@ -16,6 +16,8 @@ from django.views.decorators.http import require_POST
 from orthoreg.accounts import access
 from orthoreg.accounts.models import AuditEvent
 from orthoreg.accounts.services import audit_record, patient_of
+from orthoreg.analytics import facts  # the home page (moving to the site app, which may import every app)
+from orthoreg.analytics.selectors import clinic_glance
 
 from . import selectors, services
 from .coding import Condition, ProcedureKind
@@ -25,7 +27,10 @@ from .models import AdverseEvent, Clinic, Episode, Exam, Grade, Note, Patient, P
 
 @login_required
 def home(request):
-    context = {"nav": "home", "roles": selectors.home_roles(request.user)}
+    context = {"nav": "home", "roles": selectors.home_roles(request.user), "glance": None}
+    if access.clinic_ids(request.user, access.RESEARCH):
+        facts.ensure_current()
+        context["glance"] = clinic_glance(request.user)
     if access.has_capability(request.user, access.CONTACT):
         context["summary"] = selectors.clinic_summary(request.user)
     return render(request, "registry/home.html", context)
