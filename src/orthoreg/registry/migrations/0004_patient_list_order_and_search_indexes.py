@@ -16,6 +16,10 @@ def trigram_indexes(apps, schema_editor):
     for column in SEARCHED:
         schema_editor.execute(f"CREATE INDEX IF NOT EXISTS registry_patient_{column}_trgm ON registry_patient "
                               f"USING gin ((UPPER({column}::text)) gin_trgm_ops)")
+    # initials are matched whole (`iexact`): a plain index on the same expression, so that every branch of the
+    # search's OR has an index and PostgreSQL can combine them (BitmapOr)
+    schema_editor.execute("CREATE INDEX IF NOT EXISTS registry_patient_initials_upper ON registry_patient "
+                          "(UPPER(initials::text))")
 
 
 def drop_trigram_indexes(apps, schema_editor):
@@ -23,6 +27,7 @@ def drop_trigram_indexes(apps, schema_editor):
         return
     for column in SEARCHED:
         schema_editor.execute(f"DROP INDEX IF EXISTS registry_patient_{column}_trgm")
+    schema_editor.execute("DROP INDEX IF EXISTS registry_patient_initials_upper")
 
 
 class Migration(migrations.Migration):
