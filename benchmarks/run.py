@@ -294,7 +294,9 @@ def main() -> int:
             row("cohort report, cache check (facts version)", facts["stamp"] * 1000, "ms",
                 note="one primary-key look-up"),
             row("worker send rate", facts["send_rate"], "invitations/s", note=f"{facts['sent']} sent, memory mail")]
-    server = subprocess.Popen([*ORTHOREG, "serve", "--port", "0", "--threads", "8",
+    # as in real use: the follow-up worker beside the server keeps the analytics facts (report pages only read)
+    server = subprocess.Popen([*ORTHOREG, "serve", "--port", "0", "--threads", "8", "--with-worker",
+                               "--worker-interval", "5",
                                *(["--workers", str(args.workers)] if args.workers else [])],
                               env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
     try:
