@@ -15,6 +15,7 @@ event here, because the lower app must not import the higher one.
 |                         |                                          | instruments.services.response_record,    |           |
 |                         |                                          | followup.services (assessment writes),   |           |
 |                         |                                          | bulk loads (synthetic data)              |           |
+| worker_passed           | run (the WorkerRun, or None if it failed)| followup.services.worker_loop            | analytics |
 
 - procedure_recorded: a procedure was created or changed. followup re-plans the episode when it is (or was) the
   index procedure, or is a later surgery (a conversion stops the schedule).
@@ -25,8 +26,10 @@ event here, because the lower app must not import the higher one.
   episode of these patients, have derived data that is now stale. analytics queues their facts for rebuilding.
   A write path sends it once per transaction with every episode and patient it touched; a bulk load sends it
   once for the batch.
+- worker_passed: a pass of the follow-up worker ended (sent outside any transaction). analytics brings its facts up
+  to date, so a user's request never waits on that bookkeeping.
 
-Every event is sent inside the sender's transaction: what a listener writes commits or rolls back with it.
+Every event but worker_passed is sent inside the sender's transaction: what a listener writes commits or rolls back with it.
 
 Wiring, one way for every app: a listening app has a module `<app>/handlers.py` with `HANDLERS`, a dict of event
 name -> function taking the payload as keyword arguments, and its `AppConfig.ready()` calls
@@ -85,9 +88,12 @@ records_changed = Event(
     sent_by=("registry.services", "instruments.services.response_record", "followup.services",
              "registry.synth"),
     listeners=("analytics",))
+worker_passed = Event(
+    "worker_passed", ("run",),
+    sent_by=("followup.services.worker_loop",), listeners=("analytics",))
 
 EVENTS: dict[str, Event] = {e.name: e for e in (procedure_recorded, patient_status_changed, response_recorded,
-                                                 records_changed)}
+                                                 records_changed, worker_passed)}
 
 
 def records_changed_send(*, episode_ids: Iterable[int | None] = (), patient_ids: Iterable[int | None] = ()) -> None:

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import threading
 
 import pytest
 from django.core.management import call_command
+from django.utils import timezone
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -16,7 +18,8 @@ from orthoreg.analytics import cohorts, facts, selectors
 from orthoreg.analytics.filters import CohortFilter
 from orthoreg.analytics.models import BaselineFact, EpisodeFact, FactsState, OutcomeCell, OutcomeFact, StaleEpisode
 from orthoreg.followup import services as followup
-from orthoreg.followup.models import Assessment
+from orthoreg.followup.models import Assessment, WorkerRun
+from orthoreg.followup.services import worker_loop
 from orthoreg.instruments import services as instruments
 from orthoreg.instruments.models import Response
 from orthoreg.registry import services as registry
@@ -54,7 +57,9 @@ def assert_clinic_cells_match_the_facts():
     everyone = CohortFilter(index_from=D(1900, 1, 1))
     assert not cohorts.clinics_only(everyone) and cohorts.clinics_only(CohortFilter())
     for as_of in (D(2025, 3, 1), AS_OF, D(2031, 1, 1)):
+        facts.refresh()  # what the worker (or a page, once at its top) does before reading
         by_cells = selectors.cohort_report(CohortFilter(), clinic_ids=clinic_ids, as_of=as_of, use_cache=False)
+        facts.refresh()  # what the worker (or a page, once at its top) does before reading
         by_facts = selectors.cohort_report(everyone, clinic_ids=clinic_ids, as_of=as_of, use_cache=False)
         assert by_cells["time_points"] == by_facts["time_points"]
 
@@ -255,15 +260,47 @@ def test_facts_of_other_rules_are_replaced_not_subtracted(builder):
 
 
 @pytest.mark.usefixtures("estimates_at_any_n")
-def test_a_report_reads_new_answers_without_any_step_between(builder, clinic):
+def test_without_a_worker_a_report_page_brings_the_facts_up_to_date_at_its_top(builder, clinic):
     e = builder.episode(index_date=D(2025, 1, 1))
     builder.assessment(e, "baseline", score=8)
+    assert facts.ensure_current() == 1
     first = selectors.cohort_report(CohortFilter(), clinic_ids={clinic.pk}, as_of=AS_OF, use_cache=False)
     assert [t["time_point"] for t in first["time_points"]] == ["baseline"]
     builder.assessment(e, "6m", score=2)
+    assert facts.ensure_current() == 1
     again = selectors.cohort_report(CohortFilter(), clinic_ids={clinic.pk}, as_of=AS_OF, use_cache=False)
     six = next(t for t in again["time_points"] if t["time_point"] == "6m")["instruments"][0]
     assert six["responders"]["pain_50"]["numerator"] == 1
+
+
+@pytest.mark.usefixtures("estimates_at_any_n")
+def test_with_a_worker_running_the_worker_refreshes_and_a_report_says_when_its_facts_are_from(builder, clinic):
+    e = builder.episode(index_date=D(2025, 1, 1))
+    builder.assessment(e, "baseline", score=8)
+    facts.refresh()
+    assert facts.freshness().current
+    WorkerRun.objects.create(worker="elsewhere", interval=60, finished_at=timezone.now())  # a worker loop runs
+    before = timezone.now()
+    builder.assessment(e, "6m", score=2)
+    version = facts.version()
+    assert facts.ensure_current() == 0  # the request reads what the worker produced: it does not wait
+    waiting = facts.freshness()
+    assert waiting.pending == 1 and not waiting.current and waiting.as_of >= before
+    stale = selectors.cohort_report(CohortFilter(), clinic_ids={clinic.pk}, as_of=AS_OF, use_cache=False)
+    assert [t["time_point"] for t in stale["time_points"]] == ["baseline"]
+    worker_loop(name="test", interval=0, stop=threading.Event(), once=True)  # a pass, then the bookkeeping
+    assert facts.freshness().current and facts.version() != version
+    fresh = selectors.cohort_report(CohortFilter(), clinic_ids={clinic.pk}, as_of=AS_OF, use_cache=False)
+    assert "6m" in [t["time_point"] for t in fresh["time_points"]]
+
+
+def test_reads_never_refresh(builder, clinic, django_assert_num_queries):
+    e = builder.episode(index_date=D(2025, 1, 1))
+    builder.assessment(e, "baseline", score=8)
+    cohorts.cohort_episodes(CohortFilter(), clinic_ids={clinic.pk}).count()
+    assert facts.pending() == 1  # still queued: selecting a cohort is a read
+    with django_assert_num_queries(1):
+        selectors.data_stamp()  # the cache check: one look-up, whatever the size of the registry
 
 
 def test_analytics_command_reports_and_rebuilds(builder, capsys):

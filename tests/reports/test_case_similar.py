@@ -10,6 +10,7 @@ import subprocess
 import pytest
 from django.urls import reverse
 
+from orthoreg.analytics import facts
 from orthoreg.reports import case as case_reports
 from orthoreg.reports import pdf
 
@@ -21,6 +22,7 @@ def demo_cohort_size():
 
 
 def test_similar_patients_give_their_baseline_and_change_beside_hers(df_episode):
+    facts.refresh()  # what the worker (or a page, once at its top) does before reading
     report = case_reports.case_report(df_episode)
     similar = report.similar
     assert similar["baseline"]["n"] >= 5 and similar["baseline"]["mean"] is not None
@@ -47,12 +49,14 @@ def test_survival_is_printed_like_the_rates(demo_client, df_episode):
     assert re.search(r'<strong>\d+%</strong> <span class="ci">', row.group(1))  # marked up as the rates are
     rates = re.findall(r'<span class="ci">\(95% CI (\d+–\d+%)\)</span>', html)
     assert rates  # the rates use the same "(95% CI a–b%)" with whole percents
+    facts.refresh()  # what the worker (or a page, once at its top) does before reading
     text = _pdf_text(pdf.case_pdf(case_reports.case_report(df_episode)))
     assert re.search(r"Free of surgery at 12 months\s+\d+% \(95% CI \d+–\d+%\), \d+ still followed", text), text
     assert re.search(r"50% less pain\s+\d+% \(\d+/\d+; 95% CI \d+–\d+%\)", text)
 
 
 def test_mcid_detail_says_what_it_means(df_episode):
+    facts.refresh()  # what the worker (or a page, once at its top) does before reading
     mcid = next(v for v in case_reports.case_report(df_episode).verdicts if v.code == "mcid")
     assert "not reached" not in mcid.detail and "reached" not in mcid.detail
     assert "better by at least the MCID" in mcid.detail
@@ -70,6 +74,7 @@ def test_case_pdf_first_page_is_full(df_episode, tmp_path):
         pytest.skip("pdftoppm (poppler-utils) is not installed")
     from PIL import Image
 
+    facts.refresh()  # what the worker (or a page, once at its top) does before reading
     (tmp_path / "case.pdf").write_bytes(pdf.case_pdf(case_reports.case_report(df_episode)))
     subprocess.run(["pdftoppm", "-r", "40", "-png", "-f", "1", "-l", "1", str(tmp_path / "case.pdf"),
                     str(tmp_path / "page")], check=True)
@@ -82,6 +87,7 @@ def test_case_pdf_first_page_is_full(df_episode, tmp_path):
 
 
 def test_case_pdf_and_page_use_the_one_date_format(demo_client, df_episode):
+    facts.refresh()  # what the worker (or a page, once at its top) does before reading
     report = case_reports.case_report(df_episode)
     index_day = report.timeline.index_procedure.date
     expected = f"{index_day.day} {index_day:%b %Y}"  # 26 May 2026, never 05/26/2026 or 2026-05-26 or 06 May

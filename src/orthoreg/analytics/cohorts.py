@@ -12,14 +12,13 @@ from django.db.models import QuerySet
 from orthoreg.registry import rules
 from orthoreg.registry.models import Clinic, Episode
 
-from . import facts
 from .filters import CohortFilter
 from .models import EpisodeFact
 
 
 def treated_episodes(clinic_ids) -> QuerySet[EpisodeFact]:
-    """The facts of the treated episodes (episodes with an index procedure) of the given clinics, refreshed."""
-    facts.refresh()
+    """The facts of the treated episodes (episodes with an index procedure) of the given clinics, as they are (a
+    read: the worker, or the page or command at its top, brings them up to date; facts.py)."""
     return EpisodeFact.objects.filter(clinic_id__in=list(clinic_ids))
 
 

@@ -2,11 +2,16 @@
 
 Every write that can change a report marks the episodes it touches as stale (`mark_episodes`, `mark_patients`):
 the services that write the records involved, and the bulk loads, send orthoreg.events.records_changed, and
-handlers.py marks what it names. Before a
-report reads the facts, `refresh()` rebuilds the stale episodes: in chunks, each in one transaction that takes the
+handlers.py marks what it names. `refresh()` rebuilds the stale episodes: in chunks, each in one transaction that takes the
 chunk off the queue, deletes its facts and recomputes them with INSERT ... SELECT statements built by the ORM, so
 nothing passes through Python and a failure leaves the queue as it was. On PostgreSQL refreshes are serialized by
 an advisory lock; on SQLite the write lock does it.
+
+Who refreshes: the follow-up worker, after each of its passes (analytics/handlers.py listens to the worker_passed
+event), so a user's request never waits on the bookkeeping; commands refresh once at their start; a report page calls
+`ensure_current()` once at its top, which refreshes only when no worker is running (a development server, the
+tests). Reads never refresh (cohorts.py, selectors.py). Every change of the facts sets a new `version()` (one
+primary-key look-up: the reports' cache key), and `freshness()` says which moment the facts describe.
 
 The rules are those of definitions.py; `rebuild(None)` recomputes everything (`orthoreg analytics rebuild`).
 """
@@ -16,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import uuid
 from collections.abc import Iterable, Sequence
 from functools import reduce
 from operator import or_
@@ -43,7 +49,9 @@ from django.db.models import (
     When,
 )
 from django.db.models.functions import Coalesce, Greatest, TruncDate
+from django.utils import timezone
 
+from orthoreg.followup import selectors as followup_selectors
 from orthoreg.followup.models import Assessment
 from orthoreg.followup.services import REPLANNABLE
 from orthoreg.instruments.models import Response
@@ -83,6 +91,47 @@ def pending() -> int:
     return StaleEpisode.objects.count()
 
 
+def version() -> str:
+    """Changes whenever the facts change (a refreshed chunk, a rebuild, a recount): one primary-key look-up, what
+    the reports' cache key is made of."""
+    return FactsState.objects.filter(name="version").values_list("value", flat=True).first() or ""
+
+
+def _bump() -> None:
+    """A new version() (inside the transaction that changes the facts)."""
+    FactsState.objects.update_or_create(name="version", defaults={"value": uuid.uuid4().hex})
+
+
+@dataclasses.dataclass(frozen=True)
+class Freshness:
+    """Which moment the facts describe: every change before `as_of` is counted; `pending` episodes changed since
+    and wait for the worker (0: the facts are current, `as_of` is now)."""
+
+    as_of: object  # datetime
+    pending: int
+
+    @property
+    def current(self) -> bool:
+        return self.pending == 0
+
+
+def freshness() -> Freshness:
+    """The facts' moment: the time the oldest waiting change was queued (an index look-up), or now."""
+    oldest = StaleEpisode.objects.order_by("queued_at").values_list("queued_at", flat=True).first()
+    if oldest is None:
+        return Freshness(as_of=timezone.now(), pending=0)
+    return Freshness(as_of=oldest, pending=pending())
+
+
+def ensure_current() -> int:
+    """What a report page or command calls once at its top: when no worker is running to keep the facts up to date
+    (a development server, the tests, a command), refresh them here; with a worker, read what it produced (the page
+    says how current that is, `freshness`). Returns the episodes rebuilt."""
+    if followup_selectors.worker_running():
+        return 0
+    return refresh()
+
+
 RULES_VERSION = 1  # raise when the meaning of a fact changes: every fact is rebuilt on the next refresh
 
 
@@ -108,7 +157,9 @@ def _replace_everything(stamp: str, *, force: bool = False) -> None:
             model.objects.all().delete()
         with connection.cursor() as cursor:
             sql, params = Episode.objects.order_by().values("pk").query.sql_with_params()
-            cursor.execute(f"INSERT INTO {StaleEpisode._meta.db_table} (episode_id) {sql}", params)
+            cursor.execute(f"INSERT INTO {StaleEpisode._meta.db_table} (episode_id, queued_at) "
+                           f"SELECT q.*, %s FROM ({sql}) q", (*params, timezone.now()))
+        _bump()
         FactsState.objects.update_or_create(name="rules", defaults={"value": stamp})
         FactsState.objects.update_or_create(name="cells", defaults={"value": "recount when the queue is empty"})
 
@@ -125,6 +176,7 @@ def _recount_cells() -> None:
         with connection.cursor() as cursor:
             cursor.execute(f"INSERT INTO {OutcomeCell._meta.db_table} ({columns}) {sql}", params)
         FactsState.objects.filter(name="cells").delete()
+        _bump()
 
 
 def _analyze(*, everything: bool = False) -> None:
@@ -214,6 +266,7 @@ def rebuild(episode_ids: Sequence[int], *, count_cells: bool = True) -> None:
         OutcomeFact.objects.filter(pk__in=Subquery(oarsi.values("pk"))).update(oarsi=True)
     if count_cells:
         _count_cells(ids, +1)
+    _bump()
 
 
 def cell_rows(outcomes: QuerySet, sign: int) -> QuerySet:

@@ -14,6 +14,7 @@ None of these is a record of its own: `orthoreg analytics rebuild` recomputes th
 
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
 
 
 class EpisodeFact(models.Model):
@@ -127,9 +128,13 @@ class OutcomeCell(models.Model):
 
 class StaleEpisode(models.Model):
     episode_id = models.BigIntegerField(primary_key=True)
+    # when it was first queued (a second mark keeps the first time): the facts describe every change before the
+    # oldest of these (facts.freshness)
+    queued_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
         db_table = "analytics_stale"
+        indexes = [models.Index(fields=["queued_at"], name="analytics_stale_queued")]
 
     def __str__(self) -> str:
         return f"stale episode {self.episode_id}"

@@ -17,17 +17,17 @@ from contextlib import contextmanager
 
 from django.core.cache import cache
 from django.db import connection, transaction
-from django.db.models import Avg, Count, Max, Min, Q, Subquery
+from django.db.models import Avg, Count, Max, Min, Q
+from django.urls import reverse
 from django.utils import timezone
 
-from orthoreg.followup.models import Assessment
-from orthoreg.instruments.models import Response
+from orthoreg.accounts import access
 from orthoreg.registry.coding import ProcedureKind
-from orthoreg.registry.models import AdverseEvent, Clinic, Episode, Grade, Patient, Procedure
+from orthoreg.registry.models import Clinic, Patient
 
-from . import cohorts, metrics, stats, summaries
+from . import cohorts, disclosure, facts, metrics, stats, summaries
 from . import definitions as defs
-from .filters import CohortFilter
+from .filters import CohortFilter, CohortFilterError
 from .survival import survival_pairs
 
 SCHEMA = "orthoreg.cohort-report/1"
@@ -191,18 +191,10 @@ def _compute(f: CohortFilter, *, clinic_ids, as_of: dt.date) -> tuple[dict, list
     return report, pairs
 
 
-def data_stamp() -> list:
-    """Changes whenever rows are added to the tables a report reads, or an assessment is answered (one query);
-    other edits are covered by the cache's time limit."""
-    def last(model, field: str = "id"):
-        return Subquery(model.objects.order_by(f"-{field}").values(field)[:1])
-
-    row = (Clinic.objects.order_by().annotate(
-        e=last(Episode), r=last(Response), a=last(Assessment), p=last(Procedure), g=last(Grade), v=last(AdverseEvent),
-        c=Subquery(Assessment.objects.filter(completed_at__isnull=False).order_by("-completed_at")
-                   .values("completed_at")[:1]))
-        .values_list("e", "r", "a", "p", "g", "v", "c")[:1])
-    return [str(v) for v in (row[0] if row else ())]
+def data_stamp() -> str:
+    """Changes whenever the facts a report reads change (facts.version: one primary-key look-up); other edits
+    (a clinic's name) are covered by the cache's time limit."""
+    return facts.version()
 
 
 def _cache_key(kind: str, filters: list[CohortFilter], clinic_ids, as_of: dt.date) -> str:
@@ -322,3 +314,31 @@ def kind_label(kind: str) -> str:
         return ProcedureKind(kind).label
     except ValueError:
         return kind
+
+
+def clinic_glance(user) -> dict | None:
+    """The user's clinics' outcomes at a glance (the home page): None for users without the research capability.
+    The numbers come from the cached cohort report of all treated episodes of the user's clinics, the same cohort as
+    the cohort page with no filter: for a researcher, patients with registry consent only, under the same disclosure
+    rules. The caller brings the facts up to date first (facts.ensure_current), as for any report."""
+    ids = access.clinic_ids(user, access.RESEARCH)
+    if not ids:
+        return None
+    f = CohortFilter(consented_only=access.research_needs_consent(user))  # a researcher: consented patients only
+    try:
+        disclosure.check(f, None, clinic_ids=ids, user=user)
+    except CohortFilterError as exc:
+        return {"withheld": " ".join(m for msgs in exc.errors.values() for m in msgs),
+                "url": reverse("reports:cohort")}
+    report = cohort_report(f, clinic_ids=ids)
+    head = report["headline"]
+    twelve = next((a for a in report["survival"]["at"] if a["months"] == 12), None)
+    return {
+        "consented_only": f.consented_only,
+        "clinics": list(Clinic.objects.filter(pk__in=ids).order_by("name").values_list("name", flat=True)),
+        "treated": report["cohort"]["episodes"], "headline": head,
+        "pain_50": head["responders"].get(defs.PAIN_50.code) if head else None,
+        "survival_12": twelve, "serious": report["adverse_events"]["serious"],
+        "follow_up_days": report["survival"]["median_follow_up_days"],
+        "url": reverse("reports:cohort") + "?show=1",
+    }

@@ -279,6 +279,7 @@ class WorkerRun(models.Model):
 
     class Meta:
         ordering = ["-started_at"]
+        indexes = [models.Index(fields=["started_at"], name="followup_workerrun_started")]
 
     def __str__(self) -> str:
         return f"{self.worker} at {self.started_at:%Y-%m-%d %H:%M}"

@@ -117,6 +117,8 @@ class Patient(models.Model):
         indexes = [
             models.Index(fields=["clinic", "family_name"]),
             models.Index(fields=["initials"]),
+            # the patient list's order: a page is read off the index, never by sorting every patient
+            models.Index(fields=["family_name", "given_name", "id"], name="patient_list_order"),
         ]
 
     def __str__(self) -> str:

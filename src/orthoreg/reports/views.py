@@ -19,7 +19,7 @@ from django.views.decorators.http import require_GET
 from orthoreg.accounts import access
 from orthoreg.accounts.models import AuditEvent
 from orthoreg.accounts.services import audit_record
-from orthoreg.analytics import cohorts, disclosure, selectors
+from orthoreg.analytics import cohorts, disclosure, facts, selectors
 from orthoreg.analytics import definitions as defs
 from orthoreg.analytics.filters import (
     MONTHS_NOTE,
@@ -90,6 +90,7 @@ def _bad_request(errors: dict) -> HttpResponse:
 @require_GET
 def cohort(request):
     ids = _research_clinics(request)
+    facts.ensure_current()
     codes = cohorts.clinic_codes(ids)
     first, second, errors = _filters(request, ids)
     form, versus = display_forms(request.GET, clinic_codes=codes)
@@ -100,7 +101,7 @@ def cohort(request):
     context = {
         "nav": "outcomes", "form": form, "versus": versus, "errors": errors, "report": report,
         "comparing": second is not None or any(k.startswith("vs_") for k in request.GET),
-        "query": _query(request), "charts": CHARTS, "definitions": list(defs.DEFINITIONS.values()),
+        "query": _query(request), "charts": CHARTS, "freshness": facts.freshness() if report else None, "definitions": list(defs.DEFINITIONS.values()),
         "months_note": MONTHS_NOTE if first is not None and first.whole_months or
         second is not None and second.whole_months else "",
         "cohorts": plots.cohorts_of(report) if report else [],
@@ -123,6 +124,7 @@ def _disclosed(request, first, second, ids) -> tuple[dict | None, dict]:
 
 def _report_or_400(request):
     ids = _research_clinics(request)
+    facts.ensure_current()
     first, second, errors = _filters(request, ids)
     if not errors:
         report, errors = _disclosed(request, first, second, ids)
@@ -186,6 +188,7 @@ def _download(data: bytes, content_type: str, filename: str) -> HttpResponse:
 @require_GET
 def case(request, episode_id: int):
     episode = access.access_episode(request.user, episode_id, access.CLINICAL)
+    facts.ensure_current()
     report = case_reports.case_report(episode, user=request.user)
     audit_record(request=request, action=AuditEvent.Action.VIEW, obj=episode, detail="case report")
     srcs = {"images": reverse("reports:case_images", args=[episode.pk]),
@@ -198,6 +201,7 @@ def case(request, episode_id: int):
 @require_GET
 def case_pdf(request, episode_id: int):
     episode = access.access_episode(request.user, episode_id, access.CLINICAL)
+    facts.ensure_current()
     report = case_reports.case_report(episode, user=request.user)
     data = pdf.case_pdf(report)
     response = _download(data, "application/pdf", f"case-report-{episode.patient.initials}-{episode.pk}.pdf")
@@ -220,11 +224,13 @@ def case_images(request, episode_id: int):
 
 @require_GET
 def public_index(request):
+    facts.ensure_current()
     return render(request, "reports/public_index.html", {"index": public.public_index(), "static_export": False})
 
 
 @require_GET
 def public_outcomes(request, site: str, condition: str):
+    facts.ensure_current()
     page = public.public_page(site, condition)
     if page is None:
         raise Http404("Unknown body part or condition")
@@ -235,6 +241,7 @@ def public_outcomes(request, site: str, condition: str):
 
 @require_GET
 def public_chart(request, site: str, condition: str):
+    facts.ensure_current()
     page = public.public_page(site, condition)
     if page is None:
         raise Http404("Unknown body part or condition")

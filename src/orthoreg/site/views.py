@@ -8,13 +8,18 @@ from django.http import HttpResponse
 from django.shortcuts import render
 
 from orthoreg.accounts import access
+from orthoreg.analytics import facts
+from orthoreg.analytics.selectors import clinic_glance
 
 from . import selectors
 
 
 @login_required
 def home(request):
-    context = {"nav": "home", "roles": selectors.home_roles(request.user)}
+    context = {"nav": "home", "roles": selectors.home_roles(request.user), "glance": None}
+    if access.clinic_ids(request.user, access.RESEARCH):
+        facts.ensure_current()
+        context["glance"] = clinic_glance(request.user)
     if access.has_capability(request.user, access.CONTACT):
         context["summary"] = selectors.clinic_summary(request.user)
     return render(request, "site/home.html", context)

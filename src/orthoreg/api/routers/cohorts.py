@@ -12,7 +12,7 @@ from ninja import Field, Query, Router, Schema, Status
 from orthoreg.accounts import access
 from orthoreg.accounts.models import AuditEvent
 from orthoreg.accounts.services import audit_record
-from orthoreg.analytics import cohorts, disclosure, selectors
+from orthoreg.analytics import cohorts, disclosure, facts, selectors
 from orthoreg.analytics.filters import VS_PREFIX, CohortFilterError, parse_filters
 from orthoreg.registry.coding import BodySite, Condition, ProcedureKind, Side
 from orthoreg.registry.models import Patient
@@ -114,6 +114,7 @@ def cohort_report(request, filters: Query[CohortQuery]):
     ids, error = _scope(request)
     if error:
         return error
+    facts.ensure_current()  # once, at the top (with a worker running: what it produced)
     parsed, error = _parse(request, _params(filters), ids)
     if error:
         return error
@@ -135,6 +136,7 @@ def cohort_compare(request, filters: Query[CompareQuery]):
     ids, error = _scope(request)
     if error:
         return error
+    facts.ensure_current()  # once, at the top (with a worker running: what it produced)
     params = _params(filters)
     if not any(k.startswith(VS_PREFIX) for k in params):
         return Status(422, {"detail": "Give at least one vs_ parameter: what differs in the second cohort.",

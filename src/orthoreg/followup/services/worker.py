@@ -25,6 +25,7 @@ from django.db.models import Exists, F, OuterRef, Q
 from django.template.loader import render_to_string
 from django.utils import timezone
 
+from orthoreg import events
 from orthoreg.registry.models import Patient
 
 from .. import failpoints, selectors
@@ -291,6 +292,7 @@ def worker_loop(*, name: str, interval: float, batch: int = 500, stop: threading
         if not connection.in_atomic_block:  # never drop a connection in the middle of a caller's transaction
             close_old_connections()
         started = time.monotonic()
+        run = None
         try:
             run = worker_pass(worker=name, batch=batch, interval=None if once else interval, replan_pause=0.1,
                               replan_progress=replan_progress)
@@ -301,6 +303,12 @@ def worker_loop(*, name: str, interval: float, batch: int = 500, stop: threading
         else:
             if report:
                 report(run, time.monotonic() - started)
+        try:
+            events.worker_passed.send(run=run)
+        except Exception:
+            if once:
+                raise
+            log.exception("worker %s: the bookkeeping after the pass failed; trying again in %s s", name, interval)
         if once:
             return
         stop.wait(interval)

@@ -22,7 +22,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from orthoreg.accounts.models import AuditEvent
 from orthoreg.accounts.services import audit_record
-from orthoreg.analytics import cohorts, selectors
+from orthoreg.analytics import cohorts, facts, selectors
 from orthoreg.analytics.filters import FIELD_NAMES, LIST_FIELDS, VS_PREFIX, CohortFilterError, parse_filters
 from orthoreg.registry.models import Clinic, Episode
 from orthoreg.reports import case as case_reports
@@ -86,6 +86,7 @@ class Command(BaseCommand):
         public.add_argument("--out", type=Path, required=True, help="folder to write (created or updated)")
 
     def handle(self, *args, what, **options):
+        facts.refresh()  # once, at the top: a command reports on everything recorded before it started
         if what == "cohort":
             return self.cohort(options)
         if what == "case":
