@@ -26,7 +26,7 @@ def test_protocol_save_shows_replanning_progress(browser, live_server, clinic, c
                                   is_index=True)
     own = services.protocol_copy_for_clinic(protocol=Protocol.objects.get(clinic=None, condition="hallux_rigidus"),
                                             clinic=clinic)
-    monkeypatch.setattr(services, "REPLAN_INLINE", 0)
+    monkeypatch.setattr(services.protocols, "REPLAN_INLINE", 0)
     context = browser.new_context(viewport={"width": width, "height": 900})
     page = context.new_page()
     browser_login(page, live_server, coordinator.username)
