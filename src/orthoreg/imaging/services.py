@@ -457,7 +457,7 @@ def pacs_import(*, episode: Episode, study_uids: Sequence[str], user=None, reque
         else:
             pulled = pacs.retrieve(instance, patient_id=patient_id)
             laterality = str(pulled.dataset.get("ImageLaterality") or pulled.dataset.get("Laterality") or "")
-            side = {"L": Side.LEFT, "R": Side.RIGHT}.get(laterality.strip().upper(), "")
+            side = _LATERALITY.get(laterality.strip().upper(), "")
             try:
                 outcome.image = image_upload(
                     episode=episode, file=ContentFile(pulled.data, name=f"{instance.uid}.dcm"),
