@@ -91,9 +91,13 @@ def client() -> DICOMwebClient:
     if settings.DICOMWEB_USER:
         session.auth = (settings.DICOMWEB_USER, settings.DICOMWEB_PASSWORD)
     try:
-        return DICOMwebClient(url=settings.DICOMWEB_URL, session=session, timeout=float(settings.DICOMWEB_TIMEOUT))
+        web = DICOMwebClient(url=settings.DICOMWEB_URL, session=session, timeout=float(settings.DICOMWEB_TIMEOUT))
     except (ValueError, TypeError) as exc:
         raise PacsError(f"ORTHOREG_DICOMWEB_URL={settings.DICOMWEB_URL!r} is not a usable address ({exc}).") from None
+    # dicomweb-client retries every failure (a refused connection too) with exponential back-off, 30 s in all:
+    # a page waiting on a PACS that is down answers at once instead, and the user may try again.
+    web.set_http_retry_params(retry=False)
+    return web
 
 
 def _words(exc: Exception, doing: str) -> PacsError:
