@@ -261,6 +261,7 @@ def pacs_studies(request, episode_id: int):
     if context["configured"] and (form.is_valid() or not request.GET):
         try:
             context["studies"] = pacs.find_studies(episode.patient.mrn, since=since)
+            context["here"] = selectors.episode_study_uids(episode)
         except pacs.PacsError as exc:
             context["error"] = context["error"] or str(exc)
     return render(request, "imaging/pacs.html", context)
