@@ -262,6 +262,12 @@ MAX_UPLOAD_MB = env_number("ORTHOREG_MAX_UPLOAD_MB", 50, minimum=1)
 JSW_SEM_MM = env_number("ORTHOREG_JSW_SEM_MM", None, float, minimum=0.01)
 DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_UPLOAD_MB * 1024 * 1024
 IMAGING_MAX_PIXELS = env_number("ORTHOREG_IMAGING_MAX_PIXELS", 60_000_000, minimum=1)  # decompression-bomb limit
+# The clinic's PACS over DICOMweb (QIDO-RS, WADO-RS, STOW-RS): its base URL (e.g. http://pacs:8042/dicom-web),
+# HTTP basic credentials if it asks for them, and how long to wait for it (seconds). No URL: no PACS features.
+DICOMWEB_URL = os.environ.get("ORTHOREG_DICOMWEB_URL", "").strip()
+DICOMWEB_USER = os.environ.get("ORTHOREG_DICOMWEB_USER", "")
+DICOMWEB_PASSWORD = os.environ.get("ORTHOREG_DICOMWEB_PASSWORD", "")
+DICOMWEB_TIMEOUT = env_number("ORTHOREG_DICOMWEB_TIMEOUT", 20, float, minimum=1)
 
 LOGIN_URL = "accounts:login"
 LOGIN_REDIRECT_URL = "home"

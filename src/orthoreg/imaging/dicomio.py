@@ -405,4 +405,9 @@ def _header_facts(ds, syntax) -> dict:
         "transfer_syntax": str(getattr(syntax, "name", syntax)),
         "manufacturer": text("Manufacturer"),
         "magnification": _first(ds.get("EstimatedRadiographicMagnificationFactor")),
+        # Where the image lives in a PACS (an SR of its measurements references it by these).
+        "sop_class_uid": text("SOPClassUID"),
+        "sop_instance_uid": text("SOPInstanceUID"),
+        "study_instance_uid": text("StudyInstanceUID"),
+        "series_instance_uid": text("SeriesInstanceUID"),
     }

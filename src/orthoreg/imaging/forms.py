@@ -33,3 +33,8 @@ class ImageEditForm(forms.Form):
     view = forms.ChoiceField(choices=Image.View.choices)
     side = forms.ChoiceField(choices=Side.choices)
     caption = forms.CharField(max_length=300, required=False)
+
+
+class PacsSearchForm(forms.Form):
+    since = forms.DateField(label="Taken on or after", required=False, widget=DateInput,
+                            help_text="Leave empty for every study of the patient")

@@ -190,3 +190,9 @@ def width_rows(before: Measurement | None, after: Measurement | None) -> list[di
                            f"{sdc['sdc_mm']:.2f} mm: {sdc['basis']}; {sdc['source']})") if within_error else "",
         })
     return rows
+
+
+def episode_study_uids(episode) -> set[str]:
+    """The DICOM Study Instance UIDs of the episode's radiographs (those that came with one)."""
+    return {uid for uid in Image.objects.filter(study__episode=episode)
+            .values_list("header__study_instance_uid", flat=True) if uid}

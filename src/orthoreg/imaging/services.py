@@ -10,8 +10,10 @@ import datetime as dt
 import hashlib
 import os
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
+import pydicom
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
@@ -24,7 +26,7 @@ from orthoreg.formats import format_date
 from orthoreg.registry.coding import Side
 from orthoreg.registry.models import Episode, validate_clinical_date
 
-from . import calibration, dicomio, jsw, render
+from . import calibration, dicomio, jsw, pacs, render, srreport
 from . import geometry as geo
 from .models import Annotation, Image, ImagingStudy, Measurement
 from .signals import delete_files
@@ -62,9 +64,11 @@ def _read_upload(uploaded) -> bytes:
 
 
 def image_upload(*, episode: Episode, file, view: str, side: str = "", date: dt.date | None = None,
-                 caption: str = "", description: str = "", user=None, request=None) -> Image:
+                 caption: str = "", description: str = "", origin: str = "", user=None, request=None) -> Image:
     """Store a radiograph (DICOM, PNG or JPEG) of an episode: the original unchanged, a display rendition
-    and a thumbnail, calibrated from the DICOM header where it gives a believable pixel spacing."""
+    and a thumbnail, calibrated from the DICOM header where it gives a believable pixel spacing.
+
+    `origin` says where the file came from when not from the user's disk (e.g. "the PACS"), for the audit."""
     data = _read_upload(file)
     try:
         loaded = dicomio.load_image(data, max_pixels=max_pixels())
@@ -127,7 +131,7 @@ def image_upload(*, episode: Episode, file, view: str, side: str = "", date: dt.
             _history_user(image, user).save()
             audit_record(request=request, user=user, action=AuditEvent.Action.CREATE, obj=image,
                          patient=episode.patient,
-                         detail=f"radiograph uploaded: {image.get_format_display()} {image.get_view_display()} "
+                         detail=f"radiograph {'imported from ' + origin if origin else 'uploaded'}: {image.get_format_display()} {image.get_view_display()} "
                                 f"{image.get_side_display()} of {format_date(date)}, {image.width}×{image.height} px, "
                                 f"{image.calibration_label}")
     except BaseException:
@@ -226,8 +230,6 @@ def calibration_set(*, image: Image, source: str, points: Sequence[float] | None
 
 
 def _dicom_header(image: Image):
-    import pydicom
-
     try:
         with image.original.open("rb") as fh:
             return pydicom.dcmread(fh, stop_before_pixels=True)
@@ -395,3 +397,120 @@ def _apply(measurement: Measurement, summary: dict, factor: float | None, image:
 def _values_text(measurement: Measurement) -> str:
     return ", ".join(f"{name} {calibration.format_length(value, measurement.unit)}"
                      for name, value in measurement.values.items())
+
+
+# --- The clinic's PACS (DICOMweb) ---------------------------------------------------------------------
+
+_VIEW_POSITIONS = {"LAT": Image.View.LATERAL, "LL": Image.View.LATERAL, "RL": Image.View.LATERAL,
+                   "LATERAL": Image.View.LATERAL}
+
+
+@dataclass
+class PulledInstance:
+    """What became of one instance of a PACS study: imported as `image`, or left out and why."""
+
+    study_uid: str
+    instance_uid: str
+    image: Image | None = None
+    reason: str = ""
+
+    @property
+    def imported(self) -> bool:
+        return self.image is not None
+
+
+def _view_from_header(view_position: str) -> str:
+    position = (view_position or "").upper()
+    if position.startswith("OBL") or position in ("LO", "RO", "LAO", "RAO", "LPO", "RPO"):
+        return Image.View.OBLIQUE
+    # AP or PA says nothing about weight bearing: "other" until the user says which view it is.
+    return _VIEW_POSITIONS.get(position, Image.View.OTHER)
+
+
+def pacs_import(*, episode: Episode, study_uids: Sequence[str], user=None, request=None,
+                progress: Callable[[PulledInstance], None] | None = None,
+                on_total: Callable[[int], None] | None = None) -> list[PulledInstance]:
+    """Import the images of the patient's PACS studies (`study_uids`, found by pacs.find_studies) into an episode.
+
+    Each image goes through image_upload: the same validation, de-duplication, calibration and audit as a
+    file the user uploads. Images already on the episode (same SOP Instance UID or same bytes) and objects that
+    are not images (reports, presentation states) are left out with the reason; an image the upload refuses is
+    left out with the upload's message. Each image is imported on its own: when the PACS fails half-way the
+    images already imported stay, and the PacsError says what happened. `on_total` is told the number of
+    instances once they are listed, `progress` each outcome."""
+    patient_id = episode.patient.mrn
+    if not study_uids:
+        raise ValidationError({"studies": "Choose at least one study to import."})
+    listed: list[pacs.Instance] = []
+    for uid in dict.fromkeys(study_uids):
+        listed.extend(pacs.study_instances(uid, patient_id=patient_id))
+    if on_total:
+        on_total(len(listed))
+    outcomes: list[PulledInstance] = []
+    for instance in listed:
+        outcome = PulledInstance(study_uid=instance.study_uid, instance_uid=instance.uid)
+        existing = Image.objects.filter(study__episode=episode, header__sop_instance_uid=instance.uid).first()
+        if instance.kind_not_image:
+            outcome.reason = f"not an image ({instance.kind_not_image})"
+        elif existing is not None:
+            outcome.reason = f"already on this episode (radiograph {existing.pk} of {format_date(existing.date)})"
+        else:
+            pulled = pacs.retrieve(instance, patient_id=patient_id)
+            laterality = str(pulled.dataset.get("ImageLaterality") or pulled.dataset.get("Laterality") or "")
+            side = _LATERALITY.get(laterality.strip().upper(), "")
+            try:
+                outcome.image = image_upload(
+                    episode=episode, file=ContentFile(pulled.data, name=f"{instance.uid}.dcm"),
+                    view=_view_from_header(str(pulled.dataset.get("ViewPosition") or "")), side=side,
+                    description=str(pulled.dataset.get("StudyDescription") or ""), origin="the PACS",
+                    user=user, request=request)
+            except ValidationError as exc:
+                messages = exc.message_dict if hasattr(exc, "error_dict") else {"file": exc.messages}
+                outcome.reason = " ".join(m for items in messages.values() for m in items)
+        outcomes.append(outcome)
+        if progress:
+            progress(outcome)
+    return outcomes
+
+
+# --- Measurement reports (DICOM SR) -------------------------------------------------------------------
+
+def _observer(user) -> str:
+    """The person observer's name in DICOM's Family^Given form (a single name ends with ^)."""
+    if not _is_user(user):
+        return "orthoreg^"
+    if user.last_name or user.first_name:
+        return f"{user.last_name}^{user.first_name}"[:64]
+    return f"{user.username}^"[:64]
+
+
+def sr_export(*, image: Image, user=None, request=None, purpose: str = "downloaded") -> pydicom.Dataset:
+    """The image's annotations and joint space width measurements as a DICOM SR measurement report (TID 1500)
+    referencing the image's DICOM original (srreport.py); audited as an export."""
+    if image.format != Image.Format.DICOM:
+        raise ValidationError("Only a DICOM radiograph can have a DICOM measurement report: a PNG or JPEG has no SOP "
+                              "Instance UID for the report to reference.")
+    source = _dicom_header(image)
+    measurements = list(image.measurements.all())
+    annotations = list(image.annotations.all())
+    if not measurements and not annotations:
+        raise ValidationError("This radiograph has no measurement or annotation to report yet.")
+    try:
+        report = srreport.build(image, source, observer=_observer(user), measurements=measurements,
+                                annotations=annotations)
+    except (srreport.ReportError, ValueError, TypeError, AttributeError) as exc:
+        raise ValidationError(f"The measurement report cannot be made from this radiograph's DICOM file: {exc}") \
+            from None
+    audit_record(request=request, user=user, action=AuditEvent.Action.EXPORT, obj=image, patient=image.patient,
+                 detail=f"measurement report (DICOM SR) {purpose}: {len(measurements)} measurement(s), "
+                        f"{len(annotations)} annotation(s), SR {report.SOPInstanceUID}")
+    return report
+
+
+def sr_push(*, image: Image, user=None, request=None) -> pydicom.Dataset:
+    """Store the image's measurement report on the clinic's PACS (STOW-RS), into the image's own study.
+    Raises ValidationError for an image that cannot have one, pacs.PacsError when the PACS fails or refuses."""
+    pacs.client()  # no PACS configured: say so before building anything
+    report = sr_export(image=image, user=user, request=request, purpose=f"sent to the PACS ({pacs.describe()})")
+    pacs.store(report)
+    return report

@@ -24,8 +24,8 @@ from orthoreg.accounts.models import AuditEvent
 from orthoreg.accounts.services import audit_record
 from orthoreg.registry.forms import apply_errors, error_messages
 
-from . import comparison, selectors, services
-from .forms import ImageEditForm, UploadForm
+from . import comparison, pacs, selectors, services, srreport
+from .forms import ImageEditForm, PacsSearchForm, UploadForm
 from .models import Image
 
 
@@ -156,7 +156,8 @@ def image_detail(request, pk: int):
     return render(request, "imaging/image_detail.html", {
         **_episode_context(episode), "image": image, "editor": editor, "measurements": measurements,
         "edit_form": ImageEditForm(initial={"view": image.view, "side": image.side, "caption": image.caption}),
-        "siblings": siblings, "history": selectors.annotation_history(image), "nav": "patients",
+        "siblings": siblings, "history": selectors.annotation_history(image), "pacs": pacs.configured(),
+        "nav": "patients",
     })
 
 
@@ -228,6 +229,65 @@ def image_original(request, pk: int):
     audit_record(request=request, action=AuditEvent.Action.EXPORT, obj=image, patient=image.patient,
                  detail=f"original radiograph file downloaded ({name})")
     return response
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def pacs_studies(request, episode_id: int):
+    """The PACS's studies of the episode's patient (by MRN, from a date); import the ones picked."""
+    episode = access.access_episode(request.user, episode_id)
+    form = PacsSearchForm(request.GET or None)
+    since = form.cleaned_data["since"] if form.is_valid() else None
+    context = {**_episode_context(episode), "form": form, "configured": pacs.configured(), "where": pacs.describe(),
+               "studies": [], "outcomes": None, "error": "", "nav": "patients"}
+    if request.method == "POST":
+        try:
+            outcomes = services.pacs_import(episode=episode, study_uids=request.POST.getlist("study"),
+                                            user=request.user, request=request)
+        except (pacs.PacsError, ValidationError) as exc:
+            context["error"] = str(exc) if isinstance(exc, pacs.PacsError) else " ".join(exc.messages)
+        else:
+            context["outcomes"] = outcomes
+            context["imported"] = sum(o.imported for o in outcomes)
+    if context["configured"] and (form.is_valid() or not request.GET):
+        try:
+            context["studies"] = pacs.find_studies(episode.patient.mrn, since=since)
+            context["here"] = selectors.episode_study_uids(episode)
+        except pacs.PacsError as exc:
+            context["error"] = context["error"] or str(exc)
+    return render(request, "imaging/pacs.html", context)
+
+
+@login_required
+@require_GET
+def image_sr(request, pk: int):
+    """The image's measurement report as a DICOM SR file to download."""
+    image = selectors.access_image(request.user, pk)
+    try:
+        report = services.sr_export(image=image, user=request.user, request=request)
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+        return redirect(image.get_absolute_url())
+    response = HttpResponse(srreport.to_bytes(report), content_type="application/dicom")
+    response["Content-Disposition"] = f'attachment; filename="measurements-{image.pk}-{image.study.date:%Y%m%d}.dcm"'
+    response["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+@login_required
+@require_POST
+def image_sr_push(request, pk: int):
+    """Send the image's measurement report to the PACS (STOW-RS)."""
+    image = selectors.access_image(request.user, pk)
+    try:
+        services.sr_push(image=image, user=request.user, request=request)
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    except pacs.PacsError as exc:
+        messages.error(request, f"The measurement report was not sent. {exc}")
+    else:
+        messages.success(request, f"Measurement report sent to the PACS ({pacs.describe()}).")
+    return redirect(image.get_absolute_url())
 
 
 @login_required

@@ -9,7 +9,7 @@ from __future__ import annotations
 from django import template
 from django.utils.html import format_html, format_html_join
 
-from .. import calibration, selectors
+from .. import calibration, pacs, selectors
 from .. import geometry as geo
 from ..models import Annotation
 
@@ -21,7 +21,7 @@ def episode_images(episode):
     images = list(selectors.episode_images(episode))
     for image in images:
         image.record = selectors.measurement_of_record(image)
-    return {"episode": episode, "images": images, "can_compare": len(images) >= 2}
+    return {"episode": episode, "images": images, "can_compare": len(images) >= 2, "pacs": pacs.configured()}
 
 
 def _n(value: float) -> str:
