@@ -256,13 +256,14 @@ def _insert(model, columns: list[str], rows: QuerySet) -> None:
         cursor.execute(f"INSERT INTO {model._meta.db_table} ({', '.join(columns)}) {sql}", params)
 
 
-def baseline_grade_subquery(index_date=None):
-    """The grade of record at the index procedure: the latest grade dated no later than GRADE_GRACE_DAYS after it."""
+def baseline_grade_subquery(index_date=None, value: str = "grade"):
+    """The grade of record at the index procedure: the latest grade dated no later than GRADE_GRACE_DAYS after it
+    (its `value`: the grade, or e.g. its system)."""
     return Subquery(
         Grade.objects.filter(episode=OuterRef("pk"))
         .annotate(after_index=DaysBetween(F("date"), OuterRef(index_date or "index_date")))
         .filter(after_index__lte=GRADE_GRACE_DAYS)
-        .order_by("-date", "-id").values("grade")[:1])
+        .order_by("-date", "-id").values(value)[:1])
 
 
 def _latest(model, expression) -> Subquery:
