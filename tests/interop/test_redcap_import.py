@@ -236,3 +236,54 @@ def test_numbers_with_comma_or_dot(value):
     assert redcap.parse_number(text) == value
     if "e" not in text:
         assert redcap.parse_number(text.replace(".", ","), comma=True) == value
+
+
+DD_HEADER = ('"Variable / Field Name","Form Name","Section Header","Field Type","Field Label",'
+             '"Choices, Calculations, OR Slider Labels","Field Note","Text Validation Type OR Show Slider Number",'
+             '"Text Validation Min","Text Validation Max",Identifier?,"Branching Logic (Show field only if...)",'
+             '"Required Field?","Custom Alignment","Question Number (surveys only)","Matrix Group Name",'
+             '"Matrix Ranking?","Field Annotation"\n')
+
+
+@pytest.fixture
+def data_dir(settings, tmp_path):
+    from orthoreg.instruments import definitions
+
+    settings.DATA_DIR = tmp_path / "data"
+    definitions.clear_caches()
+    yield settings.DATA_DIR
+    definitions.clear_caches()
+
+
+def test_a_form_installed_from_the_dictionary_is_a_draft_and_its_answers_are_scored(clinic, data_dir, tmp_path,
+                                                                                      capsys):
+    from orthoreg.instruments.definitions import get_definition
+
+    dictionary = tmp_path / "dd.csv"
+    dictionary.write_text(DD_HEADER + "\n".join([
+        "record_id,enrol,,text,Record,,,,,,,,,,,,,",
+        "first_name,enrol,,text,First name,,,,,,y,,,,,,,",
+        "last_name,enrol,,text,Last name,,,,,,y,,,,,,,",
+        "dob,enrol,,text,Date of birth,,,date_dmy,,,y,,,,,,,",
+        'toe_date,toe,,text,Date,,,date_mdy,,,,,,,,,,',
+        'toe_rest,toe,,radio,Pain at rest,"0, None | 1, Some | 2, Much",,,,,,,,,,,,',
+        'toe_walk,toe,,radio,Pain walking,"0, None | 1, Some | 2, Much",,,,,,,,,,,,',
+        'toe_total,toe,,calc,Toe pain,"sum([toe_rest],[toe_walk])",Lower is better,,,,,,,,,,,',
+    ]) + "\n")
+    records = tmp_path / "records.csv"
+    records.write_text("record_id,first_name,last_name,dob,enrol_complete,toe_date,toe_rest,toe_walk,toe_total,"
+                       "toe_complete\n1,Ada,Moss,23/07/1970,2,03-15-2025,2,1,3,2\n")
+    mapping = write(tmp_path, {
+        "patient": {"given_name": "first_name", "family_name": "last_name", "birth_date": "dob"},
+        "forms": {"enrol": None, "toe": {"install": "redcap-toe", "date": "toe_date", "time_point": "baseline"}}})
+    args = ["--dictionary", dictionary, "--records", records, "--mapping", mapping, "--clinic", "east"]
+    status, dry = run(*args, "--dry-run", capsys=capsys)
+    assert status == 0 and dry["units"]["toe"]["created"] == 1 and dry["installed"] == ["redcap-toe"]
+    assert not (data_dir / "instruments" / "redcap-toe.json").exists()  # a dry run installs nothing
+    status, summary = run(*args, capsys=capsys)
+    assert status == 0, json.dumps(summary)
+    definition = get_definition("redcap-toe")
+    assert definition.status == "draft"  # not sent to patients until reviewed
+    response = Response.objects.get(instrument="redcap-toe")
+    assert (response.score, response.time_point, response.patient.birth_date) == (3, "baseline", dt.date(1970, 7, 23))
+    assert response.completed_at.date() == dt.date(2025, 3, 15)
