@@ -157,12 +157,15 @@ def test_mapping_naming_unknown_fields_is_refused(clinic, tmp_path, capsys):
     mapping["patient"]["birth_date"] = "date_of_birth"
     mapping["forms"]["no_such_form"] = None
     mapping["procedures"] = [{"date": "when", "kind": {"value": "bmc"}}]
+    mapping["events"]["visit_1_arm_1"] = "six weeks"
     dictionary, records = project("longitudinal")
     status, summary = run("--dictionary", dictionary, "--records", records, "--mapping", write(tmp_path, mapping),
                           "--clinic", "east", capsys=capsys)
     assert status == 2
     fields = {e["location"]["field"] for e in summary["units"]["mapping"]["errors"]}
-    assert {"patient.birth_date", "forms.no_such_form", "procedures[0].date", "procedures[0]"} <= fields
+    assert {"patient.birth_date", "forms.no_such_form", "procedures[0].date", "procedures[0]",
+            "events.visit_1_arm_1"} <= fields
+    assert not Patient.objects.exists()
 
 
 def test_impossible_dates_and_codes_are_refused_and_nothing_is_written(clinic, tmp_path, capsys):

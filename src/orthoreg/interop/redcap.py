@@ -32,6 +32,7 @@ from orthoreg.instruments import redcap as dictionaries
 from orthoreg.instruments import services as instrument_services
 from orthoreg.instruments.definitions import DefinitionError, UnknownInstrument, get_definition
 from orthoreg.instruments.models import Response
+from orthoreg.instruments.services import TIME_POINT_RE
 from orthoreg.registry import coding
 from orthoreg.registry import services as registry
 from orthoreg.registry.models import Clinic, Episode, Patient, Procedure
@@ -284,6 +285,10 @@ def load_mapping(path: Path, fields: dict[str, FieldDef], dictionary_text: str) 
     if not isinstance(events, dict):
         problems.append(error(name, None, "events", "must be an object: event name -> time point (or null)"))
         events = {}
+    for event, time_point in events.items():
+        if time_point is not None and not TIME_POINT_RE.match(str(time_point)):
+            problems.append(error(name, None, f"events.{event}", f"{time_point!r} is not a time point ('baseline' or "
+                                                                  "a number with d, w, m or y, e.g. 6w, 3m)"))
     forms: dict[str, FormMap] = {}
     skipped: set[str] = set()
     for form, spec in (raw.get("forms") or {}).items():
