@@ -106,3 +106,57 @@ def test_command(tmp_path, registry_with_identifiers, capsys):
 
     with pytest.raises(CommandError, match="Unknown clinic"):
         call_command("export", "research", "--out", str(out), "--clinic", "nope")
+
+
+def test_folder_export_with_its_data_dictionary(tmp_path, registry_with_identifiers, capsys):
+    import json
+
+    from orthoreg.interop import research
+
+    for fmt in ("csv", "parquet"):
+        call_command("export", "research", "--format", fmt, "--out", str(tmp_path / fmt), "--clinic", "east")
+        files = {p.name for p in (tmp_path / fmt).iterdir()}
+        assert files == {"README.txt", "data_dictionary.csv", "data_dictionary.json",
+                         *(f"{t.name}.{fmt}" for t in research.TABLES)}
+    dictionary = json.loads((tmp_path / "csv" / "data_dictionary.json").read_text())
+    described = {(t["name"], f["name"]) for t in dictionary["tables"] for f in t["fields"]}
+    for table in research.TABLES:
+        header = (tmp_path / "csv" / f"{table.name}.csv").read_text().splitlines()[0].split(",")
+        assert {(table.name, column) for column in header} <= described, table.name
+    rows = list(csv.DictReader(io.StringIO((tmp_path / "csv" / "data_dictionary.csv").read_text())))
+    assert {(r["table"], r["field"]) for r in rows} == described
+    sex = next(r for r in rows if (r["table"], r["field"]) == ("patients", "sex"))
+    assert "female=Female" in sex["codes"]
+    assert all(r["unit"] for r in rows if r["field"].endswith("_day"))
+    text = "".join(p.read_text() for p in (tmp_path / "csv").iterdir())
+    for p in registry_with_identifiers:
+        assert p.family_name not in text and p.mrn not in text
+    assert not ISO_DATE.search(text)
+    # the ZIP carries the same tables and dictionary
+    call_command("export", "research", "--out", str(tmp_path / "x.zip"))
+    names = set(zipfile.ZipFile(tmp_path / "x.zip").namelist())
+    assert {"data_dictionary.csv", "data_dictionary.json", "assessments.csv", "exams.csv"} <= names
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--format", "xlsx"], "invalid choice"),
+    (["--as-of", "2025-02-30"], "not a date"),
+    (["--format", "csv", "--out", "{file}"], "is a file"),
+    (["--format", "parquet", "--out", "{missing}/deeper"], "does not exist"),
+    (["--out", "{folder}"], "is a folder"),
+])
+def test_refused_export_exits_2_and_writes_nothing(tmp_path, clinic, args, message):
+    from django.core.management.base import CommandError
+
+    (tmp_path / "file").write_text("keep me")
+    (tmp_path / "folder").mkdir()
+    values = {"file": tmp_path / "file", "missing": tmp_path / "missing", "folder": tmp_path / "folder"}
+    args = [a.format(**values) for a in args]
+    if "--out" not in args:
+        args += ["--out", str(tmp_path / "out.zip")]
+    with pytest.raises(CommandError, match=message) as refused:
+        call_command("export", "research", *args)
+    assert refused.value.returncode == 2 or message == "invalid choice"  # argparse itself exits 2 on a terminal
+    assert (tmp_path / "file").read_text() == "keep me" and not list((tmp_path / "folder").iterdir())
+    assert not (tmp_path / "out.zip").exists() and not (tmp_path / "missing").exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []

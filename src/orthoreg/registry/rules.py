@@ -58,13 +58,14 @@ def conversion_of(procedures: Iterable[Procedure]) -> Procedure | None:
 GRADE_GRACE_DAYS = 30
 
 
-def grade_at_treatment_subquery(index_date: str = "index_date") -> Subquery:
-    """ORM: the grade of record at the index procedure of the episode OuterRef("pk") (index date OuterRef(index_date))."""
+def grade_at_treatment_subquery(index_date: str = "index_date", value: str = "grade") -> Subquery:
+    """ORM: the grade of record at the index procedure of the episode OuterRef("pk") (index date OuterRef(index_date));
+    its `value`: the grade, or another field of that record (its system)."""
     return Subquery(
         Grade.objects.filter(episode=OuterRef("pk"))
         .annotate(after_index=DaysBetween(F("date"), OuterRef(index_date)))
         .filter(after_index__lte=GRADE_GRACE_DAYS)
-        .order_by("-date", "-id").values("grade")[:1])
+        .order_by("-date", "-id").values(value)[:1])
 
 
 def grade_at_treatment(grades: Iterable[Grade], index_date: dt.date) -> Grade | None:
