@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from django.db.models import Exists, OuterRef, Q
 
@@ -22,7 +23,7 @@ from .models import Assessment, Unsubscription
 class InvitationRule:
     name: str
     words: str  # why there is no invitation when the rule does not hold, for the coordinator
-    allows: Callable[[], Q]  # ORM, on Assessment rows: the rule holds
+    allows: Callable[[], Q | Exists | Any]  # ORM, on Assessment rows: the rule holds
     holds: Callable[[Patient, Unsubscription | None], bool]  # Python: the rule holds for this patient and episode
 
 

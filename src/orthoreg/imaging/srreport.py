@@ -23,6 +23,7 @@ import copy
 import io
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import highdicom as hd
 import numpy as np
@@ -174,7 +175,7 @@ def read(data: bytes | pydicom.Dataset) -> dict:
                   for series in study.ReferencedSeriesSequence for ref in series.ReferencedSOPSequence]
     values: list[ReadValue] = []
     regions: dict = {}
-    content = report.content
+    content: Any = report.content  # highdicom's MeasurementReport content (its stubs say ContentSequence)
     groups = list(content.get_planar_roi_measurement_groups()) + list(content.get_image_measurement_groups())
     for group in groups:
         name = group.tracking_identifier

@@ -653,7 +653,8 @@ class Importer:
             definition = get_definition(form.instrument)
         except (UnknownInstrument, DefinitionError):
             definition = None  # a dry run of a form installed from the dictionary: checked as numbers only
-        answers, seen = [], False
+        answers: list = []
+        seen = False
         for n, name in enumerate(form.items):
             raw = row[1].get(name, "").strip()
             if not raw:

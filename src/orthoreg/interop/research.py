@@ -29,7 +29,7 @@ import os
 import shutil
 import tempfile
 import zipfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import lru_cache
@@ -67,7 +67,7 @@ class Field:
     type: str  # id | integer | number | boolean | code | string | json
     description: str
     unit: str = ""
-    codes: tuple[tuple[str, str], ...] = ()
+    codes: Sequence[tuple[str, str]] = ()
 
 
 @dataclass(frozen=True)

@@ -83,7 +83,7 @@ def _complete_answered_invitations(**filters) -> None:
     """Open invitations whose time point was answered and has nothing left for the patient to answer are
     answered: no reminders."""
     same = {"episode_id": OuterRef("episode_id"), "time_point": OuterRef("time_point")}
-    pending = selectors.pending_sendable(**same)
+    pending = selectors.pending_sendable(**same)  # type: ignore[arg-type]
     answered = Assessment.objects.filter(status=Assessment.Status.COMPLETED, **same)
     Invitation.objects.filter(Exists(answered), status__in=Invitation.OPEN, **filters).exclude(Exists(pending)).update(
         status=Invitation.Status.COMPLETED, completed_at=timezone.now(), next_attempt_at=None)

@@ -46,7 +46,7 @@ def _due_q(now: dt.datetime, dead_claims: list[str] | tuple = ()) -> Q:
     abandoned = Q(status=Invitation.Status.SENDING) & (Q(claimed_at__lt=now - LEASE) | Q(claim_id__in=dead_claims))
     # Never to a patient who died or withdrew, whatever state the invitation was left in.
     active = Exists(Patient.objects.filter(pk=OuterRef("patient_id"), status=Patient.Status.ACTIVE))
-    return (claimable | abandoned) & Q(expires_at__gt=now) & active
+    return (claimable | abandoned) & Q(expires_at__gt=now) & active  # type: ignore[return-value]
 
 
 def _process_exists(pid: int) -> bool:
