@@ -74,6 +74,14 @@ class Command(BaseCommand):
         parser.add_argument("--worker-interval", type=float, default=60.0, help="seconds between worker passes")
 
     def handle(self, *args, host, port, threads, with_worker, worker_interval, workers=None, **options):
+        self.server_pid = os.getpid()  # the worker's passes are recorded under the server's process id
+        self.stopping = False
+
+        def stop_early(signum, frame):  # a SIGTERM while starting: stop as soon as the roles are set up
+            self.stopping = True
+
+        signal.signal(signal.SIGTERM, stop_early)
+
         workers = default_workers() if workers is None else workers
         if workers < 1 or threads < 1:
             raise CommandError("--workers and --threads must be at least 1", returncode=2)
@@ -117,11 +125,17 @@ class Command(BaseCommand):
 
     def _supervise(self, sock, application, workers, threads, with_worker, worker_interval) -> None:
         children: dict[int, tuple[str, float]] = {}  # pid -> (role, started)
-        stopping = False
 
         def start(role: str) -> None:
+            if self.stopping:
+                return
+            # SIGTERM is held back around the fork: the child must not run the supervisor's handler (nor lose a
+            # SIGTERM meant for it), and the supervisor must know the child before it forwards one
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
             pid = os.fork()
             if pid == 0:  # the child: serve (or send) until told to stop, never return into this loop
+                signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a SIGTERM before it sets its own simply ends it
+                signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
                 code = 0
                 try:
                     signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -140,10 +154,10 @@ class Command(BaseCommand):
                     sys.stderr.flush()
                     os._exit(code)
             children[pid] = (role, time.monotonic())
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
 
         def on_stop(signum, frame):
-            nonlocal stopping
-            stopping = True
+            self.stopping = True
             for pid in list(children):
                 try:
                     os.kill(pid, signal.SIGTERM)
@@ -162,7 +176,7 @@ class Command(BaseCommand):
             except ChildProcessError:
                 break
             role, started = children.pop(pid, (None, 0.0))
-            if role is None or stopping:
+            if role is None or self.stopping:
                 continue
             how = (f"signal {os.WTERMSIG(status)}" if os.WIFSIGNALED(status)
                    else f"exit status {os.WEXITSTATUS(status)}")
@@ -170,8 +184,7 @@ class Command(BaseCommand):
             self.stderr.flush()
             if time.monotonic() - started < RESPAWN_PAUSE:
                 time.sleep(RESPAWN_PAUSE)  # one that dies at once must not make this a busy loop
-            if not stopping:
-                start(role)
+            start(role)
         sock.close()
 
     # ------------------------------------------------------------------------------------------ the roles
@@ -182,6 +195,8 @@ class Command(BaseCommand):
             raise KeyboardInterrupt
 
         signal.signal(signal.SIGTERM, on_term)
+        if self.stopping:  # told to stop while starting
+            return
         server = create_server(application, sockets=[sock], threads=threads, ident="orthoreg",
                                **settings.WAITRESS_PROXY_OPTIONS)  # believe the reverse proxy's forwarding headers
         try:
@@ -207,6 +222,6 @@ class Command(BaseCommand):
             self.stdout.flush()
 
         try:
-            worker_loop(name=f"{HOST}:{os.getpid()}:serve", interval=interval, stop=stop, report=report)
+            worker_loop(name=f"{HOST}:{self.server_pid}:serve", interval=interval, stop=stop, report=report)
         finally:
             connections.close_all()
