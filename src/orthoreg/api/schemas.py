@@ -26,9 +26,16 @@ def _iso_date(value):
 IsoDate = Annotated[dt.date, BeforeValidator(_iso_date)]
 
 
+class ErrorItem(Schema):
+    location: str = Field(description="The field, parameter or header, e.g. birth_date, limit, Idempotency-Key")
+    message: str
+
+
 class Error(Schema):
-    detail: str
-    errors: dict[str, list[str]] | None = None
+    """The one error body of the API, for every 4xx."""
+
+    detail: str = Field(description="What went wrong, in one sentence")
+    errors: list[ErrorItem] = Field([], description="Each problem with where it is")
 
 
 class Rate(Schema):

@@ -163,7 +163,7 @@ def episode_schedule(*, episode: Episode) -> ScheduleResult:
             moved_time_points[key[0]] = max(planned.window_end, moved_time_points.get(key[0], planned.window_end))
         elif assessment.status == Assessment.Status.SCHEDULED and assessment.protocol_id != protocol.pk:
             assessment.protocol = protocol  # same dates, now governed by the protocol that applies
-            assessment.save(update_fields=["protocol"])
+            assessment.save(update_fields=["protocol", "updated_at"])
             result.updated += 1
     for key, assessment in existing.items():
         if key not in wanted and assessment.status == Assessment.Status.SCHEDULED:
@@ -183,7 +183,7 @@ def episode_schedule(*, episode: Episode) -> ScheduleResult:
 def _cancel(assessment: Assessment, reason: str) -> None:
     assessment.status = Assessment.Status.CANCELLED
     assessment.cancelled_reason = reason[:200]
-    assessment.save(update_fields=["status", "cancelled_reason"])
+    assessment.save(update_fields=["status", "cancelled_reason", "updated_at"])
 
 
 def _revoke_open_invitations(episode: Episode, reason: str) -> None:
@@ -868,7 +868,7 @@ def _complete(assessment: Assessment, response) -> None:
     assessment.completed_at = response.completed_at
     assessment.response = response
     assessment.draft = {}
-    assessment.save(update_fields=["status", "completed_at", "response", "draft"])
+    assessment.save(update_fields=["status", "completed_at", "response", "draft", "updated_at"])
     _complete_answered_invitations(episode_id=assessment.episode_id, time_point=assessment.time_point)
 
 
@@ -916,8 +916,9 @@ def link_responses(*, episode_ids) -> int:
         hit = by_key.get((a.episode_id, a.time_point, a.instrument))
         if hit:
             a.status, a.response_id, a.completed_at = Assessment.Status.COMPLETED, hit[0], hit[1]
+            a.updated_at = timezone.now()
             updates.append(a)
-    Assessment.objects.bulk_update(updates, ["status", "response", "completed_at"], batch_size=2000)
+    Assessment.objects.bulk_update(updates, ["status", "response", "completed_at", "updated_at"], batch_size=2000)
     if updates:
         changed = sorted({a.episode_id for a in updates})
         _complete_answered_invitations(episode_id__in=changed)
