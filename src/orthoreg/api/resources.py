@@ -35,12 +35,15 @@ class PatientOut(ModelSchema):
         model = Patient
         fields = ["id", *[f for f in PatientForm.Meta.fields if f != "notes"], "created_at", "updated_at"]
 
+    # A stored answer (an idempotent write replayed) comes back as the dict it was.
     @staticmethod
     def resolve_clinic(obj) -> str:
-        return obj.clinic.code
+        return obj["clinic"] if isinstance(obj, dict) else obj.clinic.code
 
     @staticmethod
     def resolve_notes(obj) -> str | None:
+        if isinstance(obj, dict):
+            return obj.get("notes")
         return None if getattr(obj, "hide_clinical", False) else obj.notes
 
 
