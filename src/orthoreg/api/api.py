@@ -16,7 +16,7 @@ from ninja import NinjaAPI, Swagger
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 
 from .auth import AUTH
-from .common import ApiError, error_body, validation_error
+from .common import ApiError, StrictJsonParser, error_body, validation_error
 from .routers import cohorts, followup, imaging, records
 from .tokens import TokenRefused
 
@@ -31,6 +31,7 @@ api = NinjaAPI(
     auth=AUTH,
     docs=Swagger(settings={"persistAuthorization": False}),
     docs_url="/docs",
+    parser=StrictJsonParser(),
 )
 api.add_router("/", records.router)
 api.add_router("/", followup.router)
@@ -88,6 +89,7 @@ def forbidden(request, exc):
 def http_error(request, exc: HttpError):
     message = str(exc)
     if exc.status_code == 400 and "parse" in message:
-        message = "The request body is not valid JSON."
+        message = ("The request body is not valid JSON (UTF-8; no NaN or Infinity; no NUL characters or lone "
+                   "surrogates in text).")
         return api.create_response(request, error_body(message, [("body", message)]), status=400)
     return api.create_response(request, error_body(message), status=exc.status_code)

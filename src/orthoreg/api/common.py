@@ -13,25 +13,51 @@ import datetime as dt
 import hashlib
 import json
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Annotated, Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
 from django.http import Http404
 from ninja import Field, Schema, Status
-from pydantic import create_model
+from ninja.parser import Parser
+from pydantic import create_model, field_validator
 
 from orthoreg.accounts import access
 
 from .models import IdempotentRequest
-from .schemas import Error
+from .schemas import Error, IsoDateTime
 
+MAX_ID = 2**63 - 1  # the largest id a database column holds (larger ones would overflow, not be missing)
+Id = Annotated[int, Field(ge=1, le=MAX_ID)]
 MAX_LIMIT = 200
 DEFAULT_LIMIT = 50
 READ_ERRORS = {400: Error, 401: Error, 403: Error, 404: Error, 422: Error}
 WRITE_ERRORS = {**READ_ERRORS, 409: Error}
 IDEMPOTENCY_HEADER = "HTTP_IDEMPOTENCY_KEY"
+# Declared on every write (openapi_extra): the header is optional.
+IDEMPOTENT = {"parameters": [{
+    "in": "header", "name": "Idempotency-Key", "required": False,
+    "description": "Any string up to 255 characters: the same key with the same request answers the same again "
+                   "without writing twice; the same key with another request answers 422.",
+    "schema": {"type": "string", "maxLength": 255}}]}
+
+
+class StrictJsonParser(Parser):
+    """JSON bodies as the standard has them: no NaN or Infinity, and text that can be stored (no NUL characters or
+    lone surrogates). Anything else answers 400 (api.http_error)."""
+
+    def parse_body(self, request):
+        data = json.loads(request.body, parse_constant=_refuse_constant)
+        text = json.dumps(data, ensure_ascii=False)
+        text.encode("utf-8")  # raises on a lone surrogate
+        if "\x00" in text:
+            raise ValueError("NUL character")
+        return data
+
+
+def _refuse_constant(name: str):
+    raise ValueError(f"{name} is not JSON")
 
 
 class ApiError(Exception):
@@ -89,8 +115,20 @@ def get_object(request, model, pk, capability=access.CLINICAL, queryset: QuerySe
 class ListQuery(Schema):
     cursor: str | None = Field(None, description="The next_cursor of the previous page")
     limit: int = Field(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT, description=f"Items per page (1-{MAX_LIMIT})")
-    updated_since: dt.datetime | None = Field(None, description="Only records changed at or after this moment "
+    updated_since: IsoDateTime | None = Field(None, description="Only records changed at or after this moment "
                                                                 "(ISO 8601, e.g. 2025-03-01T00:00:00Z)")
+
+    @field_validator("updated_since")
+    @classmethod
+    def _in_utc(cls, value: dt.datetime | None) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=dt.UTC)
+        try:
+            return value.astimezone(dt.UTC)
+        except OverflowError:
+            raise ValueError("This moment is out of range.") from None
 
 
 _pages: dict[type, type] = {}
@@ -108,7 +146,7 @@ def _decode_cursor(cursor: str) -> int:
     try:
         raw = base64.urlsafe_b64decode(cursor.encode("ascii") + b"=" * (-len(cursor) % 4)).decode("ascii")
         kind, _, value = raw.partition(":")
-        if kind != "after" or not value.isdigit():
+        if kind != "after" or not value.isdigit() or int(value) > MAX_ID:
             raise ValueError(raw)
         return int(value)
     except (ValueError, UnicodeError, binascii.Error):
@@ -127,10 +165,7 @@ def paginate(queryset: QuerySet, query: ListQuery, *, updated_field: str | None 
         if updated_field is None:
             raise ApiError(422, "This resource cannot be filtered by updated_since.",
                            [("updated_since", "Not available for this resource.")])
-        since = query.updated_since
-        if since.tzinfo is None:
-            since = since.replace(tzinfo=dt.UTC)
-        qs = qs.filter(**{f"{updated_field}__gte": since})
+        qs = qs.filter(**{f"{updated_field}__gte": query.updated_since})
     if query.cursor:
         qs = qs.filter(pk__gt=_decode_cursor(query.cursor))
     rows = list(qs.order_by("pk")[: query.limit + 1])

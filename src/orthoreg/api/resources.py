@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 from ninja import Field, ModelSchema, Schema
 
+from orthoreg.api.common import Id
 from orthoreg.followup.models import Assessment
 from orthoreg.imaging.models import Image, ImagingStudy, Measurement
 from orthoreg.instruments.models import Response
@@ -48,7 +49,7 @@ class PatientOut(ModelSchema):
 
 
 class EpisodeOut(ModelSchema):
-    patient_id: int
+    patient_id: Id
 
     class Meta:
         model = Episode
@@ -56,7 +57,7 @@ class EpisodeOut(ModelSchema):
 
 
 class GradeOut(ModelSchema):
-    episode_id: int
+    episode_id: Id
     inputs: dict[str, Any]
     flags: list[Any]
 
@@ -66,7 +67,7 @@ class GradeOut(ModelSchema):
 
 
 class ProcedureOut(ModelSchema):
-    episode_id: int
+    episode_id: Id
 
     class Meta:
         model = Procedure
@@ -74,7 +75,7 @@ class ProcedureOut(ModelSchema):
 
 
 class ExamOut(ModelSchema):
-    episode_id: int
+    episode_id: Id
 
     class Meta:
         model = Exam
@@ -82,7 +83,7 @@ class ExamOut(ModelSchema):
 
 
 class AdverseEventOut(ModelSchema):
-    procedure_id: int
+    procedure_id: Id
 
     class Meta:
         model = AdverseEvent
@@ -90,8 +91,8 @@ class AdverseEventOut(ModelSchema):
 
 
 class AssessmentOut(ModelSchema):
-    patient_id: int
-    episode_id: int
+    patient_id: Id
+    episode_id: Id
     response_id: int | None
 
     class Meta:
@@ -101,7 +102,7 @@ class AssessmentOut(ModelSchema):
 
 
 class ResponseOut(ModelSchema):
-    patient_id: int
+    patient_id: Id
     episode_id: int | None
     answers: list[Any]
     scores: dict[str, Any] = Field(description="Subscale code -> score")
@@ -113,7 +114,7 @@ class ResponseOut(ModelSchema):
 
 
 class StudyOut(ModelSchema):
-    episode_id: int
+    episode_id: Id
 
     class Meta:
         model = ImagingStudy
@@ -132,7 +133,7 @@ class ImageOut(ModelSchema):
 
 
 class MeasurementOut(ModelSchema):
-    image_id: int
+    image_id: Id
     line: list[float]
     results: dict[str, Any]
 
@@ -161,7 +162,7 @@ class PatientPatch(ModelSchema):
 
 
 class EpisodeIn(ModelSchema):
-    patient_id: int
+    patient_id: Id
 
     class Meta:
         model = Episode
@@ -176,7 +177,7 @@ class EpisodePatch(ModelSchema):
 
 
 class GradeIn(Schema):
-    episode_id: int
+    episode_id: Id
     date: dt.date
     system: Literal[tuple(Grade.System.values)]
     inputs: dict[str, Any] = Field({}, description="The calculator's inputs (as on the grade form)")
@@ -193,7 +194,7 @@ class GradePatch(Schema):
 
 
 class ProcedureIn(ModelSchema):
-    episode_id: int
+    episode_id: Id
 
     class Meta:
         model = Procedure
@@ -208,7 +209,7 @@ class ProcedurePatch(ModelSchema):
 
 
 class ExamIn(ModelSchema):
-    episode_id: int
+    episode_id: Id
 
     class Meta:
         model = Exam
@@ -223,7 +224,7 @@ class ExamPatch(ModelSchema):
 
 
 class AdverseEventIn(ModelSchema):
-    procedure_id: int
+    procedure_id: Id
 
     class Meta:
         model = AdverseEvent
@@ -238,7 +239,7 @@ class AdverseEventPatch(ModelSchema):
 
 
 class ResponseIn(Schema):
-    patient_id: int
+    patient_id: Id
     episode_id: int | None = None
     instrument: str = Field(max_length=40, description="Instrument code, e.g. nprs")
     answers: list[Any] = Field(description="In item order; null = not applicable or unanswered")
@@ -259,6 +260,6 @@ class ImagePatch(Schema):
 
 
 class MeasurementIn(Schema):
-    image_id: int
+    image_id: Id
     line: list[float] = Field(min_length=4, max_length=4, description="X1, Y1, X2, Y2 in pixels; the first point "
                                                                         "is the medial end")

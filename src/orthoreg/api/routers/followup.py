@@ -4,7 +4,6 @@ when recorded (instruments.services.response_record) and complete the assessment
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Literal
 
 from ninja import Field, Query, Router
@@ -16,20 +15,21 @@ from orthoreg.instruments import services as instrument_services
 from orthoreg.instruments.models import Response
 from orthoreg.registry.models import Episode, Patient
 
-from ..common import READ_ERRORS, WRITE_ERRORS, ListQuery, get_object, page_of, paginate, require, write
+from ..common import IDEMPOTENT, READ_ERRORS, WRITE_ERRORS, Id, ListQuery, get_object, page_of, paginate, require, write
 from ..resources import AssessmentOut, AssessmentPatch, ResponseIn, ResponseOut
+from ..schemas import IsoDate
 
 router = Router(tags=["follow-up"])
 
 
 class AssessmentQuery(ListQuery):
-    patient_id: int | None = None
-    episode_id: int | None = None
+    patient_id: Id | None = None
+    episode_id: Id | None = None
     status: Literal[tuple(Assessment.Status.values)] | None = None
     time_point: str | None = Field(None, max_length=16)
     instrument: str | None = Field(None, max_length=40)
-    due_from: dt.date | None = Field(None, description="Due on or after this date")
-    due_to: dt.date | None = Field(None, description="Due on or before this date")
+    due_from: IsoDate | None = Field(None, description="Due on or after this date")
+    due_to: IsoDate | None = Field(None, description="Due on or before this date")
 
 
 @router.get("/assessments", response={200: page_of(AssessmentOut), **READ_ERRORS},
@@ -50,16 +50,16 @@ def assessment_list(request, query: Query[AssessmentQuery]):
     return page
 
 
-@router.get("/assessments/{int:assessment_id}", response={200: AssessmentOut, **READ_ERRORS},
+@router.get("/assessments/{assessment_id}", response={200: AssessmentOut, **READ_ERRORS},
             summary="One assessment")
-def assessment_read(request, assessment_id: int):
+def assessment_read(request, assessment_id: Id):
     require(request, access.CONTACT, "follow-up")
     return get_object(request, Assessment, assessment_id, access.CONTACT)
 
 
-@router.patch("/assessments/{int:assessment_id}", response={200: AssessmentOut, **WRITE_ERRORS},
-              summary="Cancel a scheduled assessment")
-def assessment_update(request, assessment_id: int, payload: AssessmentPatch):
+@router.patch("/assessments/{assessment_id}", response={200: AssessmentOut, **WRITE_ERRORS},
+              openapi_extra=IDEMPOTENT, summary="Cancel a scheduled assessment")
+def assessment_update(request, assessment_id: Id, payload: AssessmentPatch):
     require(request, access.CONTACT, "follow-up")
     assessment = get_object(request, Assessment, assessment_id, access.CONTACT,
                             Assessment.objects.select_related("patient", "episode"))
@@ -68,8 +68,8 @@ def assessment_update(request, assessment_id: int, payload: AssessmentPatch):
 
 
 class ResponseQuery(ListQuery):
-    patient_id: int | None = None
-    episode_id: int | None = None
+    patient_id: Id | None = None
+    episode_id: Id | None = None
     instrument: str | None = Field(None, max_length=40)
     time_point: str | None = Field(None, max_length=16)
 
@@ -88,14 +88,14 @@ def response_list(request, query: Query[ResponseQuery]):
     return page
 
 
-@router.get("/responses/{int:response_id}", response={200: ResponseOut, **READ_ERRORS}, summary="One response")
-def response_read(request, response_id: int):
+@router.get("/responses/{response_id}", response={200: ResponseOut, **READ_ERRORS}, summary="One response")
+def response_read(request, response_id: Id):
     require(request, access.CLINICAL, "questionnaire responses")
     return get_object(request, Response, response_id)
 
 
 @router.post("/responses", response={201: ResponseOut, **WRITE_ERRORS},
-             summary="Record a response (scored; completes the assessment it answers)")
+             openapi_extra=IDEMPOTENT, summary="Record a response (scored; completes the assessment it answers)")
 def response_create(request, payload: ResponseIn):
     require(request, access.CLINICAL, "questionnaire responses")
     patient = get_object(request, Patient, payload.patient_id, location="patient_id")

@@ -11,8 +11,10 @@ from orthoreg.imaging import services
 from orthoreg.imaging.models import Image, Measurement
 
 from ..common import (
+    IDEMPOTENT,
     READ_ERRORS,
     WRITE_ERRORS,
+    Id,
     ListQuery,
     changes,
     get_object,
@@ -29,8 +31,8 @@ WHAT = "radiographs"
 
 
 class ImageQuery(ListQuery):
-    episode_id: int | None = None
-    study_id: int | None = None
+    episode_id: Id | None = None
+    study_id: Id | None = None
 
 
 @router.get("/images", response={200: page_of(ImageOut), **READ_ERRORS}, summary="Radiographs (metadata)")
@@ -47,20 +49,20 @@ def image_list(request, query: Query[ImageQuery]):
     return page
 
 
-def _image(request, image_id: int, location: str = "id") -> Image:
+def _image(request, image_id: Id, location: str = "id") -> Image:
     return get_object(request, Image, image_id, queryset=Image.objects.select_related("study__episode__patient"),
                       location=location)
 
 
-@router.get("/images/{int:image_id}", response={200: ImageOut, **READ_ERRORS}, summary="One radiograph")
-def image_read(request, image_id: int):
+@router.get("/images/{image_id}", response={200: ImageOut, **READ_ERRORS}, summary="One radiograph")
+def image_read(request, image_id: Id):
     require(request, access.CLINICAL, WHAT)
     return _image(request, image_id)
 
 
-@router.patch("/images/{int:image_id}", response={200: ImageOut, **WRITE_ERRORS},
-              summary="Change a radiograph's view, side or caption")
-def image_update(request, image_id: int, payload: ImagePatch):
+@router.patch("/images/{image_id}", response={200: ImageOut, **WRITE_ERRORS},
+              openapi_extra=IDEMPOTENT, summary="Change a radiograph's view, side or caption")
+def image_update(request, image_id: Id, payload: ImagePatch):
     require(request, access.CLINICAL, WHAT)
     image = _image(request, image_id)
     fields = {k: v for k, v in changes(payload).items() if v is not None}
@@ -71,8 +73,8 @@ def image_update(request, image_id: int, payload: ImagePatch):
 
 
 class MeasurementQuery(ListQuery):
-    image_id: int | None = None
-    episode_id: int | None = None
+    image_id: Id | None = None
+    episode_id: Id | None = None
     accepted: bool | None = None
 
 
@@ -94,9 +96,9 @@ def measurement_list(request, query: Query[MeasurementQuery]):
     return page
 
 
-@router.get("/measurements/{int:measurement_id}", response={200: MeasurementOut, **READ_ERRORS},
+@router.get("/measurements/{measurement_id}", response={200: MeasurementOut, **READ_ERRORS},
             summary="One measurement")
-def measurement_read(request, measurement_id: int):
+def measurement_read(request, measurement_id: Id):
     require(request, access.CLINICAL, WHAT)
     measurement = get_object(request, Measurement, measurement_id,
                              queryset=Measurement.objects.select_related("image__study__episode__patient"))
@@ -105,7 +107,7 @@ def measurement_read(request, measurement_id: int):
 
 
 @router.post("/measurements", response={201: MeasurementOut, **WRITE_ERRORS},
-             summary="Run the semi-automatic joint space width along a line (a draft until accepted)")
+             openapi_extra=IDEMPOTENT, summary="Run the semi-automatic joint space width along a line (a draft until accepted)")
 def measurement_create(request, payload: MeasurementIn):
     require(request, access.CLINICAL, WHAT)
     image = _image(request, payload.image_id, location="image_id")

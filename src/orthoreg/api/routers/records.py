@@ -5,7 +5,6 @@ follow-up scheduling, analytics marks)."""
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Literal
 
 from django.db.models import Model
@@ -17,9 +16,11 @@ from orthoreg.registry.coding import BodySite, Condition, ProcedureKind, Side
 from orthoreg.registry.models import AdverseEvent, Clinic, Episode, Exam, Grade, Patient, Procedure
 
 from ..common import (
+    IDEMPOTENT,
     READ_ERRORS,
     WRITE_ERRORS,
     ApiError,
+    Id,
     ListQuery,
     changes,
     get_object,
@@ -50,6 +51,7 @@ from ..resources import (
     ProcedureOut,
     ProcedurePatch,
 )
+from ..schemas import IsoDate
 
 router = Router(tags=["records"])
 
@@ -86,8 +88,8 @@ def clinic_list(request, query: Query[ListQuery]):
     return paginate(_scoped(request, Clinic, access.ANY, "clinics"), query)
 
 
-@router.get("/clinics/{int:clinic_id}", response={200: ClinicOut, **READ_ERRORS}, summary="One clinic")
-def clinic_read(request, clinic_id: int):
+@router.get("/clinics/{clinic_id}", response={200: ClinicOut, **READ_ERRORS}, summary="One clinic")
+def clinic_read(request, clinic_id: Id):
     require(request, access.ANY, "clinics")
     return get_object(request, Clinic, clinic_id, access.ANY)
 
@@ -121,8 +123,8 @@ def patient_list(request, query: Query[PatientQuery]):
     return page
 
 
-@router.get("/patients/{int:patient_id}", response={200: PatientOut, **READ_ERRORS}, summary="One patient")
-def patient_read(request, patient_id: int):
+@router.get("/patients/{patient_id}", response={200: PatientOut, **READ_ERRORS}, summary="One patient")
+def patient_read(request, patient_id: Id):
     require(request, access.CONTACT, CONTACT)
     return _patient_out(request, get_object(request, Patient, patient_id, access.CONTACT,
                                             Patient.objects.select_related("clinic")))
@@ -141,7 +143,7 @@ def _clinic_for_new_patient(request, code: str | None) -> Clinic:
                    [("clinic", f"No clinic {code!r} where you may record patients.")])
 
 
-@router.post("/patients", response={201: PatientOut, **WRITE_ERRORS}, summary="Record a patient")
+@router.post("/patients", response={201: PatientOut, **WRITE_ERRORS}, openapi_extra=IDEMPOTENT, summary="Record a patient")
 def patient_create(request, payload: PatientIn):
     fields = changes(payload)
     clinic = _clinic_for_new_patient(request, fields.pop("clinic", None))
@@ -149,9 +151,9 @@ def patient_create(request, payload: PatientIn):
         clinic=clinic, request=request, actor=request.auth, **_fields(Patient, fields)))
 
 
-@router.patch("/patients/{int:patient_id}", response={200: PatientOut, **WRITE_ERRORS},
-              summary="Change a patient")
-def patient_update(request, patient_id: int, payload: PatientPatch):
+@router.patch("/patients/{patient_id}", response={200: PatientOut, **WRITE_ERRORS},
+              openapi_extra=IDEMPOTENT, summary="Change a patient")
+def patient_update(request, patient_id: Id, payload: PatientPatch):
     require(request, access.CLINICAL, CLINICAL)
     patient = get_object(request, Patient, patient_id, access.CLINICAL, Patient.objects.select_related("clinic"))
     fields = changes(payload)
@@ -163,7 +165,7 @@ def patient_update(request, patient_id: int, payload: PatientPatch):
 # --- episodes -----------------------------------------------------------------------------------------------
 
 class EpisodeQuery(ListQuery):
-    patient_id: int | None = None
+    patient_id: Id | None = None
     condition: Literal[tuple(Condition.values)] | None = None
     body_site: Literal[tuple(BodySite.values)] | None = None
     side: Literal[tuple(Side.values)] | None = None
@@ -181,13 +183,13 @@ def episode_list(request, query: Query[EpisodeQuery]):
     return page
 
 
-@router.get("/episodes/{int:episode_id}", response={200: EpisodeOut, **READ_ERRORS}, summary="One episode")
-def episode_read(request, episode_id: int):
+@router.get("/episodes/{episode_id}", response={200: EpisodeOut, **READ_ERRORS}, summary="One episode")
+def episode_read(request, episode_id: Id):
     require(request, access.CONTACT, CONTACT)
     return get_object(request, Episode, episode_id, access.CONTACT)
 
 
-@router.post("/episodes", response={201: EpisodeOut, **WRITE_ERRORS}, summary="Record an episode")
+@router.post("/episodes", response={201: EpisodeOut, **WRITE_ERRORS}, openapi_extra=IDEMPOTENT, summary="Record an episode")
 def episode_create(request, payload: EpisodeIn):
     require(request, access.CLINICAL, CLINICAL)
     fields = changes(payload)
@@ -196,9 +198,9 @@ def episode_create(request, payload: EpisodeIn):
         patient=patient, request=request, actor=request.auth, **_fields(Episode, fields)))
 
 
-@router.patch("/episodes/{int:episode_id}", response={200: EpisodeOut, **WRITE_ERRORS},
-              summary="Change an episode")
-def episode_update(request, episode_id: int, payload: EpisodePatch):
+@router.patch("/episodes/{episode_id}", response={200: EpisodeOut, **WRITE_ERRORS},
+              openapi_extra=IDEMPOTENT, summary="Change an episode")
+def episode_update(request, episode_id: Id, payload: EpisodePatch):
     require(request, access.CLINICAL, CLINICAL)
     episode = get_object(request, Episode, episode_id)
     fields = changes(payload)
@@ -210,10 +212,10 @@ def episode_update(request, episode_id: int, payload: EpisodePatch):
 # --- records of an episode: grades, procedures, exams -------------------------------------------------------
 
 class EpisodeRecordQuery(ListQuery):
-    episode_id: int | None = None
-    patient_id: int | None = None
-    date_from: dt.date | None = Field(None, description="On or after this date")
-    date_to: dt.date | None = Field(None, description="On or before this date")
+    episode_id: Id | None = None
+    patient_id: Id | None = None
+    date_from: IsoDate | None = Field(None, description="On or after this date")
+    date_to: IsoDate | None = Field(None, description="On or before this date")
 
 
 def _episode_records(request, model, query: EpisodeRecordQuery, **extra):
@@ -237,13 +239,13 @@ def grade_list(request, query: Query[EpisodeRecordQuery]):
     return _episode_records(request, Grade, query)
 
 
-@router.get("/grades/{int:grade_id}", response={200: GradeOut, **READ_ERRORS}, summary="One grade")
-def grade_read(request, grade_id: int):
+@router.get("/grades/{grade_id}", response={200: GradeOut, **READ_ERRORS}, summary="One grade")
+def grade_read(request, grade_id: Id):
     require(request, access.CLINICAL, CLINICAL)
     return get_object(request, Grade, grade_id)
 
 
-@router.post("/grades", response={201: GradeOut, **WRITE_ERRORS}, summary="Record a grade")
+@router.post("/grades", response={201: GradeOut, **WRITE_ERRORS}, openapi_extra=IDEMPOTENT, summary="Record a grade")
 def grade_create(request, payload: GradeIn):
     require(request, access.CLINICAL, CLINICAL)
     episode = get_object(request, Episode, payload.episode_id, location="episode_id")
@@ -252,8 +254,8 @@ def grade_create(request, payload: GradeIn):
         notes=payload.notes, request=request, actor=request.auth))
 
 
-@router.patch("/grades/{int:grade_id}", response={200: GradeOut, **WRITE_ERRORS}, summary="Change a grade")
-def grade_update(request, grade_id: int, payload: GradePatch):
+@router.patch("/grades/{grade_id}", response={200: GradeOut, **WRITE_ERRORS}, openapi_extra=IDEMPOTENT, summary="Change a grade")
+def grade_update(request, grade_id: Id, payload: GradePatch):
     require(request, access.CLINICAL, CLINICAL)
     grade = get_object(request, Grade, grade_id, queryset=Grade.objects.select_related("episode__patient"))
     fields = changes(payload)
@@ -274,15 +276,15 @@ def procedure_list(request, query: Query[ProcedureQuery]):
     return _episode_records(request, Procedure, query, kind=query.kind, is_index=query.is_index)
 
 
-@router.get("/procedures/{int:procedure_id}", response={200: ProcedureOut, **READ_ERRORS},
+@router.get("/procedures/{procedure_id}", response={200: ProcedureOut, **READ_ERRORS},
             summary="One procedure")
-def procedure_read(request, procedure_id: int):
+def procedure_read(request, procedure_id: Id):
     require(request, access.CLINICAL, CLINICAL)
     return get_object(request, Procedure, procedure_id)
 
 
 @router.post("/procedures", response={201: ProcedureOut, **WRITE_ERRORS},
-             summary="Record a procedure (an index procedure schedules its follow-ups)")
+             openapi_extra=IDEMPOTENT, summary="Record a procedure (an index procedure schedules its follow-ups)")
 def procedure_create(request, payload: ProcedureIn):
     require(request, access.CLINICAL, CLINICAL)
     fields = changes(payload)
@@ -291,9 +293,9 @@ def procedure_create(request, payload: ProcedureIn):
         episode=episode, request=request, actor=request.auth, **_fields(Procedure, fields)))
 
 
-@router.patch("/procedures/{int:procedure_id}", response={200: ProcedureOut, **WRITE_ERRORS},
-              summary="Change a procedure (a changed index date re-plans its follow-ups)")
-def procedure_update(request, procedure_id: int, payload: ProcedurePatch):
+@router.patch("/procedures/{procedure_id}", response={200: ProcedureOut, **WRITE_ERRORS},
+              openapi_extra=IDEMPOTENT, summary="Change a procedure (a changed index date re-plans its follow-ups)")
+def procedure_update(request, procedure_id: Id, payload: ProcedurePatch):
     require(request, access.CLINICAL, CLINICAL)
     procedure = get_object(request, Procedure, procedure_id,
                            queryset=Procedure.objects.select_related("episode__patient"))
@@ -309,13 +311,13 @@ def exam_list(request, query: Query[EpisodeRecordQuery]):
     return _episode_records(request, Exam, query)
 
 
-@router.get("/exams/{int:exam_id}", response={200: ExamOut, **READ_ERRORS}, summary="One exam")
-def exam_read(request, exam_id: int):
+@router.get("/exams/{exam_id}", response={200: ExamOut, **READ_ERRORS}, summary="One exam")
+def exam_read(request, exam_id: Id):
     require(request, access.CLINICAL, CLINICAL)
     return get_object(request, Exam, exam_id)
 
 
-@router.post("/exams", response={201: ExamOut, **WRITE_ERRORS}, summary="Record an exam")
+@router.post("/exams", response={201: ExamOut, **WRITE_ERRORS}, openapi_extra=IDEMPOTENT, summary="Record an exam")
 def exam_create(request, payload: ExamIn):
     require(request, access.CLINICAL, CLINICAL)
     fields = changes(payload)
@@ -324,8 +326,8 @@ def exam_create(request, payload: ExamIn):
         episode=episode, request=request, actor=request.auth, **_fields(Exam, fields)))
 
 
-@router.patch("/exams/{int:exam_id}", response={200: ExamOut, **WRITE_ERRORS}, summary="Change an exam")
-def exam_update(request, exam_id: int, payload: ExamPatch):
+@router.patch("/exams/{exam_id}", response={200: ExamOut, **WRITE_ERRORS}, openapi_extra=IDEMPOTENT, summary="Change an exam")
+def exam_update(request, exam_id: Id, payload: ExamPatch):
     require(request, access.CLINICAL, CLINICAL)
     exam = get_object(request, Exam, exam_id, queryset=Exam.objects.select_related("episode__patient"))
     fields = changes(payload)
@@ -337,8 +339,8 @@ def exam_update(request, exam_id: int, payload: ExamPatch):
 # --- adverse events -----------------------------------------------------------------------------------------
 
 class AdverseEventQuery(ListQuery):
-    procedure_id: int | None = None
-    episode_id: int | None = None
+    procedure_id: Id | None = None
+    episode_id: Id | None = None
     serious: bool | None = None
 
 
@@ -356,14 +358,14 @@ def adverse_event_list(request, query: Query[AdverseEventQuery]):
     return page
 
 
-@router.get("/adverse-events/{int:event_id}", response={200: AdverseEventOut, **READ_ERRORS},
+@router.get("/adverse-events/{event_id}", response={200: AdverseEventOut, **READ_ERRORS},
             summary="One adverse event")
-def adverse_event_read(request, event_id: int):
+def adverse_event_read(request, event_id: Id):
     require(request, access.CLINICAL, CLINICAL)
     return get_object(request, AdverseEvent, event_id)
 
 
-@router.post("/adverse-events", response={201: AdverseEventOut, **WRITE_ERRORS}, summary="Record an adverse event")
+@router.post("/adverse-events", response={201: AdverseEventOut, **WRITE_ERRORS}, openapi_extra=IDEMPOTENT, summary="Record an adverse event")
 def adverse_event_create(request, payload: AdverseEventIn):
     require(request, access.CLINICAL, CLINICAL)
     fields = changes(payload)
@@ -373,9 +375,9 @@ def adverse_event_create(request, payload: AdverseEventIn):
         procedure=procedure, request=request, actor=request.auth, **_fields(AdverseEvent, fields)))
 
 
-@router.patch("/adverse-events/{int:event_id}", response={200: AdverseEventOut, **WRITE_ERRORS},
-              summary="Change an adverse event")
-def adverse_event_update(request, event_id: int, payload: AdverseEventPatch):
+@router.patch("/adverse-events/{event_id}", response={200: AdverseEventOut, **WRITE_ERRORS},
+              openapi_extra=IDEMPOTENT, summary="Change an adverse event")
+def adverse_event_update(request, event_id: Id, payload: AdverseEventPatch):
     require(request, access.CLINICAL, CLINICAL)
     event = get_object(request, AdverseEvent, event_id,
                        queryset=AdverseEvent.objects.select_related("procedure__episode__patient"))
