@@ -10,6 +10,7 @@ values to be accepted, but some combinations are refused by rule with a declared
 is not one of the clinic's records: 404). OpenAPI cannot state rules across parameters or about the data."""
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -34,4 +35,5 @@ def test_schemathesis_finds_nothing_with_every_other_check(live_server, clinicia
         env={**os.environ, "ORTHOREG_TEST_TOKEN": token_for(clinician)}, cwd=tmp_path,  # its cache stays out
         capture_output=True, text=True, timeout=1500)
     assert result.returncode == 0, result.stdout[-8000:] + result.stderr[-2000:]
-    assert "40 passed" in result.stdout or "Tested: 40" in result.stdout, result.stdout[-3000:]
+    passed = re.search(r"(\d+) passed", result.stdout)
+    assert passed and int(passed.group(1)) >= 40, result.stdout[-3000:]  # every operation (40 besides FHIR's)
