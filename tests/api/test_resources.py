@@ -17,6 +17,7 @@ from orthoreg.api.models import IdempotentRequest
 from orthoreg.followup.models import Assessment
 from orthoreg.instruments.models import Response
 from orthoreg.registry.models import Episode, Patient, Procedure
+from orthoreg.registry.selectors import patient_history
 from tests.api.conftest import api_client
 
 V1 = "/api/v1"
@@ -137,6 +138,8 @@ def test_writes_go_through_the_services(clinician, clinic):
     six = Assessment.objects.get(episode_id=episode_id, time_point="6m", instrument="nprs")
     assert six.due_date > dt.date.fromisoformat(moved)  # re-planned from the new index date
     assert client.patch_json(f"{V1}/patients/{patient['id']}", {"phone": "555-0100"}).json()["phone"] == "555-0100"
+    changed_fields = [c[0] for e in patient_history(Patient.objects.get(pk=patient["id"])) for c in e.changes]
+    assert "phone" in changed_fields and "updated_at" not in changed_fields  # bookkeeping is not a change
     cancel = client.patch_json(f"{V1}/assessments/{six.pk}", {"status": "cancelled", "reason": "moved away"})
     assert cancel.status_code == 200 and cancel.json()["status"] == "cancelled"
 
