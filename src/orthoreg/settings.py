@@ -177,6 +177,7 @@ INSTALLED_APPS = [
     "django_otp.plugins.otp_totp",
     "django_otp.plugins.otp_static",
     "axes",
+    "ninja",  # its Swagger UI files, served as the site's own static files (/api/v1/docs)
     "orthoreg.accounts",
     "orthoreg.registry",
     "orthoreg.instruments",

@@ -89,7 +89,7 @@ def test_bad_filters_are_422_with_a_message(researcher, registry, query, field):
     response = login(researcher).get(REPORT, query)
     assert response.status_code == 422
     body = response.json()
-    assert body["detail"] and field in body["errors"], body
+    assert body["detail"] and field in [e["location"] for e in body["errors"]], body
 
 
 def test_compare(researcher, registry):
@@ -104,7 +104,10 @@ def test_compare(researcher, registry):
 
 # ------------------------------------------------------------------------------------------------ schemathesis
 
-schema = schemathesis.openapi.from_wsgi("/api/v1/openapi.json", get_wsgi_application(), headers={"Host": "localhost"})
+# The cohort operations as a researcher signed in with a session; every operation with a bearer token is tested
+# by test_schemathesis_strict.py.
+schema = schemathesis.openapi.from_wsgi("/api/v1/openapi.json", get_wsgi_application(),
+                                        headers={"Host": "localhost"}).include(path_regex="^/api/v1/cohorts/")
 # A NUL character is refused by the site's middleware before the API is reached (a JSON 400 tested above); the
 # API's own answers are what is tested here.
 schema.config.generation.update(allow_x00=False)

@@ -19,7 +19,7 @@ def test_a_date_not_written_as_a_date_is_422_with_a_message(researcher, url, nam
     response = login(researcher).get(url, params)
     assert response.status_code == 422, response.content
     body = response.json()
-    assert name in body["errors"] and "YYYY-MM-DD" in body["detail"], body
+    assert name in [e["location"] for e in body["errors"]] and "YYYY-MM-DD" in body["detail"], body
 
 
 def test_a_date_written_as_a_date_is_read(clinician):

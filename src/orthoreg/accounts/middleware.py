@@ -114,7 +114,8 @@ class RejectNulMiddleware:
     @classmethod
     def _refuse(cls, request):
         if request.path.startswith("/api/"):  # API clients get the API's error shape
-            return JsonResponse({"detail": cls.MESSAGE}, status=400)
+            return JsonResponse({"detail": cls.MESSAGE, "errors": [{"location": "request", "message": cls.MESSAGE}]},
+                                status=400)
         return HttpResponseBadRequest(cls.MESSAGE, content_type="text/plain; charset=utf-8")
 
 

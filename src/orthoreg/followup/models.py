@@ -109,6 +109,7 @@ class Assessment(models.Model):
     response = models.OneToOneField("instruments.Response", null=True, blank=True, on_delete=models.SET_NULL,
                                     related_name="assessment")
     draft = models.JSONField(default=dict, blank=True, help_text="Answers saved so far (save and continue later)")
+    updated_at = models.DateTimeField(auto_now=True, help_text="Last change (the API's updated_since)")
     history = HistoricalRecords()
 
     class Meta:

@@ -33,6 +33,7 @@ class ImagingStudy(models.Model):
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                                    related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True, help_text="Last change (the API's updated_since)")
     history = HistoricalRecords()
 
     class Meta:
@@ -97,6 +98,7 @@ class Image(models.Model):
     uploaded_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                                     related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True, help_text="Last change (the API's updated_since)")
     history = HistoricalRecords()
 
     class Meta:
@@ -230,6 +232,7 @@ class Measurement(models.Model):
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                                    related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True, help_text="Last change (the API's updated_since)")
     history = HistoricalRecords()
 
     VALUES = ("medial", "central", "lateral", "minimum")

@@ -156,7 +156,7 @@ def image_update(*, image: Image, view: str, side: str, caption: str, user=None,
         raise ValidationError(errors)
     with transaction.atomic():
         image.view, image.side, image.caption = view, side, caption.strip()
-        _history_user(image, user).save(update_fields=["view", "side", "caption"])
+        _history_user(image, user).save(update_fields=["view", "side", "caption", "updated_at"])
         audit_record(request=request, user=user, action=AuditEvent.Action.UPDATE, obj=image, patient=image.patient,
                      detail=f"radiograph details: {image.get_view_display()}, {image.get_side_display()}")
     return image
@@ -220,7 +220,7 @@ def calibration_set(*, image: Image, source: str, points: Sequence[float] | None
         image.calibration_source = spacing.source if spacing else calibration.NONE
         image.calibration_detail = detail
         _history_user(image, user).save(update_fields=["spacing_row_mm", "spacing_col_mm", "calibration_source",
-                                                       "calibration_detail"])
+                                                       "calibration_detail", "updated_at"])
         for measurement in image.measurements.all():
             _restate(measurement, image)
             _history_user(measurement, user).save()
@@ -327,11 +327,11 @@ def measurement_accept(*, measurement: Measurement, user=None, request=None) -> 
         image = Image.objects.select_for_update().get(pk=measurement.image_id)
         for other in image.measurements.filter(accepted=True).exclude(pk=measurement.pk):
             other.accepted, other.accepted_by, other.accepted_at = False, None, None
-            _history_user(other, user).save(update_fields=["accepted", "accepted_by", "accepted_at"])
+            _history_user(other, user).save(update_fields=["accepted", "accepted_by", "accepted_at", "updated_at"])
         measurement.accepted = True
         measurement.accepted_by = user if _is_user(user) else None
         measurement.accepted_at = timezone.now()
-        _history_user(measurement, user).save(update_fields=["accepted", "accepted_by", "accepted_at"])
+        _history_user(measurement, user).save(update_fields=["accepted", "accepted_by", "accepted_at", "updated_at"])
         audit_record(request=request, user=user, action=AuditEvent.Action.UPDATE, obj=measurement,
                      patient=image.patient, detail=f"joint space width accepted: {_values_text(measurement)}")
     return measurement

@@ -57,6 +57,7 @@ class Clinic(models.Model):
     public_outcomes = models.BooleanField(
         default=False, help_text="Opt in to the public aggregated outcomes page.")
     created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True, help_text="Last change (the API's updated_since)")
     history = HistoricalRecords()
 
     class Meta:
@@ -199,6 +200,7 @@ class Episode(models.Model):
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.ACTIVE)
     notes = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True, help_text="Last change (the API's updated_since)")
     history = HistoricalRecords()
 
     class Meta:
@@ -298,6 +300,7 @@ class Grade(models.Model):
     graded_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                                   related_name="+")
     notes = models.TextField(blank=True)
+    updated_at = models.DateTimeField(auto_now=True, help_text="Last change (the API's updated_since)")
     history = HistoricalRecords()
 
     class Meta:
@@ -399,6 +402,7 @@ class Procedure(models.Model):
                                                        validators=_range(1, 60))
     post_protocol = models.TextField("post-procedure protocol", blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True, help_text="Last change (the API's updated_since)")
     history = HistoricalRecords()
 
     BIOLOGIC_ONLY_FIELDS = ("harvest_site", "harvest_volume_ml", "harvest_anticoagulant", "processing_system",
@@ -489,6 +493,7 @@ class Exam(models.Model):
     other_findings = models.TextField(blank=True)
     examined_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                                     related_name="+")
+    updated_at = models.DateTimeField(auto_now=True, help_text="Last change (the API's updated_since)")
     history = HistoricalRecords()
 
     class Meta:
@@ -517,6 +522,7 @@ class AdverseEvent(models.Model):
     serious = models.BooleanField(default=False, help_text="Death, hospitalisation, disability or life-threatening")
     description = models.TextField()
     resolved_date = models.DateField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True, help_text="Last change (the API's updated_since)")
     history = HistoricalRecords()
 
     class Meta:

@@ -165,7 +165,8 @@ def patient_history(patient: Patient, limit: int = 300) -> list[HistoryEntry]:
         if h.history_type == "~":
             previous = h.prev_record
             if previous is not None:
-                changes = [(c.field, c.old, c.new) for c in h.diff_against(previous).changes]
+                diff = h.diff_against(previous, excluded_fields=["updated_at"])  # bookkeeping, not a change
+                changes = [(c.field, c.old, c.new) for c in diff.changes]
         name = h.instance_type._meta.verbose_name
         entries.append(HistoryEntry(when=h.history_date, user=getattr(h.history_user, "username", "") or "system",
                                     kind=kinds.get(h.history_type, h.history_type), what=f"{name}: {h.instance}",

@@ -17,6 +17,7 @@ from orthoreg.analytics.filters import VS_PREFIX, CohortFilterError, parse_filte
 from orthoreg.registry.coding import BodySite, Condition, ProcedureKind, Side
 from orthoreg.registry.models import Patient
 
+from ..common import error_body
 from ..schemas import CohortReport, ComparisonReport, Error, IsoDate
 
 router = Router(tags=["cohorts"])
@@ -74,10 +75,14 @@ def _params(query: Schema) -> dict:
     return params
 
 
+def _pairs(errors: dict[str, list[str]]) -> list[tuple[str, str]]:
+    return [(name, message) for name, messages in errors.items() for message in messages]
+
+
 def _scope(request):
     ids = access.clinic_ids(request.auth, access.RESEARCH)
     if not ids:
-        return None, Status(403, {"detail": "Your role gives no clinic whose outcomes you may analyse."})
+        return None, Status(403, error_body("Your role gives no clinic whose outcomes you may analyse."))
     return ids, None
 
 
@@ -93,7 +98,7 @@ def _parse(request, params: dict, ids):
         return parse_filters(params, clinic_codes=cohorts.clinic_codes(ids),
                              consented_only=access.research_needs_consent(request.auth)), None
     except CohortFilterError as exc:
-        return None, Status(422, {"detail": f"Bad filters: {exc}", "errors": exc.errors})
+        return None, Status(422, error_body(f"Bad filters: {exc}", _pairs(exc.errors)))
 
 
 def _disclosure(request, first, second, ids):
@@ -101,7 +106,7 @@ def _disclosure(request, first, second, ids):
     try:
         disclosure.check(first, second, clinic_ids=ids, user=request.auth)
     except CohortFilterError as exc:
-        return Status(422, {"detail": f"Not shown: {exc}", "errors": exc.errors})
+        return Status(422, error_body(f"Not shown: {exc}", _pairs(exc.errors)))
     return None
 
 
@@ -139,8 +144,8 @@ def cohort_compare(request, filters: Query[CompareQuery]):
     facts.ensure_current()  # once, at the top (with a worker running: what it produced)
     params = _params(filters)
     if not any(k.startswith(VS_PREFIX) for k in params):
-        return Status(422, {"detail": "Give at least one vs_ parameter: what differs in the second cohort.",
-                            "errors": {"vs_": ["Give at least one vs_ parameter."]}})
+        return Status(422, error_body("Give at least one vs_ parameter: what differs in the second cohort.",
+                                      [("vs_", "Give at least one vs_ parameter.")]))
     parsed, error = _parse(request, params, ids)
     if error:
         return error

@@ -75,7 +75,7 @@ def _complete(assessment: Assessment, response) -> None:
     assessment.completed_at = response.completed_at
     assessment.response = response
     assessment.draft = {}
-    assessment.save(update_fields=["status", "completed_at", "response", "draft"])
+    assessment.save(update_fields=["status", "completed_at", "response", "draft", "updated_at"])
     _complete_answered_invitations(episode_id=assessment.episode_id, time_point=assessment.time_point)
 
 
@@ -118,8 +118,9 @@ def link_responses(*, episode_ids) -> int:
         hit = by_key.get((a.episode_id, a.time_point, a.instrument))
         if hit:
             a.status, a.response_id, a.completed_at = Assessment.Status.COMPLETED, hit[0], hit[1]
+            a.updated_at = timezone.now()
             updates.append(a)
-    Assessment.objects.bulk_update(updates, ["status", "response", "completed_at"], batch_size=2000)
+    Assessment.objects.bulk_update(updates, ["status", "response", "completed_at", "updated_at"], batch_size=2000)
     if updates:
         changed = sorted({a.episode_id for a in updates})
         _complete_answered_invitations(episode_id__in=changed)

@@ -116,7 +116,7 @@ def episode_schedule(*, episode: Episode) -> ScheduleResult:
             moved_time_points[key[0]] = max(planned.window_end, moved_time_points.get(key[0], planned.window_end))
         elif assessment.status == Assessment.Status.SCHEDULED and assessment.protocol_id != protocol.pk:
             assessment.protocol = protocol  # same dates, now governed by the protocol that applies
-            assessment.save(update_fields=["protocol"])
+            assessment.save(update_fields=["protocol", "updated_at"])
             result.updated += 1
     for key, assessment in existing.items():
         if key not in wanted and assessment.status == Assessment.Status.SCHEDULED:
@@ -136,7 +136,7 @@ def episode_schedule(*, episode: Episode) -> ScheduleResult:
 def _cancel(assessment: Assessment, reason: str) -> None:
     assessment.status = Assessment.Status.CANCELLED
     assessment.cancelled_reason = reason[:200]
-    assessment.save(update_fields=["status", "cancelled_reason"])
+    assessment.save(update_fields=["status", "cancelled_reason", "updated_at"])
 
 
 def _revoke_open_invitations(episode: Episode, reason: str) -> None:
