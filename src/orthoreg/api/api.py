@@ -10,7 +10,7 @@ from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, ValidationError
 from ninja.security import django_auth
 
-from .routers import cohorts
+from .routers import cohorts, fhir
 
 api = NinjaAPI(
     title="orthoreg API",
@@ -21,6 +21,7 @@ api = NinjaAPI(
     docs_url=None,  # the interactive docs need inline script, which the site's Content-Security-Policy forbids
 )
 api.add_router("/cohorts", cohorts.router)
+api.add_router("/fhir", fhir.router)
 
 
 @api.exception_handler(ValidationError)

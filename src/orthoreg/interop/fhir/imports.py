@@ -310,6 +310,7 @@ class Context:
     request: Any = None
     dry_run: bool = False
     allowed_clinic_ids: set[int] | None = None  # an API user's clinics (None: the command line, every clinic)
+    may_install_instruments: bool = True  # Questionnaires become instruments (the command line; admins by API)
 
 
 class Unit:
@@ -920,6 +921,8 @@ def questionnaire_as_definition(res: dict) -> tuple[dict, list[str]]:
 
 
 def map_questionnaire(unit: Unit, entry: Entry, res: dict) -> tuple[str, Any]:
+    if not unit.ctx.may_install_instruments:
+        raise Skipped("only an admin installs instruments (or use orthoreg import fhir)")
     code = str(res.get("id") or "")
     if code in definitions.shipped_codes():
         if _ext(res, definitions.EXT_INSTRUMENT) is not None:
