@@ -35,7 +35,7 @@ class ImportSummary(Schema):
     resources: dict[str, dict[str, Any]]
 
 
-@router.get("/Patient/{patient_id}/$everything", response={200: dict, 401: Error, 404: Error},
+@router.get("/Patient/{patient_id}/$everything", response={200: dict, 401: Error, 404: Error, 422: Error},
             summary="A patient's records as a FHIR R4 Bundle")
 def patient_everything(request, patient_id: int):
     """Patient, Condition, Procedure, QuestionnaireResponse, Observation (scores and joint space widths),
