@@ -81,7 +81,8 @@ def fhir_import(request, params: Query[ImportQuery]):
     ctx = imports.Context(clinic=clinic, actor=user, request=request, dry_run=params.dry_run,
                           allowed_clinic_ids=allowed,
                           may_install_instruments=Role.ADMIN in access.roles(user))
-    imports.import_document("body", document, ctx=ctx, summary=summary)
+    with imports.run_scope(ctx):
+        imports.import_document("body", document, ctx=ctx, summary=summary)
     if not summary.ok:
         errors: dict[str, list[str]] = {}
         for resource_summary in summary.types.values():

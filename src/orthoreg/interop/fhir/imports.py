@@ -13,8 +13,9 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -43,6 +44,7 @@ BUNDLE_TYPES = ("transaction", "batch", "collection", "searchset")
 # The order resources of one Bundle are mapped in, so that what they refer to exists first.
 MAP_ORDER = {t: n for n, t in enumerate(("Questionnaire", "Patient", "Condition", "Procedure",
                                          "QuestionnaireResponse", "Observation", "AdverseEvent"))}
+OBJECT_CACHE = 5000  # recently used records kept by an import (bounded, whatever the file's size)
 MODEL_OF = {"Patient": Patient, "Condition": Episode, "Procedure": Procedure, "QuestionnaireResponse": Response,
             "Observation": Response, "AdverseEvent": AdverseEvent}
 OWN_KIND = {"Patient": "patient", "Condition": "episode", "Procedure": "procedure",
@@ -311,6 +313,10 @@ class Context:
     dry_run: bool = False
     allowed_clinic_ids: set[int] | None = None  # an API user's clinics (None: the command line, every clinic)
     may_install_instruments: bool = True  # Questionnaires become instruments (the command line; admins by API)
+    # What imported units (committed ones) linked: (resource type, key) -> record id; and recently used records.
+    links: dict[tuple[str, str], int] = field(default_factory=dict)
+    objects: OrderedDict = field(default_factory=OrderedDict)
+    installed: list[tuple[Path, bytes | None]] = field(default_factory=list)  # undone at the end of a dry run
 
 
 class Unit:
@@ -325,9 +331,9 @@ class Unit:
         self.outcome: dict[int, tuple[str, Any]] = {}  # id(entry) -> ("ok", object) | ("skipped"/"refused", why)
         self.errors = 0
         self.count = 0
-        self.installed: list[tuple[Path, bytes | None]] = []
+        self.installed: list[tuple[Path, bytes | None]] = []  # instrument files written by this unit
         self.pending: dict[str, TypeSummary] = {}
-        self.links: list[FhirLink] = []
+        self.new_links: dict[tuple[str, str], int] = {}
 
     # summary bookkeeping (kept per unit, merged when the unit ends)
     def tally(self, resource_type: str) -> TypeSummary:
@@ -403,7 +409,7 @@ class Unit:
     def own_object(self, resource_type: str, identifier: dict) -> Any:
         kind = OWN_KIND.get(resource_type)
         if kind and identifier.get("system") == codes.id_system(kind) and str(identifier.get("value", "")).isdigit():
-            return self.scoped(MODEL_OF[resource_type].objects.filter(pk=int(identifier["value"]))).first()
+            return self.fetch(resource_type, int(identifier["value"]))
         return None
 
     def scoped(self, qs):
@@ -414,17 +420,34 @@ class Unit:
                 Response: "patient__clinic", AdverseEvent: "procedure__episode__patient__clinic"}[model]
         return qs.filter(**{f"{path}__in": self.ctx.allowed_clinic_ids})
 
+    def fetch(self, resource_type: str, pk: int) -> Any:
+        """The record of this type with this id (None if there is none, or it is not the API user's)."""
+        model = MODEL_OF[resource_type]
+        if self.ctx.allowed_clinic_ids is not None:
+            return self.scoped(model.objects.filter(pk=pk)).first()
+        cache = self.ctx.objects
+        obj = cache.get((model, pk))
+        if obj is None:
+            obj = model.objects.filter(pk=pk).first()
+            if obj is None:
+                return None
+            cache[(model, pk)] = obj
+            if len(cache) > OBJECT_CACHE:
+                cache.popitem(last=False)
+        else:
+            cache.move_to_end((model, pk))
+        return obj
+
     def linked(self, resource_type: str, keys: list[str]) -> Any:
-        if not keys:
+        if not keys or resource_type not in MODEL_OF:
             return None
-        model = MODEL_OF.get(resource_type)
-        if model is None:
-            return None
+        for key in keys:
+            pk = self.new_links.get((resource_type, key)) or self.ctx.links.get((resource_type, key))
+            if pk is not None:
+                return self.fetch(resource_type, pk)
         ids = list(FhirLink.objects.filter(resource_type=resource_type, key__in=keys)
                    .values_list("object_id", flat=True)[:1])
-        if not ids:
-            return None
-        return self.scoped(model.objects.filter(pk=ids[0])).first()
+        return self.fetch(resource_type, ids[0]) if ids else None
 
     def keys_of(self, entry: Entry) -> list[str]:
         res = entry.resource or {}
@@ -457,9 +480,14 @@ class Unit:
         keys = self.keys_of(entry)
         if not keys:
             return
-        known = set(FhirLink.objects.filter(resource_type=resource_type, key__in=keys).values_list("key", flat=True))
-        FhirLink.objects.bulk_create([FhirLink(resource_type=resource_type, key=k, object_id=obj.pk)
-                                      for k in keys if k not in known])
+        new = [k for k in keys if (resource_type, k) not in self.new_links and (resource_type, k) not in self.ctx.links]
+        # A key another record already holds keeps pointing there (the first import that used it wins).
+        FhirLink.objects.bulk_create([FhirLink(resource_type=resource_type, key=k, object_id=obj.pk) for k in new],
+                                     ignore_conflicts=True)
+        for key in new:
+            self.new_links[(resource_type, key)] = obj.pk
+        if self.ctx.allowed_clinic_ids is None:
+            self.ctx.objects[(type(obj), obj.pk)] = obj
 
 
 # --- mapping, one function per resource type -----------------------------------------------------------------
@@ -1032,14 +1060,15 @@ def _map(unit: Unit, entry: Entry, resource_type: str) -> None:
         tally.updated += 1
 
 
-def _undo_installs(unit: Unit) -> None:
-    for path, previous in reversed(unit.installed):
+def _undo_installs(installed: list[tuple[Path, bytes | None]]) -> None:
+    for path, previous in reversed(installed):
         if previous is None:
             path.unlink(missing_ok=True)
         else:
             path.write_bytes(previous)
-    if unit.installed:
+    if installed:
         definitions.clear_caches()
+    installed.clear()
 
 
 def _finish(unit: Unit, summary: Summary, status_ok: str) -> None:
@@ -1062,7 +1091,8 @@ def _finish(unit: Unit, summary: Summary, status_ok: str) -> None:
 def import_entries(name: str, entries: Iterable[Entry], *, ctx: Context, summary: Summary, streamed: bool,
                    expected_type: str | None = None) -> None:
     """Import one unit, all or nothing. A streamed unit (ndjson) is mapped line by line as it is read; a Bundle
-    is checked whole first (references, fullUrls), then mapped in dependency order."""
+    is checked whole first (references, fullUrls), then mapped in dependency order. A dry run's units are kept
+    until the end of the run (so later files see earlier ones) and then rolled back by `run_scope`."""
     unit = Unit(name, ctx, summary)
     try:
         with transaction.atomic():
@@ -1096,13 +1126,35 @@ def import_entries(name: str, entries: Iterable[Entry], *, ctx: Context, summary
             except UnitError as exc:
                 unit.refuse(None, "(file)", exc.message, "")
                 unit.pending["(file)"].errors[-1]["location"] = exc.location
-            if unit.errors or ctx.dry_run:
+            if unit.errors:
                 transaction.set_rollback(True)
-                _undo_installs(unit)
     except BaseException:
-        _undo_installs(unit)
+        unit.errors += 1
         raise
+    finally:
+        if unit.errors:
+            _undo_installs(unit.installed)
+            ctx.objects.clear()  # records of a rolled-back unit may be among them
+        else:
+            ctx.links.update(unit.new_links)
+            ctx.installed.extend(unit.installed)
     _finish(unit, summary, "dry run" if ctx.dry_run else "imported")
+
+
+@contextmanager
+def run_scope(ctx: Context):
+    """One import run: a dry run is one transaction rolled back at the end (instrument files removed again)."""
+    if not ctx.dry_run:
+        yield
+        return
+    try:
+        with transaction.atomic():
+            yield
+            transaction.set_rollback(True)
+    finally:
+        _undo_installs(ctx.installed)
+        ctx.objects.clear()
+        ctx.links.clear()
 
 
 def import_document(name: str, data: bytes | Any, *, ctx: Context, summary: Summary) -> None:
@@ -1121,17 +1173,22 @@ def import_paths(paths: Iterable[str], *, clinic: Clinic | None = None, dry_run:
                  request=None) -> Summary:
     summary = Summary(dry_run=dry_run)
     ctx = Context(clinic=clinic, actor=actor, request=request, dry_run=dry_run)
-    for path in expand_paths(paths):
-        name = str(path)
-        if not path.is_file():
-            summary.of("(file)").errors.append({"location": name, "message": "no such file or directory"})
-            summary.units.append({"unit": name, "status": "refused", "resources": 0})
-            continue
-        if path.suffix == ".ndjson":
-            stem = path.name.split(".")[0]
-            expected = stem if stem in RESOURCE_ORDER or stem in MAPPERS else None
-            import_entries(name, ndjson_entries(path), ctx=ctx, summary=summary, streamed=True,
-                           expected_type=expected)
-        else:
-            import_document(name, path.read_bytes(), ctx=ctx, summary=summary)
+    with run_scope(ctx):
+        for path in expand_paths(paths):
+            _import_path(path, ctx, summary)
     return summary
+
+
+def _import_path(path: Path, ctx: Context, summary: Summary) -> None:
+    name = str(path)
+    if not path.is_file():
+        summary.of("(file)").errors.append({"location": name, "message": "no such file or directory"})
+        summary.units.append({"unit": name, "status": "refused", "resources": 0})
+        return
+    if path.suffix == ".ndjson":
+        stem = path.name.split(".")[0]
+        expected = stem if stem in RESOURCE_ORDER or stem in MAPPERS else None
+        import_entries(name, ndjson_entries(path), ctx=ctx, summary=summary, streamed=True,
+                       expected_type=expected)
+    else:
+        import_document(name, path.read_bytes(), ctx=ctx, summary=summary)
