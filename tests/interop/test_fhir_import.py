@@ -190,6 +190,19 @@ def test_an_imported_procedure_schedules_its_follow_up(tmp_path, clinic):
     assert AuditEvent.objects.filter(object_type="procedure", object_id=str(procedure.pk)).exists()
 
 
+def test_a_recorded_response_is_never_rewritten(tmp_path, clinic):
+    day = (timezone.localdate().replace(day=1)).isoformat()
+    bundle = _clinical_bundle(day)
+    assert run(write(tmp_path, "a.json", bundle))[0] == 0
+    bundle["entry"][3]["resource"]["valueInteger"] = 4
+    code, summary = run(write(tmp_path, "b.json", bundle))
+    assert code == 0
+    assert summary["resources"]["Observation"]["skipped_reasons"] == {
+        "already recorded with other answers (a recorded response is never rewritten)": 1}
+    assert Response.objects.get().score == 6
+    assert summary["resources"]["Procedure"]["updated"] == 1 and Procedure.objects.count() == 1
+
+
 # --- bad input: refused whole, named, nothing written ------------------------------------------------------------
 
 def refused(tmp_path, name, content, expected_message, *, location=""):

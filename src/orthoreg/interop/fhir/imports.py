@@ -760,12 +760,11 @@ def _record_response(unit: Unit, entry: Entry, resource_type: str, *, patient, e
     if existing is not None:
         if existing.patient_id != patient.pk:
             raise Refused(f"this response is already recorded for another patient (response {existing.pk})")
-        if list(existing.answers) != [None if a is None else float(a) if isinstance(a, Decimal) else a
-                                      for a in answers] and existing.instrument == instrument:
-            same = [a == b or (a is not None and b is not None and float(a) == float(b))
-                    for a, b in zip(existing.answers, answers)]
-            if not all(same):
-                raise Skipped("already recorded with other answers (a recorded response is never rewritten)")
+        recorded = list(existing.answers or [])
+        same = existing.instrument == instrument and len(recorded) == len(answers) and all(
+            a == b or (a is not None and b is not None and float(a) == float(b)) for a, b in zip(recorded, answers))
+        if not same:
+            raise Skipped("already recorded with other answers (a recorded response is never rewritten)")
         return "updated", existing
     user = unit.ctx.actor if getattr(unit.ctx.actor, "is_authenticated", False) else None
     response = response_record(patient=patient, episode=episode, instrument=instrument, answers=answers,
