@@ -101,6 +101,8 @@ ROUTES: dict[str, Rule] = {
     "api:openapi-view": Rule(PUBLIC),
     "api:cohort_report": Rule("research"),
     "api:cohort_compare": Rule("research"),
+    "api:patient_everything": Rule("clinical", w("patient", "patient_id")),
+    "api:fhir_import": Rule("clinical", method="POST"),  # an empty body: 400 once past the access check
     "survey_done": Rule(PUBLIC),
     "survey": Rule(PUBLIC, lambda x: {"token": x.token}),
     "survey_unsubscribe": Rule(PUBLIC, lambda x: {"token": x.token}),

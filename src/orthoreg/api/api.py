@@ -17,7 +17,7 @@ from ninja.errors import AuthenticationError, HttpError, ValidationError
 
 from .auth import AUTH
 from .common import ApiError, StrictJsonParser, error_body, validation_error
-from .routers import cohorts, followup, imaging, records
+from .routers import cohorts, fhir, followup, imaging, records
 from .tokens import TokenRefused
 
 api = NinjaAPI(
@@ -37,6 +37,7 @@ api.add_router("/", records.router)
 api.add_router("/", followup.router)
 api.add_router("/", imaging.router)
 api.add_router("/cohorts", cohorts.router)
+api.add_router("/fhir", fhir.router)
 
 
 def _location(loc) -> str:

@@ -13,6 +13,7 @@ from django.core.management.base import BaseCommand, CommandError
 from orthoreg.accounts.models import AuditEvent
 from orthoreg.accounts.services import audit_record
 from orthoreg.interop import research
+from orthoreg.interop.fhir import commands as fhir_commands
 from orthoreg.registry.models import Clinic
 
 
@@ -25,7 +26,8 @@ def _day(text: str) -> dt.date:
 
 class Command(BaseCommand):
     help = ("Exports. 'research': the de-identified research export (consented patients only): a ZIP of CSVs, or "
-            "with --format a folder of CSV or Parquet files, with its data dictionary.")
+            "with --format a folder of CSV or Parquet files, with its data dictionary; 'fhir': FHIR R4 Bulk Data "
+            "ndjson.")
 
     def add_arguments(self, parser):
         sub = parser.add_subparsers(dest="what", required=True)
@@ -36,8 +38,14 @@ class Command(BaseCommand):
         r.add_argument("--clinic", action="append", default=[], metavar="CODE", help="default: every clinic")
         r.add_argument("--as-of", default=None, metavar="YYYY-MM-DD",
                        help="the day assessments are due by and survival is censored at (default: today)")
+        fhir_commands.add_export_parser(sub)
 
-    def handle(self, *args, what, out, clinic, **options):
+    def handle(self, *args, what, **options):
+        if what == "fhir":
+            return fhir_commands.handle_export(self, options)
+        return self.handle_research(**options)
+
+    def handle_research(self, *, out, clinic, **options):
         clinics = Clinic.objects.all() if not clinic else Clinic.objects.filter(code__in=clinic)
         found = set(clinics.values_list("code", flat=True))
         missing = sorted(set(clinic) - found)

@@ -1,18 +1,25 @@
-"""orthoreg import redcap ... (interop/redcap_command.py): a thin dispatcher to each format's own module."""
+"""orthoreg import fhir|redcap ...: a thin dispatcher; each format's arguments and handler live in its own module
+(interop/fhir/commands.py, interop/redcap_command.py)."""
 
 from django.core.management.base import BaseCommand
 
 from orthoreg.interop import redcap_command
+from orthoreg.interop.fhir import commands as fhir_commands
 
-HANDLERS = {"redcap": redcap_command.handle}
+HANDLERS = {
+    "fhir": lambda command, options: fhir_commands.handle_import(command, options),
+    "redcap": lambda command, options: redcap_command.handle(command, **options),
+}
 
 
 class Command(BaseCommand):
-    help = "Imports: 'redcap' a REDCap project (data dictionary, records, mapping)."
+    help = ("Imports. 'fhir': FHIR R4 Bundles, resources and Bulk Data ndjson; 'redcap': a REDCap project (data "
+            "dictionary, records, mapping).")
 
     def add_arguments(self, parser):
         sub = parser.add_subparsers(dest="what", required=True)
+        fhir_commands.add_import_parser(sub)
         redcap_command.add_parser(sub)
 
     def handle(self, *args, what, **options):
-        return HANDLERS[what](self, **options)
+        return HANDLERS[what](self, options)

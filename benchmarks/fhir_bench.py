@@ -1,0 +1,173 @@
+"""Benchmark of the FHIR R4 export and import (issue 14), on SQLite by default.
+
+    python benchmarks/fhir_bench.py --patients 10000 --import-patients 300 --data-dir /tmp/orthoreg-fhir-bench
+    python benchmarks/fhir_bench.py --patients 100000        # the export target: 100,000 patients < 500 MB
+
+* export: `orthoreg export fhir` of a synthetic registry of --patients patients (built with `orthoreg synth`,
+  reused when it is there), in a child process: wall time, resources per second and the child's peak memory
+  (maximum resident set size, from the operating system; target < 500 MB);
+* import: `orthoreg import fhir` of the export of a registry of --import-patients patients into an empty
+  registry, in a child process: resources read per second (target >= 2,000/s on SQLite) and records written
+  per second, beside the floor: the raw insert rate of the same rows (bulk_create of the very rows the import
+  wrote, in one transaction, rolled back), and the ratio of the two.
+
+Figures are printed, never asserted: this is not part of the test run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ORTHOREG = [sys.executable, "-m", "orthoreg"]
+
+
+def env_for(data_dir: Path, database_url: str | None = None) -> dict:
+    env = dict(os.environ, ORTHOREG_DATA_DIR=str(data_dir), DJANGO_SETTINGS_MODULE="orthoreg.settings")
+    env.pop("ORTHOREG_DATABASE_URL", None)
+    if database_url:
+        env["ORTHOREG_DATABASE_URL"] = database_url
+    return env
+
+
+def timed_child(args: list[str], env: dict) -> tuple[float, float, str]:
+    """Run a child; (seconds, peak resident memory in MB, its standard output)."""
+    started = time.perf_counter()
+    proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    out = proc.stdout.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    seconds = time.perf_counter() - started
+    if proc.returncode not in (0,):
+        raise SystemExit(f"{' '.join(args)} failed with {proc.returncode}:\n{out[-2000:]}")
+    return seconds, usage.ru_maxrss / 1024, out  # ru_maxrss is in KiB on Linux
+
+
+def ensure_registry(patients: int, env: dict) -> None:
+    subprocess.run([*ORTHOREG, "migrate", "--verbosity", "0"], env=env, check=True)
+    count = int(subprocess.run([sys.executable, __file__, "--child", "count"], env=env, check=True,
+                               capture_output=True, text=True).stdout.strip() or 0)
+    if count >= patients:
+        print(f"  reusing the registry in {env['ORTHOREG_DATA_DIR']}: {count:,} patients")
+        return
+    print(f"  generating {patients - count:,} patients ...", flush=True)
+    started = time.perf_counter()
+    subprocess.run([*ORTHOREG, "synth", "--patients", str(patients - count), "--batch", "2000", "--no-progress"],
+                   env=env, check=True)
+    print(f"  generated in {time.perf_counter() - started:.0f} s", flush=True)
+
+
+def count_lines(directory: Path) -> dict[str, int]:
+    counts = {}
+    for path in sorted(directory.glob("*.ndjson")):
+        with open(path, "rb") as fh:
+            counts[path.stem] = sum(1 for _ in fh)
+    return counts
+
+
+def bench_export(patients: int, root: Path) -> None:
+    env = env_for(root / f"source-{patients}")
+    print(f"export of {patients:,} patients")
+    ensure_registry(patients, env)
+    out = root / f"export-{patients}"
+    seconds, peak, _ = timed_child([*ORTHOREG, "export", "fhir", "--out", str(out), "--no-progress"], env)
+    counts = count_lines(out)
+    total = sum(counts.values())
+    size = sum(p.stat().st_size for p in out.glob("*.ndjson")) / 1e6
+    print(f"  {total:,} resources ({', '.join(f'{k} {v:,}' for k, v in counts.items())}), {size:,.0f} MB")
+    print(f"  export: {seconds:,.1f} s, {total / seconds:,.0f} resources/s, peak memory {peak:,.0f} MB "
+          f"(target < 500 MB: {'met' if peak < 500 else 'NOT met'})")
+
+
+def bench_import(patients: int, root: Path) -> None:
+    print(f"import of the export of {patients:,} patients into an empty registry")
+    source_env = env_for(root / f"import-source-{patients}")
+    ensure_registry(patients, source_env)
+    files = root / f"import-files-{patients}"
+    subprocess.run([*ORTHOREG, "export", "fhir", "--out", str(files), "--no-progress"], env=source_env, check=True,
+                   stdout=subprocess.DEVNULL)
+    target = root / f"import-target-{patients}-{int(time.time())}"
+    env = env_for(target)
+    subprocess.run([*ORTHOREG, "migrate", "--verbosity", "0"], env=env, check=True)
+    clinics = subprocess.run([sys.executable, __file__, "--child", "clinics"], env=source_env, check=True,
+                             capture_output=True, text=True).stdout.split()
+    for code in clinics:
+        subprocess.run([*ORTHOREG, "clinic", "create", code, "--name", code], env=env, check=True,
+                       stdout=subprocess.DEVNULL)
+    seconds, peak, out = timed_child([*ORTHOREG, "import", "fhir", str(files), "--format", "json"], env)
+    summary = json.loads(out)
+    read = sum(u["resources"] for u in summary["units"])
+    written = sum(s["created"] + s["updated"] for s in summary["resources"].values())
+    floor = json.loads(subprocess.run([sys.executable, __file__, "--child", "floor"], env=env, check=True,
+                                      capture_output=True, text=True).stdout)
+    rate = read / seconds
+    created = ", ".join(f"{k} {s['created']:,}" for k, s in summary["resources"].items() if s["created"])
+    print(f"  {read:,} resources read, {written:,} records written ({created})")
+    print(f"  import: {seconds:,.1f} s, {rate:,.0f} resources/s read, {written / seconds:,.0f} records/s written, "
+          f"peak memory {peak:,.0f} MB (target >= 2,000 resources/s: {'met' if rate >= 2000 else 'NOT met'})")
+    print(f"  floor: raw insert of the same {floor['rows']:,} rows (bulk_create, one transaction): "
+          f"{floor['seconds']:.2f} s, {floor['rows'] / floor['seconds']:,.0f} rows/s")
+    print(f"  ratio: the import writes {written / seconds / (floor['rows'] / floor['seconds']):.3f} x the raw insert "
+          f"rate ({floor['rows'] / floor['seconds'] / (written / seconds):,.0f} times slower)")
+
+
+# --- child processes ------------------------------------------------------------------------------------------
+
+def _setup():
+    import django
+
+    django.setup()
+
+
+def child(what: str) -> None:
+    _setup()
+    from django.db import transaction
+
+    from orthoreg.instruments.models import Response
+    from orthoreg.registry.models import AdverseEvent, Clinic, Episode, Patient, Procedure
+
+    if what == "count":
+        print(Patient.objects.count())
+    elif what == "clinics":
+        print(" ".join(Clinic.objects.values_list("code", flat=True)))
+    elif what == "floor":
+        models = (Patient, Episode, Procedure, Response, AdverseEvent)
+        rows = {model: list(model.objects.order_by("pk")) for model in models}
+        total = sum(len(v) for v in rows.values())
+        with transaction.atomic():
+            for model in reversed(models):
+                model.objects.all().delete()  # cascades; the rows are re-inserted just below
+            started = time.perf_counter()
+            for model in models:
+                model.objects.bulk_create(rows[model], batch_size=2000)
+            seconds = time.perf_counter() - started
+            transaction.set_rollback(True)
+        print(json.dumps({"rows": total, "seconds": seconds}))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--patients", type=int, default=1000, help="patients of the export (default 1,000)")
+    parser.add_argument("--import-patients", type=int, default=200, help="patients of the import (default 200)")
+    parser.add_argument("--data-dir", type=Path, default=Path("/tmp/orthoreg-fhir-bench"))
+    parser.add_argument("--skip-export", action="store_true")
+    parser.add_argument("--skip-import", action="store_true")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(args.child)
+        return
+    args.data_dir.mkdir(parents=True, exist_ok=True)
+    if not args.skip_export:
+        bench_export(args.patients, args.data_dir)
+    if not args.skip_import:
+        bench_import(args.import_patients, args.data_dir)
+
+
+if __name__ == "__main__":
+    main()

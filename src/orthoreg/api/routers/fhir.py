@@ -1,0 +1,95 @@
+"""/api/v1/fhir: FHIR R4 in and out.
+
+`GET /fhir/Patient/{id}/$everything`: the patient's records as a searchset Bundle (clinic-scoped: a patient of
+a clinic where the user has no clinical role answers 404). `POST /fhir`: a transaction or batch Bundle, imported
+all or nothing (docs/fhir.md); the answer is the import summary, or 422 naming every refused entry.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.http import Http404
+from ninja import Query, Router, Schema, Status
+
+from orthoreg.accounts import access
+from orthoreg.accounts.models import AuditEvent, Role
+from orthoreg.accounts.services import audit_record
+from orthoreg.interop.fhir import export, imports
+from orthoreg.registry.models import Clinic
+
+from ..schemas import Error
+
+router = Router(tags=["fhir"])
+
+
+class ImportQuery(Schema):
+    clinic: str | None = None
+    dry_run: bool = False
+
+
+class ImportSummary(Schema):
+    ok: bool
+    dry_run: bool
+    units: list[dict[str, Any]]
+    resources: dict[str, dict[str, Any]]
+
+
+@router.get("/Patient/{patient_id}/$everything", response={200: dict, 401: Error, 404: Error, 422: Error},
+            summary="A patient's records as a FHIR R4 Bundle")
+def patient_everything(request, patient_id: int):
+    """Patient, Condition, Procedure, QuestionnaireResponse, Observation (scores and joint space widths),
+    AdverseEvent, ImagingStudy and the Questionnaires answered, each validated against FHIR R4."""
+    user = request.auth
+    try:
+        patient = access.access_patient(user, patient_id)
+    except Http404:  # the one answer for "not yours" and "not there"
+        return Status(404, {"detail": "No such patient."})
+    bundle = export.patient_everything(patient, request.build_absolute_uri("/api/v1/fhir/"))
+    audit_record(request=request, user=user, action=AuditEvent.Action.EXPORT, obj=patient,
+                 detail=f"API FHIR Patient/$everything: {bundle['total']} resources")
+    return Status(200, bundle)
+
+
+@router.post("", response={200: ImportSummary, 400: Error, 401: Error, 403: Error, 422: Error},
+             summary="Import a FHIR R4 transaction or batch Bundle",
+             openapi_extra={"requestBody": {"required": True, "content": {
+                 "application/json": {"schema": {"type": "object"}},
+                 "application/fhir+json": {"schema": {"type": "object"}}}}})
+def fhir_import(request, params: Query[ImportQuery]):
+    """All or nothing: any refused entry leaves the registry unchanged and is named in `errors` (location ->
+    messages). Patients go to `clinic` (a code), else to the clinic the Patient names, else to your only clinic."""
+    user = request.auth
+    allowed = access.clinic_ids(user, access.CLINICAL)
+    if not allowed:
+        return Status(403, {"detail": "Your role gives no clinic where you may record clinical data."})
+    clinic = None
+    if params.clinic:
+        clinic = Clinic.objects.filter(code=params.clinic, pk__in=allowed).first()
+        if clinic is None:
+            return Status(403, {"detail": f"You may not record data in clinic {params.clinic!r}.",
+                                "errors": {"clinic": ["not one of your clinics"]}})
+    try:
+        document = imports._loads(imports._decode(request.body, "body"), "body")
+    except imports.UnitError as exc:
+        return Status(400, {"detail": exc.message, "errors": {exc.location: [exc.message]}})
+    if not isinstance(document, dict) or document.get("resourceType") != "Bundle" \
+            or document.get("type") not in ("transaction", "batch"):
+        message = "POST /api/v1/fhir takes a Bundle of type transaction or batch"
+        return Status(422, {"detail": message, "errors": {"body": [message]}})
+    summary = imports.Summary(dry_run=params.dry_run)
+    ctx = imports.Context(clinic=clinic, actor=user, request=request, dry_run=params.dry_run,
+                          allowed_clinic_ids=allowed,
+                          may_install_instruments=Role.ADMIN in access.roles(user))
+    with imports.run_scope(ctx):
+        imports.import_document("body", document, ctx=ctx, summary=summary)
+    if not summary.ok:
+        errors: dict[str, list[str]] = {}
+        for resource_summary in summary.types.values():
+            for error in resource_summary.errors:
+                errors.setdefault(error["location"], []).append(error["message"])
+        return Status(422, {"detail": "Refused: nothing was written.", "errors": errors})
+    audit_record(request=request, user=user, action=AuditEvent.Action.CREATE,
+                 detail=f"API FHIR import: {sum(s.created for s in summary.types.values())} created, "
+                        f"{sum(s.updated for s in summary.types.values())} updated")
+    return Status(200, summary.as_dict())

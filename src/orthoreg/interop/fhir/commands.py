@@ -1,0 +1,83 @@
+"""The `fhir` subcommands of `orthoreg export` and `orthoreg import` (their arguments and handlers live here so
+the commands themselves stay thin dispatchers)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+from django.core.management.base import CommandError
+from django.utils import timezone
+from tqdm import tqdm
+
+from orthoreg.accounts.models import AuditEvent
+from orthoreg.accounts.services import audit_record
+from orthoreg.registry.models import Clinic, Patient
+
+from . import export, imports
+
+
+def add_export_parser(subparsers) -> None:
+    p = subparsers.add_parser("fhir", help="FHIR R4 Bulk Data ndjson (one file per resource type)")
+    p.add_argument("--out", required=True, metavar="DIR", help="directory to write <Type>.ndjson files into")
+    p.add_argument("--clinic", action="append", default=[], metavar="CODE", help="default: every clinic")
+    p.add_argument("--since", metavar="DATE", help="only records created or changed on or after DATE (YYYY-MM-DD)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _clinics(codes: list[str]):
+    clinics = Clinic.objects.all() if not codes else Clinic.objects.filter(code__in=codes)
+    missing = sorted(set(codes) - set(clinics.values_list("code", flat=True)))
+    if missing:
+        raise CommandError(f"Unknown clinic code(s): {', '.join(missing)}", returncode=2)
+    return clinics
+
+
+def handle_export(command, options) -> None:
+    clinics = _clinics(options["clinic"])
+    since = None
+    if options.get("since"):
+        try:
+            day = dt.date.fromisoformat(options["since"])
+        except ValueError:
+            raise CommandError(f"--since {options['since']!r} is not a date (YYYY-MM-DD)", returncode=2) from None
+        since = timezone.make_aware(dt.datetime.combine(day, dt.time.min))
+    patients = Patient.objects.filter(clinic__in=clinics)
+    out = options["out"]
+    with tqdm(total=export.count_resources(patients), unit="resource", disable=options.get("no_progress"),
+              file=command.stderr._out, desc="FHIR export") as bar:
+        try:
+            counts = export.bulk_export(out, patients, since=since, progress=bar.update)
+        except OSError as exc:
+            raise CommandError(f"Cannot write {out}: {exc}", returncode=2) from None
+    audit_record(action=AuditEvent.Action.EXPORT,
+                 detail=f"command line FHIR export to {out}: {json.dumps(counts)}")
+    for name, n in counts.items():
+        command.stdout.write(f"{name:24} {n:>10,} resources")
+    command.stdout.write(command.style.SUCCESS(f"Wrote {out}"))
+
+
+def add_import_parser(subparsers) -> None:
+    p = subparsers.add_parser("fhir", help="FHIR R4 Bundles (transaction, batch, collection, searchset), single "
+                                           "resources and Bulk Data ndjson files or directories")
+    p.add_argument("paths", nargs="+", metavar="FILE_OR_DIR")
+    p.add_argument("--clinic", metavar="CODE", help="clinic of new patients (default: the clinic the Patient names, "
+                                                    "or the only clinic)")
+    p.add_argument("--dry-run", action="store_true", help="check and count everything, write nothing")
+    p.add_argument("--format", choices=("text", "json"), default="text")
+
+
+def handle_import(command, options) -> None:
+    clinic = None
+    if options.get("clinic"):
+        clinic = Clinic.objects.filter(code=options["clinic"]).first()
+        if clinic is None:
+            raise CommandError(f"Unknown clinic code: {options['clinic']}", returncode=2)
+    summary = imports.import_paths(options["paths"], clinic=clinic, dry_run=options["dry_run"])
+    if options["format"] == "json":
+        command.stdout.write(json.dumps(summary.as_dict(), indent=1, ensure_ascii=False))
+    else:
+        command.stdout.write(summary.as_text())
+    if not summary.ok:
+        raise CommandError("Refused: nothing of the refused file(s) or Bundle(s) was written (see above).",
+                           returncode=2)

@@ -1,0 +1,126 @@
+"""The FHIR endpoints of the API, through HTTP: Patient/$everything and POST /api/v1/fhir."""
+
+import json
+from pathlib import Path
+
+import pytest
+from django.utils import timezone
+from fhir.resources.R4B import get_fhir_model_class
+
+from orthoreg.accounts.models import AuditEvent, Role
+from orthoreg.instruments import definitions
+from orthoreg.interop.fhir import codes
+from orthoreg.registry import demo
+from orthoreg.registry.models import Episode, Patient
+from tests.conftest import login, make_user
+
+CORPUS = Path(__file__).resolve().parent.parent / "data" / "fhir"
+PATIENT = {"resourceType": "Patient", "identifier": [{"system": "urn:example:mrn", "value": "B-1"}],
+           "name": [{"family": "Mensah", "given": ["Kofi"]}], "gender": "male", "birthDate": "1968-07-09"}
+
+
+@pytest.fixture(autouse=True)
+def private_data_dir(settings, tmp_path):
+    settings.DATA_DIR = tmp_path / "data"
+    definitions.clear_caches()
+    yield
+    definitions.clear_caches()
+
+
+def transaction(*resources, kind="transaction"):
+    return {"resourceType": "Bundle", "type": kind, "entry": [
+        {"fullUrl": f"urn:uuid:00000000-0000-4000-8000-{n:012d}", "resource": r,
+         "request": {"method": "POST", "url": r["resourceType"]}} for n, r in enumerate(resources)]}
+
+
+def post(client, body, **params):
+    query = "&".join(f"{k}={v}" for k, v in params.items())
+    data = body if isinstance(body, bytes) else json.dumps(body)
+    return client.post(f"/api/v1/fhir{'?' + query if query else ''}", data=data, content_type="application/fhir+json")
+
+
+def test_everything_is_a_valid_bundle_of_the_patients_records(clinic, clinician_client):
+    df = demo.create_df(clinic=clinic, today=timezone.localdate())
+    response = clinician_client.get(f"/api/v1/fhir/Patient/{df.pk}/$everything")
+    assert response.status_code == 200
+    bundle = response.json()
+    get_fhir_model_class("Bundle").model_validate(bundle)
+    types = {e["resource"]["resourceType"] for e in bundle["entry"]}
+    assert types == {"Patient", "Condition", "Procedure", "QuestionnaireResponse", "Observation", "AdverseEvent",
+                     "ImagingStudy", "Questionnaire"}
+    assert bundle["entry"][0]["fullUrl"] == f"http://testserver/api/v1/fhir/Patient/{df.pk}"
+    assert all(e["resource"].get("subject", {"reference": f"Patient/{df.pk}"})["reference"] == f"Patient/{df.pk}"
+               for e in bundle["entry"])
+    assert AuditEvent.objects.filter(patient=df, action=AuditEvent.Action.EXPORT).exists()
+
+
+def test_everything_of_another_clinics_patient_is_404(clinic, clinician_client, other_patient):
+    assert clinician_client.get(f"/api/v1/fhir/Patient/{other_patient.pk}/$everything").status_code == 404
+    assert clinician_client.get("/api/v1/fhir/Patient/999999/$everything").status_code == 404
+
+
+@pytest.mark.parametrize("role", [Role.COORDINATOR, Role.RESEARCHER, Role.AUDITOR])
+def test_roles_without_clinical_access(clinic, patient, role):
+    client = login(make_user(f"u-{role}", role, clinic))
+    assert client.get(f"/api/v1/fhir/Patient/{patient.pk}/$everything").status_code == 404
+    assert post(client, transaction(PATIENT)).status_code == 403
+    assert not Patient.objects.filter(mrn="B-1").exists()
+
+
+def test_anonymous_is_401(client, patient):
+    assert client.get(f"/api/v1/fhir/Patient/{patient.pk}/$everything").status_code == 401
+    assert post(client, transaction(PATIENT)).status_code == 401
+
+
+def test_post_a_transaction(clinic, clinician_client):
+    condition = {"resourceType": "Condition", "code": {"coding": [{"system": codes.ICD10CM, "code": "M17.11"}]},
+                 "subject": {"reference": "urn:uuid:00000000-0000-4000-8000-000000000000"}}
+    response = post(clinician_client, transaction(PATIENT, condition))
+    assert response.status_code == 200, response.json()
+    summary = response.json()
+    assert summary["ok"] and summary["resources"]["Patient"]["created"] == 1
+    episode = Episode.objects.get()
+    assert (episode.patient.mrn, episode.condition, episode.body_site, episode.side) == \
+        ("B-1", "oa_primary", "knee", "right")
+    again = post(clinician_client, transaction(PATIENT, condition))
+    assert again.json()["resources"]["Condition"]["updated"] == 1 and Episode.objects.count() == 1
+
+
+def test_post_the_synthea_transaction(clinic, clinician_client):
+    response = post(clinician_client, (CORPUS / "synthea-complete-patient.json").read_bytes())
+    assert response.status_code == 200
+    assert Patient.objects.get().family_name == "Gerlach374"
+
+
+def test_post_refused_names_the_entry_and_writes_nothing(clinic, clinician_client):
+    bad = {**PATIENT, "identifier": [{"system": "urn:example:mrn", "value": "B-2"}], "birthDate": "1968-02-30"}
+    response = post(clinician_client, transaction(PATIENT, bad))
+    assert response.status_code == 422
+    body = response.json()
+    assert body["detail"] == "Refused: nothing was written."
+    assert any("entry[1]" in location and "birthDate" in " ".join(messages)
+               for location, messages in body["errors"].items())
+    assert not Patient.objects.exists()
+
+
+@pytest.mark.parametrize("body, status", [
+    (b"{not json", 400), ("caf\u00e9".encode("latin-1"), 400), ({"resourceType": "Patient"}, 422),
+    ({"resourceType": "Bundle", "type": "collection", "entry": []}, 422),
+    ({"resourceType": "Bundle", "type": "transaction", "entry": []}, 422), ([1, 2], 422)])
+def test_post_bad_bodies(clinic, clinician_client, body, status):
+    response = post(clinician_client, body)
+    assert response.status_code == status
+    assert response.json()["detail"]
+
+
+def test_post_into_a_clinic_not_yours_is_403(clinic, other_clinic, clinician_client):
+    assert post(clinician_client, transaction(PATIENT), clinic="west").status_code == 403
+    assert post(clinician_client, transaction(PATIENT), clinic="east").status_code == 200
+
+
+def test_a_clinician_cannot_install_instruments_by_api(clinic, clinician_client):
+    questionnaire = json.loads((CORPUS / "r4-questionnaire-gcs-example.json").read_text(encoding="utf-8"))
+    response = post(clinician_client, transaction(questionnaire))
+    assert response.status_code == 200
+    assert response.json()["resources"]["Questionnaire"]["skipped"] == 1
+    assert "gcs" not in definitions.available_codes()

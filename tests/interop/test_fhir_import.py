@@ -1,0 +1,370 @@
+"""FHIR R4 import: the shared corpus (real HL7 examples and a Synthea patient), idempotence, the round trip,
+follow-up scheduling, and every kind of bad input (refused whole, nothing written, exit 2)."""
+
+import copy
+import io
+import json
+import tracemalloc
+from pathlib import Path
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.utils import timezone
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from orthoreg.accounts.models import AuditEvent
+from orthoreg.followup.models import Assessment
+from orthoreg.imaging.models import ImagingStudy
+from orthoreg.instruments import definitions
+from orthoreg.instruments.models import Response
+from orthoreg.interop.fhir import codes, imports
+from orthoreg.interop.models import FhirLink
+from orthoreg.registry import demo
+from orthoreg.registry.models import Episode, Patient, Procedure
+from orthoreg.registry.synth import Generator
+
+from .fhir_compare import load, normalised
+
+CORPUS = Path(__file__).resolve().parent.parent / "data" / "fhir"
+
+
+@pytest.fixture(autouse=True)
+def private_data_dir(settings, tmp_path):
+    """Instruments installed by an import go to a temporary data directory, never the real one."""
+    settings.DATA_DIR = tmp_path / "data"
+    definitions.clear_caches()
+    yield
+    definitions.clear_caches()
+
+
+def run(*args) -> tuple[int, dict]:
+    out = io.StringIO()
+    try:
+        call_command("import", "fhir", *[str(a) for a in args], "--format", "json", stdout=out)
+        code = 0
+    except CommandError as exc:
+        code = exc.returncode
+    return code, json.loads(out.getvalue())
+
+
+def write(tmp_path, name: str, content) -> Path:
+    path = tmp_path / name
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        path.write_text(content if isinstance(content, str) else json.dumps(content), encoding="utf-8")
+    return path
+
+
+def errors(summary) -> list[dict]:
+    return [e for s in summary["resources"].values() for e in s["errors"]]
+
+
+# --- the corpus ---------------------------------------------------------------------------------------------
+
+def test_the_whole_corpus_imports_and_a_second_run_updates_only(clinic):
+    code, summary = run(CORPUS)
+    assert code == 0, errors(summary)
+    assert [u["status"] for u in summary["units"]] == ["imported"] * 10
+    res = summary["resources"]
+    assert res["Patient"]["created"] == 6  # 4 of the transaction example (one has no key), HL7 example, Synthea
+    assert res["Patient"]["skipped_reasons"] == {
+        "DELETE without a resource: not carried out (an import never deletes or reads)": 2,
+        "GET without a resource: not carried out (an import never deletes or reads)": 2,
+        "no identifier or id to key on (the registry needs a medical record number)": 1}
+    assert res["Claim"] == {"created": 0, "updated": 0, "skipped": 49, "errors": [], "warnings": [],
+                            "skipped_reasons": {"Claim is not imported (the registry has no place for it)": 49}}
+    assert res["Condition"]["skipped"] == 23 and res["Condition"]["created"] == 0  # none is a registry condition
+    synthea = Patient.objects.get(family_name="Gerlach374")
+    assert (synthea.given_name, synthea.birth_date.isoformat(), synthea.sex) == ("Lindsay928", "1950-10-24", "male")
+    hl7 = Patient.objects.get(mrn="12345")
+    assert hl7.phone == "(03) 5555 6473"
+    # the GCS Questionnaire is installed as a draft instrument and its response scored with it (4 + 5 + 4)
+    gcs = definitions.get_definition("gcs")
+    assert gcs.status == "draft" and [i.link_id for i in gcs.items] == ["1.1", "1.2", "1.3"]
+    response = Response.objects.get(instrument="gcs")
+    assert (response.patient, response.score, response.source) == (hl7, 13, "import")
+    assert res["Questionnaire"]["warnings"]
+    assert AuditEvent.objects.filter(patient=synthea, action=AuditEvent.Action.CREATE).exists()
+
+    patients, responses = Patient.objects.count(), Response.objects.count()
+    code, again = run(CORPUS)
+    assert code == 0
+    assert all(s["created"] == 0 for s in again["resources"].values())
+    assert again["resources"]["Patient"]["updated"] == 6
+    assert (Patient.objects.count(), Response.objects.count()) == (patients, responses)
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in CORPUS.glob("*.json")))
+def test_each_corpus_file_alone(clinic, name):
+    code, summary = run(CORPUS / name)
+    assert code == 0, errors(summary)
+
+
+def test_dry_run_writes_nothing(clinic):
+    code, summary = run(CORPUS, "--dry-run")
+    assert code == 0 and summary["dry_run"]
+    assert summary["resources"]["Patient"]["created"] == 6
+    assert Patient.objects.count() == 0 and FhirLink.objects.count() == 0
+    assert "gcs" not in definitions.available_codes()
+
+
+# --- the round trip -------------------------------------------------------------------------------------------
+
+def _export(tmp_path, name):
+    call_command("export", "fhir", "--out", str(tmp_path / name), "--no-progress", stdout=io.StringIO())
+    return load(tmp_path / name)
+
+
+def _importable(export):
+    """What an import brings back: not images (ImagingStudy, joint space measurements)."""
+    out = {k: v for k, v in export.items() if k != "ImagingStudy"}
+    out["Observation"] = [o for o in export["Observation"] if o["category"][0]["coding"][0]["code"] != "imaging"]
+    return out
+
+
+def test_round_trip_export_import_export(tmp_path, clinic):
+    demo.create_df(clinic=clinic, today=timezone.localdate())
+    Generator(clinics=[clinic], seed=7).run(6)
+    first = _export(tmp_path, "one")
+    assert len(first["Patient"]) == 7 and first["AdverseEvent"]
+    Patient.objects.all().delete()  # an empty registry (the clinic stays)
+    assert not Episode.objects.exists() and not Response.objects.exists() and not ImagingStudy.objects.exists()
+
+    code, summary = run(tmp_path / "one")
+    assert code == 0, errors(summary)
+    second = _export(tmp_path, "two")
+    a, b = normalised(_importable(first)), normalised(_importable(second))
+    assert a.keys() == b.keys()
+    for resource_type in a:
+        assert a[resource_type] == b[resource_type], resource_type
+    # and importing the same files again changes nothing
+    counts = (Patient.objects.count(), Procedure.objects.count(), Response.objects.count())
+    code, again = run(tmp_path / "one")
+    assert code == 0 and all(s["created"] == 0 for s in again["resources"].values())
+    assert (Patient.objects.count(), Procedure.objects.count(), Response.objects.count()) == counts
+
+
+# --- writes go through the services ------------------------------------------------------------------------------
+
+PATIENT = {"resourceType": "Patient", "id": "p1", "identifier": [{"system": "urn:example:mrn", "value": "A-77"}],
+           "name": [{"family": "Okafor", "given": ["Ada"]}], "gender": "female", "birthDate": "1979-03-02"}
+
+
+def _bundle(kind="transaction", *resources, full_urls=None):
+    entries = []
+    for n, resource in enumerate(resources):
+        url = (full_urls or {}).get(n, f"urn:uuid:00000000-0000-4000-8000-{n:012d}")
+        entries.append({"fullUrl": url, "resource": resource,
+                        "request": {"method": "POST", "url": resource["resourceType"]}})
+    return {"resourceType": "Bundle", "type": kind, "entry": entries}
+
+
+def _clinical_bundle(procedure_day: str):
+    condition = {"resourceType": "Condition", "code": {"coding": [{"system": codes.ICD10CM, "code": "M20.22"}]},
+                 "subject": {"reference": "urn:uuid:00000000-0000-4000-8000-000000000000"}}
+    procedure = {"resourceType": "Procedure", "status": "completed",
+                 "code": {"coding": [{"system": codes.CPT, "code": "0232T"}]},
+                 "subject": {"reference": "urn:uuid:00000000-0000-4000-8000-000000000000"},
+                 "reasonReference": [{"reference": "urn:uuid:00000000-0000-4000-8000-000000000001"}],
+                 "performedDateTime": procedure_day}
+    pain = {"resourceType": "Observation", "status": "final",
+            "code": {"coding": [{"system": codes.LOINC, "code": "72514-3"}]},
+            "subject": {"reference": "urn:uuid:00000000-0000-4000-8000-000000000000"},
+            "effectiveDateTime": procedure_day, "valueInteger": 6}
+    return _bundle("transaction", PATIENT, condition, procedure, pain)
+
+
+def test_an_imported_procedure_schedules_its_follow_up(tmp_path, clinic):
+    day = (timezone.localdate().replace(day=1)).isoformat()
+    code, summary = run(write(tmp_path, "b.json", _clinical_bundle(day)))
+    assert code == 0, errors(summary)
+    episode = Episode.objects.get()
+    assert (episode.condition, episode.body_site, episode.side, episode.icd10_code) == \
+        ("hallux_rigidus", "first_mtp", "left", "M20.22")
+    procedure = Procedure.objects.get()
+    assert (procedure.kind, procedure.cpt_code, procedure.is_index) == ("prp", "0232T", True)
+    assert Assessment.objects.filter(episode=episode).count() > 3
+    assert Response.objects.get().score == 6
+    assert AuditEvent.objects.filter(object_type="procedure", object_id=str(procedure.pk)).exists()
+
+
+def test_a_recorded_response_is_never_rewritten(tmp_path, clinic):
+    day = (timezone.localdate().replace(day=1)).isoformat()
+    bundle = _clinical_bundle(day)
+    assert run(write(tmp_path, "a.json", bundle))[0] == 0
+    bundle["entry"][3]["resource"]["valueInteger"] = 4
+    code, summary = run(write(tmp_path, "b.json", bundle))
+    assert code == 0
+    assert summary["resources"]["Observation"]["skipped_reasons"] == {
+        "already recorded with other answers (a recorded response is never rewritten)": 1}
+    assert Response.objects.get().score == 6
+    assert summary["resources"]["Procedure"]["updated"] == 1 and Procedure.objects.count() == 1
+
+
+# --- bad input: refused whole, named, nothing written ------------------------------------------------------------
+
+def refused(tmp_path, name, content, expected_message, *, location=""):
+    before = (Patient.objects.count(), Episode.objects.count(), Procedure.objects.count(), FhirLink.objects.count())
+    code, summary = run(write(tmp_path, name, content))
+    assert code == 2
+    assert not summary["ok"] and summary["units"][0]["status"] == "refused"
+    messages = errors(summary)
+    assert any(expected_message in e["message"] for e in messages), messages
+    assert all(name in e["location"] for e in messages)
+    if location:
+        assert any(location in e["location"] for e in messages), messages
+    after = (Patient.objects.count(), Episode.objects.count(), Procedure.objects.count(), FhirLink.objects.count())
+    assert after == before
+    return messages
+
+
+def test_malformed_json(tmp_path, clinic):
+    refused(tmp_path, "bad.json", '{"resourceType": "Patient", "name": [', "malformed JSON: ")
+
+
+def test_malformed_ndjson_line(tmp_path, clinic):
+    text = json.dumps(PATIENT) + "\n{not json\n"
+    refused(tmp_path, "Patient.ndjson", text, "malformed JSON", location="line 2")
+
+
+def test_unknown_resource_type(tmp_path, clinic):
+    refused(tmp_path, "x.json", {**PATIENT, "resourceType": "Patinet"}, "unknown resourceType 'Patinet'")
+
+
+def test_wrong_resource_type_in_an_ndjson_file(tmp_path, clinic):
+    condition = {"resourceType": "Condition", "subject": {"reference": "Patient/p1"}}
+    text = json.dumps(PATIENT) + "\n" + json.dumps(condition) + "\n"
+    refused(tmp_path, "Patient.ndjson", text, "wrong resourceType 'Condition'", location="line 2")
+
+
+def test_reference_to_a_missing_resource(tmp_path, clinic):
+    condition = {"resourceType": "Condition", "code": {"coding": [{"system": codes.ICD10CM, "code": "M20.21"}]},
+                 "subject": {"reference": "Patient/nobody"}}
+    refused(tmp_path, "c.json", _bundle("collection", PATIENT, condition),
+            "subject refers to Patient/nobody, which is neither in this file nor in the registry")
+
+
+def test_urn_uuid_reference_outside_the_bundle(tmp_path, clinic):
+    condition = {"resourceType": "Condition", "code": {"text": "anything"},
+                 "subject": {"reference": "urn:uuid:11111111-2222-4333-8444-555555555555"}}
+    refused(tmp_path, "u.json", _bundle("batch", PATIENT, condition), "which is not in this Bundle")
+
+
+def test_duplicate_full_urls(tmp_path, clinic):
+    second = {**PATIENT, "id": "p2", "identifier": [{"system": "urn:example:mrn", "value": "A-78"}]}
+    bundle = _bundle("transaction", PATIENT, second, full_urls={0: "urn:uuid:aa", 1: "urn:uuid:aa"})
+    refused(tmp_path, "d.json", bundle, "duplicate fullUrl 'urn:uuid:aa' (also entry[0])", location="entry[1]")
+
+
+def test_impossible_date(tmp_path, clinic):
+    refused(tmp_path, "p.json", {**PATIENT, "birthDate": "1979-02-30"}, "birthDate", location="p.json")
+
+
+def test_procedure_without_subject(tmp_path, clinic):
+    procedure = {"resourceType": "Procedure", "status": "completed",
+                 "code": {"coding": [{"system": codes.CPT, "code": "28289"}]}, "performedDateTime": "2024-01-02"}
+    messages = refused(tmp_path, "proc.json", procedure, "subject")
+    assert any("Field required" in m["message"] for m in messages)
+
+
+def test_non_utf8_bytes(tmp_path, clinic):
+    data = json.dumps(PATIENT).replace("Okafor", "M\u00fcller").encode("latin-1")
+    refused(tmp_path, "latin1.json", data, "not UTF-8")
+
+
+def test_non_utf8_line_of_ndjson(tmp_path, clinic):
+    data = json.dumps(PATIENT).encode() + b"\n" + json.dumps(PATIENT).replace("Okafor", "M\u00fcller").encode(
+        "latin-1") + b"\n"
+    refused(tmp_path, "Patient.ndjson", data, "not UTF-8", location="line 2")
+
+
+def test_r5_only_element(tmp_path, clinic):
+    # Procedure.occurrence[x] replaced performed[x] in R5
+    procedure = {"resourceType": "Procedure", "status": "completed", "subject": {"reference": "Patient/p1"},
+                 "code": {"coding": [{"system": codes.CPT, "code": "28289"}]}, "occurrenceDateTime": "2024-01-02"}
+    refused(tmp_path, "r5.json", _bundle("collection", PATIENT, procedure), "occurrenceDateTime: not an element of "
+                                                                            "this resource in FHIR R4")
+
+
+def test_empty_bundle(tmp_path, clinic):
+    refused(tmp_path, "empty.json", {"resourceType": "Bundle", "type": "transaction", "entry": []}, "empty Bundle")
+
+
+def test_transaction_whose_second_entry_is_invalid_writes_nothing(tmp_path, clinic):
+    bundle = _clinical_bundle("2024-02-01")
+    bad = copy.deepcopy(bundle)
+    bad["entry"][1]["resource"]["onsetDateTime"] = "2024-02-31"
+    refused(tmp_path, "t.json", bad, "onsetDateTime", location="entry[1]")
+    assert not Patient.objects.exists() and not Response.objects.exists() and not Assessment.objects.exists()
+
+
+def test_registry_refusal_rolls_back_the_whole_transaction(tmp_path, clinic):
+    too_old = {**PATIENT, "id": "p9", "identifier": [{"system": "urn:example:mrn", "value": "OLD"}],
+               "birthDate": "1850-01-01"}
+    refused(tmp_path, "old.json", _bundle("transaction", PATIENT, too_old),
+            "the registry refuses it: birth_date: Birth date must be after 1900.", location="entry[1]")
+
+
+def test_clinic_must_be_named_when_there_are_several(tmp_path, clinic, other_clinic):
+    refused(tmp_path, "who.json", PATIENT, "give --clinic CODE")
+    code, _ = run(tmp_path / "who.json", "--clinic", "west")
+    assert code == 0 and Patient.objects.get().clinic == other_clinic
+
+
+def test_a_file_larger_than_memory_is_streamed(tmp_path, clinic):
+    """Each line is read, validated and mapped alone: peak memory stays a small fraction of the file."""
+    narrative = "<div xmlns=\"http://www.w3.org/1999/xhtml\">" + "x" * 4000 + "</div>"
+    line = json.dumps({"resourceType": "Patient", "text": {"status": "generated", "div": narrative},
+                       "name": [{"family": "Nobirth", "given": ["Nora"]}]})  # skipped: no birth date
+    path = tmp_path / "Patient.ndjson"
+    with open(path, "w", encoding="utf-8") as fh:
+        for _ in range(5000):
+            fh.write(line + "\n")
+    size = path.stat().st_size
+    assert size > 20_000_000
+    tracemalloc.start()
+    try:
+        summary = imports.import_paths([str(path)])
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert summary.ok and summary.types["Patient"].skipped == 5000
+    assert peak < size / 10, f"peak {peak:,} bytes for a {size:,}-byte file"
+
+
+# --- the parser never fails on any JSON ----------------------------------------------------------------------------
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    max_leaves=12)
+resource_like = st.fixed_dictionaries(
+    {"resourceType": st.sampled_from(["Patient", "Condition", "Procedure", "Observation", "Bundle", "Patinet", ""])},
+    optional={"id": st.text(max_size=5), "birthDate": st.text(max_size=12), "subject": json_values,
+              "type": st.sampled_from(["transaction", "collection", "history"]), "entry": json_values,
+              "code": json_values, "name": json_values})
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(document=json_values | resource_like)
+def test_any_json_document_is_imported_or_refused_with_a_location(clinic, document):
+    summary = imports.Summary()
+    imports.import_document("doc.json", json.dumps(document).encode(), ctx=imports.Context(clinic=clinic),
+                            summary=summary)
+    assert summary.units[0]["status"] in ("imported", "refused")
+    for error in (e for s in summary.types.values() for e in s.errors):
+        assert error["location"].startswith("doc.json") and error["message"]
+    if not summary.ok:
+        assert not FhirLink.objects.exists()
+
+
+@settings(max_examples=40, deadline=None)
+@given(data=st.binary(max_size=64))
+def test_any_bytes_are_decoded_or_refused(data):
+    try:
+        imports._loads(imports._decode(data, "f"), "f")
+    except imports.UnitError as exc:
+        assert exc.location == "f" and exc.message
+
