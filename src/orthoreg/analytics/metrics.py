@@ -58,6 +58,34 @@ def instrument_infos() -> dict[str, InstrumentInfo]:
     return infos
 
 
+@dataclass(frozen=True)
+class PassInfo:
+    """A patient acceptable symptom state of an instrument: the absolute score at or better than which patients call
+    their state acceptable, with where it was published and for which conditions (the instrument's definition)."""
+    value: float
+    source: str
+    scope: tuple[tuple[str, str], ...]
+    verify: bool
+
+    def applies(self, condition: str | None, site: str | None) -> bool:
+        """Whether it was published for the cohort's condition at its site (a cohort not narrowed to one condition
+        and site gets no PASS that is scoped)."""
+        return not self.scope or (condition, site) in self.scope
+
+
+def pass_infos() -> dict[str, PassInfo]:
+    """The instruments whose primary score has a published PASS (instrument definitions: pass, passSource)."""
+    out = {}
+    for code in available_codes():
+        try:
+            sub = get_definition(code).primary
+        except (UnknownInstrument, DefinitionError):
+            continue
+        if sub is not None and sub.pass_value is not None:
+            out[code] = PassInfo(sub.pass_value, sub.pass_source, sub.pass_scope, sub.pass_verify)
+    return out
+
+
 # --------------------------------------------------------------------------------------------- the row set
 
 def eligible_outcomes(members: QuerySet, *, as_of: dt.date) -> QuerySet:

@@ -15,6 +15,7 @@ import hashlib
 import json
 from contextlib import contextmanager
 
+import numpy as np
 from django.core.cache import cache
 from django.db import connection, transaction
 from django.db.models import Avg, Count, Max, Min, Q
@@ -25,7 +26,7 @@ from orthoreg.instruments.models import Response
 from orthoreg.registry.coding import ProcedureKind
 from orthoreg.registry.models import AdverseEvent, Clinic, Episode, Grade, Procedure
 
-from . import cohorts, metrics, stats, summaries
+from . import cohorts, metrics, stats, summaries, survival
 from . import definitions as defs
 from .filters import CohortFilter
 
@@ -116,6 +117,48 @@ def survival_section(pairs: list[tuple[int, bool]]) -> dict:
         "curve": [] if few else [r for r in _band(km) if r["time"] <= horizon]}
 
 
+CURVE_MIN_AT_RISK = 10  # every curve is cut where fewer than this many remain at risk
+
+
+def incidence_section(rows: list[tuple[int, int, int]]) -> tuple[list[dict], dict]:
+    """The Aalen-Johansen cumulative incidence of conversion with death as the competing event (stats.aalen_johansen)
+    from (days, status, count) rows: its table (`cumulative_incidence`: time 0 and every time with an event, up to
+    where fewer than CURVE_MIN_AT_RISK remain at risk, no further) and what goes with it (`competing_risks`: counts,
+    estimates at 1, 2 ... years, where the curve was cut, and the sentence saying which curve is shown and why)."""
+    ci = stats.aalen_johansen([r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows])
+    n = ci.n
+    events = int(ci.events.sum()) if n else 0
+    deaths = int(ci.competing.sum()) if n else 0
+    few = summaries.too_few(n)
+    table: list[dict] = []
+    cut = None
+    if n and not few:
+        short = np.nonzero(ci.at_risk < CURVE_MIN_AT_RISK)[0]
+        stop = int(short[0]) if len(short) else len(ci.time)
+        cut = float(ci.time[stop]) if stop < len(ci.time) else None
+        shown = np.arange(stop)
+        shown = shown[(shown == 0) | (ci.events[:stop] > 0) | (ci.competing[:stop] > 0)]
+        table = [{"time": float(ci.time[i]), "at_risk": int(ci.at_risk[i]), "events": int(ci.events[i]),
+                  "competing": int(ci.competing[i]), "incidence": _round(ci.incidence[i]),
+                  "ci_low": _round(ci.ci_low[i]), "ci_high": _round(ci.ci_high[i])} for i in shown]
+    at = []
+    for months in SURVIVAL_MONTHS:
+        days = round(months * DAYS_PER_MONTH)
+        at_risk = ci.at_risk_at(days) if n else 0
+        i = ci.index_at(days) if n else None
+        shown_here = i is not None and not few and at_risk >= CURVE_MIN_AT_RISK
+        at.append({"months": months, "days": days, "at_risk": at_risk,
+                   "incidence": _round(ci.incidence[i]) if shown_here else None,
+                   "ci_low": _round(ci.ci_low[i]) if shown_here else None,
+                   "ci_high": _round(ci.ci_high[i]) if shown_here else None,
+                   "too_few": not shown_here and at_risk > 0})
+    return table, {
+        "event": "conversion to surgery", "competing_event": "death", "time_unit": "days", "n": n,
+        "events": events, "deaths": deaths, "censored": n - events - deaths, "too_few": few,
+        "min_at_risk": CURVE_MIN_AT_RISK, "cut_at_days": cut, "at": at,
+        "shown": defs.competing_sentence(deaths=deaths, cut_days=cut, min_at_risk=CURVE_MIN_AT_RISK)}
+
+
 def _band(km: stats.KaplanMeier) -> list[dict]:
     """The steps of the drawn curve and its 95% band (KaplanMeier.band), only where the estimate or its interval
     changes: what the charts draw, the same numbers as the estimates at given times."""
@@ -160,8 +203,8 @@ def _definitions() -> dict:
 
 # ------------------------------------------------------------------------------------------------ reports
 
-def _compute(f: CohortFilter, *, clinic_ids, as_of: dt.date) -> tuple[dict, list[tuple[int, bool]]]:
-    from .survival import survival_pairs
+def _compute(f: CohortFilter, *, clinic_ids, as_of: dt.date, analyses: bool = True
+             ) -> tuple[dict, list[tuple[int, bool]]]:
 
     infos = metrics.instrument_infos()
     members = cohorts.cohort_episodes(f, clinic_ids=clinic_ids)
@@ -177,10 +220,16 @@ def _compute(f: CohortFilter, *, clinic_ids, as_of: dt.date) -> tuple[dict, list
         cells = metrics.clinic_cells(everyone, as_of=as_of)
     else:
         cells = metrics.outcome_cells(metrics.eligible_outcomes(members, as_of=as_of))
-    pairs = survival_pairs(members, as_of=as_of) if treated else []
+    competing = survival.competing_rows(members, as_of=as_of) if treated and analyses else []
+    if analyses:  # the Kaplan-Meier pairs are the same rows with death as censoring
+        pairs = [(d, st == 1) for d, st, k in competing for _ in range(k)]
+    else:
+        pairs = survival.survival_pairs(members, as_of=as_of) if treated else []
     events = adverse_events(members) if treated else {
         "any": summaries.proportion(0, 0), "serious": summaries.proportion(0, 0)}
-    points = summaries.time_points(cells, infos, treated=treated)
+    passes = {code: p for code, p in metrics.pass_infos().items() if p.applies(f.condition, f.site)} \
+        if analyses else {}
+    points = summaries.time_points(cells, infos, treated=treated, passes=passes, distributions=analyses)
     top = headline(points)
     report = {
         "schema": SCHEMA, "generated_at": timezone.now().isoformat(timespec="seconds"), "as_of": as_of.isoformat(),
@@ -191,6 +240,8 @@ def _compute(f: CohortFilter, *, clinic_ids, as_of: dt.date) -> tuple[dict, list
                                        time_point_label=(top["label"].lower() if top else "")),
         "definitions": _definitions(),
     }
+    if analyses:
+        report["cumulative_incidence"], report["competing_risks"] = incidence_section(competing)
     return report, pairs
 
 

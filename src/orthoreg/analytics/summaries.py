@@ -10,11 +10,13 @@ import math
 from collections import defaultdict
 from collections.abc import Iterable
 
+import numpy as np
+
 from orthoreg.instruments.services import time_point_label
 
 from . import definitions as defs
 from . import stats
-from .metrics import InstrumentInfo
+from .metrics import InstrumentInfo, PassInfo
 
 EPS = 1e-9  # thresholds are compared with this tolerance (0.3 x 10 is 3.0000000000000004 in floating point)
 MIN_ESTIMATE_N = 5  # the small-number rule: below this many, no estimate at all (see too_few)
@@ -119,6 +121,51 @@ def oarsi_met(pain: tuple, function: tuple | None = None, glob: tuple | None = N
     return moderate >= 2
 
 
+def pass_met(info: InstrumentInfo, score: float, value: float) -> bool:
+    """At or better than the patient acceptable symptom state (an absolute score)."""
+    return score >= value - EPS if info.higher_is_better else score <= value + EPS
+
+
+def distribution_step(info: InstrumentInfo) -> float:
+    """The spacing of the thresholds of a change distribution: one point on short scales (NPRS 0-10, LEFS 0-80 in
+    2s), 2 points on 0-100 scales."""
+    span = info.maximum - info.minimum
+    return 1.0 if span <= 20 else 2.0 if span <= 100 else span / 50
+
+
+def change_distribution(info: InstrumentInfo, improvements: list[tuple[float, int]]) -> list[dict]:
+    """The share of patients improved by at least x, for every x on a grid covering the changes seen (x below 0:
+    worse by at most -x). Improvement is in the direction that is better for the instrument. Empty under the
+    small-number rule."""
+    total = sum(n for _, n in improvements)
+    if too_few(total):
+        return []
+    values = np.repeat(np.array([v for v, _ in improvements], dtype=float),
+                       np.array([n for _, n in improvements], dtype=np.int64))
+    values.sort()
+    step = distribution_step(info)
+    low, high = math.floor(values[0] / step) * step, math.ceil(values[-1] / step) * step
+    thresholds = np.round(np.arange(low, high + step / 2, step), 6)
+    at_least = len(values) - np.searchsorted(values, thresholds - EPS, side="left")
+    return [{"threshold": float(x), "share": round(float(k) / len(values), 6)} for x, k in zip(thresholds, at_least)]
+
+
+def change_marks(info: InstrumentInfo, passed: PassInfo | None, n: int) -> dict:
+    """What a change distribution chart marks: the MCID, the OMERACT-OARSI absolute thresholds in the instrument's
+    points (pain and function instruments), the PASS (an absolute score, not a change: its responder rate is given
+    beside the others) and how many patients the distribution is of."""
+    t = defs.oarsi_thresholds()
+    oarsi = info.code == defs.OARSI_PAIN or info.code in defs.OARSI_FUNCTION
+    per_point = info.to_100(1)
+    return {"n": n, "too_few": too_few(n), "mcid": info.mcid, "mcid_percent": info.mcid_percent,
+            "oarsi_high": round(t["high_absolute"] / per_point, 6) if oarsi else None,
+            "oarsi_high_relative": t["high_relative"] if oarsi else None,
+            "oarsi_moderate": round(t["moderate_absolute"] / per_point, 6) if oarsi else None,
+            "oarsi_moderate_relative": t["moderate_relative"] if oarsi else None,
+            "pass": None if passed is None else {"value": passed.value, "source": passed.source,
+                                                 "verify": passed.verify}}
+
+
 def rate(successes: int, known_failures: int, eligible: int, worst_successes: int | None = None) -> dict:
     """A responder rate with its denominators: observed (Wilson CI), worst case and best case over the eligible."""
     denominator = successes + known_failures
@@ -136,7 +183,8 @@ def rate(successes: int, known_failures: int, eligible: int, worst_successes: in
     return withhold(observed, denominator)
 
 
-def instrument_summary(info: InstrumentInfo, cells: list[dict], *, treated: int, time_point: str) -> dict:
+def instrument_summary(info: InstrumentInfo, cells: list[dict], *, treated: int, time_point: str,
+                       passed: PassInfo | None = None, distributions: bool = True) -> dict:
     eligible = sum(c["n"] for c in cells)
     responded = sum(c["n"] for c in cells if c["a"])
     converted = sum(c["n"] for c in cells if c["converted"])
@@ -172,13 +220,24 @@ def instrument_summary(info: InstrumentInfo, cells: list[dict], *, treated: int,
     if info.code == defs.OARSI_PAIN:
         ok = sum(c.get("oarsi", 0) for c in evaluable)  # counted per fact by facts.oarsi_responders
         responders[defs.OARSI.code] = rate(ok, n_evaluable - ok + converted, eligible)
+    if passed is not None:
+        scored = [c for c in kept if c["s"] is not None]
+        ok = sum(c["n"] for c in scored if pass_met(info, c["s"], passed.value))
+        responders[defs.PASS.code] = rate(ok, sum(c["n"] for c in scored) - ok + converted, eligible)
+    if info.has_baseline and distributions:
+        gains = [(improvement(info, c["s"], c["base"]), c["n"]) for c in evaluable]
+        row["change_distribution"] = change_distribution(info, gains)
+        row["change_marks"] = change_marks(info, passed, n_evaluable)
     responders[defs.NO_CONVERSION.code] = rate(eligible - converted, converted, eligible,
                                                worst_successes=responded_not_converted)
     return row
 
 
-def time_points(cells: list[dict], infos: dict[str, InstrumentInfo], *, treated: int) -> list[dict]:
-    """The per-time-point, per-instrument section of the report, in protocol order."""
+def time_points(cells: list[dict], infos: dict[str, InstrumentInfo], *, treated: int,
+                passes: dict[str, PassInfo] | None = None, distributions: bool = True) -> list[dict]:
+    """The per-time-point, per-instrument section of the report, in protocol order; `passes` are the PASS values
+    that apply to the cohort (metrics.PassInfo.applies)."""
+    passes = passes or {}
     grouped: dict[str, dict[str, list[dict]]] = defaultdict(lambda: defaultdict(list))
     order: dict[str, int] = {}
     for cell in cells:
@@ -190,7 +249,8 @@ def time_points(cells: list[dict], infos: dict[str, InstrumentInfo], *, treated:
     out = []
     for tp in sorted(grouped, key=lambda t: (order[t], t)):
         by_instrument = grouped[tp]
-        instruments = [instrument_summary(infos[code], by_instrument[code], treated=treated, time_point=tp)
+        instruments = [instrument_summary(infos[code], by_instrument[code], treated=treated, time_point=tp,
+                                          passed=passes.get(code), distributions=distributions)
                        for code in codes if code in by_instrument]
         out.append({"time_point": tp, "label": time_point_label(tp), "order": order[tp],
                     "instruments": instruments})

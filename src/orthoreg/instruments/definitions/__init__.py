@@ -6,7 +6,10 @@ Every instrument is a FHIR R4 Questionnaire (JSON) with our own extensions carry
   "placeholder"), answerGuide, licence (name, holder, redistributable, note);
 * one root extension ``urn:orthoreg:fhir:subscale`` per subscale: code, title, method, the missing-item rule as
   the manual states it (minAnswered, a count of answered items, where the manual gives a count; else
-  minAnsweredPercent), missingRuleSource (where that rule is published), minimum, maximum, betterWhen ("higher"/"lower"), mcid, mcidPercent, mcidSource, percentChange, primary;
+  minAnsweredPercent), missingRuleSource (where that rule is published), minimum, maximum, betterWhen ("higher"/"lower"), mcid, mcidPercent, mcidSource, percentChange, primary; and where a patient acceptable symptom
+  state is published: pass (an absolute score), passSource, passScope (the condition@site pairs it was published
+  for, comma-separated, e.g. "oa_primary@knee"; empty = any) and passVerify (the value is not the primary source's
+  own instrument or was not checked against it);
 * on each item, ``urn:orthoreg:fhir:subscale`` (valueCode, repeatable) naming the subscales it counts in, and
   the standard minValue / maxValue extensions for numeric items;
 * on each answer option, the standard ordinalValue extension (the number scored) or
@@ -174,6 +177,10 @@ class Subscale:
     primary: bool = False
     min_answered: int = 0  # the count of answered (not N/A) items needed; 0 = derived from the percent
     missing_rule_source: str = ""
+    pass_value: float | None = None  # patient acceptable symptom state: an absolute score (None: none published)
+    pass_source: str = ""
+    pass_scope: tuple[tuple[str, str], ...] = ()  # (condition, site) pairs it was published for; () = any
+    pass_verify: bool = False
 
     def __post_init__(self):
         if not self.min_answered:
@@ -485,9 +492,22 @@ def _parse_subscale(ext: dict, items: list[Item], errors: list[str]) -> Subscale
                       f"its items and method ({format_number(expected[0])} to {format_number(expected[1])})")
         return None
     optional = {}
-    for key, name in (("mcid", "mcid"), ("mcidPercent", "mcid_percent")):
+    for key, name in (("mcid", "mcid"), ("mcidPercent", "mcid_percent"), ("pass", "pass_value")):
         if parts.get(key) is not None:
             optional[name] = _number(parts[key], f"{label}: {key}", errors)
+    if parts.get("pass") is not None:
+        if not str(parts.get("passSource") or "").strip():
+            errors.append(f"{label}: a pass value needs its passSource (where it was published)")
+            return None
+        scope = []
+        for pair in filter(None, (p.strip() for p in str(parts.get("passScope") or "").split(","))):
+            condition, at, site = pair.partition("@")
+            if not at or not condition or not site:
+                errors.append(f"{label}: passScope {pair!r} is not condition@site")
+                return None
+            scope.append((condition, site))
+        optional.update(pass_source=str(parts["passSource"]), pass_scope=tuple(scope),
+                        pass_verify=bool(parts.get("passVerify", False)))
     return Subscale(code=code, title=str(parts.get("title") or code), method=method,
                     items=tuple(i.number - 1 for i in members), min_answered_percent=min_answered,
                     minimum=minimum, maximum=maximum, better=better, mcid_source=str(parts.get("mcidSource") or ""),
