@@ -12,7 +12,22 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from django.db.models import Count, Min, Q, QuerySet, Sum
+from django.db.models import (
+    Avg,
+    Case,
+    CharField,
+    Count,
+    F,
+    FilteredRelation,
+    FloatField,
+    Min,
+    Q,
+    QuerySet,
+    Sum,
+    Value,
+    When,
+)
+from django.db.models.functions import Cast
 
 from orthoreg.instruments.definitions import DefinitionError, UnknownInstrument, available_codes, get_definition
 
@@ -124,3 +139,45 @@ def clinic_cells(clinic_ids: list[int], *, as_of: dt.date) -> list[dict]:
              "converted": c["converted"], "s": c["score"] if c["has_score"] else None,
              "base": c["base"] if c["has_base"] else None, "n": c["total"], "order": c["order"],
              "oarsi": c["responders"]} for c in cells]
+
+
+GROUPS = ("responder", "non_responder", "converted", "lost", "unscored")
+
+
+def responder_q(info: InstrumentInfo) -> Q:
+    """The MCID responder rule of summaries.mcid_met as a database condition on an outcome fact's score and base."""
+    better = F("score") - F("base") if info.higher_is_better else F("base") - F("score")
+    room = Value(info.maximum) - F("base") if info.higher_is_better else F("base") - Value(info.minimum)
+    q = Q(pk__in=[])
+    if info.mcid is not None:
+        q |= Q(gain__gte=info.mcid - EPS)
+    if info.mcid_percent is not None:
+        q |= Q(room__gt=0, gain__gte=F("room") * (info.mcid_percent / 100) - EPS)
+    return q, better, room
+
+
+def _moments(name: str, field: str) -> dict:
+    """Count, mean and sum of squares of a column (the standard deviation follows exactly; SQLite's STDDEV fails on
+    one row)."""
+    return {f"{name}_n": Count(field), f"{name}_mean": Avg(field),
+            f"{name}_ss": Sum(Cast(F(field), FloatField()) * Cast(F(field), FloatField()))}
+
+
+def baseline_by_group(rows: QuerySet, info: InstrumentInfo) -> list[dict]:
+    """Per time point of the instrument `info`, the eligible patients in groups (responder and non-responder by its
+    MCID, converted to surgery, lost = did not answer, unscored = answered without a score and baseline) with their
+    count, and count, mean and sum of squares of age, grade and baseline score at treatment: one GROUP BY."""
+    q, better, room = responder_q(info)
+    group = Case(When(converted=True, then=Value("converted")), When(answered=False, then=Value("lost")),
+                 When(Q(score__isnull=False, base__isnull=False) & q, then=Value("responder")),
+                 When(score__isnull=False, base__isnull=False, then=Value("non_responder")),
+                 default=Value("unscored"), output_field=CharField())
+    data = (rows.filter(instrument=info.code)
+            .annotate(gain=better, room=room, group=group,
+                      bl=FilteredRelation("episode__baseline_facts",
+                                          condition=Q(episode__baseline_facts__instrument=info.code)))
+            .values("time_point", "group")
+            .annotate(n=Count("pk"), **_moments("age", "episode__fact__age"), **_moments("grade", "episode__fact__grade"),
+                      **_moments("baseline", "bl__score"))
+            .order_by())
+    return list(data)

@@ -242,6 +242,10 @@ def _compute(f: CohortFilter, *, clinic_ids, as_of: dt.date, analyses: bool = Tr
     }
     if analyses:
         report["cumulative_incidence"], report["competing_risks"] = incidence_section(competing)
+        anchor = infos.get(defs.PAIN_INSTRUMENT)
+        groups = metrics.baseline_by_group(metrics.eligible_outcomes(members, as_of=as_of), anchor) \
+            if anchor is not None and treated else []
+        report["loss_to_follow_up"] = summaries.loss_to_follow_up(points, groups, defs.PAIN_INSTRUMENT)
     return report, pairs
 
 

@@ -271,3 +271,99 @@ def flow(points: list[dict], treated: int) -> list[dict]:
                      "converted": anchor["converted"], "lost": anchor["lost"],
                      "completeness": anchor["completeness"]["rate"]})
     return rows
+
+
+# ------------------------------------------------------------------------------------------------ loss to follow-up
+
+def completeness_judgement(rate: float | None) -> tuple[str, str]:
+    """(level, words) of a completeness: below 80% results may be seriously biased, 80-95% some bias is possible,
+    above 95% little (DOMAIN.md section 6, after Schulz & Grimes)."""
+    if rate is None:
+        return "none", "nobody due yet"
+    if rate < 0.80 - EPS:
+        return "serious", "below 80% answered: results may be seriously biased"
+    if rate <= 0.95 + EPS:
+        return "some", "80-95% answered: some bias possible"
+    return "little", "above 95% answered: little bias expected"
+
+
+VARIABLES = ("age", "grade", "baseline")
+
+
+def _pool(parts: list[dict], var: str) -> tuple[int, float | None, float | None]:
+    """n, mean and sample SD of a variable over groups given by their count, mean and sum of squares."""
+    cells = [(p[f"{var}_n"], float(p[f"{var}_mean"]), float(p[f"{var}_ss"])) for p in parts if p[f"{var}_n"]]
+    n = sum(c[0] for c in cells)
+    if not n:
+        return 0, None, None
+    mean = sum(k * m for k, m, _ in cells) / n
+    if n < 2:
+        return n, mean, None
+    ss = sum(c[2] for c in cells) - n * mean * mean
+    return n, mean, math.sqrt(max(ss, 0.0) / (n - 1))
+
+
+def _described(name: str, parts: list[dict]) -> dict:
+    out: dict = {"group": name, "n": sum(p["n"] for p in parts)}
+    for var in VARIABLES:
+        n, mean, sd = _pool(parts, var)
+        few = too_few(n)
+        out[var] = {"n": n, "mean": None if few or mean is None else round(mean, 3),
+                    "sd": None if few or sd is None else round(sd, 3), "too_few": few}
+    return out
+
+
+def _compare(a: dict, b: dict) -> dict:
+    """a minus b of each baseline variable (Welch 95% CI); `differs` when the interval excludes 0."""
+    out = {}
+    for var in VARIABLES:
+        x, y = a[var], b[var]
+        if x["too_few"] or y["too_few"] or x["sd"] is None or y["sd"] is None:
+            out[var] = {"difference": None, "ci_low": None, "ci_high": None, "differs": None, "too_few": True}
+            continue
+        d, low, high = stats.mean_difference_ci(x["n"], x["mean"], x["sd"], y["n"], y["mean"], y["sd"])
+        out[var] = {"difference": None if d is None else round(d, 3), "ci_low": None if low is None else round(low, 3),
+                    "ci_high": None if high is None else round(high, 3),
+                    "differs": None if low is None else bool(low > 0 or high < 0), "too_few": False}
+    return out
+
+
+def loss_to_follow_up(points: list[dict], groups: list[dict], anchor: str) -> list[dict]:
+    """Loss to follow-up judged, per time point after baseline, on the instrument `anchor` (pain): completeness and
+    its judgement; complete case, worst case and best case of each responder definition side by side; and the
+    baseline (age, grade, baseline score) of responders, non-responders (its MCID), the lost and the followed,
+    compared (lost vs followed, responders vs non-responders) so a reader sees whether those lost differ."""
+    by_tp: dict[str, list[dict]] = defaultdict(list)
+    for g in groups:
+        by_tp[g["time_point"]].append(g)
+    out = []
+    for tp in points:
+        if tp["time_point"] == "baseline":
+            continue
+        row = next((i for i in tp["instruments"] if i["instrument"] == anchor), None)
+        if row is None:
+            continue
+        rate = row["completeness"]["rate"]
+        level, words = completeness_judgement(rate)
+        if row["completeness"]["too_few"] and row["eligible"]:
+            level, words = "too_few", f"too few due to judge (fewer than {MIN_ESTIMATE_N})"
+        cases = {code: {"complete_case": r["rate"], "complete_ci_low": r["ci_low"], "complete_ci_high": r["ci_high"],
+                        "worst_case": r["worst_case_rate"], "best_case": r["best_case_rate"],
+                        "known": r["denominator"], "eligible": r["eligible"], "too_few": r["too_few"]}
+                 for code, r in row["responders"].items()}
+        parts = {name: [g for g in by_tp.get(tp["time_point"], []) if g["group"] == name]
+                 for name in ("responder", "non_responder", "converted", "lost", "unscored")}
+        described = {
+            "responders": _described("responders", parts["responder"]),
+            "non_responders": _described("non_responders", parts["non_responder"]),
+            "followed": _described("followed", parts["responder"] + parts["non_responder"] + parts["unscored"]),
+            "lost": _described("lost", parts["lost"]),
+        }
+        out.append({
+            "time_point": tp["time_point"], "label": tp["label"], "instrument": anchor, "eligible": row["eligible"],
+            "responded": row["responded"], "completeness": None if rate is None else round(rate, 6),
+            "level": level, "judgement": words, "cases": cases, "groups": list(described.values()),
+            "lost_vs_followed": _compare(described["lost"], described["followed"]),
+            "responders_vs_non_responders": _compare(described["responders"], described["non_responders"]),
+        })
+    return out

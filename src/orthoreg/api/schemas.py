@@ -64,6 +64,31 @@ class Summary(Schema):
                                              "median or interval")
 
 
+class DistributionRow(Schema):
+    threshold: float = Field(description="improvement from baseline in the instrument's points (in its better "
+                                         "direction; below 0: worse)")
+    share: float = Field(description="share of the patients with a baseline and an answer, not converted, improved "
+                                     "by at least the threshold")
+
+
+class PassMark(Schema):
+    value: float
+    source: str
+    verify: bool
+
+
+class ChangeMarks(Schema):
+    n: int
+    too_few: bool
+    mcid: float | None
+    mcid_percent: float | None
+    oarsi_high: float | None
+    oarsi_high_relative: float | None
+    oarsi_moderate: float | None
+    oarsi_moderate_relative: float | None
+    pass_: PassMark | None = Field(None, alias="pass")
+
+
 class InstrumentRow(Schema):
     instrument: str
     title: str
@@ -81,7 +106,12 @@ class InstrumentRow(Schema):
     completeness: Rate
     score: Summary
     change: Summary | None
-    responders: dict[str, ResponderRate]
+    responders: dict[str, ResponderRate] = Field(description="per responder definition (pain_50, mcid, "
+                                                             "omeract_oarsi, pass, no_conversion) where it applies")
+    change_distribution: list[DistributionRow] = Field(
+        [], description="responders at every threshold: the cumulative distribution of change from baseline (empty "
+                        "under the small-number rule)")
+    change_marks: ChangeMarks | None = None
 
 
 class TimePoint(Schema):
@@ -150,6 +180,42 @@ class Survival(Schema):
     curve: list[CurvePoint] = Field(description="the drawn curve and its 95% band, where either changes")
 
 
+class IncidenceRow(Schema):
+    time: float
+    at_risk: int
+    events: int
+    competing: int
+    incidence: float | None
+    ci_low: float | None
+    ci_high: float | None
+
+
+class IncidenceAt(Schema):
+    months: int
+    days: int
+    at_risk: int
+    incidence: float | None
+    ci_low: float | None
+    ci_high: float | None
+    too_few: bool
+
+
+class CompetingRisks(Schema):
+    event: str
+    competing_event: str
+    time_unit: str
+    n: int
+    events: int
+    deaths: int
+    censored: int
+    too_few: bool
+    min_at_risk: int
+    cut_at_days: float | None = Field(description="the first time fewer than min_at_risk remain at risk: the table "
+                                                  "and curve stop before it")
+    at: list[IncidenceAt]
+    shown: str = Field(description="which curve is shown and why")
+
+
 class Headline(Schema):
     time_point: str
     label: str
@@ -203,6 +269,10 @@ class CohortReport(Schema):
     survival: Survival
     limits: str
     definitions: dict[str, Any]
+    cumulative_incidence: list[IncidenceRow] = Field(
+        [], description="Aalen-Johansen cumulative incidence of conversion, death competing (95% CI, delta method "
+                        "on log(-log)), time 0 and every event time until fewer than 10 remain at risk")
+    competing_risks: CompetingRisks | None = None
 
 
 class Difference(Schema):

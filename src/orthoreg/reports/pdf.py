@@ -226,6 +226,20 @@ def _cohort_tables(report: dict, label: str, s: dict) -> list:
                      "no one followed this long yet" if a["survival"] is None else
                      f"{pct(a['survival'], 1)} ({percent_range(a['ci_low'], a['ci_high'])})"])
     story.append(_table(rows, [30 * mm, 25 * mm, 60 * mm], s))
+    c = report.get("competing_risks")
+    if c:
+        story += [CondPageBreak(50 * mm),
+                  _p(f"{label + ' · ' if label else ''}Converted to surgery, death competing", s["h2"]),
+                  _p(f"{c['events']} conversions and {c['deaths']} deaths without conversion among {c['n']} treated; "
+                     f"{c['censored']} censored (withdrawn, lost or still followed).", s["body"])]
+        rows = [["After", "At risk", "Converted (cumulative incidence, 95% CI)"]]
+        for a in c["at"]:
+            rows.append([f"{a['months']} months", str(a["at_risk"]),
+                         f"{pct(a['incidence'], 1)} ({percent_range(a['ci_low'], a['ci_high'])})"
+                         if a["incidence"] is not None else
+                         f"fewer than {c['min_at_risk']} at risk: not shown" if a["too_few"] else
+                         "no one followed this long yet"])
+        story += [_table(rows, [30 * mm, 25 * mm, 80 * mm], s), _p(c["shown"], s["small"])]
     ae = report["adverse_events"]
     story += [_p(f"{label + ' · ' if label else ''}Adverse events", s["h2"]),
               _table([["Any adverse event", _rate_text(ae["any"], False)],
@@ -262,8 +276,12 @@ def cohort_pdf(report: dict) -> bytes:
     if report.get("comparison"):
         story += _differences(report, s)
     if any(m["cohort"]["episodes"] for m in members):
-        for name in ("flow", "responders", "trajectory", "change", "survival"):
+        for name in ("flow", "responders", "trajectory", "change", "survival", "incidence"):
             figure = plots.chart(name, cohorts)
+            story.append(KeepTogether([Spacer(1, 4), _chart(figure, WIDTH * 0.92)]))
+        story.append(_p(members[0].get("competing_risks", {}).get("shown", ""), s["small"]))
+        for code, _ in plots.distribution_instruments(cohorts):
+            figure = plots.chart(plots.DISTRIBUTION + code, cohorts)
             story.append(KeepTogether([Spacer(1, 4), _chart(figure, WIDTH * 0.92)]))
         for letter, member in zip(letters, members):
             if member["cohort"]["episodes"]:

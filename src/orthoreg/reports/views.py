@@ -107,6 +107,10 @@ def cohort(request):
         "sections": plots.sections_of(report) if report else [],
         "chart_src": {name: f"{reverse('reports:cohort_chart', args=[name, 'svg'])}?{_query(request)}"
                       for name in CHARTS},
+        "distributions": [
+            (code, title, f"{reverse('reports:cohort_chart', args=[plots.DISTRIBUTION + code, 'svg'])}?"
+                          f"{_query(request)}")
+            for code, title in plots.distribution_instruments(plots.cohorts_of(report) if report else [])],
     }
     return _private(render(request, "reports/cohort.html", context, status=400 if errors else 200))
 
@@ -134,12 +138,16 @@ def _report_or_400(request):
 @login_required
 @require_GET
 def cohort_chart(request, name: str, fmt: str):
-    if name not in CHARTS or fmt not in FORMATS:
+    if (name not in CHARTS and not name.startswith(plots.DISTRIBUTION)) or fmt not in FORMATS:
         raise Http404("No such chart")
     report, bad = _report_or_400(request)
     if bad:
         return bad
-    figure = plots.chart(name, plots.cohorts_of(report))
+    cohorts_ = plots.cohorts_of(report)
+    if name.startswith(plots.DISTRIBUTION) and name.removeprefix(plots.DISTRIBUTION) not in dict(
+            plots.distribution_instruments(cohorts_)):
+        raise Http404("No such chart")
+    figure = plots.chart(name, cohorts_)
     return _private(HttpResponse(render_chart(figure, fmt), content_type=FORMATS[fmt]))
 
 
