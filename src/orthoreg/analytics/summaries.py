@@ -203,7 +203,7 @@ def instrument_summary(info: InstrumentInfo, cells: list[dict], *, treated: int,
         "score": weighted_summary(scores, (info.minimum, info.maximum)),
         "change": (weighted_summary(changes, (-span, span))
                    if time_point != "baseline" and info.has_baseline else None),
-        "responders": {},
+        "responders": {}, "change_distribution": [], "change_marks": None,
     }
     if time_point == "baseline":
         return row

@@ -216,6 +216,55 @@ class CompetingRisks(Schema):
     shown: str = Field(description="which curve is shown and why")
 
 
+class GroupValue(Schema):
+    n: int
+    mean: float | None
+    sd: float | None
+    too_few: bool
+
+
+class BaselineGroup(Schema):
+    group: str = Field(description="responders, non_responders (pain MCID), followed (answered), lost (did not answer)")
+    n: int
+    age: GroupValue
+    grade: GroupValue
+    baseline: GroupValue
+
+
+class GroupDifference(Schema):
+    difference: float | None
+    ci_low: float | None
+    ci_high: float | None
+    differs: bool | None
+    too_few: bool
+
+
+class CaseRates(Schema):
+    complete_case: float | None
+    complete_ci_low: float | None
+    complete_ci_high: float | None
+    worst_case: float | None
+    best_case: float | None
+    known: int
+    eligible: int
+    too_few: bool
+
+
+class LossRow(Schema):
+    time_point: str
+    label: str
+    instrument: str
+    eligible: int
+    responded: int
+    completeness: float | None
+    level: str = Field(description="serious (< 80% answered), some (80-95%), little (> 95%), none, too_few")
+    judgement: str
+    cases: dict[str, CaseRates]
+    groups: list[BaselineGroup]
+    lost_vs_followed: dict[str, GroupDifference]
+    responders_vs_non_responders: dict[str, GroupDifference]
+
+
 class Headline(Schema):
     time_point: str
     label: str
@@ -273,6 +322,7 @@ class CohortReport(Schema):
         [], description="Aalen-Johansen cumulative incidence of conversion, death competing (95% CI, delta method "
                         "on log(-log)), time 0 and every event time until fewer than 10 remain at risk")
     competing_risks: CompetingRisks | None = None
+    loss_to_follow_up: list[LossRow] = []
 
 
 class Difference(Schema):

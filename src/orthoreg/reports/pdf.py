@@ -35,11 +35,13 @@ from orthoreg.instruments.charts import render, trajectory_chart
 from . import plots
 from .templatetags.report_tags import (
     diff_rows,
+    loss_sentence,
     months,
     num,
     pct,
     percent_ci,
     percent_range,
+    pretty_group,
     shown_responders,
     signed,
 )
@@ -240,11 +242,41 @@ def _cohort_tables(report: dict, label: str, s: dict) -> list:
                          f"fewer than {c['min_at_risk']} at risk: not shown" if a["too_few"] else
                          "no one followed this long yet"])
         story += [_table(rows, [30 * mm, 25 * mm, 80 * mm], s), _p(c["shown"], s["small"])]
+    story += _loss(report, label, s)
     ae = report["adverse_events"]
     story += [_p(f"{label + ' · ' if label else ''}Adverse events", s["h2"]),
               _table([["Any adverse event", _rate_text(ae["any"], False)],
                       ["Serious adverse event", _rate_text(ae["serious"], False)]], [45 * mm, WIDTH - 45 * mm], s,
                      header=False)]
+    return story
+
+
+def _loss(report: dict, label: str, s: dict) -> list:
+    """Loss to follow-up, judged: completeness and its label, complete / worst / best case, baseline of the groups."""
+    rows_in = report.get("loss_to_follow_up") or []
+    if not rows_in:
+        return []
+    story = [CondPageBreak(50 * mm), _p(f"{label + ' · ' if label else ''}Loss to follow-up, judged", s["h2"])]
+    rows = [["Time point", "Answered / due", "Judgement", "Complete · worst · best case"]]
+    for row in rows_in:
+        cases = "; ".join(
+            f"{defs.DEFINITIONS[code].title}: " + ("too few" if c["too_few"] else
+                                                   f"{pct(c['complete_case'])} · {pct(c['worst_case'])} · "
+                                                   f"{pct(c['best_case'])}")
+            for code, c in row["cases"].items() if code != defs.NO_CONVERSION.code)
+        rows.append([row["label"], f"{row['responded']} / {row['eligible']}", row["judgement"], cases])
+    story.append(_table(rows, [18 * mm, 22 * mm, 45 * mm, WIDTH - 85 * mm], s))
+    rows = [["Time point", "Group", "n", "Age, mean (SD)", "Grade, mean (SD)", "Baseline pain, mean (SD)"]]
+    for row in rows_in:
+        for i, g in enumerate(row["groups"]):
+            rows.append([row["label"] if i == 0 else "", pretty_group(g["group"]), str(g["n"]),
+                         *[("too few" if g[v]["n"] else "—") if g[v]["too_few"] else
+                           f"{num(g[v]['mean'])}" + (f" ({num(g[v]['sd'])})" if g[v]["sd"] is not None else "")
+                           for v in ("age", "grade", "baseline")]])
+        rows.append(["", loss_sentence(row), "", "", "", ""])
+    table = _table(rows, [18 * mm, 34 * mm, 12 * mm, 28 * mm, 28 * mm, WIDTH - 120 * mm], s)
+    story += [table, _p("Complete case: among those whose outcome is known; worst case: everyone who did not answer "
+                        "counted as a failure; best case: as a success. Responders by the pain MCID.", s["small"])]
     return story
 
 
