@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from django.db.models import (
     Avg,
+    BooleanField,
     Case,
     CharField,
     Count,
@@ -32,6 +33,7 @@ from django.db.models.functions import Cast
 from orthoreg.instruments.definitions import DefinitionError, UnknownInstrument, available_codes, get_definition
 
 from .models import OutcomeCell, OutcomeFact
+from .survival import with_end
 
 EPS = 1e-9  # tolerance of threshold comparisons (0.2 x 15 is 3.0000000000000004 in floating point)
 
@@ -181,3 +183,28 @@ def baseline_by_group(rows: QuerySet, info: InstrumentInfo) -> list[dict]:
                       **_moments("baseline", "bl__score"))
             .order_by())
     return list(data)
+
+
+def comparison_rows(members: QuerySet, *, as_of: dt.date, time_point: str, info: InstrumentInfo) -> list[tuple]:
+    """One row per episode of a cohort for the adjusted comparison (weighting.py), in one query: covariates (age,
+    sex, condition, grade, clinic, baseline score of `info`), the outcome fact of `info` at `time_point` (answered,
+    score, baseline, converted by its due date, whether it is eligible) and days to conversion or censoring."""
+    eligible = Q(o__answered=True) | Q(o__window_end__lt=as_of, o__excused=False)
+    rows = (with_end(members, as_of=as_of)
+            .annotate(bl=FilteredRelation("episode__baseline_facts",
+                                          condition=Q(episode__baseline_facts__instrument=info.code)),
+                      o=FilteredRelation("episode__outcome_facts",
+                                         condition=Q(episode__outcome_facts__instrument=info.code,
+                                                     episode__outcome_facts__time_point=time_point)))
+            .annotate(o_eligible=Case(When(eligible, then=Value(True)), default=Value(False),
+                                      output_field=BooleanField()))
+            .values_list("pk", "age", "sex", "condition", "grade", "clinic_id", "bl__score", "o__answered",
+                         "o__score", "o__base", "o__converted", "o_eligible", "days", "converted")
+            .order_by())
+    seen: set[int] = set()
+    out = []
+    for row in rows:
+        if row[0] not in seen:
+            seen.add(row[0])
+            out.append(row)
+    return out

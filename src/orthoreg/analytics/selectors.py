@@ -26,7 +26,7 @@ from orthoreg.instruments.models import Response
 from orthoreg.registry.coding import ProcedureKind
 from orthoreg.registry.models import AdverseEvent, Clinic, Episode, Grade, Procedure
 
-from . import cohorts, metrics, stats, summaries, survival
+from . import cohorts, metrics, stats, summaries, survival, weighting
 from . import definitions as defs
 from .filters import CohortFilter
 
@@ -273,29 +273,31 @@ def _cache_key(kind: str, filters: list[CohortFilter], clinic_ids, as_of: dt.dat
     return "orthoreg:analytics:" + hashlib.sha256(payload.encode()).hexdigest()
 
 
-def cohort_report(f: CohortFilter, *, clinic_ids, as_of: dt.date | None = None, use_cache: bool = True) -> dict:
+def cohort_report(f: CohortFilter, *, clinic_ids, as_of: dt.date | None = None, use_cache: bool = True,
+                  analyses: bool = True) -> dict:
     """The full report of one cohort among the clinics `clinic_ids` (the caller's scope)."""
     as_of = as_of or timezone.localdate()
-    key = _cache_key("cohort", [f], clinic_ids, as_of) if use_cache else None
+    key = _cache_key("cohort" if analyses else "cohort-plain", [f], clinic_ids, as_of) if use_cache else None
     if key and (hit := cache.get(key)) is not None:
         return hit
     with analytics_session():
-        report, _ = _compute(f, clinic_ids=clinic_ids, as_of=as_of)
+        report, _ = _compute(f, clinic_ids=clinic_ids, as_of=as_of, analyses=analyses)
     if key:
         cache.set(key, report, CACHE_SECONDS)
     return report
 
 
 def comparison_report(a: CohortFilter, b: CohortFilter, *, clinic_ids, as_of: dt.date | None = None,
-                      use_cache: bool = True) -> dict:
+                      use_cache: bool = True, analyses: bool = True) -> dict:
     """Two cohorts side by side: both reports, their differences with 95% CIs and the log-rank test."""
     as_of = as_of or timezone.localdate()
-    key = _cache_key("comparison", [a, b], clinic_ids, as_of) if use_cache else None
+    key = _cache_key("comparison" if analyses else "comparison-plain", [a, b], clinic_ids, as_of) \
+        if use_cache else None
     if key and (hit := cache.get(key)) is not None:
         return hit
     with analytics_session():
-        first, pairs_a = _compute(a, clinic_ids=clinic_ids, as_of=as_of)
-        second, pairs_b = _compute(b, clinic_ids=clinic_ids, as_of=as_of)
+        first, pairs_a = _compute(a, clinic_ids=clinic_ids, as_of=as_of, analyses=analyses)
+        second, pairs_b = _compute(b, clinic_ids=clinic_ids, as_of=as_of, analyses=analyses)
         overlap = cohorts.cohort_episodes(a, clinic_ids=clinic_ids).filter(
             pk__in=cohorts.cohort_episodes(b, clinic_ids=clinic_ids).values("pk")).count()
     report = {
@@ -308,9 +310,62 @@ def comparison_report(a: CohortFilter, b: CohortFilter, *, clinic_ids, as_of: dt
         "overlap": overlap,
         "limits": comparison_limits(first, second, overlap),
     }
+    if analyses:
+        with analytics_session():
+            report["adjusted"] = adjusted_section(a, b, first, second, overlap, clinic_ids=clinic_ids, as_of=as_of)
     if key:
         cache.set(key, report, CACHE_SECONDS)
     return report
+
+
+ADJUSTED_HORIZON_MONTHS = 12
+
+
+def adjusted_section(a: CohortFilter, b: CohortFilter, first: dict, second: dict, overlap: int, *, clinic_ids,
+                     as_of: dt.date) -> dict:
+    """The case-mix adjusted comparison (weighting.py): the difference (A minus B) in the pain MCID responder rate at
+    the headline time point and in survival free of surgery at 12 months, weighted for the measured differences;
+    or `reason` when no adjusted figure can be given."""
+    head = first.get("headline") or second.get("headline")
+    info = metrics.instrument_infos().get(defs.PAIN_INSTRUMENT)
+    base = {"definition": defs.MCID.code, "instrument": defs.PAIN_INSTRUMENT,
+            "time_point": head["time_point"] if head else None, "label": head["label"] if head else None,
+            "horizon_months": ADJUSTED_HORIZON_MONTHS,
+            "sentence": weighting.SENTENCE.format(covariates="age, sex, condition, grade, baseline pain and clinic, "
+                                                             "as far as they were recorded")}
+    if overlap:
+        return {**base, "reason": "The two cohorts share patients, so they cannot be weighted against each other: no "
+                                  "adjusted figure."}
+    if head is None or info is None:
+        return {**base, "reason": "No time point with pain answers yet: no adjusted figure."}
+    rows = []
+    for flag, f in ((True, a), (False, b)):
+        members = cohorts.cohort_episodes(f, clinic_ids=clinic_ids)
+        rows += [(flag, *r) for r in metrics.comparison_rows(members, as_of=as_of, time_point=head["time_point"],
+                                                             info=info)]
+    if not rows:
+        return {**base, "reason": "Nobody treated in either cohort: no adjusted figure."}
+    cols = list(zip(*rows))
+    (in_a, _pk, age, sex, condition, grade, clinic, baseline, answered, score, bl_out, converted_tp, eligible, days,
+     converted) = cols
+    responder = []
+    for ans, s_, b_, conv, ok in zip(answered, score, bl_out, converted_tp, eligible):
+        if not ok:
+            responder.append(np.nan)
+        elif conv:
+            responder.append(0.0)
+        elif ans and s_ is not None and b_ is not None:
+            responder.append(1.0 if summaries.mcid_met(info, s_, b_) else 0.0)
+        else:
+            responder.append(np.nan)
+    x, names = weighting.design({
+        "age": ("number", list(age)), "sex": ("category", list(sex)), "condition": ("category", list(condition)),
+        "grade": ("number", list(grade)), "baseline pain": ("number", list(baseline)),
+        "clinic": ("category", list(clinic))})
+    result = weighting.adjusted_difference(
+        x, names, np.array(in_a), np.array(responder), np.array(days, dtype=float), np.array(converted, dtype=bool),
+        horizon_days=round(ADJUSTED_HORIZON_MONTHS * DAYS_PER_MONTH))
+    return {**base, **result}
 
 
 def differences(first: dict, second: dict) -> list[dict]:

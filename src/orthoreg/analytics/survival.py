@@ -33,6 +33,18 @@ from . import stats
 from .db import DaysBetween
 
 
+def with_end(members: QuerySet, *, as_of: dt.date) -> QuerySet:
+    """The cohort's EpisodeFact rows annotated with `days` (index date to conversion or censoring) and `converted`,
+    as of a day (the rule of survival_pairs)."""
+    day = Value(as_of, output_field=DateField())
+    last_contact = Greatest(F("index_date"), Least(F("contact"), day), output_field=DateField())
+    by_as_of = Q(conversion_date__isnull=False, conversion_date__lte=day)
+    end = Case(When(by_as_of, then=F("conversion_date")), default=last_contact, output_field=DateField())
+    return members.annotate(days=DaysBetween(end, F("index_date")),
+                            converted=Case(When(by_as_of, then=Value(True)), default=Value(False),
+                                           output_field=BooleanField()))
+
+
 def survival_pairs(members: QuerySet, *, as_of: dt.date) -> list[tuple[int, bool]]:
     """(days from the index date to conversion or censoring, converted) for every episode of the cohort
     (EpisodeFact rows) as of a day, counted per distinct pair in the database (a few thousand rows leave it

@@ -9,8 +9,8 @@
   The estimand is the average treatment effect over both cohorts.
 * Balance: standardised mean differences of every covariate column before and after weighting (pooled SD of the
   unweighted groups), flagged above 0.1.
-* Overlap: the propensity scores of each cohort in ten bins; no adjusted figure when more than 10% of either cohort
-  lies outside the range of the other's scores, when a cohort has fewer than MIN_GROUP patients with a known
+* Overlap: the propensity scores of each cohort in ten bins of 0.1; no adjusted figure when more than 10% of either
+  cohort lies in fifths of the scale where the other cohort has nobody, when a cohort has fewer than MIN_GROUP patients with a known
   outcome, or when the model does not converge (e.g. a covariate separates the cohorts).
 * Estimates: the weighted difference in responder rates (A minus B, among patients with a known outcome) and in
   survival free of surgery at `horizon_days` (weighted Kaplan-Meier), each with a bootstrap 95% percentile interval:
@@ -107,14 +107,14 @@ def stabilised_weights(ps: np.ndarray, a: np.ndarray) -> np.ndarray:
 
 
 def overlap(ps: np.ndarray, a: np.ndarray) -> dict:
-    """The propensity scores of each cohort in ten bins, and the share of each outside the other's range."""
+    """The propensity scores of each cohort in ten bins of 0.1 (drawn), and the share of each cohort in fifths of the
+    scale (0-0.2, ..., 0.8-1) where the other cohort has nobody: patients with no comparable patient in the other."""
     edges = np.linspace(0, 1, 11)
-    pa, pb = ps[a], ps[~a]
-    outside_a = float(((pa < pb.min()) | (pa > pb.max())).mean())
-    outside_b = float(((pb < pa.min()) | (pb > pa.max())).mean())
-    return {"bins": [round(float(e), 2) for e in edges],
-            "a": np.histogram(pa, edges)[0].tolist(), "b": np.histogram(pb, edges)[0].tolist(),
-            "outside_a": round(outside_a, 4), "outside_b": round(outside_b, 4)}
+    ha, hb = np.histogram(ps[a], edges)[0], np.histogram(ps[~a], edges)[0]
+    fa, fb = ha.reshape(5, 2).sum(1), hb.reshape(5, 2).sum(1)
+    return {"bins": [round(float(e), 2) for e in edges], "a": ha.tolist(), "b": hb.tolist(),
+            "outside_a": round(float(fa[fb == 0].sum() / max(fa.sum(), 1)), 4),
+            "outside_b": round(float(fb[fa == 0].sum() / max(fb.sum(), 1)), 4)}
 
 
 def _poisson_table(bits: int = 16) -> np.ndarray:

@@ -350,6 +350,56 @@ class LogRank(Schema):
     p_value: float | None
 
 
+class BalanceRow(Schema):
+    covariate: str
+    smd_before: float
+    smd_after: float
+    flagged: bool = Field(description="|standardised difference| after weighting above 0.1")
+    flagged_before: bool
+
+
+class AdjustedInterval(Schema):
+    difference: float | None
+    ci_low: float | None
+    ci_high: float | None
+
+
+class Overlap(Schema):
+    bins: list[float]
+    a: list[int]
+    b: list[int]
+    outside_a: float
+    outside_b: float
+
+
+class Adjusted(Schema):
+    definition: str
+    instrument: str
+    time_point: str | None
+    label: str | None
+    horizon_months: int
+    horizon_days: float | None = None
+    sentence: str = Field(description="weighting removes only the measured differences")
+    reason: str | None = Field(None, description="why no adjusted figure is given (then no difference)")
+    difference: float | None = Field(None, description="IPW difference in responder rates, A minus B")
+    ci_low: float | None = None
+    ci_high: float | None = None
+    balance: list[BalanceRow] = []
+    surgery_free: AdjustedInterval | None = Field(None, description="IPW difference in survival free of surgery at "
+                                                                    "horizon_months")
+    unadjusted: dict[str, float] | None = None
+    overlap: Overlap | None = None
+    method: str | None = None
+    covariates: list[str] = []
+    n_a: int | None = None
+    n_b: int | None = None
+    known_a: int | None = None
+    known_b: int | None = None
+    replicates: int | None = None
+    seed: int | None = None
+    weights: dict[str, float] | None = None
+
+
 class ComparisonReport(Schema):
     schema_: str = Field(alias="schema", description="orthoreg.cohort-report/1")
     comparison: bool
@@ -360,3 +410,4 @@ class ComparisonReport(Schema):
     survival_test: LogRank | None
     overlap: int
     limits: str
+    adjusted: Adjusted | None = None

@@ -344,6 +344,31 @@ def _differences(report: dict, s: dict) -> list:
             rows.append([row["label"], row["title"], "mean change", _diff(x, percent=False)])
     story.append(_table(rows, [20 * mm, 26 * mm, 40 * mm, WIDTH - 86 * mm], s))
     story.append(_p(report["limits"], s["limits"]))
+    story += _adjusted(report, s)
+    return story
+
+
+def _adjusted(report: dict, s: dict) -> list:
+    adj = report.get("adjusted")
+    if not adj:
+        return []
+    story = [CondPageBreak(60 * mm), _p("Adjusted for case mix (A minus B)", s["h2"])]
+    if adj.get("reason"):
+        return story + [_p(adj["reason"], s["body"]), _p(adj["sentence"], s["limits"])]
+    rows = [["Outcome", "Unadjusted", "Weighted for case mix (bootstrap 95% CI)"],
+            [f"Pain ≥ MCID at {adj['label'].lower()}", signed(adj["unadjusted"]["difference"], True),
+             _diff({**adj, "too_few": False})],
+            [f"Free of surgery at {adj['horizon_months']} months", signed(adj["unadjusted"]["surgery_free"], True),
+             _diff({**adj["surgery_free"], "too_few": False})]]
+    story.append(_table(rows, [55 * mm, 30 * mm, WIDTH - 85 * mm], s))
+    rows = [["Covariate", "Standardised difference before", "after weighting"]]
+    rows += [[b["covariate"], f"{num(b['smd_before'], 2)}{' (> 0.1)' if b['flagged_before'] else ''}",
+              f"{num(b['smd_after'], 2)}{' (> 0.1)' if b['flagged'] else ''}"] for b in adj["balance"]]
+    story.append(_table(rows, [55 * mm, 45 * mm, WIDTH - 100 * mm], s))
+    story.append(KeepTogether([Spacer(1, 4), _chart(plots.overlap_figure(report), WIDTH * 0.85)]))
+    story += [_p(adj["sentence"], s["limits"]),
+              _p(f"Method: {adj['method']} ({adj['replicates']} resamples, seed {adj['seed']}). Propensity from: "
+                 f"{', '.join(adj['covariates'])}.", s["small"])]
     return story
 
 

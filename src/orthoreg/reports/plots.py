@@ -22,7 +22,7 @@ from orthoreg.instruments.charts import ACCENT, INK, LINE, MUTED, render  # noqa
 COLOURS = (ACCENT, "#b26a00", "#6a4c93")
 BANDS = ("#cde3ec", "#f6dfb8", "#ddd3ea")
 DAYS_PER_MONTH = 365.25 / 12
-CHARTS = ("trajectory", "change", "responders", "responders_over_time", "survival", "incidence", "flow")
+CHARTS = ("trajectory", "change", "responders", "responders_over_time", "survival", "incidence", "flow", "overlap")
 DISTRIBUTION = "distribution-"  # chart name prefix: "distribution-nprs", one chart per instrument
 MIN_AT_RISK = 10  # analytics.selectors.CURVE_MIN_AT_RISK: curves are dashed (Kaplan-Meier) or stop below it
 
@@ -409,6 +409,29 @@ def distribution_figure(cohorts: Cohorts, instrument: str, *, width: float = 6.4
     return fig
 
 
+def overlap_figure(report: dict, *, width: float = 6.4, height: float = 2.4) -> Figure:
+    """The propensity scores of the two cohorts of a comparison (analytics.weighting.overlap), mirrored bars."""
+    fig = _figure(width, height)
+    ax = fig.add_subplot()
+    adj = (report or {}).get("adjusted") or {}
+    ov = adj.get("overlap")
+    if not ov:
+        _empty(ax, adj.get("reason") and "no adjusted comparison" or "only for a comparison of two cohorts")
+        style_axes(ax, "Propensity scores")
+        return fig
+    mids = [(lo + hi) / 2 for lo, hi in zip(ov["bins"], ov["bins"][1:])]
+    ax.bar(mids, ov["a"], width=0.09, color=BANDS[0], edgecolor=COLOURS[0], label="A")
+    ax.bar(mids, [-v for v in ov["b"]], width=0.09, color=BANDS[1], edgecolor=COLOURS[1], label="B")
+    ax.axhline(0, color=LINE, linewidth=0.8)
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("propensity score (probability of being in cohort A given the covariates)", fontsize=7.5,
+                  color=MUTED)
+    ax.legend(fontsize=7, frameon=False, loc="upper right")
+    style_axes(ax, "Overlap of propensity scores: A above, B below (patients per bin)")
+    fig.tight_layout(pad=0.5)
+    return fig
+
+
 def flow_figure(cohorts: Cohorts, *, width: float = 6.4, height: float | None = None) -> Figure:
     """Treated -> eligible (due) -> responded at each time point, one panel per cohort."""
     height = height or 0.9 + 1.9 * len(cohorts)
@@ -450,6 +473,7 @@ def chart(name: str, cohorts: Cohorts, **options) -> Figure:
         "survival": lambda: survival_figure(cohorts, **options),
         "flow": lambda: flow_figure(cohorts, **options),
         "incidence": lambda: incidence_figure(cohorts, **options),
+        "overlap": lambda: overlap_figure(options.pop("report", None) or {}, **options),
     }
     if name.startswith(DISTRIBUTION):
         return distribution_figure(cohorts, name.removeprefix(DISTRIBUTION), **options)

@@ -147,7 +147,7 @@ def cohort_chart(request, name: str, fmt: str):
     if name.startswith(plots.DISTRIBUTION) and name.removeprefix(plots.DISTRIBUTION) not in dict(
             plots.distribution_instruments(cohorts_)):
         raise Http404("No such chart")
-    figure = plots.chart(name, cohorts_)
+    figure = plots.chart(name, cohorts_, **({"report": report} if name == "overlap" else {}))
     return _private(HttpResponse(render_chart(figure, fmt), content_type=FORMATS[fmt]))
 
 
