@@ -60,3 +60,19 @@ def test_groups_pool_exactly(hand_cohort, clinic):
                                                                                           abs=1e-6)
     diff = six["responders_vs_non_responders"]["baseline"]
     assert diff["difference"] == pytest.approx(6.75 - 6.5, abs=1e-3) and diff["differs"] is False
+
+
+def test_methods_section_is_written_from_the_report(hand_cohort, clinic):
+    report = selectors.cohort_report(CohortFilter(condition="hallux_rigidus", consented_only=True),
+                                     clinic_ids={clinic.pk}, as_of=AS_OF)
+    items = {m["item"]: m["text"] for m in report["methods"]}
+    assert list(items) == ["Data source", "Time span", "Inclusion", "Outcomes", "Completeness",
+                           "Statistical methods", "Limits", "Reporting"]
+    assert clinic.name in items["Data source"]
+    assert "2025-01-01" in items["Time span"] and "as of 2025-09-01" in items["Time span"]
+    assert "Hallux rigidus" in items["Inclusion"] and "consented" in items["Inclusion"]
+    assert "Farrar" not in items["Outcomes"] or "MCID" in items["Outcomes"]
+    assert "Pain (MCID 2 or 30%)" in items["Outcomes"]
+    assert "6 months: 6 of 8 due answered (75%)" in items["Completeness"]
+    assert "Aalen-Johansen" in items["Statistical methods"]
+    assert "6 months below 80% answered" in items["Limits"]

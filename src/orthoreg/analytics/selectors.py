@@ -26,7 +26,7 @@ from orthoreg.instruments.models import Response
 from orthoreg.registry.coding import ProcedureKind
 from orthoreg.registry.models import AdverseEvent, Clinic, Episode, Grade, Procedure
 
-from . import cohorts, metrics, stats, summaries, survival, weighting
+from . import cohorts, methods, metrics, stats, summaries, survival, weighting
 from . import definitions as defs
 from .filters import CohortFilter
 
@@ -246,6 +246,9 @@ def _compute(f: CohortFilter, *, clinic_ids, as_of: dt.date, analyses: bool = Tr
         groups = metrics.baseline_by_group(metrics.eligible_outcomes(members, as_of=as_of), anchor) \
             if anchor is not None and treated else []
         report["loss_to_follow_up"] = summaries.loss_to_follow_up(points, groups, defs.PAIN_INSTRUMENT)
+        names = list(Clinic.objects.filter(pk__in=members.values("clinic_id")).order_by("name")
+                     .values_list("name", flat=True)) if treated else []
+        report["methods"] = methods.methods(report, f, clinic_names=names)
     return report, pairs
 
 

@@ -265,6 +265,11 @@ class LossRow(Schema):
     responders_vs_non_responders: dict[str, GroupDifference]
 
 
+class MethodsItem(Schema):
+    item: str
+    text: str
+
+
 class Headline(Schema):
     time_point: str
     label: str
@@ -323,6 +328,7 @@ class CohortReport(Schema):
                         "on log(-log)), time 0 and every event time until fewer than 10 remain at risk")
     competing_risks: CompetingRisks | None = None
     loss_to_follow_up: list[LossRow] = []
+    methods: list[MethodsItem] = Field([], description="the methods section (RECORD items) written from the report")
 
 
 class Difference(Schema):

@@ -319,6 +319,10 @@ def cohort_pdf(report: dict) -> bytes:
             if member["cohort"]["episodes"]:
                 story += _cohort_tables(member, letter, s)
     story += _definitions(members[0]["definitions"], s)
+    for letter, member in zip(letters, members):
+        if member.get("methods"):
+            story += [CondPageBreak(50 * mm), _p(f"Methods{' · ' + letter if letter else ''}", s["h2"])]
+            story += [_p(f"{x['item']}: {x['text']}", s["small"]) for x in member["methods"]]
     return _build(story, title, f"orthoreg · {title} · as of {report['as_of']}")
 
 
