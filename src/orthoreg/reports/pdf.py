@@ -493,3 +493,31 @@ def _entry_text(entry, timeline) -> str:
             parts.append(obj.stability_findings)
         return "; ".join(parts)
     return str(getattr(obj, "text", obj))
+
+
+# ------------------------------------------------------------------------------------------------ options
+
+def options_pdf(page: dict) -> bytes:
+    """The options for the next patient as a printable PDF to go through with the patient."""
+    s = _styles()
+    title = "Options for the next patient"
+    story = [_p(title, s["title"]), _p(f"Patients like this one: {page['description']} · data as of {page['as_of']}",
+                                       s["subtitle"]),
+             _p(page["similar_rule"], s["body"]), _p(page["note"], s["limits"]),
+             _p(f"“Better” here means: {page['definition']['title']} — {page['definition']['description']}",
+                s["small"])]
+    if not page["options"]:
+        story.append(_p("The registry has no similar patients yet, so there is nothing to compare. That is not "
+                        "evidence for or against any treatment.", s["body"]))
+    for o in page["options"]:
+        block = [_p(f"{o['label']}: {o['similar']} similar patient{'s' if o['similar'] != 1 else ''}", s["h2"])]
+        if o["too_few"]:
+            block.append(_p(f"Too few to say. {o['words']}", s["body"]))
+        else:
+            rows = [["Were they better?", " ".join(r["words"] for r in o["responders"])],
+                    ["Did they need surgery later?", " ".join(x["words"] for x in o["surgery_free"])],
+                    ["Serious problems", o["serious_adverse_events"]["words"]],
+                    ["Not heard from", o["lost"]["words"]]]
+            block.append(_table(rows, [45 * mm, WIDTH - 45 * mm], s, header=False))
+        story.append(KeepTogether(block))
+    return _build(story, title, f"orthoreg · {title} · {page['description']} · as of {page['as_of']}")
