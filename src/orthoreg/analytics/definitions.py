@@ -178,5 +178,6 @@ def competing_sentence(*, deaths: int, cut_days: float | None, min_at_risk: int)
                 "as the competing event) equals 1 minus the Kaplan-Meier survival free of surgery; both are shown "
                 f"({COMPETING_SOURCE}). Withdrawal and loss to follow-up are censored.")
     text += f" Curves stop where fewer than {min_at_risk} patients remain at risk"
-    text += (f" (here after {cut_days / (365.25 / 12):.1f} months)." if cut_days is not None else ".")
+    text += (" (here from the start: fewer were treated)." if cut_days == 0 else
+             f" (here after {cut_days / (365.25 / 12):.1f} months)." if cut_days is not None else ".")
     return text

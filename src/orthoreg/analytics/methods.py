@@ -70,8 +70,7 @@ def methods(report: dict, f: CohortFilter, *, clinic_names: list[str]) -> list[d
             "Procedures, grades, exams and adverse events are entered by clinic staff; questionnaires are answered by "
             "patients at scheduled follow-ups. Analysis facts are rebuilt from the records before each report.")},
         {"item": "Time span", "text": (
-            f"Index procedures from {c['index_from'] or '—'} to {c['index_to'] or '—'}; data as of {report['as_of']} "
-            f"(report computed {report['generated_at']}).")},
+            f"Index procedures from {c['index_from'] or '—'} to {c['index_to'] or '—'}; data as of {report['as_of']}.")},
         {"item": "Inclusion", "text": _words(f)},
         {"item": "Outcomes", "text": (
             "Instruments: " + ("; ".join(instruments.values()) or "none answered") + ". " + defs.ELIGIBLE_TEXT + " "
