@@ -320,7 +320,8 @@ def incidence_figure(cohorts: Cohorts, *, width: float = 6.4, height: float = 3.
         horizon, top = max(horizon, xs[-1]), max(top, max(highs))
         ax.fill_between(xs, lows, highs, step="post", color=BANDS[n % len(BANDS)], alpha=0.7, linewidth=0)
         ax.step(xs, ys, where="post", color=COLOURS[n % len(COLOURS)], linewidth=1.8,
-                label=f"{label}: {c['events']} conversions, {c['deaths']} deaths of {c['n']}")
+                label=f"{label}: {c['events']} conversion{'s' if c['events'] != 1 else ''}, {c['deaths']} "
+                      f"death{'s' if c['deaths'] != 1 else ''}, of {c['n']}")
     if not horizon:
         _empty(ax, "too few to estimate" if any(r.get("competing_risks", {}).get("n") for _, r in cohorts)
                else "nobody treated in this cohort")
@@ -351,12 +352,13 @@ def distribution_instruments(cohorts: Cohorts) -> list[tuple[str, str]]:
     for _, report in cohorts:
         for tp in report.get("time_points", []):
             for row in tp["instruments"]:
-                if row.get("change_marks") is not None:
+                if (row.get("change_marks") or {}).get("n"):  # someone answered with a baseline
                     seen.setdefault(row["instrument"], row["title"])
     return list(seen.items())
 
 
 LINESTYLES = ("-", "--", ":")
+TIME_COLOURS = (ACCENT, "#b26a00", "#6a4c93", "#2e7d32", "#b3261e", "#5d6b7a", "#0b3954")
 
 
 def distribution_figure(cohorts: Cohorts, instrument: str, *, width: float = 6.4, height: float = 3.3) -> Figure:
@@ -368,6 +370,9 @@ def distribution_figure(cohorts: Cohorts, instrument: str, *, width: float = 6.4
     drawn = 0
     for n, (label, report) in enumerate(cohorts):
         rows = [(tp, row) for tp, row in _rows(report, instrument) if row.get("change_marks") is not None]
+        if len(cohorts) > 1:  # two cohorts: each at its headline time point only (else the lines crowd out)
+            head = (report.get("headline") or {}).get("time_point")
+            rows = [(tp, row) for tp, row in rows if tp["time_point"] == head] or rows[-1:]
         for k, (tp, row) in enumerate(rows):
             title = row["title"]
             marks = marks or row["change_marks"]
@@ -378,7 +383,7 @@ def distribution_figure(cohorts: Cohorts, instrument: str, *, width: float = 6.4
             xs = [d["threshold"] for d in dist]
             ys = [d["share"] for d in dist]
             name = f"{tp['label']} (n={row['change_marks']['n']})"
-            ax.step(xs, ys, where="post", color=COLOURS[k % len(COLOURS)] if len(cohorts) == 1 else
+            ax.step(xs, ys, where="post", color=TIME_COLOURS[k % len(TIME_COLOURS)] if len(cohorts) == 1 else
                     COLOURS[n % len(COLOURS)], linestyle=LINESTYLES[(k if len(cohorts) > 1 else n) % 3],
                     linewidth=1.5, label=f"{label}: {name}" if len(cohorts) > 1 else name)
             drawn += 1
@@ -387,12 +392,12 @@ def distribution_figure(cohorts: Cohorts, instrument: str, *, width: float = 6.4
         style_axes(ax, f"{title}: improved by at least x")
         return fig
     if marks:
-        for value, name, colour in ((marks.get("mcid"), "MCID", "#b3261e"),
-                                    (marks.get("oarsi_moderate"), "OARSI moderate", MUTED),
-                                    (marks.get("oarsi_high"), "OARSI high", INK)):
+        for k, (value, name, colour) in enumerate(((marks.get("mcid"), "MCID", "#b3261e"),
+                                                   (marks.get("oarsi_moderate"), "OARSI moderate", MUTED),
+                                                   (marks.get("oarsi_high"), "OARSI high", INK))):
             if value is not None:
                 ax.axvline(value, color=colour, linewidth=0.9, linestyle=":")
-                ax.text(value, 1.01, f" {name} {value:g}", rotation=90, fontsize=6.5, color=colour, va="bottom",
+                ax.text(value, 0.97 - 0.07 * k, f" {name} ({value:g})", fontsize=6.5, color=colour, va="top",
                         transform=ax.get_xaxis_transform())
         if marks.get("pass"):
             notes.append(f"PASS (absolute score {marks['pass']['value']:g}): see the responder table")
