@@ -14,7 +14,7 @@ For each target (SQLite in --data-dir; PostgreSQL at --database-url when given) 
 * report (filtered): hallux rigidus, grade 2-3, bone marrow concentrate + prolotherapy within 30 days;
 * the same full report without the analyses of issue 16 (cumulative incidence with death competing, change
   distributions and PASS, loss to follow-up judged, methods) beside it with them, and a comparison of two cohorts
-  (bone marrow concentrate vs every other index procedure) without and with the IPW-adjusted comparison (its
+  (bone marrow concentrate vs hyaluronic acid) without and with the IPW-adjusted comparison (its
   bootstrap included);
 * each phase of the full report, and the refresh of the facts after one new answer (--phases);
 * rebuilding every analytics fact from the clinical records (--rebuild).
@@ -107,8 +107,7 @@ def measure(repeat: int, phases: bool, rebuild: bool) -> dict:
     everyone = CohortFilter()
     filtered = CohortFilter(condition="hallux_rigidus", grade_min=2, grade_max=3, procedures=("bmc", "prolotherapy"))
     bmc = CohortFilter(procedures=("bmc",))
-    rest = CohortFilter(exclude_kinds=("bmc",)) if "exclude_kinds" in CohortFilter.__dataclass_fields__ else \
-        CohortFilter(procedures=("hyaluronic_acid",))
+    rest = CohortFilter(procedures=("hyaluronic_acid",))
     result = {
         "vendor": connection.vendor, "patients": Patient.objects.count(), "responses": Response.objects.count(),
         "floor": _timed(floor, repeat),
