@@ -243,8 +243,10 @@ def _compute(f: CohortFilter, *, clinic_ids, as_of: dt.date, analyses: bool = Tr
     if analyses:
         report["cumulative_incidence"], report["competing_risks"] = incidence_section(competing)
         anchor = infos.get(defs.PAIN_INSTRUMENT)
-        groups = metrics.baseline_by_group(metrics.eligible_outcomes(members, as_of=as_of), anchor) \
-            if anchor is not None and treated else []
+        # the baseline of the groups at the headline time point only: one pass over that time point's facts
+        groups = metrics.baseline_by_group(metrics.eligible_outcomes(members, as_of=as_of)
+                                           .filter(time_point=top["time_point"]), anchor) \
+            if anchor is not None and treated and top else []
         report["loss_to_follow_up"] = summaries.loss_to_follow_up(points, groups, defs.PAIN_INSTRUMENT)
         names = list(Clinic.objects.filter(pk__in=members.values("clinic_id")).order_by("name")
                      .values_list("name", flat=True)) if treated else []

@@ -331,8 +331,8 @@ def _compare(a: dict, b: dict) -> dict:
 def loss_to_follow_up(points: list[dict], groups: list[dict], anchor: str) -> list[dict]:
     """Loss to follow-up judged, per time point after baseline, on the instrument `anchor` (pain): completeness and
     its judgement; complete case, worst case and best case of each responder definition side by side; and the
-    baseline (age, grade, baseline score) of responders, non-responders (its MCID), the lost and the followed,
-    compared (lost vs followed, responders vs non-responders) so a reader sees whether those lost differ."""
+    baseline (age, grade, baseline score) of responders, non-responders (its MCID), the lost and the followed at
+    the time points `groups` has (the headline one), compared (lost vs followed, responders vs non-responders) so a reader sees whether those lost differ."""
     by_tp: dict[str, list[dict]] = defaultdict(list)
     for g in groups:
         by_tp[g["time_point"]].append(g)
@@ -351,6 +351,13 @@ def loss_to_follow_up(points: list[dict], groups: list[dict], anchor: str) -> li
                         "worst_case": r["worst_case_rate"], "best_case": r["best_case_rate"],
                         "known": r["denominator"], "eligible": r["eligible"], "too_few": r["too_few"]}
                  for code, r in row["responders"].items()}
+        if tp["time_point"] not in by_tp:  # groups compared at the headline time point only
+            out.append({"time_point": tp["time_point"], "label": tp["label"], "instrument": anchor,
+                        "eligible": row["eligible"], "responded": row["responded"],
+                        "completeness": None if rate is None else round(rate, 6), "level": level,
+                        "judgement": words, "cases": cases, "groups": [], "lost_vs_followed": {},
+                        "responders_vs_non_responders": {}})
+            continue
         parts = {name: [g for g in by_tp.get(tp["time_point"], []) if g["group"] == name]
                  for name in ("responder", "non_responder", "converted", "lost", "unscored")}
         described = {

@@ -273,7 +273,8 @@ def _loss(report: dict, label: str, s: dict) -> list:
                          *[("too few" if g[v]["n"] else "—") if g[v]["too_few"] else
                            f"{num(g[v]['mean'])}" + (f" ({num(g[v]['sd'])})" if g[v]["sd"] is not None else "")
                            for v in ("age", "grade", "baseline")]])
-        rows.append(["", loss_sentence(row), "", "", "", ""])
+        if row["groups"]:
+            rows.append(["", loss_sentence(row), "", "", "", ""])
     table = _table(rows, [18 * mm, 34 * mm, 12 * mm, 28 * mm, 28 * mm, WIDTH - 120 * mm], s)
     story += [table, _p("Complete case: among those whose outcome is known; worst case: everyone who did not answer "
                         "counted as a failure; best case: as a success. Responders by the pain MCID.", s["small"])]
