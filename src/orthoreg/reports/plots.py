@@ -323,7 +323,8 @@ def incidence_figure(cohorts: Cohorts, *, width: float = 6.4, height: float = 3.
                 label=f"{label}: {c['events']} conversion{'s' if c['events'] != 1 else ''}, {c['deaths']} "
                       f"death{'s' if c['deaths'] != 1 else ''}, of {c['n']}")
     if not horizon:
-        _empty(ax, "too few to estimate" if any(r.get("competing_risks", {}).get("n") for _, r in cohorts)
+        # with patients, each cohort's "too few to estimate (n=...)" is written above; without, say why it is empty
+        _empty(ax, "" if any((r.get("competing_risks") or {}).get("n") for _, r in cohorts)
                else "nobody treated in this cohort")
         style_axes(ax, "Converted to surgery (cumulative incidence)")
         return fig
