@@ -135,3 +135,19 @@ def test_the_report_without_deaths_says_both_agree(hand_cohort, clinic):
     c = report["competing_risks"]
     assert c["deaths"] == 1  # P8 died on 1 Mar 2025 without conversion
     assert c["events"] == report["survival"]["events"]
+
+
+def test_small_numbers_on_every_new_figure(builder, clinic):
+    """Four patients: no cumulative incidence, no change distribution, no group means; counts only."""
+    for score in (2, 3, 5, 6):
+        e = builder.episode(index_date=INDEX)
+        builder.assessment(e, "baseline", score=7)
+        builder.assessment(e, "6m", score=score)
+    report = selectors.cohort_report(CohortFilter(), clinic_ids={clinic.pk}, as_of=AS_OF)
+    assert report["cumulative_incidence"] == [] and report["competing_risks"]["too_few"]
+    assert all(a["incidence"] is None for a in report["competing_risks"]["at"])
+    six = next(tp for tp in report["time_points"] if tp["time_point"] == "6m")["instruments"][0]
+    assert six["change_distribution"] == [] and six["change_marks"]["n"] == 4 and six["change_marks"]["too_few"]
+    loss = next(r for r in report["loss_to_follow_up"] if r["time_point"] == "6m")
+    assert all(v["mean"] is None for g in loss["groups"] for v in (g["age"], g["grade"], g["baseline"]))
+    assert loss["level"] == "too_few"
