@@ -12,6 +12,10 @@ For each target (SQLite in --data-dir; PostgreSQL at --database-url when given) 
 * report: the full cohort report of every treated episode (analytics.selectors.cohort_report, cache off), the
   JSON document of `orthoreg report cohort --format json`;
 * report (filtered): hallux rigidus, grade 2-3, bone marrow concentrate + prolotherapy within 30 days;
+* the same full report without the analyses of issue 16 (cumulative incidence with death competing, change
+  distributions and PASS, loss to follow-up judged, methods) beside it with them, and a comparison of two cohorts
+  (bone marrow concentrate vs hyaluronic acid) without and with the IPW-adjusted comparison (its
+  bootstrap included);
 * each phase of the full report, and the refresh of the facts after one new answer (--phases);
 * rebuilding every analytics fact from the clinical records (--rebuild).
 
@@ -102,15 +106,26 @@ def measure(repeat: int, phases: bool, rebuild: bool) -> dict:
 
     everyone = CohortFilter()
     filtered = CohortFilter(condition="hallux_rigidus", grade_min=2, grade_max=3, procedures=("bmc", "prolotherapy"))
+    bmc = CohortFilter(procedures=("bmc",))
+    rest = CohortFilter(procedures=("hyaluronic_acid",))
     result = {
         "vendor": connection.vendor, "patients": Patient.objects.count(), "responses": Response.objects.count(),
         "floor": _timed(floor, repeat),
         "report": _timed(lambda: selectors.cohort_report(everyone, clinic_ids=ids, use_cache=False), repeat),
+        "report_plain": _timed(lambda: selectors.cohort_report(everyone, clinic_ids=ids, use_cache=False,
+                                                               analyses=False), repeat),
+        "comparison": _timed(lambda: selectors.comparison_report(bmc, rest, clinic_ids=ids, use_cache=False),
+                             repeat),
+        "comparison_plain": _timed(lambda: selectors.comparison_report(bmc, rest, clinic_ids=ids, use_cache=False,
+                                                                       analyses=False), repeat),
         "report_filtered": _timed(lambda: selectors.cohort_report(filtered, clinic_ids=ids, use_cache=False), repeat),
     }
     report = selectors.cohort_report(everyone, clinic_ids=ids, use_cache=False)
     result["json_bytes"] = len(json.dumps(report))
     result["treated"] = report["cohort"]["episodes"]
+    comparison = selectors.comparison_report(bmc, rest, clinic_ids=ids, use_cache=False)
+    result["adjusted"] = {k: comparison["adjusted"].get(k) for k in ("difference", "ci_low", "ci_high", "reason",
+                                                                      "n_a", "n_b")}
     if phases:
         as_of = timezone.localdate()
         infos = metrics.instrument_infos()
@@ -163,8 +178,16 @@ def show(result: dict) -> None:
     print(f"  floor: raw SQL aggregate of the responses   {fmt(result['floor'])}")
     print(f"  full cohort report (JSON)                    {fmt(result['report'])}   = {report / floor:.1f} x floor")
     print(f"  filtered cohort report                       {fmt(result['report_filtered'])}")
+    plain = min(result["report_plain"])
+    print(f"  full report WITHOUT issue-16 analyses        {fmt(result['report_plain'])}")
+    print(f"  full report WITH them (as above)             {report:7.2f} s   = {report / plain:.2f} x without, "
+          f"{report / floor:.1f} x floor")
+    cp, cw = min(result["comparison_plain"]), min(result["comparison"])
+    print(f"  comparison bmc vs hyaluronic acid, WITHOUT   {fmt(result['comparison_plain'])}")
+    print(f"  comparison WITH the IPW-adjusted difference  {fmt(result['comparison'])}   = {cw / cp:.2f} x without")
     print(f"  report JSON size {result['json_bytes'] / 1024:.0f} kB; peak memory of the process "
           f"{result['max_rss_mb']:.0f} MB")
+    print(f"  adjusted comparison: {result['adjusted']}")
     for name, times in result.get("phases", {}).items():
         print(f"    {name:<32} {min(times):6.2f} s")
     if "rebuild_all" in result:

@@ -43,7 +43,7 @@ def test_cohort_page_in_a_browser(page, live_server, default_protocols):
     assert "Bone marrow concentrate injection + Prolotherapy within 30 days" in heading
     assert page.locator(".kpi").first.inner_text() == "2"
     charts = page.locator("img.chart")
-    assert charts.count() == 6
+    assert charts.count() == 8  # six charts, the cumulative incidence and one change distribution (pain)
     for i in range(charts.count()):  # every chart loaded as an image
         assert page.evaluate("img => img.complete && img.naturalWidth > 0", charts.nth(i).element_handle())
     screenshot(page, "reports-cohort")

@@ -90,7 +90,13 @@ NO_CONVERSION = ResponderDefinition(
     "no_conversion", "No conversion to surgery",
     "Not converted to surgery on or before the time point's due date. Worst case: only those who answered at "
     "the time point count as known to be free of surgery.")
-DEFINITIONS = {d.code: d for d in (PAIN_50, MCID, OARSI, NO_CONVERSION)}
+PASS = ResponderDefinition(
+    "pass", "PASS",
+    "At or better than the patient acceptable symptom state: an absolute score at the time point (not a change) "
+    "below which patients with the condition call their state acceptable. Only where a value is published for the "
+    "instrument and the cohort's condition and site; the value and its source are in the instrument's definition.",
+    "Tubach F et al., Ann Rheum Dis 2005;64:34-37 (knee osteoarthritis)")
+DEFINITIONS = {d.code: d for d in (PAIN_50, MCID, OARSI, PASS, NO_CONVERSION)}
 
 ELIGIBLE_TEXT = (
     "Eligible (due): an assessment of the instrument at the time point whose answer window has closed or that was "
@@ -153,4 +159,25 @@ def comparison_limits_sentence(losses: list[tuple[str, int, int, str]]) -> str:
                  "(Schulz & Grimes).")
     if biased:
         text += f" Losses between 5% and 20% ({' and '.join(biased)}) can bias these estimates."
+    return text
+
+
+COMPETING_SOURCE = "Clin Orthop Relat Res 2015;473:3431"
+
+
+def competing_sentence(*, deaths: int, cut_days: float | None, min_at_risk: int) -> str:
+    """Which curve of conversion to surgery a report shows and why (DOMAIN.md section 6, competing risks)."""
+    if deaths:
+        text = (f"{deaths} patient{'s' if deaths != 1 else ''} died without conversion to surgery. Someone who has died "
+                "cannot have surgery, so 1 minus Kaplan-Meier (which treats a death like a patient merely lost) "
+                "overstates how many will convert; the cumulative incidence of conversion shown here "
+                "(Aalen-Johansen) counts death as a competing event "
+                f"({COMPETING_SOURCE}). Withdrawal and loss to follow-up are censored.")
+    else:
+        text = ("No patient of this cohort has died, so the cumulative incidence of conversion (Aalen-Johansen, death "
+                "as the competing event) equals 1 minus the Kaplan-Meier survival free of surgery; both are shown "
+                f"({COMPETING_SOURCE}). Withdrawal and loss to follow-up are censored.")
+    text += f" Curves stop where fewer than {min_at_risk} patients remain at risk"
+    text += (" (here from the start: fewer were treated)." if cut_days == 0 else
+             f" (here after {cut_days / (365.25 / 12):.1f} months)." if cut_days is not None else ".")
     return text

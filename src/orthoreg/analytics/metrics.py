@@ -12,11 +12,28 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from django.db.models import Count, Min, Q, QuerySet, Sum
+from django.db.models import (
+    Avg,
+    BooleanField,
+    Case,
+    CharField,
+    Count,
+    F,
+    FilteredRelation,
+    FloatField,
+    Min,
+    Q,
+    QuerySet,
+    Sum,
+    Value,
+    When,
+)
+from django.db.models.functions import Cast
 
 from orthoreg.instruments.definitions import DefinitionError, UnknownInstrument, available_codes, get_definition
 
 from .models import OutcomeCell, OutcomeFact
+from .survival import with_end
 
 EPS = 1e-9  # tolerance of threshold comparisons (0.2 x 15 is 3.0000000000000004 in floating point)
 
@@ -58,6 +75,34 @@ def instrument_infos() -> dict[str, InstrumentInfo]:
     return infos
 
 
+@dataclass(frozen=True)
+class PassInfo:
+    """A patient acceptable symptom state of an instrument: the absolute score at or better than which patients call
+    their state acceptable, with where it was published and for which conditions (the instrument's definition)."""
+    value: float
+    source: str
+    scope: tuple[tuple[str, str], ...]
+    verify: bool
+
+    def applies(self, condition: str | None, site: str | None) -> bool:
+        """Whether it was published for the cohort's condition at its site (a cohort not narrowed to one condition
+        and site gets no PASS that is scoped)."""
+        return not self.scope or (condition, site) in self.scope
+
+
+def pass_infos() -> dict[str, PassInfo]:
+    """The instruments whose primary score has a published PASS (instrument definitions: pass, passSource)."""
+    out = {}
+    for code in available_codes():
+        try:
+            sub = get_definition(code).primary
+        except (UnknownInstrument, DefinitionError):
+            continue
+        if sub is not None and sub.pass_value is not None:
+            out[code] = PassInfo(sub.pass_value, sub.pass_source, sub.pass_scope, sub.pass_verify)
+    return out
+
+
 # --------------------------------------------------------------------------------------------- the row set
 
 def eligible_outcomes(members: QuerySet, *, as_of: dt.date) -> QuerySet:
@@ -96,3 +141,70 @@ def clinic_cells(clinic_ids: list[int], *, as_of: dt.date) -> list[dict]:
              "converted": c["converted"], "s": c["score"] if c["has_score"] else None,
              "base": c["base"] if c["has_base"] else None, "n": c["total"], "order": c["order"],
              "oarsi": c["responders"]} for c in cells]
+
+
+GROUPS = ("responder", "non_responder", "converted", "lost", "unscored")
+
+
+def responder_q(info: InstrumentInfo) -> Q:
+    """The MCID responder rule of summaries.mcid_met as a database condition on an outcome fact's score and base."""
+    better = F("score") - F("base") if info.higher_is_better else F("base") - F("score")
+    room = Value(info.maximum) - F("base") if info.higher_is_better else F("base") - Value(info.minimum)
+    q = Q(pk__in=[])
+    if info.mcid is not None:
+        q |= Q(gain__gte=info.mcid - EPS)
+    if info.mcid_percent is not None:
+        q |= Q(room__gt=0, gain__gte=F("room") * (info.mcid_percent / 100) - EPS)
+    return q, better, room
+
+
+def _moments(name: str, field: str) -> dict:
+    """Count, mean and sum of squares of a column (the standard deviation follows exactly; SQLite's STDDEV fails on
+    one row)."""
+    return {f"{name}_n": Count(field), f"{name}_mean": Avg(field),
+            f"{name}_ss": Sum(Cast(F(field), FloatField()) * Cast(F(field), FloatField()))}
+
+
+def baseline_by_group(rows: QuerySet, info: InstrumentInfo) -> list[dict]:
+    """Per time point of the instrument `info`, the eligible patients in groups (responder and non-responder by its
+    MCID, converted to surgery, lost = did not answer, unscored = answered without a score and baseline) with their
+    count, and count, mean and sum of squares of age, grade and baseline score at treatment: one GROUP BY."""
+    q, better, room = responder_q(info)
+    group = Case(When(converted=True, then=Value("converted")), When(answered=False, then=Value("lost")),
+                 When(Q(score__isnull=False, base__isnull=False) & q, then=Value("responder")),
+                 When(score__isnull=False, base__isnull=False, then=Value("non_responder")),
+                 default=Value("unscored"), output_field=CharField())
+    data = (rows.filter(instrument=info.code)
+            .annotate(gain=better, room=room, group=group,
+                      bl=FilteredRelation("episode__baseline_facts",
+                                          condition=Q(episode__baseline_facts__instrument=info.code)))
+            .values("time_point", "group")
+            .annotate(n=Count("pk"), **_moments("age", "episode__fact__age"), **_moments("grade", "episode__fact__grade"),
+                      **_moments("baseline", "bl__score"))
+            .order_by())
+    return list(data)
+
+
+def comparison_rows(members: QuerySet, *, as_of: dt.date, time_point: str, info: InstrumentInfo) -> list[tuple]:
+    """One row per episode of a cohort for the adjusted comparison (weighting.py), in one query: covariates (age,
+    sex, condition, grade, clinic, baseline score of `info`), the outcome fact of `info` at `time_point` (answered,
+    score, baseline, converted by its due date, whether it is eligible) and days to conversion or censoring."""
+    eligible = Q(o__answered=True) | Q(o__window_end__lt=as_of, o__excused=False)
+    rows = (with_end(members, as_of=as_of)
+            .annotate(bl=FilteredRelation("episode__baseline_facts",
+                                          condition=Q(episode__baseline_facts__instrument=info.code)),
+                      o=FilteredRelation("episode__outcome_facts",
+                                         condition=Q(episode__outcome_facts__instrument=info.code,
+                                                     episode__outcome_facts__time_point=time_point)))
+            .annotate(o_eligible=Case(When(eligible, then=Value(True)), default=Value(False),
+                                      output_field=BooleanField()))
+            .values_list("pk", "age", "sex", "condition", "grade", "clinic_id", "bl__score", "o__answered",
+                         "o__score", "o__base", "o__converted", "o_eligible", "days", "converted")
+            .order_by())
+    seen: set[int] = set()
+    out = []
+    for row in rows:
+        if row[0] not in seen:
+            seen.add(row[0])
+            out.append(row)
+    return out

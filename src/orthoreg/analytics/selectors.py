@@ -15,6 +15,7 @@ import hashlib
 import json
 from contextlib import contextmanager
 
+import numpy as np
 from django.core.cache import cache
 from django.db import connection, transaction
 from django.db.models import Avg, Count, Max, Min, Q
@@ -25,10 +26,9 @@ from orthoreg.accounts import access
 from orthoreg.registry.coding import ProcedureKind
 from orthoreg.registry.models import Clinic, Patient
 
-from . import cohorts, disclosure, facts, metrics, stats, summaries
+from . import cohorts, disclosure, facts, methods, metrics, stats, summaries, survival, weighting
 from . import definitions as defs
 from .filters import CohortFilter, CohortFilterError
-from .survival import survival_pairs
 
 SCHEMA = "orthoreg.cohort-report/1"
 CACHE_SECONDS = 300
@@ -115,6 +115,48 @@ def survival_section(pairs: list[tuple[int, bool]]) -> dict:
         "curve": [] if few else [r for r in _band(km) if r["time"] <= horizon]}
 
 
+CURVE_MIN_AT_RISK = 10  # every curve is cut where fewer than this many remain at risk
+
+
+def incidence_section(rows: list[tuple[int, int, int]]) -> tuple[list[dict], dict]:
+    """The Aalen-Johansen cumulative incidence of conversion with death as the competing event (stats.aalen_johansen)
+    from (days, status, count) rows: its table (`cumulative_incidence`: time 0 and every time with an event, up to
+    where fewer than CURVE_MIN_AT_RISK remain at risk, no further) and what goes with it (`competing_risks`: counts,
+    estimates at 1, 2 ... years, where the curve was cut, and the sentence saying which curve is shown and why)."""
+    ci = stats.aalen_johansen([r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows])
+    n = ci.n
+    events = int(ci.events.sum()) if n else 0
+    deaths = int(ci.competing.sum()) if n else 0
+    few = summaries.too_few(n)
+    table: list[dict] = []
+    cut = None
+    if n and not few:
+        short = np.nonzero(ci.at_risk < CURVE_MIN_AT_RISK)[0]
+        stop = int(short[0]) if len(short) else len(ci.time)
+        cut = float(ci.time[stop]) if stop < len(ci.time) else None
+        shown = np.arange(stop)
+        shown = shown[(shown == 0) | (ci.events[:stop] > 0) | (ci.competing[:stop] > 0)]
+        table = [{"time": float(ci.time[i]), "at_risk": int(ci.at_risk[i]), "events": int(ci.events[i]),
+                  "competing": int(ci.competing[i]), "incidence": _round(ci.incidence[i]),
+                  "ci_low": _round(ci.ci_low[i]), "ci_high": _round(ci.ci_high[i])} for i in shown]
+    at = []
+    for months in SURVIVAL_MONTHS:
+        days = round(months * DAYS_PER_MONTH)
+        at_risk = ci.at_risk_at(days) if n else 0
+        i = ci.index_at(days) if n else None
+        shown_here = i is not None and not few and at_risk >= CURVE_MIN_AT_RISK
+        at.append({"months": months, "days": days, "at_risk": at_risk,
+                   "incidence": _round(ci.incidence[i]) if shown_here else None,
+                   "ci_low": _round(ci.ci_low[i]) if shown_here else None,
+                   "ci_high": _round(ci.ci_high[i]) if shown_here else None,
+                   "too_few": not shown_here and at_risk > 0})
+    return table, {
+        "event": "conversion to surgery", "competing_event": "death", "time_unit": "days", "n": n,
+        "events": events, "deaths": deaths, "censored": n - events - deaths, "too_few": few,
+        "min_at_risk": CURVE_MIN_AT_RISK, "cut_at_days": cut, "at": at,
+        "shown": defs.competing_sentence(deaths=deaths, cut_days=cut, min_at_risk=CURVE_MIN_AT_RISK)}
+
+
 def _band(km: stats.KaplanMeier) -> list[dict]:
     """The steps of the drawn curve and its 95% band (KaplanMeier.band), only where the estimate or its interval
     changes: what the charts draw, the same numbers as the estimates at given times."""
@@ -159,7 +201,8 @@ def _definitions() -> dict:
 
 # ------------------------------------------------------------------------------------------------ reports
 
-def _compute(f: CohortFilter, *, clinic_ids, as_of: dt.date) -> tuple[dict, list[tuple[int, bool]]]:
+def _compute(f: CohortFilter, *, clinic_ids, as_of: dt.date, analyses: bool = True
+             ) -> tuple[dict, list[tuple[int, bool]]]:
     infos = metrics.instrument_infos()
     members = cohorts.cohort_episodes(f, clinic_ids=clinic_ids)
     summary = cohort_summary(members)
@@ -174,10 +217,16 @@ def _compute(f: CohortFilter, *, clinic_ids, as_of: dt.date) -> tuple[dict, list
         cells = metrics.clinic_cells(everyone, as_of=as_of)
     else:
         cells = metrics.outcome_cells(metrics.eligible_outcomes(members, as_of=as_of))
-    pairs = survival_pairs(members, as_of=as_of) if treated else []
+    competing = survival.competing_rows(members, as_of=as_of) if treated and analyses else []
+    if analyses:  # the Kaplan-Meier pairs are the same rows with death as censoring
+        pairs = [(d, st == 1) for d, st, k in competing for _ in range(k)]
+    else:
+        pairs = survival.survival_pairs(members, as_of=as_of) if treated else []
     events = adverse_events(members) if treated else {
         "any": summaries.proportion(0, 0), "serious": summaries.proportion(0, 0)}
-    points = summaries.time_points(cells, infos, treated=treated)
+    passes = {code: p for code, p in metrics.pass_infos().items() if p.applies(f.condition, f.site)} \
+        if analyses else {}
+    points = summaries.time_points(cells, infos, treated=treated, passes=passes, distributions=analyses)
     top = headline(points)
     report = {
         "schema": SCHEMA, "generated_at": timezone.now().isoformat(timespec="seconds"), "as_of": as_of.isoformat(),
@@ -188,6 +237,17 @@ def _compute(f: CohortFilter, *, clinic_ids, as_of: dt.date) -> tuple[dict, list
                                        time_point_label=(top["label"].lower() if top else "")),
         "definitions": _definitions(),
     }
+    if analyses:
+        report["cumulative_incidence"], report["competing_risks"] = incidence_section(competing)
+        anchor = infos.get(defs.PAIN_INSTRUMENT)
+        # the baseline of the groups at the headline time point only: one pass over that time point's facts
+        groups = metrics.baseline_by_group(metrics.eligible_outcomes(members, as_of=as_of)
+                                           .filter(time_point=top["time_point"]), anchor) \
+            if anchor is not None and treated and top else []
+        report["loss_to_follow_up"] = summaries.loss_to_follow_up(points, groups, defs.PAIN_INSTRUMENT)
+        names = list(Clinic.objects.filter(pk__in=members.values("clinic_id")).order_by("name")
+                     .values_list("name", flat=True)) if treated else []
+        report["methods"] = methods.methods(report, f, clinic_names=names)
     return report, pairs
 
 
@@ -203,29 +263,31 @@ def _cache_key(kind: str, filters: list[CohortFilter], clinic_ids, as_of: dt.dat
     return "orthoreg:analytics:" + hashlib.sha256(payload.encode()).hexdigest()
 
 
-def cohort_report(f: CohortFilter, *, clinic_ids, as_of: dt.date | None = None, use_cache: bool = True) -> dict:
+def cohort_report(f: CohortFilter, *, clinic_ids, as_of: dt.date | None = None, use_cache: bool = True,
+                  analyses: bool = True) -> dict:
     """The full report of one cohort among the clinics `clinic_ids` (the caller's scope)."""
     as_of = as_of or timezone.localdate()
-    key = _cache_key("cohort", [f], clinic_ids, as_of) if use_cache else None
+    key = _cache_key("cohort" if analyses else "cohort-plain", [f], clinic_ids, as_of) if use_cache else None
     if key and (hit := cache.get(key)) is not None:
         return hit
     with analytics_session():
-        report, _ = _compute(f, clinic_ids=clinic_ids, as_of=as_of)
+        report, _ = _compute(f, clinic_ids=clinic_ids, as_of=as_of, analyses=analyses)
     if key:
         cache.set(key, report, CACHE_SECONDS)
     return report
 
 
 def comparison_report(a: CohortFilter, b: CohortFilter, *, clinic_ids, as_of: dt.date | None = None,
-                      use_cache: bool = True) -> dict:
+                      use_cache: bool = True, analyses: bool = True) -> dict:
     """Two cohorts side by side: both reports, their differences with 95% CIs and the log-rank test."""
     as_of = as_of or timezone.localdate()
-    key = _cache_key("comparison", [a, b], clinic_ids, as_of) if use_cache else None
+    key = _cache_key("comparison" if analyses else "comparison-plain", [a, b], clinic_ids, as_of) \
+        if use_cache else None
     if key and (hit := cache.get(key)) is not None:
         return hit
     with analytics_session():
-        first, pairs_a = _compute(a, clinic_ids=clinic_ids, as_of=as_of)
-        second, pairs_b = _compute(b, clinic_ids=clinic_ids, as_of=as_of)
+        first, pairs_a = _compute(a, clinic_ids=clinic_ids, as_of=as_of, analyses=analyses)
+        second, pairs_b = _compute(b, clinic_ids=clinic_ids, as_of=as_of, analyses=analyses)
         overlap = cohorts.cohort_episodes(a, clinic_ids=clinic_ids).filter(
             pk__in=cohorts.cohort_episodes(b, clinic_ids=clinic_ids).values("pk")).count()
     report = {
@@ -238,9 +300,62 @@ def comparison_report(a: CohortFilter, b: CohortFilter, *, clinic_ids, as_of: dt
         "overlap": overlap,
         "limits": comparison_limits(first, second, overlap),
     }
+    if analyses:
+        with analytics_session():
+            report["adjusted"] = adjusted_section(a, b, first, second, overlap, clinic_ids=clinic_ids, as_of=as_of)
     if key:
         cache.set(key, report, CACHE_SECONDS)
     return report
+
+
+ADJUSTED_HORIZON_MONTHS = 12
+
+
+def adjusted_section(a: CohortFilter, b: CohortFilter, first: dict, second: dict, overlap: int, *, clinic_ids,
+                     as_of: dt.date) -> dict:
+    """The case-mix adjusted comparison (weighting.py): the difference (A minus B) in the pain MCID responder rate at
+    the headline time point and in survival free of surgery at 12 months, weighted for the measured differences;
+    or `reason` when no adjusted figure can be given."""
+    head = first.get("headline") or second.get("headline")
+    info = metrics.instrument_infos().get(defs.PAIN_INSTRUMENT)
+    base = {"definition": defs.MCID.code, "instrument": defs.PAIN_INSTRUMENT,
+            "time_point": head["time_point"] if head else None, "label": head["label"] if head else None,
+            "horizon_months": ADJUSTED_HORIZON_MONTHS,
+            "sentence": weighting.SENTENCE.format(covariates="age, sex, condition, grade, baseline pain and clinic, "
+                                                             "as far as they were recorded")}
+    if overlap:
+        return {**base, "reason": "The two cohorts share patients, so they cannot be weighted against each other: no "
+                                  "adjusted figure."}
+    if head is None or info is None:
+        return {**base, "reason": "No time point with pain answers yet: no adjusted figure."}
+    rows = []
+    for flag, f in ((True, a), (False, b)):
+        members = cohorts.cohort_episodes(f, clinic_ids=clinic_ids)
+        rows += [(flag, *r) for r in metrics.comparison_rows(members, as_of=as_of, time_point=head["time_point"],
+                                                             info=info)]
+    if not rows:
+        return {**base, "reason": "Nobody treated in either cohort: no adjusted figure."}
+    cols = list(zip(*rows))
+    (in_a, _pk, age, sex, condition, grade, clinic, baseline, answered, score, bl_out, converted_tp, eligible, days,
+     converted) = cols
+    responder = []
+    for ans, s_, b_, conv, ok in zip(answered, score, bl_out, converted_tp, eligible):
+        if not ok:
+            responder.append(np.nan)
+        elif conv:
+            responder.append(0.0)
+        elif ans and s_ is not None and b_ is not None:
+            responder.append(1.0 if summaries.mcid_met(info, s_, b_) else 0.0)
+        else:
+            responder.append(np.nan)
+    x, names = weighting.design({
+        "age": ("number", list(age)), "sex": ("category", list(sex)), "condition": ("category", list(condition)),
+        "grade": ("number", list(grade)), "baseline pain": ("number", list(baseline)),
+        "clinic": ("category", list(clinic))})
+    result = weighting.adjusted_difference(
+        x, names, np.array(in_a), np.array(responder), np.array(days, dtype=float), np.array(converted, dtype=bool),
+        horizon_days=round(ADJUSTED_HORIZON_MONTHS * DAYS_PER_MONTH))
+    return {**base, **result}
 
 
 def differences(first: dict, second: dict) -> list[dict]:

@@ -11,11 +11,13 @@ from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any
 
+import numpy as np
+
 from orthoreg.registry.rules import time_point_label
 
 from . import definitions as defs
 from . import stats
-from .metrics import InstrumentInfo
+from .metrics import InstrumentInfo, PassInfo
 
 EPS = 1e-9  # thresholds are compared with this tolerance (0.3 x 10 is 3.0000000000000004 in floating point)
 MIN_ESTIMATE_N = 5  # the small-number rule: below this many, no estimate at all (see too_few)
@@ -124,6 +126,51 @@ def oarsi_met(pain: Domain, function: Domain | None = None, glob: Domain | None 
     return moderate >= 2
 
 
+def pass_met(info: InstrumentInfo, score: float, value: float) -> bool:
+    """At or better than the patient acceptable symptom state (an absolute score)."""
+    return score >= value - EPS if info.higher_is_better else score <= value + EPS
+
+
+def distribution_step(info: InstrumentInfo) -> float:
+    """The spacing of the thresholds of a change distribution: one point on short scales (NPRS 0-10, LEFS 0-80 in
+    2s), 2 points on 0-100 scales."""
+    span = info.maximum - info.minimum
+    return 1.0 if span <= 20 else 2.0 if span <= 100 else span / 50
+
+
+def change_distribution(info: InstrumentInfo, improvements: list[tuple[float, int]]) -> list[dict]:
+    """The share of patients improved by at least x, for every x on a grid covering the changes seen (x below 0:
+    worse by at most -x). Improvement is in the direction that is better for the instrument. Empty under the
+    small-number rule."""
+    total = sum(n for _, n in improvements)
+    if too_few(total):
+        return []
+    values = np.repeat(np.array([v for v, _ in improvements], dtype=float),
+                       np.array([n for _, n in improvements], dtype=np.int64))
+    values.sort()
+    step = distribution_step(info)
+    low, high = math.floor(values[0] / step) * step, math.ceil(values[-1] / step) * step
+    thresholds = np.round(np.arange(low, high + step / 2, step), 6)
+    at_least = len(values) - np.searchsorted(values, thresholds - EPS, side="left")
+    return [{"threshold": float(x), "share": round(float(k) / len(values), 6)} for x, k in zip(thresholds, at_least)]
+
+
+def change_marks(info: InstrumentInfo, passed: PassInfo | None, n: int) -> dict:
+    """What a change distribution chart marks: the MCID, the OMERACT-OARSI absolute thresholds in the instrument's
+    points (pain and function instruments), the PASS (an absolute score, not a change: its responder rate is given
+    beside the others) and how many patients the distribution is of."""
+    t = defs.oarsi_thresholds()
+    oarsi = info.code == defs.OARSI_PAIN or info.code in defs.OARSI_FUNCTION
+    per_point = info.to_100(1)
+    return {"n": n, "too_few": too_few(n), "mcid": info.mcid, "mcid_percent": info.mcid_percent,
+            "oarsi_high": round(t["high_absolute"] / per_point, 6) if oarsi else None,
+            "oarsi_high_relative": t["high_relative"] if oarsi else None,
+            "oarsi_moderate": round(t["moderate_absolute"] / per_point, 6) if oarsi else None,
+            "oarsi_moderate_relative": t["moderate_relative"] if oarsi else None,
+            "pass": None if passed is None else {"value": passed.value, "source": passed.source,
+                                                 "verify": passed.verify}}
+
+
 def rate(successes: int, known_failures: int, eligible: int, worst_successes: int | None = None) -> dict:
     """A responder rate with its denominators: observed (Wilson CI), worst case and best case over the eligible."""
     denominator = successes + known_failures
@@ -141,7 +188,8 @@ def rate(successes: int, known_failures: int, eligible: int, worst_successes: in
     return withhold(observed, denominator)
 
 
-def instrument_summary(info: InstrumentInfo, cells: list[dict], *, treated: int, time_point: str) -> dict:
+def instrument_summary(info: InstrumentInfo, cells: list[dict], *, treated: int, time_point: str,
+                       passed: PassInfo | None = None, distributions: bool = True) -> dict:
     eligible = sum(c["n"] for c in cells)
     responded = sum(c["n"] for c in cells if c["a"])
     converted = sum(c["n"] for c in cells if c["converted"])
@@ -160,7 +208,7 @@ def instrument_summary(info: InstrumentInfo, cells: list[dict], *, treated: int,
         "score": weighted_summary(scores, (info.minimum, info.maximum)),
         "change": (weighted_summary(changes, (-span, span))
                    if time_point != "baseline" and info.has_baseline else None),
-        "responders": {},
+        "responders": {}, "change_distribution": [], "change_marks": None,
     }
     if time_point == "baseline":
         return row
@@ -177,13 +225,24 @@ def instrument_summary(info: InstrumentInfo, cells: list[dict], *, treated: int,
     if info.code == defs.OARSI_PAIN:
         ok = sum(c.get("oarsi", 0) for c in evaluable)  # counted per fact by facts.oarsi_responders
         responders[defs.OARSI.code] = rate(ok, n_evaluable - ok + converted, eligible)
+    if passed is not None:
+        scored = [c for c in kept if c["s"] is not None]
+        ok = sum(c["n"] for c in scored if pass_met(info, c["s"], passed.value))
+        responders[defs.PASS.code] = rate(ok, sum(c["n"] for c in scored) - ok + converted, eligible)
+    if info.has_baseline and distributions:
+        gains = [(improvement(info, c["s"], c["base"]), c["n"]) for c in evaluable]
+        row["change_distribution"] = change_distribution(info, gains)
+        row["change_marks"] = change_marks(info, passed, n_evaluable)
     responders[defs.NO_CONVERSION.code] = rate(eligible - converted, converted, eligible,
                                                worst_successes=responded_not_converted)
     return row
 
 
-def time_points(cells: list[dict], infos: dict[str, InstrumentInfo], *, treated: int) -> list[dict]:
-    """The per-time-point, per-instrument section of the report, in protocol order."""
+def time_points(cells: list[dict], infos: dict[str, InstrumentInfo], *, treated: int,
+                passes: dict[str, PassInfo] | None = None, distributions: bool = True) -> list[dict]:
+    """The per-time-point, per-instrument section of the report, in protocol order; `passes` are the PASS values
+    that apply to the cohort (metrics.PassInfo.applies)."""
+    passes = passes or {}
     grouped: dict[str, dict[str, list[dict]]] = defaultdict(lambda: defaultdict(list))
     order: dict[str, int] = {}
     for cell in cells:
@@ -195,7 +254,8 @@ def time_points(cells: list[dict], infos: dict[str, InstrumentInfo], *, treated:
     out = []
     for tp in sorted(grouped, key=lambda t: (order[t], t)):
         by_instrument = grouped[tp]
-        instruments = [instrument_summary(infos[code], by_instrument[code], treated=treated, time_point=tp)
+        instruments = [instrument_summary(infos[code], by_instrument[code], treated=treated, time_point=tp,
+                                          passed=passes.get(code), distributions=distributions)
                        for code in codes if code in by_instrument]
         out.append({"time_point": tp, "label": time_point_label(tp), "order": order[tp],
                     "instruments": instruments})
@@ -216,3 +276,106 @@ def flow(points: list[dict], treated: int) -> list[dict]:
                      "converted": anchor["converted"], "lost": anchor["lost"],
                      "completeness": anchor["completeness"]["rate"]})
     return rows
+
+
+# ------------------------------------------------------------------------------------------------ loss to follow-up
+
+def completeness_judgement(rate: float | None) -> tuple[str, str]:
+    """(level, words) of a completeness: below 80% results may be seriously biased, 80-95% some bias is possible,
+    above 95% little (DOMAIN.md section 6, after Schulz & Grimes)."""
+    if rate is None:
+        return "none", "nobody due yet"
+    if rate < 0.80 - EPS:
+        return "serious", "below 80% answered: results may be seriously biased"
+    if rate <= 0.95 + EPS:
+        return "some", "80-95% answered: some bias possible"
+    return "little", "above 95% answered: little bias expected"
+
+
+VARIABLES = ("age", "grade", "baseline")
+
+
+def _pool(parts: list[dict], var: str) -> tuple[int, float | None, float | None]:
+    """n, mean and sample SD of a variable over groups given by their count, mean and sum of squares."""
+    cells = [(p[f"{var}_n"], float(p[f"{var}_mean"]), float(p[f"{var}_ss"])) for p in parts if p[f"{var}_n"]]
+    n = sum(c[0] for c in cells)
+    if not n:
+        return 0, None, None
+    mean = sum(k * m for k, m, _ in cells) / n
+    if n < 2:
+        return n, mean, None
+    ss = sum(c[2] for c in cells) - n * mean * mean
+    return n, mean, math.sqrt(max(ss, 0.0) / (n - 1))
+
+
+def _described(name: str, parts: list[dict]) -> dict:
+    out: dict = {"group": name, "n": sum(p["n"] for p in parts)}
+    for var in VARIABLES:
+        n, mean, sd = _pool(parts, var)
+        few = too_few(n)
+        out[var] = {"n": n, "mean": None if few or mean is None else round(mean, 3),
+                    "sd": None if few or sd is None else round(sd, 3), "too_few": few}
+    return out
+
+
+def _compare(a: dict, b: dict) -> dict:
+    """a minus b of each baseline variable (Welch 95% CI); `differs` when the interval excludes 0."""
+    out = {}
+    for var in VARIABLES:
+        x, y = a[var], b[var]
+        if x["too_few"] or y["too_few"] or x["sd"] is None or y["sd"] is None:
+            out[var] = {"difference": None, "ci_low": None, "ci_high": None, "differs": None, "too_few": True}
+            continue
+        d, low, high = stats.mean_difference_ci(x["n"], x["mean"], x["sd"], y["n"], y["mean"], y["sd"])
+        out[var] = {"difference": None if d is None else round(d, 3), "ci_low": None if low is None else round(low, 3),
+                    "ci_high": None if high is None else round(high, 3),
+                    "differs": None if low is None else bool(low > 0 or high < 0), "too_few": False}
+    return out
+
+
+def loss_to_follow_up(points: list[dict], groups: list[dict], anchor: str) -> list[dict]:
+    """Loss to follow-up judged, per time point after baseline, on the instrument `anchor` (pain): completeness and
+    its judgement; complete case, worst case and best case of each responder definition side by side; and the
+    baseline (age, grade, baseline score) of responders, non-responders (its MCID), the lost and the followed at
+    the time points `groups` has (the headline one), compared (lost vs followed, responders vs non-responders) so a reader sees whether those lost differ."""
+    by_tp: dict[str, list[dict]] = defaultdict(list)
+    for g in groups:
+        by_tp[g["time_point"]].append(g)
+    out = []
+    for tp in points:
+        if tp["time_point"] == "baseline":
+            continue
+        row = next((i for i in tp["instruments"] if i["instrument"] == anchor), None)
+        if row is None:
+            continue
+        rate = row["completeness"]["rate"]
+        level, words = completeness_judgement(rate)
+        if row["completeness"]["too_few"] and row["eligible"]:
+            level, words = "too_few", f"too few due to judge (fewer than {MIN_ESTIMATE_N})"
+        cases = {code: {"complete_case": r["rate"], "complete_ci_low": r["ci_low"], "complete_ci_high": r["ci_high"],
+                        "worst_case": r["worst_case_rate"], "best_case": r["best_case_rate"],
+                        "known": r["denominator"], "eligible": r["eligible"], "too_few": r["too_few"]}
+                 for code, r in row["responders"].items()}
+        if tp["time_point"] not in by_tp:  # groups compared at the headline time point only
+            out.append({"time_point": tp["time_point"], "label": tp["label"], "instrument": anchor,
+                        "eligible": row["eligible"], "responded": row["responded"],
+                        "completeness": None if rate is None else round(rate, 6), "level": level,
+                        "judgement": words, "cases": cases, "groups": [], "lost_vs_followed": {},
+                        "responders_vs_non_responders": {}})
+            continue
+        parts = {name: [g for g in by_tp.get(tp["time_point"], []) if g["group"] == name]
+                 for name in ("responder", "non_responder", "converted", "lost", "unscored")}
+        described = {
+            "responders": _described("responders", parts["responder"]),
+            "non_responders": _described("non_responders", parts["non_responder"]),
+            "followed": _described("followed", parts["responder"] + parts["non_responder"] + parts["unscored"]),
+            "lost": _described("lost", parts["lost"]),
+        }
+        out.append({
+            "time_point": tp["time_point"], "label": tp["label"], "instrument": anchor, "eligible": row["eligible"],
+            "responded": row["responded"], "completeness": None if rate is None else round(rate, 6),
+            "level": level, "judgement": words, "cases": cases, "groups": list(described.values()),
+            "lost_vs_followed": _compare(described["lost"], described["followed"]),
+            "responders_vs_non_responders": _compare(described["responders"], described["non_responders"]),
+        })
+    return out

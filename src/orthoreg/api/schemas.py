@@ -87,6 +87,31 @@ class Summary(Schema):
                                              "median or interval")
 
 
+class DistributionRow(Schema):
+    threshold: float = Field(description="improvement from baseline in the instrument's points (in its better "
+                                         "direction; below 0: worse)")
+    share: float = Field(description="share of the patients with a baseline and an answer, not converted, improved "
+                                     "by at least the threshold")
+
+
+class PassMark(Schema):
+    value: float
+    source: str
+    verify: bool
+
+
+class ChangeMarks(Schema):
+    n: int
+    too_few: bool
+    mcid: float | None
+    mcid_percent: float | None
+    oarsi_high: float | None
+    oarsi_high_relative: float | None
+    oarsi_moderate: float | None
+    oarsi_moderate_relative: float | None
+    pass_: PassMark | None = Field(None, alias="pass")
+
+
 class InstrumentRow(Schema):
     instrument: str
     title: str
@@ -104,7 +129,12 @@ class InstrumentRow(Schema):
     completeness: Rate
     score: Summary
     change: Summary | None
-    responders: dict[str, ResponderRate]
+    responders: dict[str, ResponderRate] = Field(description="per responder definition (pain_50, mcid, "
+                                                             "omeract_oarsi, pass, no_conversion) where it applies")
+    change_distribution: list[DistributionRow] = Field(
+        [], description="responders at every threshold: the cumulative distribution of change from baseline (empty "
+                        "under the small-number rule)")
+    change_marks: ChangeMarks | None = None
 
 
 class TimePoint(Schema):
@@ -173,6 +203,96 @@ class Survival(Schema):
     curve: list[CurvePoint] = Field(description="the drawn curve and its 95% band, where either changes")
 
 
+class IncidenceRow(Schema):
+    time: float
+    at_risk: int
+    events: int
+    competing: int
+    incidence: float | None
+    ci_low: float | None
+    ci_high: float | None
+
+
+class IncidenceAt(Schema):
+    months: int
+    days: int
+    at_risk: int
+    incidence: float | None
+    ci_low: float | None
+    ci_high: float | None
+    too_few: bool
+
+
+class CompetingRisks(Schema):
+    event: str
+    competing_event: str
+    time_unit: str
+    n: int
+    events: int
+    deaths: int
+    censored: int
+    too_few: bool
+    min_at_risk: int
+    cut_at_days: float | None = Field(description="the first time fewer than min_at_risk remain at risk: the table "
+                                                  "and curve stop before it")
+    at: list[IncidenceAt]
+    shown: str = Field(description="which curve is shown and why")
+
+
+class GroupValue(Schema):
+    n: int
+    mean: float | None
+    sd: float | None
+    too_few: bool
+
+
+class BaselineGroup(Schema):
+    group: str = Field(description="responders, non_responders (pain MCID), followed (answered), lost (did not answer)")
+    n: int
+    age: GroupValue
+    grade: GroupValue
+    baseline: GroupValue
+
+
+class GroupDifference(Schema):
+    difference: float | None
+    ci_low: float | None
+    ci_high: float | None
+    differs: bool | None
+    too_few: bool
+
+
+class CaseRates(Schema):
+    complete_case: float | None
+    complete_ci_low: float | None
+    complete_ci_high: float | None
+    worst_case: float | None
+    best_case: float | None
+    known: int
+    eligible: int
+    too_few: bool
+
+
+class LossRow(Schema):
+    time_point: str
+    label: str
+    instrument: str
+    eligible: int
+    responded: int
+    completeness: float | None
+    level: str = Field(description="serious (< 80% answered), some (80-95%), little (> 95%), none, too_few")
+    judgement: str
+    cases: dict[str, CaseRates]
+    groups: list[BaselineGroup]
+    lost_vs_followed: dict[str, GroupDifference]
+    responders_vs_non_responders: dict[str, GroupDifference]
+
+
+class MethodsItem(Schema):
+    item: str
+    text: str
+
+
 class Headline(Schema):
     time_point: str
     label: str
@@ -226,6 +346,12 @@ class CohortReport(Schema):
     survival: Survival
     limits: str
     definitions: dict[str, Any]
+    cumulative_incidence: list[IncidenceRow] = Field(
+        [], description="Aalen-Johansen cumulative incidence of conversion, death competing (95% CI, delta method "
+                        "on log(-log)), time 0 and every event time until fewer than 10 remain at risk")
+    competing_risks: CompetingRisks | None = None
+    loss_to_follow_up: list[LossRow] = []
+    methods: list[MethodsItem] = Field([], description="the methods section (RECORD items) written from the report")
 
 
 class Difference(Schema):
@@ -253,6 +379,56 @@ class LogRank(Schema):
     p_value: float | None
 
 
+class BalanceRow(Schema):
+    covariate: str
+    smd_before: float
+    smd_after: float
+    flagged: bool = Field(description="|standardised difference| after weighting above 0.1")
+    flagged_before: bool
+
+
+class AdjustedInterval(Schema):
+    difference: float | None
+    ci_low: float | None
+    ci_high: float | None
+
+
+class Overlap(Schema):
+    bins: list[float]
+    a: list[int]
+    b: list[int]
+    outside_a: float
+    outside_b: float
+
+
+class Adjusted(Schema):
+    definition: str
+    instrument: str
+    time_point: str | None
+    label: str | None
+    horizon_months: int
+    horizon_days: float | None = None
+    sentence: str = Field(description="weighting removes only the measured differences")
+    reason: str | None = Field(None, description="why no adjusted figure is given (then no difference)")
+    difference: float | None = Field(None, description="IPW difference in responder rates, A minus B")
+    ci_low: float | None = None
+    ci_high: float | None = None
+    balance: list[BalanceRow] = []
+    surgery_free: AdjustedInterval | None = Field(None, description="IPW difference in survival free of surgery at "
+                                                                    "horizon_months")
+    unadjusted: dict[str, float] | None = None
+    overlap: Overlap | None = None
+    method: str | None = None
+    covariates: list[str] = []
+    n_a: int | None = None
+    n_b: int | None = None
+    known_a: int | None = None
+    known_b: int | None = None
+    replicates: int | None = None
+    seed: int | None = None
+    weights: dict[str, float] | None = None
+
+
 class ComparisonReport(Schema):
     schema_: str = Field(alias="schema", description="orthoreg.cohort-report/1")
     comparison: bool
@@ -263,3 +439,4 @@ class ComparisonReport(Schema):
     survival_test: LogRank | None
     overlap: int
     limits: str
+    adjusted: Adjusted | None = None

@@ -6,7 +6,10 @@ Every instrument is a FHIR R4 Questionnaire (JSON) with our own extensions carry
   "placeholder"), answerGuide, licence (name, holder, redistributable, note);
 * one root extension ``urn:orthoreg:fhir:subscale`` per subscale: code, title, method, the missing-item rule as
   the manual states it (minAnswered, a count of answered items, where the manual gives a count; else
-  minAnsweredPercent), missingRuleSource (where that rule is published), minimum, maximum, betterWhen ("higher"/"lower"), mcid, mcidPercent, mcidSource, percentChange, primary;
+  minAnsweredPercent), missingRuleSource (where that rule is published), minimum, maximum, betterWhen ("higher"/"lower"), mcid, mcidPercent, mcidSource, percentChange, primary; and where a patient acceptable symptom
+  state is published: pass (an absolute score), passSource, passScope (the condition@site pairs it was published
+  for, comma-separated, e.g. "oa_primary@knee"; empty = any) and passVerify (the value is not the primary source's
+  own instrument or was not checked against it);
 * on each item, ``urn:orthoreg:fhir:subscale`` (valueCode, repeatable) naming the subscales it counts in, and
   the standard minValue / maxValue extensions for numeric items;
 * on each answer option, the standard ordinalValue extension (the number scored) or

@@ -235,9 +235,22 @@ def _parse_subscale(ext: dict, items: list[Item], errors: list[str]) -> Subscale
                       f"its items and method ({format_number(expected[0])} to {format_number(expected[1])})")
         return None
     optional = {}
-    for key, name in (("mcid", "mcid"), ("mcidPercent", "mcid_percent")):
+    for key, name in (("mcid", "mcid"), ("mcidPercent", "mcid_percent"), ("pass", "pass_value")):
         if parts.get(key) is not None:
             optional[name] = _number(parts[key], f"{label}: {key}", errors)
+    if parts.get("pass") is not None:
+        if not str(parts.get("passSource") or "").strip():
+            errors.append(f"{label}: a pass value needs its passSource (where it was published)")
+            return None
+        scope = []
+        for pair in filter(None, (p.strip() for p in str(parts.get("passScope") or "").split(","))):
+            condition, at, site = pair.partition("@")
+            if not at or not condition or not site:
+                errors.append(f"{label}: passScope {pair!r} is not condition@site")
+                return None
+            scope.append((condition, site))
+        optional.update(pass_source=str(parts["passSource"]), pass_scope=tuple(scope),
+                        pass_verify=bool(parts.get("passVerify", False)))
     return Subscale(code=code, title=str(parts.get("title") or code), method=method,
                     items=tuple(i.number - 1 for i in members), min_answered_percent=min_answered,
                     minimum=minimum, maximum=maximum, better=better, mcid_source=str(parts.get("mcidSource") or ""),

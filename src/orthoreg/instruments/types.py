@@ -131,6 +131,10 @@ class Subscale:
     primary: bool = False
     min_answered: int = 0  # the count of answered (not N/A) items needed; 0 = derived from the percent
     missing_rule_source: str = ""
+    pass_value: float | None = None  # patient acceptable symptom state: an absolute score (None: none published)
+    pass_source: str = ""
+    pass_scope: tuple[tuple[str, str], ...] = ()  # (condition, site) pairs it was published for; () = any
+    pass_verify: bool = False
 
     def __post_init__(self):
         if not self.min_answered:

@@ -36,11 +36,13 @@ from . import plots
 from .case import comparison_png
 from .templatetags.report_tags import (
     diff_rows,
+    loss_sentence,
     months,
     num,
     pct,
     percent_ci,
     percent_range,
+    pretty_group,
     shown_responders,
     signed,
 )
@@ -227,11 +229,56 @@ def _cohort_tables(report: dict, label: str, s: dict) -> list:
                      "no one followed this long yet" if a["survival"] is None else
                      f"{pct(a['survival'], 1)} ({percent_range(a['ci_low'], a['ci_high'])})"])
     story.append(_table(rows, [30 * mm, 25 * mm, 60 * mm], s))
+    c = report.get("competing_risks")
+    if c:
+        story += [CondPageBreak(50 * mm),
+                  _p(f"{label + ' · ' if label else ''}Converted to surgery, death competing", s["h2"]),
+                  _p(f"{c['events']} conversions and {c['deaths']} deaths without conversion among {c['n']} treated; "
+                     f"{c['censored']} censored (withdrawn, lost or still followed).", s["body"])]
+        rows = [["After", "At risk", "Converted (cumulative incidence, 95% CI)"]]
+        for a in c["at"]:
+            rows.append([f"{a['months']} months", str(a["at_risk"]),
+                         f"{pct(a['incidence'], 1)} ({percent_range(a['ci_low'], a['ci_high'])})"
+                         if a["incidence"] is not None else
+                         f"fewer than {c['min_at_risk']} at risk: not shown" if a["too_few"] else
+                         "no one followed this long yet"])
+        story += [_table(rows, [30 * mm, 25 * mm, 80 * mm], s), _p(c["shown"], s["small"])]
+    story += _loss(report, label, s)
     ae = report["adverse_events"]
     story += [_p(f"{label + ' · ' if label else ''}Adverse events", s["h2"]),
               _table([["Any adverse event", _rate_text(ae["any"], False)],
                       ["Serious adverse event", _rate_text(ae["serious"], False)]], [45 * mm, WIDTH - 45 * mm], s,
                      header=False)]
+    return story
+
+
+def _loss(report: dict, label: str, s: dict) -> list:
+    """Loss to follow-up, judged: completeness and its label, complete / worst / best case, baseline of the groups."""
+    rows_in = report.get("loss_to_follow_up") or []
+    if not rows_in:
+        return []
+    story = [CondPageBreak(50 * mm), _p(f"{label + ' · ' if label else ''}Loss to follow-up, judged", s["h2"])]
+    rows = [["Time point", "Answered / due", "Judgement", "Complete · worst · best case"]]
+    for row in rows_in:
+        cases = "; ".join(
+            f"{defs.DEFINITIONS[code].title}: " + ("too few" if c["too_few"] else
+                                                   f"{pct(c['complete_case'])} · {pct(c['worst_case'])} · "
+                                                   f"{pct(c['best_case'])}")
+            for code, c in row["cases"].items() if code != defs.NO_CONVERSION.code)
+        rows.append([row["label"], f"{row['responded']} / {row['eligible']}", row["judgement"], cases])
+    story.append(_table(rows, [18 * mm, 22 * mm, 45 * mm, WIDTH - 85 * mm], s))
+    rows = [["Time point", "Group", "n", "Age, mean (SD)", "Grade, mean (SD)", "Baseline pain, mean (SD)"]]
+    for row in rows_in:
+        for i, g in enumerate(row["groups"]):
+            rows.append([row["label"] if i == 0 else "", pretty_group(g["group"]), str(g["n"]),
+                         *[("too few" if g[v]["n"] else "—") if g[v]["too_few"] else
+                           f"{num(g[v]['mean'])}" + (f" ({num(g[v]['sd'])})" if g[v]["sd"] is not None else "")
+                           for v in ("age", "grade", "baseline")]])
+        if row["groups"]:
+            rows.append(["", loss_sentence(row), "", "", "", ""])
+    table = _table(rows, [18 * mm, 34 * mm, 12 * mm, 28 * mm, 28 * mm, WIDTH - 120 * mm], s)
+    story += [table, _p("Complete case: among those whose outcome is known; worst case: everyone who did not answer "
+                        "counted as a failure; best case: as a success. Responders by the pain MCID.", s["small"])]
     return story
 
 
@@ -263,13 +310,21 @@ def cohort_pdf(report: dict) -> bytes:
     if report.get("comparison"):
         story += _differences(report, s)
     if any(m["cohort"]["episodes"] for m in members):
-        for name in ("flow", "responders", "trajectory", "change", "survival"):
+        for name in ("flow", "responders", "trajectory", "change", "survival", "incidence"):
             figure = plots.chart(name, cohorts)
+            story.append(KeepTogether([Spacer(1, 4), _chart(figure, WIDTH * 0.92)]))
+        story.append(_p(members[0].get("competing_risks", {}).get("shown", ""), s["small"]))
+        for code, _ in plots.distribution_instruments(cohorts):
+            figure = plots.chart(plots.DISTRIBUTION + code, cohorts)
             story.append(KeepTogether([Spacer(1, 4), _chart(figure, WIDTH * 0.92)]))
         for letter, member in zip(letters, members):
             if member["cohort"]["episodes"]:
                 story += _cohort_tables(member, letter, s)
     story += _definitions(members[0]["definitions"], s)
+    for letter, member in zip(letters, members):
+        if member.get("methods"):
+            story += [CondPageBreak(50 * mm), _p(f"Methods{' · ' + letter if letter else ''}", s["h2"])]
+            story += [_p(f"{x['item']}: {x['text']}", s["small"]) for x in member["methods"]]
     return _build(story, title, f"orthoreg · {title} · as of {report['as_of']}")
 
 
@@ -295,6 +350,31 @@ def _differences(report: dict, s: dict) -> list:
             rows.append([row["label"], row["title"], "mean change", _diff(x, percent=False)])
     story.append(_table(rows, [20 * mm, 26 * mm, 40 * mm, WIDTH - 86 * mm], s))
     story.append(_p(report["limits"], s["limits"]))
+    story += _adjusted(report, s)
+    return story
+
+
+def _adjusted(report: dict, s: dict) -> list:
+    adj = report.get("adjusted")
+    if not adj:
+        return []
+    story = [CondPageBreak(60 * mm), _p("Adjusted for case mix (A minus B)", s["h2"])]
+    if adj.get("reason"):
+        return story + [_p(adj["reason"], s["body"]), _p(adj["sentence"], s["limits"])]
+    rows = [["Outcome", "Unadjusted", "Weighted for case mix (bootstrap 95% CI)"],
+            [f"Pain ≥ MCID at {adj['label'].lower()}", signed(adj["unadjusted"]["difference"], True),
+             _diff({**adj, "too_few": False})],
+            [f"Free of surgery at {adj['horizon_months']} months", signed(adj["unadjusted"]["surgery_free"], True),
+             _diff({**adj["surgery_free"], "too_few": False})]]
+    story.append(_table(rows, [55 * mm, 30 * mm, WIDTH - 85 * mm], s))
+    rows = [["Covariate", "Standardised difference before", "after weighting"]]
+    rows += [[b["covariate"], f"{num(b['smd_before'], 2)}{' (> 0.1)' if b['flagged_before'] else ''}",
+              f"{num(b['smd_after'], 2)}{' (> 0.1)' if b['flagged'] else ''}"] for b in adj["balance"]]
+    story.append(_table(rows, [55 * mm, 45 * mm, WIDTH - 100 * mm], s))
+    story.append(KeepTogether([Spacer(1, 4), _chart(plots.overlap_figure(report), WIDTH * 0.85)]))
+    story += [_p(adj["sentence"], s["limits"]),
+              _p(f"Method: {adj['method']} ({adj['replicates']} resamples, seed {adj['seed']}). Propensity from: "
+                 f"{', '.join(adj['covariates'])}.", s["small"])]
     return story
 
 
@@ -413,3 +493,31 @@ def _entry_text(entry, timeline) -> str:
             parts.append(obj.stability_findings)
         return "; ".join(parts)
     return str(getattr(obj, "text", obj))
+
+
+# ------------------------------------------------------------------------------------------------ options
+
+def options_pdf(page: dict) -> bytes:
+    """The options for the next patient as a printable PDF to go through with the patient."""
+    s = _styles()
+    title = "Options for the next patient"
+    story = [_p(title, s["title"]), _p(f"Patients like this one: {page['description']} · data as of {page['as_of']}",
+                                       s["subtitle"]),
+             _p(page["similar_rule"], s["body"]), _p(page["note"], s["limits"]),
+             _p(f"“Better” here means: {page['definition']['title']} — {page['definition']['description']}",
+                s["small"])]
+    if not page["options"]:
+        story.append(_p("The registry has no similar patients yet, so there is nothing to compare. That is not "
+                        "evidence for or against any treatment.", s["body"]))
+    for o in page["options"]:
+        block = [_p(f"{o['label']}: {o['similar']} similar patient{'s' if o['similar'] != 1 else ''}", s["h2"])]
+        if o["too_few"]:
+            block.append(_p(f"Too few to say. {o['words']}", s["body"]))
+        else:
+            rows = [["Were they better?", " ".join(r["words"] for r in o["responders"])],
+                    ["Did they need surgery later?", " ".join(x["words"] for x in o["surgery_free"])],
+                    ["Serious problems", o["serious_adverse_events"]["words"]],
+                    ["Not heard from", o["lost"]["words"]]]
+            block.append(_table(rows, [45 * mm, WIDTH - 45 * mm], s, header=False))
+        story.append(KeepTogether(block))
+    return _build(story, title, f"orthoreg · {title} · {page['description']} · as of {page['as_of']}")

@@ -24,7 +24,9 @@ from orthoreg.instruments.charts import ACCENT, INK, LINE, MUTED, render  # noqa
 COLOURS = (ACCENT, "#b26a00", "#6a4c93")
 BANDS = ("#cde3ec", "#f6dfb8", "#ddd3ea")
 DAYS_PER_MONTH = 365.25 / 12
-CHARTS = ("trajectory", "change", "responders", "responders_over_time", "survival", "flow")
+CHARTS = ("trajectory", "change", "responders", "responders_over_time", "survival", "incidence", "flow", "overlap")
+DISTRIBUTION = "distribution-"  # chart name prefix: "distribution-nprs", one chart per instrument
+MIN_AT_RISK = 10  # analytics.selectors.CURVE_MIN_AT_RISK: curves are dashed (Kaplan-Meier) or stop below it
 
 Cohorts = list[tuple[str, dict]]  # (label, report)
 
@@ -262,9 +264,17 @@ def survival_figure(cohorts: Cohorts, *, width: float = 6.4, height: float = 3.4
             continue
         horizon = max(horizon, xs[-1])
         colour = COLOURS[n % len(COLOURS)]
-        ax.fill_between(xs, lows, highs, step="post", color=BANDS[n % len(BANDS)], alpha=0.7, linewidth=0)
-        ax.step(xs, ys, where="post", color=colour, linewidth=1.8,
+        steps = s.get("curve") or s["table"]
+        # where fewer than MIN_AT_RISK remain at risk the curve goes on dashed, without its band
+        short = next((i for i, r in enumerate(steps) if r["at_risk"] < MIN_AT_RISK), None)
+        solid = len(xs) if short is None else max(short, 1)
+        ax.fill_between(xs[:solid + 1], lows[:solid + 1], highs[:solid + 1], step="post",
+                        color=BANDS[n % len(BANDS)], alpha=0.7, linewidth=0)
+        ax.step(xs[:solid + 1], ys[:solid + 1], where="post", color=colour, linewidth=1.8,
                 label=f"{label}: {s['events']} conversions of {s['n']}")
+        if solid < len(xs) - 1:
+            ax.step(xs[solid:], ys[solid:], where="post", color=colour, linewidth=1.2, linestyle="--",
+                    label=f"fewer than {MIN_AT_RISK} at risk" if n == 0 else None)
     if not horizon:
         _empty(ax, "nobody treated in this cohort")
         style_axes(ax, "Free of conversion to surgery")
@@ -286,6 +296,147 @@ def survival_figure(cohorts: Cohorts, *, width: float = 6.4, height: float = 3.4
         rows.append((label, {m: at[m] for m in ticks if m in at}))
     _count_table(fig, grid[1], ax, rows, "at risk")
     fig.subplots_adjust(left=0.1, right=0.97, top=0.9, bottom=0.06)
+    return fig
+
+
+def incidence_figure(cohorts: Cohorts, *, width: float = 6.4, height: float = 3.4) -> Figure:
+    """The cumulative incidence of conversion to surgery with death as the competing event (Aalen-Johansen) with its
+    95% band and the numbers at risk below; each curve stops where fewer than MIN_AT_RISK remain at risk."""
+    fig = _figure(width, height)
+    grid = fig.add_gridspec(2, 1, height_ratios=[4, 0.35 + 0.3 * len(cohorts)], hspace=0.5)
+    ax = fig.add_subplot(grid[0])
+    horizon, top = 0.0, 0.1
+    for n, (label, report) in enumerate(cohorts):
+        rows = report.get("cumulative_incidence") or []
+        c = report.get("competing_risks") or {}
+        if not rows:
+            if c.get("n"):
+                ax.text(0.5, 0.5 - 0.1 * n, f"{label}: too few to estimate (n={c['n']})", transform=ax.transAxes,
+                        ha="center", color=COLOURS[n % len(COLOURS)], fontsize=8)
+            continue
+        end = c.get("cut_at_days") or (report["survival"].get("max_follow_up_days") or rows[-1]["time"])
+        xs = [r["time"] / DAYS_PER_MONTH for r in rows] + [end / DAYS_PER_MONTH]
+        ys = [r["incidence"] for r in rows] + [rows[-1]["incidence"]]
+        lows = [r["ci_low"] for r in rows] + [rows[-1]["ci_low"]]
+        highs = [r["ci_high"] for r in rows] + [rows[-1]["ci_high"]]
+        horizon, top = max(horizon, xs[-1]), max(top, max(highs))
+        ax.fill_between(xs, lows, highs, step="post", color=BANDS[n % len(BANDS)], alpha=0.7, linewidth=0)
+        ax.step(xs, ys, where="post", color=COLOURS[n % len(COLOURS)], linewidth=1.8,
+                label=f"{label}: {c['events']} conversion{'s' if c['events'] != 1 else ''}, {c['deaths']} "
+                      f"death{'s' if c['deaths'] != 1 else ''}, of {c['n']}")
+    if not horizon:
+        # with patients, each cohort's "too few to estimate (n=...)" is written above; without, say why it is empty
+        _empty(ax, "" if any((r.get("competing_risks") or {}).get("n") for _, r in cohorts)
+               else "nobody treated in this cohort")
+        style_axes(ax, "Converted to surgery (cumulative incidence)")
+        return fig
+    ax.set_ylim(0, min(1.0, top * 1.15))
+    ax.set_xlim(0, horizon)
+    ax.yaxis.set_major_formatter(PercentFormatter(1.0))
+    ax.legend(fontsize=7, frameon=False, loc="upper left")
+    style_axes(ax, f"Converted to surgery, death competing (Aalen-Johansen, 95% CI; stops below {MIN_AT_RISK} at risk)")
+    ticks = [m for m in (0, 3, 6, 12, 24, 36, 48, 60) if m <= horizon]
+    ax.set_xticks(ticks)
+    ax.set_xlabel("months after the index procedure", fontsize=7.5, color=MUTED)
+    rows_at = []
+    for label, report in cohorts:
+        c = report.get("competing_risks") or {"at": [], "n": 0}
+        at = {round(a["months"]): a["at_risk"] for a in c["at"]}
+        at[0] = c["n"]
+        rows_at.append((label, {m: at[m] for m in ticks if m in at}))
+    _count_table(fig, grid[1], ax, rows_at, "at risk")
+    fig.subplots_adjust(left=0.1, right=0.97, top=0.9, bottom=0.06)
+    return fig
+
+
+def distribution_instruments(cohorts: Cohorts) -> list[tuple[str, str]]:
+    """(code, title) of the instruments with a change distribution in any cohort, in report order."""
+    seen: dict[str, str] = {}
+    for _, report in cohorts:
+        for tp in report.get("time_points", []):
+            for row in tp["instruments"]:
+                if (row.get("change_marks") or {}).get("n"):  # someone answered with a baseline
+                    seen.setdefault(row["instrument"], row["title"])
+    return list(seen.items())
+
+
+LINESTYLES = ("-", "--", ":")
+TIME_COLOURS = (ACCENT, "#b26a00", "#6a4c93", "#2e7d32", "#b3261e", "#5d6b7a", "#0b3954")
+
+
+def distribution_figure(cohorts: Cohorts, instrument: str, *, width: float = 6.4, height: float = 3.3) -> Figure:
+    """Responders at every threshold: for each time point (and cohort) the share of patients improved by at least x
+    points, for every x, with the MCID and the OMERACT-OARSI absolute thresholds marked and the PASS rate given."""
+    fig = _figure(width, height)
+    ax = fig.add_subplot()
+    title, marks, notes = instrument, None, []
+    drawn = 0
+    for n, (label, report) in enumerate(cohorts):
+        rows = [(tp, row) for tp, row in _rows(report, instrument) if row.get("change_marks") is not None]
+        if len(cohorts) > 1:  # two cohorts: each at its headline time point only (else the lines crowd out)
+            head = (report.get("headline") or {}).get("time_point")
+            rows = [(tp, row) for tp, row in rows if tp["time_point"] == head] or rows[-1:]
+        for k, (tp, row) in enumerate(rows):
+            title = row["title"]
+            marks = marks or row["change_marks"]
+            dist = row.get("change_distribution") or []
+            if not dist:
+                notes.append(f"{tp['label']}: too few (n={row['change_marks']['n']})")
+                continue
+            xs = [d["threshold"] for d in dist]
+            ys = [d["share"] for d in dist]
+            name = f"{tp['label']} (n={row['change_marks']['n']})"
+            ax.step(xs, ys, where="post", color=TIME_COLOURS[k % len(TIME_COLOURS)] if len(cohorts) == 1 else
+                    COLOURS[n % len(COLOURS)], linestyle=LINESTYLES[(k if len(cohorts) > 1 else n) % 3],
+                    linewidth=1.5, label=f"{label}: {name}" if len(cohorts) > 1 else name)
+            drawn += 1
+    if not drawn:
+        _empty(ax, "too few answers with a baseline to draw")
+        style_axes(ax, f"{title}: improved by at least x")
+        return fig
+    if marks:
+        for k, (value, name, colour) in enumerate(((marks.get("mcid"), "MCID", "#b3261e"),
+                                                   (marks.get("oarsi_moderate"), "OARSI moderate", MUTED),
+                                                   (marks.get("oarsi_high"), "OARSI high", INK))):
+            if value is not None:
+                ax.axvline(value, color=colour, linewidth=0.9, linestyle=":")
+                ax.text(value, 0.97 - 0.07 * k, f" {name} ({value:g})", fontsize=6.5, color=colour, va="top",
+                        transform=ax.get_xaxis_transform())
+        if marks.get("pass"):
+            notes.append(f"PASS (absolute score {marks['pass']['value']:g}): see the responder table")
+    ax.set_ylim(0, 1.02)
+    ax.yaxis.set_major_formatter(PercentFormatter(1.0))
+    ax.set_xlabel("improved from baseline by at least x points (below 0: worse by at most -x)", fontsize=7.5,
+                  color=MUTED)
+    ax.legend(fontsize=6.5, frameon=False, loc="lower left")
+    style_axes(ax, f"{title}: share improved by at least x, every x")
+    if notes:
+        ax.text(0.99, 0.98, "; ".join(notes), transform=ax.transAxes, ha="right", va="top", fontsize=6.5,
+                color=MUTED)
+    fig.tight_layout(pad=0.5, rect=(0, 0, 1, 0.93))
+    return fig
+
+
+def overlap_figure(report: dict, *, width: float = 6.4, height: float = 2.4) -> Figure:
+    """The propensity scores of the two cohorts of a comparison (analytics.weighting.overlap), mirrored bars."""
+    fig = _figure(width, height)
+    ax = fig.add_subplot()
+    adj = (report or {}).get("adjusted") or {}
+    ov = adj.get("overlap")
+    if not ov:
+        _empty(ax, adj.get("reason") and "no adjusted comparison" or "only for a comparison of two cohorts")
+        style_axes(ax, "Propensity scores")
+        return fig
+    mids = [(lo + hi) / 2 for lo, hi in zip(ov["bins"], ov["bins"][1:])]
+    ax.bar(mids, ov["a"], width=0.09, color=BANDS[0], edgecolor=COLOURS[0], label="A")
+    ax.bar(mids, [-v for v in ov["b"]], width=0.09, color=BANDS[1], edgecolor=COLOURS[1], label="B")
+    ax.axhline(0, color=LINE, linewidth=0.8)
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("propensity score (probability of being in cohort A given the covariates)", fontsize=7.5,
+                  color=MUTED)
+    ax.legend(fontsize=7, frameon=False, loc="upper right")
+    style_axes(ax, "Overlap of propensity scores: A above, B below (patients per bin)")
+    fig.tight_layout(pad=0.5)
     return fig
 
 
@@ -329,7 +480,11 @@ def chart(name: str, cohorts: Cohorts, **options) -> Figure:
         "responders_over_time": lambda: responders_over_time_figure(cohorts, **options),
         "survival": lambda: survival_figure(cohorts, **options),
         "flow": lambda: flow_figure(cohorts, **options),
+        "incidence": lambda: incidence_figure(cohorts, **options),
+        "overlap": lambda: overlap_figure(options.pop("report", None) or {}, **options),
     }
+    if name.startswith(DISTRIBUTION):
+        return distribution_figure(cohorts, name.removeprefix(DISTRIBUTION), **options)
     if name not in builders:
         raise KeyError(name)
     return builders[name]()

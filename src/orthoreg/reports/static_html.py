@@ -27,9 +27,14 @@ def _css() -> str:
 
 def cohort_html(report: dict) -> str:
     cohorts = plots.cohorts_of(report)
-    charts = {name: data_uri(render(plots.chart(name, cohorts), "svg"), "image/svg+xml") for name in plots.CHARTS}
+    charts = {name: data_uri(render(plots.chart(name, cohorts, **({"report": report} if name == "overlap" else {})),
+                                    "svg"), "image/svg+xml") for name in plots.CHARTS}
+    distributions = [(code, title, data_uri(render(plots.chart(plots.DISTRIBUTION + code, cohorts), "svg"),
+                                            "image/svg+xml"))
+                     for code, title in plots.distribution_instruments(cohorts)]
     return render_to_string("reports/cohort_static.html", {
         "report": report, "cohorts": cohorts, "sections": plots.sections_of(report), "chart_src": charts,
+        "distributions": distributions,
         "css": _css(),
         "definitions": list(defs.DEFINITIONS.values())})
 
@@ -40,3 +45,7 @@ def case_html(case) -> str:
         png = comparison_png(case.episode)
         srcs["images"] = data_uri(png, "image/png") if png else ""
     return render_to_string("reports/case_static.html", {"case": case, "srcs": srcs, "css": _css()})
+
+
+def options_html(page: dict) -> str:
+    return render_to_string("reports/options_static.html", {"page": page, "css": _css()})

@@ -29,7 +29,10 @@ from orthoreg.analytics.filters import (
     display_forms,
     parse_filters,
 )
+from orthoreg.analytics.options import OptionsQuery, options_for
 from orthoreg.instruments.charts import render as render_chart
+from orthoreg.registry.coding import BodySite, Condition, Side
+from orthoreg.registry.models import Patient
 
 from . import case as case_reports
 from . import pdf, plots, public
@@ -108,6 +111,10 @@ def cohort(request):
         "sections": plots.sections_of(report) if report else [],
         "chart_src": {name: f"{reverse('reports:cohort_chart', args=[name, 'svg'])}?{_query(request)}"
                       for name in CHARTS},
+        "distributions": [
+            (code, title, f"{reverse('reports:cohort_chart', args=[plots.DISTRIBUTION + code, 'svg'])}?"
+                          f"{_query(request)}")
+            for code, title in plots.distribution_instruments(plots.cohorts_of(report) if report else [])],
     }
     return _private(render(request, "reports/cohort.html", context, status=400 if errors else 200))
 
@@ -136,12 +143,16 @@ def _report_or_400(request):
 @login_required
 @require_GET
 def cohort_chart(request, name: str, fmt: str):
-    if name not in CHARTS or fmt not in FORMATS:
+    if (name not in CHARTS and not name.startswith(plots.DISTRIBUTION)) or fmt not in FORMATS:
         raise Http404("No such chart")
     report, bad = _report_or_400(request)
     if bad:
         return bad
-    figure = plots.chart(name, plots.cohorts_of(report))
+    cohorts_ = plots.cohorts_of(report)
+    if name.startswith(plots.DISTRIBUTION) and name.removeprefix(plots.DISTRIBUTION) not in dict(
+            plots.distribution_instruments(cohorts_)):
+        raise Http404("No such chart")
+    figure = plots.chart(name, cohorts_, **({"report": report} if name == "overlap" else {}))
     return _private(HttpResponse(render_chart(figure, fmt), content_type=FORMATS[fmt]))
 
 
@@ -180,6 +191,52 @@ def _download(data: bytes, content_type: str, filename: str) -> HttpResponse:
     response = HttpResponse(data, content_type=content_type)
     response["Content-Disposition"] = content_disposition_header(True, filename)
     return _private(response)
+
+
+# ------------------------------------------------------------------------------------------------ options
+
+OPTION_FIELDS = (("condition", "Condition", Condition.choices, True), ("site", "Site", BodySite.choices, True),
+                 ("side", "Side", Side.choices, True),
+                 ("grade", "Grade", [(str(g), str(g)) for g in range(5)], True),
+                 ("sex", "Sex", Patient.Sex.choices, False))
+
+
+@login_required
+@require_GET
+def options(request):
+    """Options for the next patient: for clinicians (clinical access), from the clinics whose outcomes they may
+    analyse; logged in the audit trail whenever shown, like a case report."""
+    if not access.clinic_ids(request.user, access.CLINICAL):
+        raise Http404("No clinic where you see patients")
+    ids = _research_clinics(request)
+    page, errors = None, {}
+    wanted = any(request.GET.get(name) for name, *_ in OPTION_FIELDS)
+    if wanted:
+        try:
+            q = OptionsQuery.parse(request.GET)
+        except CohortFilterError as exc:
+            errors = labelled(exc.errors)
+        else:
+            page = options_for(q, clinic_ids=ids, consented_only=access.research_needs_consent(request.user))
+            fmt = request.GET.get("format", "html")
+            if fmt == "pdf":
+                data = pdf.options_pdf(page)
+                response = _download(data, "application/pdf", f"options-{slugify(page['description'])[:60]}.pdf")
+                audit_record(request=request, action=AuditEvent.Action.EXPORT,
+                             detail=f"options page PDF: {page['description']}")
+                return response
+            if fmt == "json":
+                audit_record(request=request, action=AuditEvent.Action.EXPORT,
+                             detail=f"options page JSON: {page['description']}")
+                return _private(JsonResponse(page, json_dumps_params={"indent": 1, "ensure_ascii": False}))
+            audit_record(request=request, action=AuditEvent.Action.VIEW, detail=f"options page: {page['description']}")
+    fields = [{"name": name, "label": label, "choices": choices, "required": required,
+               "value": request.GET.get(name, "")} for name, label, choices, required in OPTION_FIELDS]
+    query = request.GET.copy()
+    query.pop("format", None)
+    return _private(render(request, "reports/options.html", {
+        "nav": "outcomes", "page": page, "errors": errors, "fields": fields, "query": query.urlencode(),
+        "age_band": request.GET.get("age_band", "")}, status=400 if errors else 200))
 
 
 # ------------------------------------------------------------------------------------------------ case report

@@ -134,3 +134,37 @@ def rate(r: dict | None, worst: bool = True):
 @register.inclusion_tag("reports/_summary_stat.html")
 def summary_stat(s: dict | None, digits: int = 1):
     return {"s": s, "digits": digits}
+
+
+GROUP_NAMES = {"responders": "Responders", "non_responders": "Non-responders", "followed": "Followed (answered)",
+               "lost": "Lost (did not answer)"}
+VARIABLE_NAMES = {"age": "age", "grade": "grade", "baseline": "baseline pain"}
+
+
+@register.filter
+def pretty_group(name: str) -> str:
+    return GROUP_NAMES.get(name, name)
+
+
+@register.filter
+def split(text: str) -> list[str]:
+    return text.split()
+
+
+@register.filter
+def loss_sentence(row: dict) -> str:
+    """Whether the lost differ from the followed, and responders from non-responders, in plain words."""
+    parts = []
+    for key, a, b in (("lost_vs_followed", "the lost", "the followed"),
+                      ("responders_vs_non_responders", "responders", "non-responders")):
+        differs = [VARIABLE_NAMES[v] + f" ({signed(x['difference'])}, 95% CI {num(x['ci_low'])} to {num(x['ci_high'])})"
+                   for v, x in row[key].items() if x.get("differs")]
+        compared = [v for v, x in row[key].items() if not x.get("too_few")]
+        if not compared:
+            parts.append(f"{a.capitalize()} and {b}: too few to compare.")
+        elif differs:
+            parts.append(f"{a.capitalize()} differ from {b} in " + "; ".join(differs) + ".")
+        else:
+            parts.append(f"{a.capitalize()} and {b}: no clear difference in "
+                         + ", ".join(VARIABLE_NAMES[v] for v in compared) + ".")
+    return " ".join(parts)

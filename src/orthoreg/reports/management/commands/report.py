@@ -24,9 +24,10 @@ from orthoreg.accounts.models import AuditEvent
 from orthoreg.accounts.services import audit_record
 from orthoreg.analytics import cohorts, facts, selectors
 from orthoreg.analytics.filters import FIELD_NAMES, LIST_FIELDS, VS_PREFIX, CohortFilterError, parse_filters
+from orthoreg.analytics.options import OptionsQuery, options_for
 from orthoreg.registry.models import Clinic, Episode
 from orthoreg.reports import case as case_reports
-from orthoreg.reports import pdf, public
+from orthoreg.reports import pdf, public, static_html
 from orthoreg.reports.static_html import case_html, cohort_html
 
 FILTER_HELP = {
@@ -82,6 +83,15 @@ class Command(BaseCommand):
         case.add_argument("episode_id", type=int, metavar="EPISODE_ID")
         case.add_argument("--format", choices=["html", "pdf"], default="pdf")
         case.add_argument("--out", type=Path, required=True)
+        opts = sub.add_parser("options", help="options for the next patient: what happened to similar patients under "
+                                              "each treatment")
+        for name, help_ in (("condition", "e.g. hallux_rigidus"), ("site", "e.g. first_mtp"),
+                            ("side", "left, right, bilateral or na"), ("grade", "0-4"),
+                            ("age_band", "FROM-TO in years, e.g. 40-49")):
+            opts.add_argument("--" + name.replace("_", "-"), dest=name, required=True, help=help_)
+        opts.add_argument("--sex", help="female, male, other or unknown (optional)")
+        opts.add_argument("--format", choices=["json", "html", "pdf"], default="json")
+        opts.add_argument("--out", type=Path, help="file to write (JSON: standard output when omitted)")
         public = sub.add_parser("public", help="the public outcomes pages as static HTML")
         public.add_argument("--out", type=Path, required=True, help="folder to write (created or updated)")
 
@@ -91,6 +101,8 @@ class Command(BaseCommand):
             return self.cohort(options)
         if what == "case":
             return self.case(options)
+        if what == "options":
+            return self.options(options)
         return self.public(options)
 
     # -------------------------------------------------------------------------------------------- cohort
@@ -126,6 +138,30 @@ class Command(BaseCommand):
             write_atomically(out, data)
             self.stderr.write(f"Wrote {out} ({fmt}, {len(data):,} bytes): {title}")
         audit_record(action=AuditEvent.Action.EXPORT, detail=f"command line: cohort report {fmt}: {title}")
+
+    # -------------------------------------------------------------------------------------------- options
+    def options(self, options):
+        try:
+            q = OptionsQuery.parse(options)
+        except CohortFilterError as exc:
+            lines = [f"--{name.replace('_', '-')}: {' '.join(msgs)}" for name, msgs in exc.errors.items()]
+            raise CommandError("bad values:\n  " + "\n  ".join(lines), returncode=2) from None
+        fmt, out = options["format"], options["out"]
+        if fmt != "json" and out is None:
+            raise CommandError(f"--format {fmt} needs --out FILE", returncode=2)
+        page = options_for(q, clinic_ids=set(Clinic.objects.values_list("pk", flat=True)))
+        if fmt == "json":
+            data = (json.dumps(page, indent=1, ensure_ascii=False) + "\n").encode()
+        elif fmt == "html":
+            data = static_html.options_html(page).encode()
+        else:
+            data = pdf.options_pdf(page)
+        if out is None:
+            self.stdout.write(data.decode(), ending="")
+        else:
+            write_atomically(out, data)
+            self.stderr.write(f"Wrote {out} ({fmt}, {len(data):,} bytes): options for {page['description']}")
+        audit_record(action=AuditEvent.Action.EXPORT, detail=f"command line: options {fmt}: {page['description']}")
 
     # -------------------------------------------------------------------------------------------- case
     def case(self, options):
