@@ -44,7 +44,7 @@ def methods(report: dict, f: CohortFilter, *, clinic_names: list[str]) -> list[d
         f"{row['label']}: {row['responded']} of {row['eligible']} due answered"
         + (f" ({row['completeness']:.0%})" if row["completeness"] is not None else "")
         for row in points) or "no follow-up time point due yet"
-    instruments = {}
+    instruments: dict = {}
     for tp in report.get("time_points", []):
         for row in tp["instruments"]:
             marks = row.get("change_marks") or {}

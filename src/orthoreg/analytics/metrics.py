@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import Any
 
 from django.db.models import (
     Avg,
@@ -146,7 +147,7 @@ def clinic_cells(clinic_ids: list[int], *, as_of: dt.date) -> list[dict]:
 GROUPS = ("responder", "non_responder", "converted", "lost", "unscored")
 
 
-def responder_q(info: InstrumentInfo) -> Q:
+def responder_q(info: InstrumentInfo) -> tuple[Q, Any, Any]:
     """The MCID responder rule of summaries.mcid_met as a database condition on an outcome fact's score and base."""
     better = F("score") - F("base") if info.higher_is_better else F("base") - F("score")
     room = Value(info.maximum) - F("base") if info.higher_is_better else F("base") - Value(info.minimum)

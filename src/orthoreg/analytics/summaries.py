@@ -320,7 +320,7 @@ def _described(name: str, parts: list[dict]) -> dict:
 
 def _compare(a: dict, b: dict) -> dict:
     """a minus b of each baseline variable (Welch 95% CI); `differs` when the interval excludes 0."""
-    out = {}
+    out: dict[str, dict[str, Any]] = {}
     for var in VARIABLES:
         x, y = a[var], b[var]
         if x["too_few"] or y["too_few"] or x["sd"] is None or y["sd"] is None:

@@ -234,7 +234,7 @@ def _parse_subscale(ext: dict, items: list[Item], errors: list[str]) -> Subscale
         errors.append(f"{label}: declared range {format_number(minimum)} to {format_number(maximum)} does not match "
                       f"its items and method ({format_number(expected[0])} to {format_number(expected[1])})")
         return None
-    optional = {}
+    optional: dict[str, Any] = {}
     for key, name in (("mcid", "mcid"), ("mcidPercent", "mcid_percent"), ("pass", "pass_value")):
         if parts.get(key) is not None:
             optional[name] = _number(parts[key], f"{label}: {key}", errors)

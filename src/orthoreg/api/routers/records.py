@@ -5,7 +5,7 @@ follow-up scheduling, analytics marks)."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from django.db.models import Model
 from ninja import Field, Query, Router
@@ -63,7 +63,7 @@ def _fields(model: type[Model], fields: dict) -> dict:
     """None for a text field that cannot be null means empty (as an empty form field does)."""
     out = {}
     for name, value in fields.items():
-        field = model._meta.get_field(name)
+        field: Any = model._meta.get_field(name)
         if value is None and not field.null and field.get_internal_type() in ("CharField", "TextField",
                                                                                 "SlugField", "EmailField"):
             value = ""
@@ -104,7 +104,8 @@ class PatientQuery(ListQuery):
 
 def _patient_out(request, patient: Patient) -> Patient:
     """The patient as the role may see it: clinical notes only for their clinician (PatientOut.resolve_notes)."""
-    patient.hide_clinical = patient.clinic_id not in access.clinic_ids(request.auth, access.CLINICAL)
+    hidden = patient.clinic_id not in access.clinic_ids(request.auth, access.CLINICAL)
+    patient.hide_clinical = hidden  # type: ignore[attr-defined]  # read by PatientOut.resolve_notes
     return patient
 
 

@@ -75,7 +75,7 @@ def body_site(site: str, side: str, extra_text: str = "") -> dict:
     concept: dict[str, Any] = {"coding": [{"system": codes.CS_BODY_SITE, "code": site, "display": label}]}
     words = label
     if side in codes.LATERALITY:
-        code, display = codes.LATERALITY[side]
+        code, display = codes.LATERALITY[side]  # type: ignore[index]
         concept["extension"] = [{"url": codes.EXT_LATERALITY, "valueCodeableConcept": {
             "coding": [{"system": codes.SNOMED, "code": code, "display": display}]}}]
         words = f"{display} {label[:1].lower()}{label[1:]}"
@@ -108,7 +108,7 @@ def patient_resource(p: Patient) -> dict:
         r["telecom"] = telecom
     if p.status == Patient.Status.DECEASED:
         r["deceasedDateTime"] = p.status_date.isoformat()
-    extensions = []
+    extensions: list[dict[str, Any]] = []
     if p.status == Patient.Status.WITHDRAWN:
         extensions.append({"url": codes.EXT_WITHDRAWN, "valueDate": p.status_date.isoformat()})
     if p.consent_registry:
@@ -132,7 +132,7 @@ def condition_resource(e: Episode) -> dict:
     r: dict[str, Any] = {
         "resourceType": "Condition", "id": str(e.pk),
         "identifier": [_ident("episode", e.pk)],
-        "clinicalStatus": {"coding": [{"system": codes.CONDITION_CLINICAL, "code": EPISODE_CLINICAL[e.status]}]},
+        "clinicalStatus": {"coding": [{"system": codes.CONDITION_CLINICAL, "code": EPISODE_CLINICAL[e.status]}]},  # type: ignore[index]
         "verificationStatus": {"coding": [{"system": codes.CONDITION_VER, "code": "confirmed"}]},
         "category": [{"coding": [{"system": codes.CONDITION_CATEGORY, "code": "problem-list-item"}]}],
         "code": {"coding": codings, "text": str(e)},

@@ -422,7 +422,7 @@ class Unit:
 
     def fetch(self, resource_type: str, pk: int) -> Any:
         """The record of this type with this id (None if there is none, or it is not the API user's)."""
-        model = MODEL_OF[resource_type]
+        model: Any = MODEL_OF[resource_type]
         if self.ctx.allowed_clinic_ids is not None:
             return self.scoped(model.objects.filter(pk=pk)).first()
         cache = self.ctx.objects
@@ -646,7 +646,7 @@ def map_condition(unit: Unit, entry: Entry, res: dict) -> tuple[str, Any]:
 
 
 def _typed(name: str, value: Any) -> Any:
-    field_ = Procedure._meta.get_field(name)
+    field_: Any = Procedure._meta.get_field(name)
     if value is None:
         return None
     internal = field_.get_internal_type()
@@ -955,7 +955,7 @@ def map_questionnaire(unit: Unit, entry: Entry, res: dict) -> tuple[str, Any]:
         if _ext(res, definitions.EXT_INSTRUMENT) is not None:
             raise Skipped("a shipped instrument (already installed)")
     if _ext(res, definitions.EXT_INSTRUMENT) is not None or _ext(res, definitions.EXT_SUBSCALE) is not None:
-        resource, notes = dict(res), []
+        resource, notes = dict(res), list[str]()
     else:
         resource, notes = questionnaire_as_definition(res)
         code = resource["id"]
@@ -1104,7 +1104,8 @@ def import_entries(name: str, entries: Iterable[Entry], *, ctx: Context, summary
                             unit.index(entry)
                             _map(unit, entry, resource_type)
                             unit.outcome.pop(id(entry), None)  # a later line refers by key, not by entry
-                            unit.by_url.clear(), unit.by_type_id.clear()
+                            unit.by_url.clear()
+                            unit.by_type_id.clear()
                 else:
                     checked = []
                     for entry in entries:
@@ -1159,7 +1160,7 @@ def run_scope(ctx: Context):
 def import_document(name: str, data: bytes | Any, *, ctx: Context, summary: Summary) -> None:
     """One JSON document (bytes, or already parsed) as one unit."""
     try:
-        document = _loads(_decode(data, name), name) if isinstance(data, (bytes, bytearray)) else data
+        document = _loads(_decode(bytes(data), name), name) if isinstance(data, (bytes, bytearray)) else data
         entries = bundle_entries(document, name)
     except UnitError as exc:
         summary.of("(file)").errors.append({"location": exc.location, "message": exc.message})
