@@ -94,6 +94,7 @@ ROUTES: dict[str, Rule] = {
     "reports:case": Rule("clinical", w("episode", "episode_id")),
     "reports:case_pdf": Rule("clinical", w("episode", "episode_id")),
     "reports:case_images": Rule("clinical", w("episode", "episode_id")),
+    "reports:options": Rule("clinical"),
     "reports:public_index": Rule(PUBLIC),
     "reports:public_outcomes": Rule(PUBLIC, lambda x: {"site": "first_mtp", "condition": "hallux_rigidus"}),
     "reports:public_chart": Rule(PUBLIC, lambda x: {"site": "first_mtp", "condition": "hallux_rigidus"}),

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import copy
 import json
-from pathlib import Path
 
 import pytest
 
@@ -15,7 +14,7 @@ from orthoreg.instruments import definitions
 from orthoreg.instruments.definitions import DefinitionError, parse_definition
 
 NPRS = InstrumentInfo("nprs", "Pain", "lower", 0.0, 10.0, 2.0, 30.0, True)
-NPRS_JSON = Path(definitions.__file__).parent / "nprs.json"
+NPRS_JSON = definitions.SHIPPED_DIR / "nprs.json"
 
 
 def test_change_distribution_by_hand():

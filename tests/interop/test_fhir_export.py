@@ -11,9 +11,9 @@ from fhir.resources.R4B import get_fhir_model_class
 
 from orthoreg.instruments import definitions
 from orthoreg.interop.fhir import codes
-from orthoreg.registry import demo
 from orthoreg.registry.models import Clinic
-from orthoreg.registry.synth import Generator
+from orthoreg.site import demo
+from orthoreg.site.synth import Generator
 
 
 @pytest.fixture(autouse=True)

@@ -20,9 +20,9 @@ from orthoreg.instruments import definitions
 from orthoreg.instruments.models import Response
 from orthoreg.interop.fhir import codes, imports
 from orthoreg.interop.models import FhirLink
-from orthoreg.registry import demo
 from orthoreg.registry.models import Episode, Patient, Procedure
-from orthoreg.registry.synth import Generator
+from orthoreg.site import demo
+from orthoreg.site.synth import Generator
 
 from .fhir_compare import load, normalised
 

@@ -12,12 +12,12 @@ import pandas as pd
 import pytest
 from django.core.management import call_command
 
-from orthoreg.analytics import selectors
+from orthoreg.analytics import facts, selectors
 from orthoreg.analytics.filters import CohortFilter
 from orthoreg.followup.models import Assessment
 from orthoreg.interop import research
 from orthoreg.registry.models import Grade, Patient
-from orthoreg.registry.synth import Generator
+from orthoreg.site.synth import Generator
 from tests.analytics.builders import Builder
 from tests.analytics.conftest import builder, hand_cohort  # noqa: F401
 from tests.interop.reproduce import load, recompute
@@ -30,7 +30,10 @@ AS_OF = D(2025, 9, 1)
 def reported(report: dict) -> dict:
     """The sections of the report the export can reproduce: everything but calendar dates, labels and prose."""
     cohort = {k: v for k, v in report["cohort"].items() if k not in ("index_from", "index_to")}
-    points = [{"time_point": tp["time_point"], "order": tp["order"], "instruments": tp["instruments"]}
+    # Not yet recomputed from the export: issue 16's change distributions and their marks (MCID, OARSI, PASS).
+    later = ("change_distribution", "change_marks")
+    points = [{"time_point": tp["time_point"], "order": tp["order"],
+               "instruments": [{k: v for k, v in row.items() if k not in later} for row in tp["instruments"]]}
               for tp in report["time_points"]]
     flow = [{k: v for k, v in row.items() if k != "label"} for row in report["flow"]]
     survival = {k: v for k, v in report["survival"].items() if k not in ("event", "time_unit")}
@@ -106,6 +109,7 @@ def awkward_registry(hand_cohort, clinic):
 
 @pytest.mark.parametrize("fmt", ["csv", "parquet"])
 def test_awkward_registry_report_is_recomputed(awkward_registry, clinic, tmp_path, fmt):
+    facts.rebuild_all()  # the fixture writes some records straight through the ORM, which marks nothing stale
     report = selectors.cohort_report(CohortFilter(consented_only=True), clinic_ids={clinic.pk}, as_of=AS_OF,
                                      use_cache=False)
     research.write_dir(tmp_path / "out", [clinic.pk], fmt=fmt, as_of=AS_OF)

@@ -177,7 +177,7 @@ def find_studies(patient_id: str, *, since: dt.date | None = None, until: dt.dat
 def _int(value) -> int | None:
     try:
         return int(value) if value is not None else None
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # not a number, or an infinite one
         return None
 
 

@@ -208,6 +208,7 @@ def options(request):
     analyse; logged in the audit trail whenever shown, like a case report."""
     if not access.clinic_ids(request.user, access.CLINICAL):
         raise Http404("No clinic where you see patients")
+    facts.ensure_current()
     ids = _research_clinics(request)
     page, errors = None, {}
     wanted = any(request.GET.get(name) for name, *_ in OPTION_FIELDS)

@@ -18,6 +18,7 @@ from orthoreg.accounts.services import audit_record
 from orthoreg.interop.fhir import export, imports
 from orthoreg.registry.models import Clinic
 
+from ..common import error_body
 from ..schemas import Error
 
 router = Router(tags=["fhir"])
@@ -44,7 +45,7 @@ def patient_everything(request, patient_id: int):
     try:
         patient = access.access_patient(user, patient_id)
     except Http404:  # the one answer for "not yours" and "not there"
-        return Status(404, {"detail": "No such patient."})
+        return Status(404, error_body("No such patient."))
     bundle = export.patient_everything(patient, request.build_absolute_uri("/api/v1/fhir/"))
     audit_record(request=request, user=user, action=AuditEvent.Action.EXPORT, obj=patient,
                  detail=f"API FHIR Patient/$everything: {bundle['total']} resources")
@@ -57,8 +58,8 @@ def patient_everything(request, patient_id: int):
                  "application/json": {"schema": {"type": "object"}},
                  "application/fhir+json": {"schema": {"type": "object"}}}}})
 def fhir_import(request, params: Query[ImportQuery]):
-    """All or nothing: any refused entry leaves the registry unchanged and is named in `errors` (location ->
-    messages). Patients go to `clinic` (a code), else to the clinic the Patient names, else to your only clinic."""
+    """All or nothing: any refused entry leaves the registry unchanged and is named in `errors` (each with its
+    location and message). Patients go to `clinic` (a code), else to the clinic the Patient names, else to your only clinic."""
     user = request.auth
     allowed = access.clinic_ids(user, access.CLINICAL)
     if not allowed:
@@ -67,16 +68,16 @@ def fhir_import(request, params: Query[ImportQuery]):
     if params.clinic:
         clinic = Clinic.objects.filter(code=params.clinic, pk__in=allowed).first()
         if clinic is None:
-            return Status(403, {"detail": f"You may not record data in clinic {params.clinic!r}.",
-                                "errors": {"clinic": ["not one of your clinics"]}})
+            return Status(403, error_body(f"You may not record data in clinic {params.clinic!r}.",
+                                          [("clinic", "not one of your clinics")]))
     try:
         document = imports._loads(imports._decode(request.body, "body"), "body")
     except imports.UnitError as exc:
-        return Status(400, {"detail": exc.message, "errors": {exc.location: [exc.message]}})
+        return Status(400, error_body(exc.message, [(exc.location, exc.message)]))
     if not isinstance(document, dict) or document.get("resourceType") != "Bundle" \
             or document.get("type") not in ("transaction", "batch"):
         message = "POST /api/v1/fhir takes a Bundle of type transaction or batch"
-        return Status(422, {"detail": message, "errors": {"body": [message]}})
+        return Status(422, error_body(message, [("body", message)]))
     summary = imports.Summary(dry_run=params.dry_run)
     ctx = imports.Context(clinic=clinic, actor=user, request=request, dry_run=params.dry_run,
                           allowed_clinic_ids=allowed,
@@ -84,11 +85,9 @@ def fhir_import(request, params: Query[ImportQuery]):
     with imports.run_scope(ctx):
         imports.import_document("body", document, ctx=ctx, summary=summary)
     if not summary.ok:
-        errors: dict[str, list[str]] = {}
-        for resource_summary in summary.types.values():
-            for error in resource_summary.errors:
-                errors.setdefault(error["location"], []).append(error["message"])
-        return Status(422, {"detail": "Refused: nothing was written.", "errors": errors})
+        errors = [(error["location"], error["message"])
+                  for resource_summary in summary.types.values() for error in resource_summary.errors]
+        return Status(422, error_body("Refused: nothing was written.", errors))
     audit_record(request=request, user=user, action=AuditEvent.Action.CREATE,
                  detail=f"API FHIR import: {sum(s.created for s in summary.types.values())} created, "
                         f"{sum(s.updated for s in summary.types.values())} updated")
