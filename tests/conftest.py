@@ -203,8 +203,10 @@ def browser_login(tab, live_server, username: str, password: str = PASSWORD) -> 
     tab.goto(f"{live_server.url}/accounts/login/")
     tab.fill("input[name=username]", username)
     tab.fill("input[name=password]", password)
-    tab.click("button[type=submit]")
-    tab.wait_for_load_state()
+    # The first page after sign-in may bring the analytics facts up to date (no worker runs in tests): on a busy
+    # CI machine that has taken longer than Playwright's default 30 s once, so allow it more.
+    tab.click("button[type=submit]", timeout=120_000)
+    tab.wait_for_load_state(timeout=120_000)
 
 
 @pytest.fixture
