@@ -18,7 +18,8 @@ ORTHOREG_TRUSTED_PROXY  the proxy's address as `orthoreg serve` sees it (default
                         nothing but the proxy can reach the port)
 ORTHOREG_MAX_UPLOAD_MB  largest accepted upload (default 50)
 ORTHOREG_IMAGING_MAX_PIXELS  largest image accepted, in pixels (default 60 million; refuses decompression bombs)
-ORTHOREG_LOGIN_ADDRESS_LIMIT  failed sign-ins from one address, any user names, before a lock-out (default 20)
+ORTHOREG_LOGIN_ADDRESS_LIMIT  failed sign-ins from one address, any user names, before a lock-out (default 20); also the
+                              most refused API tokens from one address audited per cool-off time
 """
 
 from __future__ import annotations

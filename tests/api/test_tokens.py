@@ -71,6 +71,24 @@ def test_unknown_token_is_refused(db):
     assert response.status_code == 401 and "unknown" in response.json()["detail"]
 
 
+def test_refusals_from_one_address_are_audited_up_to_the_limit_then_said_once(db, settings):
+    """A client hammering the API with wrong tokens cannot flood the audit log: each refusal still answers 401,
+    but only ORTHOREG_LOGIN_ADDRESS_LIMIT are recorded per address and cool-off time, the last saying so; another
+    address is recorded on its own, and after the cool-off time recording starts again."""
+    settings.LOGIN_ADDRESS_LIMIT = 3
+    refused = AuditEvent.objects.filter(action="login_failed", detail__startswith="API refused")
+    for n in range(7):
+        response = TokenClient(f"orr_wrong-{n}").get(PATIENTS)
+        assert response.status_code == 401 and "unknown" in response.json()["detail"]
+    assert refused.count() == 3
+    assert "further refusals from it are not recorded" in refused.order_by("-id").first().detail
+    assert TokenClient("orr_wrong-x").get(PATIENTS, REMOTE_ADDR="10.0.0.9").status_code == 401
+    assert refused.filter(ip_address="10.0.0.9").count() == 1
+    with time_machine.travel(dt.datetime.now(dt.UTC) + dt.timedelta(minutes=16)):
+        assert TokenClient("orr_wrong-later").get(PATIENTS).status_code == 401
+    assert refused.count() == 5
+
+
 def test_no_token_is_401_with_the_one_error_body(db):
     response = TokenClient(None).get(PATIENTS)
     assert response.status_code == 401

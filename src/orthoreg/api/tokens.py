@@ -1,7 +1,10 @@
 """Writes and checks of API tokens: create (the clear token is returned once), revoke, authenticate.
 
-Every creation, revocation and refusal of a token is audited (accounts.services.audit_record). The token is
-`orr_` followed by 40 URL-safe random characters; only its SHA-256 hash is stored.
+Every creation, revocation and refusal of a token is audited (accounts.services.audit_record), refusals at most
+ORTHOREG_LOGIN_ADDRESS_LIMIT times per address within the sign-in cool-off time (then one entry saying that
+further refusals from that address go unrecorded until the window passes), so that a client hammering the API
+with a wrong token cannot flood the audit log. The token is `orr_` followed by 40 URL-safe random characters;
+only its SHA-256 hash is stored.
 """
 
 from __future__ import annotations
@@ -10,17 +13,19 @@ import datetime as dt
 import hashlib
 import secrets
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
 from orthoreg.accounts.models import AuditEvent
-from orthoreg.accounts.services import audit_record
+from orthoreg.accounts.services import audit_record, client_ip
 
 from .models import ApiToken
 
 PREFIX = "orr_"
+REFUSED = "API refused"  # how every audited refusal's detail begins (counted per address below)
 MAX_DAYS = 3650
 
 
@@ -77,12 +82,29 @@ def token_authenticate(clear: str, *, request=None):
         reason = "token of an inactive user"
     if reason is not None:
         shown = f"{token.prefix}…" if token is not None else f"{clear[:12]!r}…"
-        audit_record(request=request, user=token.user if token is not None else None,
-                     action=AuditEvent.Action.LOGIN_FAILED, obj=token, detail=f"API refused {reason} {shown}")
+        _audit_refusal(request, token, f"{REFUSED} {reason} {shown}", now)
         raise TokenRefused(f"The bearer token is refused: {reason}.")
     if token.last_used_at is None or now - token.last_used_at > dt.timedelta(minutes=1):
         ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)  # at most once a minute
     return token.user
+
+
+def _audit_refusal(request, token, detail: str, now) -> None:
+    """Audit a refusal unless this address has already had ORTHOREG_LOGIN_ADDRESS_LIMIT refusals audited within
+    the cool-off time; the entry that reaches the limit says that the next ones go unrecorded (one indexed count:
+    action and time)."""
+    limit = settings.LOGIN_ADDRESS_LIMIT
+    window = dt.timedelta(hours=settings.AXES_COOLOFF_TIME or 0.25)
+    address = client_ip(request)
+    recorded = AuditEvent.objects.filter(action=AuditEvent.Action.LOGIN_FAILED, at__gte=now - window,
+                                         ip_address=address, detail__startswith=REFUSED).count()
+    if recorded >= limit:
+        return
+    if recorded == limit - 1:
+        detail = (f"{detail}; {limit} refused tokens from this address within {window}: further refusals from it "
+                  f"are not recorded until {now + window:%Y-%m-%d %H:%M} UTC")
+    audit_record(request=request, user=token.user if token is not None else None,
+                 action=AuditEvent.Action.LOGIN_FAILED, obj=token, detail=detail)
 
 
 def tokens_of(*, username: str | None = None):
