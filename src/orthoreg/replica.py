@@ -18,13 +18,15 @@ every write, every transaction) stays on the primary. Inside it:
 `source()` says where a report was read and how far the replica is behind (`read_from`, `replica_lag_seconds`):
 every report page, PDF and JSON shows it.
 
-Without a replica every function here is a no-op: `reading_from_replica()` reads from the primary.
+Without a replica every function here is a no-op: `reading_from_replica()` reads from the primary; so it does
+when the replica cannot be reached (a warning in the log).
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import logging
 import time
 from collections.abc import Iterator
 from contextvars import ContextVar
@@ -32,6 +34,7 @@ from contextvars import ContextVar
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connections
 
+logger = logging.getLogger(__name__)
 REPLICA = "replica"
 PRIMARY = DEFAULT_DB_ALIAS
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
@@ -112,8 +115,24 @@ def reading_from_replica() -> Iterator[None]:
     with contextlib.ExitStack() as stack:
         if _unit.get() is None:
             stack.enter_context(unit())
-        stack.enter_context(_placed(REPLICA))
+        stack.enter_context(_placed(REPLICA if configured() and _reachable() else PRIMARY))
         yield
+
+
+def _reachable() -> bool:
+    """Whether the replica answers (one round trip on a kept connection): a replica that is down or restarting
+    sends the work to the primary, with a warning in the log, instead of failing every report."""
+    db = connections[REPLICA]
+    try:
+        if db.connection is not None and not db.is_usable():
+            db.close()
+        db.ensure_connection()
+        return True
+    except Exception as exc:  # any failure to reach it: the primary can answer instead
+        logger.warning("read replica unreachable, reading the primary: %s", exc)
+        with contextlib.suppress(Exception):
+            db.close()
+        return False
 
 
 def primary():

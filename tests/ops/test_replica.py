@@ -309,3 +309,8 @@ def test_reports_read_on_a_streaming_replica(standby, clinic, clinician, index_p
     caught_up, on_replica, _ = _report(reader)
     assert caught_up["read_from"] == "replica" and caught_up["cohort"]["episodes"] == 2
     assert caught_up["replica_lag_seconds"] is not None
+
+    # The replica goes down: reports are read on the primary instead of failing.
+    _run(_bin("pg_ctl"), "-D", standby.folder / "data", "-m", "immediate", "-w", "stop")
+    fallback, on_replica, _ = _report(reader)
+    assert fallback["read_from"] == "primary" and fallback["cohort"]["episodes"] == 2
