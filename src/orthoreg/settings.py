@@ -20,6 +20,10 @@ ORTHOREG_MAX_UPLOAD_MB  largest accepted upload (default 50)
 ORTHOREG_IMAGING_MAX_PIXELS  largest image accepted, in pixels (default 60 million; refuses decompression bombs)
 ORTHOREG_LOGIN_ADDRESS_LIMIT  failed sign-ins from one address, any user names, before a lock-out (default 20); also the
                               most refused API tokens from one address audited per cool-off time
+ORTHOREG_REPLICA_URL    postgresql://... of a streaming replica of the PostgreSQL primary: reports, exports and the
+                        API's reads run there (orthoreg/replica.py; ignored with a SQLite primary)
+ORTHOREG_REPLICA_STICKY_SECONDS  after a browser's write (POST ...), how long its requests keep reading the primary
+                        (default 10)
 """
 
 from __future__ import annotations
@@ -193,6 +197,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "orthoreg.replica.ReplicaMiddleware",  # with a read replica: which reads of the request may go there
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "orthoreg.accounts.middleware.SecurityHeadersMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -236,6 +241,25 @@ TEMPLATES = [
 ]
 
 DATABASES = {"default": database_from_url(os.environ.get("ORTHOREG_DATABASE_URL"), DATA_DIR)}
+
+
+def replica_from_url(url: str | None, primary: dict) -> dict | None:
+    """ORTHOREG_REPLICA_URL as the `replica` DATABASES entry: only with a PostgreSQL primary (a SQLite file has no
+    replica); in tests it mirrors the primary's test database (Django creates none on a read-only server)."""
+    if not (url or "").strip() or primary["ENGINE"] != "django.db.backends.postgresql":
+        return None
+    replica = database_from_url(url.strip(), DATA_DIR)
+    if replica["ENGINE"] != primary["ENGINE"]:
+        raise ImproperlyConfigured("ORTHOREG_REPLICA_URL: a replica of a PostgreSQL primary is a postgresql:// URL")
+    return {**replica, "TEST": {"MIRROR": "default"}}
+
+
+_replica = replica_from_url(os.environ.get("ORTHOREG_REPLICA_URL"), DATABASES["default"])
+if _replica is not None:
+    DATABASES["replica"] = _replica
+# Always installed; both do nothing without the `replica` alias (orthoreg/replica.py).
+DATABASE_ROUTERS = ["orthoreg.replica.Router"]
+REPLICA_STICKY_SECONDS = env_number("ORTHOREG_REPLICA_STICKY_SECONDS", 10, float, minimum=0)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [

@@ -51,6 +51,7 @@ from django.db.models import (
 from django.db.models.functions import Coalesce, Greatest, TruncDate
 from django.utils import timezone
 
+from orthoreg import replica
 from orthoreg.followup import selectors as followup_selectors
 from orthoreg.followup.models import Assessment
 from orthoreg.followup.services import REPLANNABLE
@@ -123,6 +124,7 @@ def freshness() -> Freshness:
     return Freshness(as_of=oldest, pending=pending())
 
 
+@replica.primary()  # decides what to rebuild from the primary, never from a (read-only) replica
 def ensure_current() -> int:
     """What a report page or command calls once at its top: when no worker is running to keep the facts up to date
     (a development server, the tests, a command), refresh them here; with a worker, read what it produced (the page
@@ -212,6 +214,7 @@ def check_rules() -> dict[str, str]:
     return state
 
 
+@replica.primary()
 def refresh(progress=None) -> int:
     """Rebuild the facts of every queued episode (of every episode when the rules changed, see rules_stamp);
     returns how many were rebuilt. `progress(n)` is called after each chunk. Two queries when nothing is queued."""
@@ -240,6 +243,7 @@ def refresh(progress=None) -> int:
     return done
 
 
+@replica.primary()
 def rebuild_all(progress=None) -> int:
     """Recompute every fact from the clinical tables: forget them all, queue every episode, then refresh."""
     _replace_everything(rules_stamp(), force=True)

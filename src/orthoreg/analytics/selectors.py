@@ -17,11 +17,12 @@ from contextlib import contextmanager
 
 import numpy as np
 from django.core.cache import cache
-from django.db import connection, transaction
+from django.db import connections, transaction
 from django.db.models import Avg, Count, Max, Min, Q
 from django.urls import reverse
 from django.utils import timezone
 
+from orthoreg import replica
 from orthoreg.accounts import access
 from orthoreg.registry.coding import ProcedureKind
 from orthoreg.registry.models import Clinic, Patient
@@ -41,12 +42,14 @@ DAYS_PER_MONTH = 365.25 / 12
 def analytics_session():
     """Run report queries with settings that suit them: on PostgreSQL inside one transaction with JIT
     compilation off (it costs seconds on these one-off aggregates) and more sort/hash memory. On SQLite nothing
-    changes (a transaction there would take the write lock)."""
-    if connection.vendor != "postgresql" or connection.in_atomic_block:
+    changes (a transaction there would take the write lock). On the read replica when the caller reads there."""
+    alias = replica.read_alias()
+    db = connections[alias]
+    if db.vendor != "postgresql" or db.in_atomic_block:
         yield
         return
-    with transaction.atomic():
-        with connection.cursor() as cursor:
+    with transaction.atomic(using=alias):
+        with db.cursor() as cursor:
             cursor.execute("SET LOCAL jit = off")
             cursor.execute("SET LOCAL work_mem = '64MB'")
         yield

@@ -9,11 +9,15 @@ operation declares the 4xx answers it can give.
 
 from __future__ import annotations
 
+import functools
+
 from django.core.exceptions import PermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
 from ninja import NinjaAPI, Swagger
 from ninja.errors import AuthenticationError, HttpError, ValidationError
+
+from orthoreg import replica
 
 from .auth import AUTH
 from .common import ApiError, StrictJsonParser, error_body, validation_error
@@ -33,6 +37,20 @@ api = NinjaAPI(
     docs_url="/docs",
     parser=StrictJsonParser(),
 )
+
+
+def _reads_on_replica(operation):
+    """Every GET of the API reads on the read replica when there is one (orthoreg.replica; writes never)."""
+    @functools.wraps(operation)
+    def run(request, *args, **kwargs):
+        if request.method not in replica.SAFE_METHODS:
+            return operation(request, *args, **kwargs)
+        with replica.reading_from_replica():
+            return operation(request, *args, **kwargs)
+    return run
+
+
+api.add_decorator(_reads_on_replica)
 api.add_router("/", records.router)
 api.add_router("/", followup.router)
 api.add_router("/", imaging.router)

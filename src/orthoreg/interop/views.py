@@ -9,6 +9,7 @@ from django.http import FileResponse, Http404
 from django.shortcuts import render
 from django.utils import timezone
 
+from orthoreg import replica
 from orthoreg.accounts import access
 from orthoreg.accounts.models import AuditEvent
 from orthoreg.accounts.services import audit_record
@@ -18,6 +19,7 @@ from . import research
 
 
 @login_required
+@replica.reading_from_replica()  # a read-only export: on the read replica when there is one
 def research_export(request):
     clinic_ids = access.clinic_ids(request.user, access.RESEARCH)
     if not clinic_ids:

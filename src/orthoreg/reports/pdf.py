@@ -28,6 +28,7 @@ from reportlab.platypus import (
     TableStyle,
 )
 
+from orthoreg import replica
 from orthoreg.analytics import definitions as defs
 from orthoreg.formats import format_date
 from orthoreg.instruments.charts import render, trajectory_chart
@@ -302,7 +303,8 @@ def cohort_pdf(report: dict) -> bytes:
     title = "Cohort outcomes" + (" — comparison" if report.get("comparison") else "")
     story = [_p(title, s["title"]),
              _p(f"As of {report['as_of']} · generated {report['generated_at']} · aggregates only, every rate with "
-                "its denominator and 95% CI", s["subtitle"])]
+                "its denominator and 95% CI" + (f" · {note}" if (note := replica.describe(report)) else ""),
+                s["subtitle"])]
     members = report["cohorts"] if report.get("comparison") else [report]
     letters = ["A", "B"] if report.get("comparison") else [""]
     for letter, member in zip(letters, members):

@@ -16,6 +16,7 @@ from django.utils.http import content_disposition_header
 from django.utils.text import slugify
 from django.views.decorators.http import require_GET
 
+from orthoreg import replica
 from orthoreg.accounts import access
 from orthoreg.accounts.models import AuditEvent
 from orthoreg.accounts.services import audit_record
@@ -91,6 +92,7 @@ def _bad_request(errors: dict) -> HttpResponse:
 
 @login_required
 @require_GET
+@replica.reading_from_replica()
 def cohort(request):
     ids = _research_clinics(request)
     facts.ensure_current()
@@ -105,6 +107,7 @@ def cohort(request):
         "nav": "outcomes", "form": form, "versus": versus, "errors": errors, "report": report,
         "comparing": second is not None or any(k.startswith("vs_") for k in request.GET),
         "query": _query(request), "charts": CHARTS, "freshness": facts.freshness() if report else None, "definitions": list(defs.DEFINITIONS.values()),
+        "read_from": replica.describe(replica.source()) if report else "",
         "months_note": MONTHS_NOTE if first is not None and first.whole_months or
         second is not None and second.whole_months else "",
         "cohorts": plots.cohorts_of(report) if report else [],
@@ -137,11 +140,12 @@ def _report_or_400(request):
         report, errors = _disclosed(request, first, second, ids)
     if errors:
         return None, _bad_request(errors)
-    return report, None
+    return {**report, **replica.source()}, None  # where it was read (the replica's delay): shown in PDF and JSON
 
 
 @login_required
 @require_GET
+@replica.reading_from_replica()
 def cohort_chart(request, name: str, fmt: str):
     if (name not in CHARTS and not name.startswith(plots.DISTRIBUTION)) or fmt not in FORMATS:
         raise Http404("No such chart")
@@ -158,6 +162,7 @@ def cohort_chart(request, name: str, fmt: str):
 
 @login_required
 @require_GET
+@replica.reading_from_replica()
 def cohort_pdf(request):
     report, bad = _report_or_400(request)
     if bad:
@@ -170,6 +175,7 @@ def cohort_pdf(request):
 
 @login_required
 @require_GET
+@replica.reading_from_replica()
 def cohort_json(request):
     report, bad = _report_or_400(request)
     if bad:
@@ -203,6 +209,7 @@ OPTION_FIELDS = (("condition", "Condition", Condition.choices, True), ("site", "
 
 @login_required
 @require_GET
+@replica.reading_from_replica()
 def options(request):
     """Options for the next patient: for clinicians (clinical access), from the clinics whose outcomes they may
     analyse; logged in the audit trail whenever shown, like a case report."""
@@ -229,7 +236,7 @@ def options(request):
             if fmt == "json":
                 audit_record(request=request, action=AuditEvent.Action.EXPORT,
                              detail=f"options page JSON: {page['description']}")
-                return _private(JsonResponse(page, json_dumps_params={"indent": 1, "ensure_ascii": False}))
+                return _private(JsonResponse({**page, **replica.source()}, json_dumps_params={"indent": 1, "ensure_ascii": False}))
             audit_record(request=request, action=AuditEvent.Action.VIEW, detail=f"options page: {page['description']}")
     fields = [{"name": name, "label": label, "choices": choices, "required": required,
                "value": request.GET.get(name, "")} for name, label, choices, required in OPTION_FIELDS]
@@ -244,6 +251,7 @@ def options(request):
 
 @login_required
 @require_GET
+@replica.reading_from_replica()
 def case(request, episode_id: int):
     episode = access.access_episode(request.user, episode_id, access.CLINICAL)
     facts.ensure_current()
@@ -257,6 +265,7 @@ def case(request, episode_id: int):
 
 @login_required
 @require_GET
+@replica.reading_from_replica()
 def case_pdf(request, episode_id: int):
     episode = access.access_episode(request.user, episode_id, access.CLINICAL)
     facts.ensure_current()
@@ -270,6 +279,7 @@ def case_pdf(request, episode_id: int):
 
 @login_required
 @require_GET
+@replica.reading_from_replica()
 def case_images(request, episode_id: int):
     episode = access.access_episode(request.user, episode_id, access.CLINICAL)
     png = case_reports.comparison_png(episode)
@@ -281,12 +291,14 @@ def case_images(request, episode_id: int):
 # ------------------------------------------------------------------------------------------------ public pages
 
 @require_GET
+@replica.reading_from_replica()
 def public_index(request):
     facts.ensure_current()
     return render(request, "reports/public_index.html", {"index": public.public_index(), "static_export": False})
 
 
 @require_GET
+@replica.reading_from_replica()
 def public_outcomes(request, site: str, condition: str):
     facts.ensure_current()
     page = public.public_page(site, condition)
@@ -298,6 +310,7 @@ def public_outcomes(request, site: str, condition: str):
 
 
 @require_GET
+@replica.reading_from_replica()
 def public_chart(request, site: str, condition: str):
     facts.ensure_current()
     page = public.public_page(site, condition)

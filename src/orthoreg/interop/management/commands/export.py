@@ -10,6 +10,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
+from orthoreg import replica
 from orthoreg.accounts.models import AuditEvent
 from orthoreg.accounts.services import audit_record
 from orthoreg.interop import research
@@ -41,9 +42,10 @@ class Command(BaseCommand):
         fhir_commands.add_export_parser(sub)
 
     def handle(self, *args, what, **options):
-        if what == "fhir":
-            return fhir_commands.handle_export(self, options)
-        return self.handle_research(**options)
+        with replica.reading_from_replica():  # on the read replica when there is one (orthoreg.replica)
+            if what == "fhir":
+                return fhir_commands.handle_export(self, options)
+            return self.handle_research(**options)
 
     def handle_research(self, *, out, clinic, **options):
         clinics = Clinic.objects.all() if not clinic else Clinic.objects.filter(code__in=clinic)

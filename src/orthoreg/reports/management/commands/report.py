@@ -20,6 +20,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
+from orthoreg import replica
 from orthoreg.accounts.models import AuditEvent
 from orthoreg.accounts.services import audit_record
 from orthoreg.analytics import cohorts, facts, selectors
@@ -96,14 +97,17 @@ class Command(BaseCommand):
         public.add_argument("--out", type=Path, required=True, help="folder to write (created or updated)")
 
     def handle(self, *args, what, **options):
-        facts.refresh()  # once, at the top: a command reports on everything recorded before it started
-        if what == "cohort":
-            return self.cohort(options)
-        if what == "case":
-            return self.case(options)
-        if what == "options":
-            return self.options(options)
-        return self.public(options)
+        # Read on the replica when there is one (orthoreg.replica); refreshing the facts writes on the primary,
+        # and after such a write the command reads the primary (read its own writes).
+        with replica.reading_from_replica():
+            facts.refresh()  # once, at the top: a command reports on everything recorded before it started
+            if what == "cohort":
+                return self.cohort(options)
+            if what == "case":
+                return self.case(options)
+            if what == "options":
+                return self.options(options)
+            return self.public(options)
 
     # -------------------------------------------------------------------------------------------- cohort
     def cohort(self, options):
@@ -124,6 +128,7 @@ class Command(BaseCommand):
         if fmt != "json" and out is None:
             raise CommandError(f"--format {fmt} needs --out FILE", returncode=2)
         report = selectors.report_for(first, second, clinic_ids=ids)
+        report = {**report, **replica.source()}  # where it was read, how far behind the replica was
         if fmt == "json":
             data = (json.dumps(report, indent=1, ensure_ascii=False) + "\n").encode()
         elif fmt == "html":
