@@ -34,11 +34,13 @@ import sys
 import tempfile
 import threading
 import time
-from html.parser import HTMLParser
 from http.cookies import SimpleCookie
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # the form filler shared with the serve test (tests/formfill.py)
+from tests.formfill import form_body, form_fields  # noqa: E402
+
 ORTHOREG = [sys.executable, "-m", "orthoreg"]
 PASSWORD = "bench-password-correct-9"
 
@@ -114,33 +116,6 @@ class Client:
         status, _ = self.request("POST", "/accounts/login/",
                                  f"csrfmiddlewaretoken={token}&username={username}&password={PASSWORD}")
         assert status == 302, f"login failed ({status})"
-
-
-class FormParser(HTMLParser):
-    def __init__(self):
-        super().__init__()
-        self.fields: dict[str, str] = {}
-        self._select = None
-
-    def handle_starttag(self, tag, attrs):
-        a = dict(attrs)
-        name = a.get("name")
-        if tag == "input" and name:
-            kind = a.get("type", "text")
-            if kind in ("radio", "checkbox"):
-                self.fields.setdefault(name, a.get("value", ""))
-            elif kind in ("number", "range"):
-                self.fields.setdefault(name, a.get("min") or "0")
-            elif kind not in ("submit", "button"):
-                self.fields.setdefault(name, a.get("value", ""))
-        elif tag == "select" and name:
-            self._select = name
-        elif tag == "option" and self._select and a.get("value"):
-            self.fields.setdefault(self._select, a["value"])
-
-    def handle_endtag(self, tag):
-        if tag == "select":
-            self._select = None
 
 
 def concurrently(n: int, work, per_client: int) -> tuple[list[float], float]:
@@ -231,9 +206,7 @@ def submissions(port: int, env, patients: int) -> list[dict]:
             path = f"/s/{tokens[i * patients + k]}/"
             status, page = c.request("GET", path)
             assert status == 200, f"survey page {status}"
-            form = FormParser()
-            form.feed(page)
-            body = "&".join(f"{a}={b}" for a, b in {**form.fields, "action": "submit"}.items())
+            body = form_body({**form_fields(page), "action": "submit"})
             started = time.perf_counter()
             status, text = c.request("POST", path, body)
             with lock:
