@@ -42,6 +42,11 @@ def conversion_for(episode: Episode, procedures: list[Procedure] | None = None) 
     return rules.conversion_of(procedures if procedures is not None else episode.procedures.all())
 
 
+# The patient list's order, ending in the primary key so that equal names page neither twice nor never; registry
+# migration 0004 made it an index (patient_list_order), which keyset pages walk.
+PATIENT_LIST_ORDER = ("family_name", "given_name", "id")
+
+
 def patient_search(*, user, q: str = "", condition: str = "", procedure: str = "", status: str = "",
                    clinic: str = "") -> QuerySet[Patient]:
     qs = access.scope(Patient.objects.select_related("clinic"), user, access.CONTACT)
@@ -61,7 +66,7 @@ def patient_search(*, user, q: str = "", condition: str = "", procedure: str = "
     if clinic:
         qs = qs.filter(clinic__code=clinic)
     return qs.prefetch_related(Prefetch("episodes", queryset=Episode.objects.order_by("id"))).order_by(
-        "family_name", "given_name")
+        *PATIENT_LIST_ORDER)
 
 
 @dataclass
