@@ -34,11 +34,13 @@ import sys
 import tempfile
 import threading
 import time
-from html.parser import HTMLParser
 from http.cookies import SimpleCookie
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # the form filler shared with the serve test (tests/formfill.py)
+from tests.formfill import form_body, form_fields  # noqa: E402
+
 ORTHOREG = [sys.executable, "-m", "orthoreg"]
 PASSWORD = "bench-password-correct-9"
 
@@ -114,33 +116,6 @@ class Client:
         status, _ = self.request("POST", "/accounts/login/",
                                  f"csrfmiddlewaretoken={token}&username={username}&password={PASSWORD}")
         assert status == 302, f"login failed ({status})"
-
-
-class FormParser(HTMLParser):
-    def __init__(self):
-        super().__init__()
-        self.fields: dict[str, str] = {}
-        self._select = None
-
-    def handle_starttag(self, tag, attrs):
-        a = dict(attrs)
-        name = a.get("name")
-        if tag == "input" and name:
-            kind = a.get("type", "text")
-            if kind in ("radio", "checkbox"):
-                self.fields.setdefault(name, a.get("value", ""))
-            elif kind in ("number", "range"):
-                self.fields.setdefault(name, a.get("min") or "0")
-            elif kind not in ("submit", "button"):
-                self.fields.setdefault(name, a.get("value", ""))
-        elif tag == "select" and name:
-            self._select = name
-        elif tag == "option" and self._select and a.get("value"):
-            self.fields.setdefault(self._select, a["value"])
-
-    def handle_endtag(self, tag):
-        if tag == "select":
-            self._select = None
 
 
 def concurrently(n: int, work, per_client: int) -> tuple[list[float], float]:
@@ -231,9 +206,7 @@ def submissions(port: int, env, patients: int) -> list[dict]:
             path = f"/s/{tokens[i * patients + k]}/"
             status, page = c.request("GET", path)
             assert status == 200, f"survey page {status}"
-            form = FormParser()
-            form.feed(page)
-            body = "&".join(f"{a}={b}" for a, b in {**form.fields, "action": "submit"}.items())
+            body = form_body({**form_fields(page), "action": "submit"})
             started = time.perf_counter()
             status, text = c.request("POST", path, body)
             with lock:
@@ -280,6 +253,8 @@ def main() -> int:
     parser.add_argument("--database-url", default="")
     parser.add_argument("--workers", type=int, default=None, help="web processes (default: the cores)")
     parser.add_argument("--json", type=Path, default=None, help="save the rows here")
+    parser.add_argument("--port", type=int, default=0, help="the server's port (default: any free one)")
+    parser.add_argument("--pages-only", action="store_true", help="only the pages scenarios (at 1 and 8 clients)")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -288,14 +263,15 @@ def main() -> int:
     args.data_dir = args.data_dir or Path(tempfile.gettempdir()) / f"orthoreg-bench-{args.patients}"
     env = env_for(args)
     ensure_registry(args, env)
-    facts = child(env, "report")
-    rows = [row("cohort report, every treated episode (cache off)", facts["report"] * 1000, "ms",
+    rows = []
+    facts = {} if args.pages_only else child(env, "report")
+    rows += [] if args.pages_only else [row("cohort report, every treated episode (cache off)", facts["report"] * 1000, "ms",
                 facts["floor"] * 1000, 3.0, note="floor: minimal scans of the facts the report reads"),
             row("cohort report, cache check (facts version)", facts["stamp"] * 1000, "ms",
                 note="one primary-key look-up"),
             row("worker send rate", facts["send_rate"], "invitations/s", note=f"{facts['sent']} sent, memory mail")]
     # as in real use: the follow-up worker beside the server keeps the analytics facts (report pages only read)
-    server = subprocess.Popen([*ORTHOREG, "serve", "--port", "0", "--threads", "8", "--with-worker",
+    server = subprocess.Popen([*ORTHOREG, "serve", "--port", str(args.port), "--threads", "8", "--with-worker",
                                "--worker-interval", "5",
                                *(["--workers", str(args.workers)] if args.workers else [])],
                               env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
@@ -308,11 +284,13 @@ def main() -> int:
             "patient list": "/patients/", "search by name": f"/patients/?q={targets['name']}",
             "patient page": f"/patients/{targets['patient']}/", "worklist": "/followup/",
             "cohort page": "/reports/cohort/?show=1"}, 10 if args.quick else 40)
-        rows += submissions(port, env, 2 if args.quick else 5)
+        if not args.pages_only:
+            rows += submissions(port, env, 2 if args.quick else 5)
     finally:
         server.terminate()
         server.wait(timeout=60)
-    rows += other_benchmarks(args.quick)
+    if not args.pages_only:
+        rows += other_benchmarks(args.quick)
     print_table(rows, args)
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1))
@@ -321,7 +299,9 @@ def main() -> int:
 
 def print_table(rows, args) -> None:
     engine = "PostgreSQL" if args.database_url else "SQLite"
-    print(f"\n{args.patients:,} patients on {engine}, {os.cpu_count()} cores")
+    load = os.getloadavg()
+    print(f"\n{args.patients:,} patients on {engine}, {os.cpu_count()} cores, load average {load[0]:.2f} "
+          f"{load[1]:.2f} {load[2]:.2f} (the machine is shared: timings move with it)")
     width = max(len(r["scenario"]) for r in rows)
     print(f"{'scenario'.ljust(width)}  {'figure':>10} {'unit':13} {'floor':>9} {'ratio':>7} {'target':>7}  held")
     for r in rows:

@@ -14,45 +14,17 @@ import subprocess
 import sys
 import threading
 import time
-from html.parser import HTMLParser
 from http.cookies import SimpleCookie
 from pathlib import Path
 
 import pytest
 
+from tests.formfill import form_body, form_fields
+
 from .conftest import CLI, cli_env
 
 ROOT = Path(__file__).resolve().parents[2]
 PATIENTS = 10
-
-
-class FormParser(HTMLParser):
-    """The survey page's form: its hidden fields and a valid answer to each item (first option, lowest number)."""
-
-    def __init__(self):
-        super().__init__()
-        self.fields: dict[str, str] = {}
-        self._select: str | None = None
-
-    def handle_starttag(self, tag, attrs):
-        a = dict(attrs)
-        name = a.get("name")
-        if tag == "input" and name:
-            kind = a.get("type", "text")
-            if kind in ("radio", "checkbox"):
-                self.fields.setdefault(name, a.get("value", ""))
-            elif kind == "number" or kind == "range":
-                self.fields.setdefault(name, a.get("min") or "0")
-            elif kind not in ("submit", "button"):
-                self.fields.setdefault(name, a.get("value", ""))
-        elif tag == "select" and name:
-            self._select = name
-        elif tag == "option" and self._select and a.get("value"):
-            self.fields.setdefault(self._select, a["value"])
-
-    def handle_endtag(self, tag):
-        if tag == "select":
-            self._select = None
 
 
 class Patient:
@@ -96,14 +68,12 @@ class Patient:
                     self.confirmed.add(pending)
                 return
             assert status == 200, page[:500]
-            form = FormParser()
-            form.feed(page)
-            current = form.fields["assessment"]
+            fields = form_fields(page)
+            current = fields["assessment"]
             if pending and pending != current:  # the broken POST was stored: the page moved on
                 self.confirmed.add(pending)
             pending = None
-            fields = {**form.fields, "action": "submit"}
-            body = "&".join(f"{k}={v}" for k, v in fields.items())
+            body = form_body({**fields, "action": "submit"})
             try:
                 status, text = self.request("POST", body)
             except (OSError, http.client.HTTPException):

@@ -43,7 +43,7 @@ def test_filters_and_pagination(clinician_client, clinic):
         if n % 2:
             Episode.objects.create(patient=p, body_site="knee", side="left", condition="oa_primary")
     page1 = clinician_client.get(reverse("registry:patient_list")).content.decode()
-    assert "Page 1 of 2" in page1
+    assert "30 patients" in page1 and 'rel="next"' in page1 and 'rel="prev"' not in page1
     knee = clinician_client.get(reverse("registry:patient_list"), {"condition": "oa_primary"}).content.decode()
     assert "15 patients" in knee
 

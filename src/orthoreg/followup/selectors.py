@@ -10,6 +10,7 @@ from django.core.cache import cache
 from django.db.models import Count, Max, Min, Q, QuerySet
 from django.utils import timezone
 
+from orthoreg import keyset
 from orthoreg.accounts import access
 from orthoreg.instruments.definitions import all_definitions
 
@@ -109,15 +110,13 @@ class WorkItem:
         return ""
 
 
-def work_items(queryset: QuerySet, *, tab: str, page_number) -> tuple:
-    """Group the worklist by (episode, time point) in the database, paginate the groups, then fetch the
-    assessments of the page's groups in one query."""
-    from django.core.paginator import Paginator
-
+def work_items(queryset: QuerySet, *, tab: str, cursor: str | None) -> tuple:
+    """Group the worklist by (episode, time point) in the database, take the page of groups after `cursor`
+    (keyset pagination, orthoreg/keyset.py), then fetch the assessments of the page's groups in one query."""
+    order = (("-last",) if tab == "completed" else ("due",)) + ("episode_id", "time_point")
     groups = (queryset.values("episode_id", "time_point")
-              .annotate(due=Min("due_date"), window_end=Max("window_end"), last=Max("completed_at"))
-              .order_by(*(["-last"] if tab == "completed" else ["due"]), "episode_id", "time_point"))
-    page = Paginator(groups, 25).get_page(page_number)
+              .annotate(due=Min("due_date"), window_end=Max("window_end"), last=Max("completed_at")))
+    page = keyset.paginate(groups, order=order, cursor=cursor, per_page=25, name=f"worklist-{tab}")
     keys = [(g["episode_id"], g["time_point"]) for g in page.object_list]
     match = Q(pk__in=[])
     for episode_id, time_point in keys:

@@ -14,7 +14,7 @@ from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
@@ -171,11 +171,14 @@ def worklist(request):
     clinic = request.GET.get("clinic", "")
     rows = selectors.worklist(user=request.user, tab=tab, clinic=clinic)
     if tab == "failed":
-        page, items = Paginator(rows, 50).get_page(request.GET.get("page")), []
+        page, items = Paginator(rows, 50).get_page(request.GET.get("page")), []  # a short list: numbered pages
+        count = page.paginator.count
     else:
-        page, items = selectors.work_items(rows, tab=tab, page_number=request.GET.get("page"))
+        page, items = selectors.work_items(rows, tab=tab, cursor=request.GET.get("cursor"))
+        count = page.count
     clinics = access.scope(Clinic.objects.all(), request.user, access.CONTACT)
-    context = {"tab": tab, "tabs": selectors.TABS, "page": page, "items": items, "clinic": clinic, "clinics": clinics,
+    query = urlencode({"tab": tab, "clinic": clinic})
+    context = {"tab": tab, "tabs": selectors.TABS, "page": page, "items": items, "count": count, "query": query, "clinic": clinic, "clinics": clinics,
                "completeness": selectors.completeness(user=request.user, clinic=clinic),
                "runs": selectors.latest_runs(), "nav": "followup", "cancel_form": CancelForm()}
     return render(request, "followup/worklist.html", context)

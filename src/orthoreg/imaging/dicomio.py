@@ -1,19 +1,26 @@
-"""Read a radiograph from bytes: DICOM (pydicom), PNG or JPEG (Pillow).
+"""Read a radiograph from bytes or from a file on disk: DICOM (pydicom), PNG or JPEG (Pillow).
 
 Pure (no Django). `load_image` returns the pixel values to measure on (bone bright, whatever the
 photometric interpretation), an 8-bit display rendition (the file's own window/level or VOI LUT;
 MONOCHROME1, and MONOCHROME2 with Presentation LUT Shape INVERSE, inverted) and the header facts the
 registry keeps. Anything it cannot read raises ImageReadError with a message meant for the person who
 uploaded the file, never another exception.
+
+Memory (issue 17 item 4): read from a path, an uncompressed DICOM's pixels are read from the file straight into
+one array (never the file's bytes as well), the display rendition is computed a strip of rows at a time, and with
+`measure=False` (an upload, which only needs the renditions) no floating-point copy of the image is made: a
+20 MB DICOM costs about its pixels plus the 8-bit rendition.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import io
+import os
 import re
 import warnings
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -35,6 +42,9 @@ _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _JPEG_SIGNATURE = b"\xff\xd8\xff"
 _MONOCHROME = ("MONOCHROME1", "MONOCHROME2")
 _COLOUR = ("RGB", "YBR_FULL", "YBR_FULL_422", "YBR_RCT", "YBR_ICT", "PALETTE COLOR")
+_STRIP_ROWS = 32  # the display rendition is windowed this many rows at a time (bounded floating-point copies)
+
+Source = bytes | str | os.PathLike
 
 
 class ImageReadError(ValueError):
@@ -44,7 +54,8 @@ class ImageReadError(ValueError):
 @dataclass
 class LoadedImage:
     format: str  # dicom, png or jpeg
-    intensities: np.ndarray  # 2-D float32, higher = denser (bone bright): what measurements run on
+    intensities: np.ndarray  # 2-D float32, higher = denser (bone bright): what measurements run on (0 x 0 when
+    #                          loaded with measure=False)
     display: np.ndarray  # uint8, H x W (grey) or H x W x 3 (colour): the display rendition
     bits: int  # bits stored per sample
     photometric: str  # DICOM vocabulary: MONOCHROME1, MONOCHROME2, RGB
@@ -55,11 +66,11 @@ class LoadedImage:
 
     @property
     def height(self) -> int:
-        return int(self.intensities.shape[0])
+        return int(self.display.shape[0])
 
     @property
     def width(self) -> int:
-        return int(self.intensities.shape[1])
+        return int(self.display.shape[1])
 
 
 def sniff_format(data: bytes) -> str | None:
@@ -86,15 +97,34 @@ def decoder_available(transfer_syntax) -> bool:
         return False
 
 
-def load_image(data: bytes, *, max_pixels: int = MAX_PIXELS) -> LoadedImage:
-    """Read DICOM, PNG or JPEG bytes. Raises ImageReadError only."""
-    if not data:
+def _head(source: Source, size: int = 132) -> bytes:
+    if isinstance(source, bytes):
+        return source[:size]
+    with open(source, "rb") as fh:
+        return fh.read(size)
+
+
+def _stream(source: Source):
+    """A binary stream of the source (a BytesIO over bytes, else the file opened), for `with`."""
+    return io.BytesIO(source) if isinstance(source, bytes) else open(source, "rb")
+
+
+def load_image(source: Source, *, max_pixels: int = MAX_PIXELS, measure: bool = True) -> LoadedImage:
+    """Read DICOM, PNG or JPEG, given as bytes or as the path of a file. Raises ImageReadError only.
+
+    With measure=False the intensities are not computed (an empty array): the display rendition and the header
+    facts only, in less memory."""
+    try:
+        head = _head(source)
+    except OSError:
+        raise ImageReadError("The file cannot be read.") from None
+    if not head:
         raise ImageReadError("The file is empty.")
-    kind = sniff_format(data)
+    kind = sniff_format(head)
     try:
         if kind in (FORMAT_PNG, FORMAT_JPEG):
-            return _load_raster(data, kind, max_pixels)
-        return _load_dicom(data, max_pixels, has_preamble=(kind == FORMAT_DICOM))
+            return _load_raster(source, kind, max_pixels, measure)
+        return _load_dicom(source, max_pixels, has_preamble=(kind == FORMAT_DICOM), measure=measure)
     except ImageReadError:
         raise
     except MemoryError:
@@ -126,12 +156,12 @@ def _too_big(width: int, height: int, max_pixels: int) -> ImageReadError:
 
 # --- PNG and JPEG -------------------------------------------------------------------------------------
 
-def _load_raster(data: bytes, kind: str, max_pixels: int) -> LoadedImage:
+def _load_raster(source: Source, kind: str, max_pixels: int, measure: bool = True) -> LoadedImage:
     name = "PNG" if kind == FORMAT_PNG else "JPEG"
     with warnings.catch_warnings():
         warnings.simplefilter("error", PILImage.DecompressionBombWarning)
         try:
-            image = PILImage.open(io.BytesIO(data), formats=[name])
+            image = PILImage.open(io.BytesIO(source) if isinstance(source, bytes) else source, formats=[name])
         except PILImage.DecompressionBombError:
             raise ImageReadError(f"This {name} claims more pixels than accepted: refused as a possible "
                                  "decompression bomb.") from None
@@ -160,16 +190,23 @@ def _load_raster(data: bytes, kind: str, max_pixels: int) -> LoadedImage:
         values = values.astype(np.uint16)
         center, width_ = render.auto_window(values)
         display = render.to_uint8(render.window_linear(values, center, width_))
-        return LoadedImage(kind, values.astype(np.float32), display, 16, "MONOCHROME2",
+        return LoadedImage(kind, _floats(values, measure), display, 16, "MONOCHROME2",
                            window=f"automatic {center:.0f}/{width_:.0f}")
     if mode in ("1", "L", "LA", "La"):
         display = np.asarray(image.convert("L"))
-        return LoadedImage(kind, display.astype(np.float32), display, 8, "MONOCHROME2", window="as stored")
+        return LoadedImage(kind, _floats(display, measure), display, 8, "MONOCHROME2", window="as stored")
     rgb = np.asarray(image.convert("RGB"))
     if _is_grey(rgb):
         display = np.ascontiguousarray(rgb[..., 0])
-        return LoadedImage(kind, display.astype(np.float32), display, 8, "MONOCHROME2", window="as stored")
-    return LoadedImage(kind, _luminance(rgb), rgb, 8, "RGB", window="as stored")
+        return LoadedImage(kind, _floats(display, measure), display, 8, "MONOCHROME2", window="as stored")
+    return LoadedImage(kind, _luminance(rgb) if measure else _NOTHING, rgb, 8, "RGB", window="as stored")
+
+
+_NOTHING = np.empty((0, 0), dtype=np.float32)
+
+
+def _floats(values: np.ndarray, measure: bool) -> np.ndarray:
+    return values.astype(np.float32) if measure else _NOTHING
 
 
 def _is_grey(rgb: np.ndarray) -> bool:
@@ -188,7 +225,7 @@ def _luminance(rgb: np.ndarray) -> np.ndarray:
 _INFLATE_CHUNK = 1 << 20  # the bounded inflater reads and writes at most 1 MiB at a time
 
 
-def _deflated_dataset_start(data: bytes) -> int | None:
+def _deflated_dataset_start(stream) -> int | None:  # a binary stream, or bytes
     """Where a deflated dataset starts, found the way pydicom's dcmread finds it; None if not deflated.
 
     The file meta is parsed element by element (never trusting its group length, which may be absent or
@@ -197,7 +234,8 @@ def _deflated_dataset_start(data: bytes) -> int | None:
     from pydicom.filereader import _read_command_set_elements, _read_file_meta_info, read_preamble
     from pydicom.uid import DeflatedExplicitVRLittleEndian
 
-    stream = io.BytesIO(data)
+    if isinstance(stream, bytes):
+        stream = io.BytesIO(stream)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -212,18 +250,23 @@ def _deflated_dataset_start(data: bytes) -> int | None:
     return stream.tell()
 
 
-def _guard_deflate(data: bytes, limit: int) -> None:
+def _guard_deflate(source: Source, limit: int) -> None:
     """pydicom inflates a deflated dataset whole: first inflate it here, in bounded chunks, counting the bytes,
     and refuse it as soon as it passes `limit` (memory stays about one chunk whatever the file claims)."""
-    start = _deflated_dataset_start(data)
-    if start is None:
-        return
-    view = memoryview(data)[start:]
+    with _stream(source) as stream:
+        start = _deflated_dataset_start(stream)
+        if start is None:
+            return
+        stream.seek(start)
+        _inflate_bounded(stream, limit)
+
+
+def _inflate_bounded(stream, limit: int) -> None:
     inflater = zlib.decompressobj(-zlib.MAX_WBITS)
     total = 0
     try:
-        for offset in range(0, len(view), _INFLATE_CHUNK):
-            pending: bytes | memoryview = view[offset:offset + _INFLATE_CHUNK]
+        while chunk := stream.read(_INFLATE_CHUNK):
+            pending: bytes = chunk
             while True:
                 produced = len(inflater.decompress(pending, _INFLATE_CHUNK))
                 total += produced
@@ -240,15 +283,18 @@ def _guard_deflate(data: bytes, limit: int) -> None:
         raise ImageReadError("This deflated DICOM file is damaged and cannot be inflated.") from None
 
 
-def _load_dicom(data: bytes, max_pixels: int, *, has_preamble: bool) -> LoadedImage:
+def _load_dicom(source: Source, max_pixels: int, *, has_preamble: bool, measure: bool = True) -> LoadedImage:
     import pydicom
     from pydicom.pixels import apply_modality_lut
 
-    _guard_deflate(data, max_pixels * 6 + (1 << 20))
+    _guard_deflate(source, max_pixels * 6 + (1 << 20))
+    on_disk = not isinstance(source, bytes)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            ds = pydicom.dcmread(io.BytesIO(data), force=not has_preamble)
+            # From a file, large values (the pixel data) are left on disk until asked for.
+            ds = pydicom.dcmread(io.BytesIO(source) if isinstance(source, bytes) else source,
+                                 force=not has_preamble, defer_size="256 KB" if on_disk else None)
     except Exception:
         if has_preamble:
             raise ImageReadError("This DICOM file is damaged or truncated: its header cannot be read.") from None
@@ -291,15 +337,18 @@ def _load_dicom(data: bytes, max_pixels: int, *, has_preamble: bool) -> LoadedIm
                 "pylibjpeg-libjpeg pylibjpeg-openjpeg), or export the radiograph uncompressed.")
     else:
         expected = rows * cols * int(ds.get("SamplesPerPixel", 1) or 1) * (bits_allocated // 8)
-        if len(ds.PixelData) < expected:
+        stored = _pixel_data_length(ds, source)
+        if stored < expected:
             raise ImageReadError(
-                f"This DICOM's image data is incomplete ({len(ds.PixelData):,} of {expected:,} bytes): "
+                f"This DICOM's image data is incomplete ({stored:,} of {expected:,} bytes): "
                 "the file looks truncated. Upload it again from the original source.")
 
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            pixels = ds.pixel_array
+        pixels = _native_pixels(ds, source, rows, cols, bits_allocated, bits_stored)
+        if pixels is None:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                pixels = ds.pixel_array
     except Exception as exc:
         raise ImageReadError(f"The DICOM image data cannot be decoded ({_short(exc)}); the file may be "
                              "truncated or damaged.") from None
@@ -319,15 +368,59 @@ def _load_dicom(data: bytes, max_pixels: int, *, has_preamble: bool) -> LoadedIm
         return LoadedImage(FORMAT_DICOM, _luminance(display), display, bits_stored, "RGB", spacing,
                            spacing_messages, "as stored", header)
 
-    values = np.asarray(apply_modality_lut(pixels, ds), dtype=np.float32)
-    unit, window = _voi(values, ds)
+    def modality(block: np.ndarray) -> np.ndarray:
+        return np.asarray(apply_modality_lut(block, ds), dtype=np.float32)
+
+    step = max(1, int(np.sqrt(pixels.size / 1_000_000)))  # the sample render.auto_window would take
+    voi, window = _voi(modality(pixels[:1]), lambda: modality(pixels[::step, ::step]), ds)
     invert = _inverted(photometric, ds)
     if invert and photometric == "MONOCHROME2":
         window = f"{window}, inverted (Presentation LUT Shape INVERSE)"
-    display = render.to_uint8(unit, invert=invert)
-    intensities = (np.float32(values.max()) - values) if invert else values
+    display = np.empty(pixels.shape[:2], dtype=np.uint8)
+    for top in range(0, pixels.shape[0], _STRIP_ROWS):
+        display[top:top + _STRIP_ROWS] = render.to_uint8(voi(modality(pixels[top:top + _STRIP_ROWS])), invert=invert)
+    intensities = _NOTHING
+    if measure:
+        values = modality(pixels)
+        del pixels
+        intensities = (np.float32(values.max()) - values) if invert else values
     return LoadedImage(FORMAT_DICOM, intensities, display, bits_stored, photometric, spacing, spacing_messages,
                        window, header)
+
+
+def _pixel_data_length(ds, source: Source) -> int:
+    """How many bytes of pixel data the file holds (read from a file, without reading them)."""
+    element = ds.get_item("PixelData", keep_deferred=True)
+    if getattr(element, "value", None) is not None or isinstance(source, bytes):
+        return len(ds.PixelData)
+    available = os.path.getsize(source) - int(element.value_tell)
+    return max(0, min(int(element.length), available))
+
+
+def _native_pixels(ds, source: Source, rows: int, cols: int, bits_allocated: int,
+                   bits_stored: int) -> np.ndarray | None:
+    """An uncompressed, little-endian, single-sample image read from its file straight into one array, with the
+    unused high bits cleared (or the sign extended) as pydicom does; None when pydicom must decode it."""
+    if isinstance(source, bytes):
+        return None
+    syntax = ds.file_meta.TransferSyntaxUID
+    element = ds.get_item("PixelData", keep_deferred=True)
+    if (syntax.is_compressed or not syntax.is_little_endian or int(ds.get("SamplesPerPixel", 1) or 1) != 1
+            or getattr(element, "value", None) is not None or getattr(element, "value_tell", None) is None
+            or ds.get("PixelPaddingRangeLimit") is not None):
+        return None
+    signed = int(ds.get("PixelRepresentation", 0) or 0) == 1
+    pixels = np.empty((rows, cols), dtype=np.dtype(f"<{'i' if signed else 'u'}{bits_allocated // 8}"))
+    with open(source, "rb") as fh:
+        fh.seek(int(element.value_tell))
+        if fh.readinto(memoryview(pixels).cast("B")) != pixels.nbytes:  # type: ignore[arg-type]
+            raise ImageReadError("This DICOM's image data is incomplete: the file looks truncated. Upload it again "
+                                 "from the original source.")
+    shift = bits_allocated - bits_stored
+    if shift:
+        np.left_shift(pixels, shift, out=pixels)
+        np.right_shift(pixels, shift, out=pixels)
+    return pixels.astype(pixels.dtype.newbyteorder("="), copy=False)
 
 
 def _inverted(photometric: str, ds) -> bool:
@@ -343,8 +436,11 @@ def _inverted(photometric: str, ds) -> bool:
     return str(shape or "").strip().upper() == "INVERSE"
 
 
-def _voi(values: np.ndarray, ds) -> tuple[np.ndarray, str]:
-    """The DICOM's own VOI LUT or window, else an automatic window; returns 0..1 floats and a description."""
+def _voi(probe: np.ndarray, sample: Callable[[], np.ndarray], ds):
+    """The DICOM's own VOI LUT or window, else an automatic window (its percentiles taken on `sample()`, the
+    subsample of the modality values render.auto_window takes, computed only then): a function from modality values
+    to 0..1 floats, applied a strip at a time, and a description. Each candidate is tried on `probe` (a row of the
+    modality values) first, so a broken LUT or window falls back here, not half-way through the image."""
     sequence = ds.get("VOILUTSequence")
     if sequence:
         item = sequence[0]
@@ -353,18 +449,21 @@ def _voi(values: np.ndarray, ds) -> tuple[np.ndarray, str]:
             lut = item.LUTData
             if isinstance(lut, bytes):
                 lut = np.frombuffer(lut, dtype="<u2" if descriptor[2] > 8 else np.uint8)
-            return render.apply_lut(values, descriptor, lut), "VOI LUT"
+            render.apply_lut(probe, descriptor, lut)
+            return (lambda values: render.apply_lut(values, descriptor, lut)), "VOI LUT"
         except (AttributeError, IndexError, TypeError, ValueError):
             pass  # a broken LUT: fall back to the window, then to automatic
     center, width = _first(ds.get("WindowCenter")), _first(ds.get("WindowWidth"))
     function = str(ds.get("VOILUTFunction", "LINEAR") or "LINEAR")
     if center is not None and width is not None:
         try:
-            return render.apply_window(values, center, width, function), f"{function.title()} {center:g}/{width:g}"
+            render.apply_window(probe, center, width, function)
+            return ((lambda values: render.apply_window(values, center, width, function)),
+                    f"{function.title()} {center:g}/{width:g}")
         except ValueError:
             pass
-    center, width = render.auto_window(values)
-    return render.window_linear(values, center, width), f"automatic {center:.0f}/{width:.0f}"
+    center, width = render.auto_window(sample())
+    return (lambda values: render.window_linear(values, center, width)), f"automatic {center:.0f}/{width:.0f}"
 
 
 def _first(value) -> float | None:

@@ -9,14 +9,16 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import os
+import tempfile
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 
 import pydicom
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.files.base import ContentFile
+from django.core.files.base import ContentFile, File
 from django.db import transaction
 from django.utils import timezone
 
@@ -49,18 +51,59 @@ def _history_user(obj, user):
     return obj
 
 
-def _read_upload(uploaded) -> bytes:
+_COPY_CHUNK = 1 << 20
+
+
+def upload_temp_dir() -> str:
+    """Where uploads wait on disk while they are checked: under the data directory (on disk, unlike a /tmp that
+    may be held in memory), created when first needed."""
+    path = str(getattr(settings, "FILE_UPLOAD_TEMP_DIR", None) or os.path.join(settings.DATA_DIR, "tmp"))
+    os.makedirs(path, exist_ok=True)
+    return path
+
+
+@contextmanager
+def _upload_on_disk(uploaded) -> Iterator[tuple[str, int, str]]:
+    """(path, size, sha256) of the upload as a file on disk, read a chunk at a time, never whole in memory.
+
+    A file Django already spooled to disk (TemporaryUploadedFile) is used where it is; anything else (a small
+    in-memory upload, a file pulled from the PACS) is copied in chunks to a temporary file, removed afterwards."""
     size = getattr(uploaded, "size", None)
     limit = max_upload_bytes()
     if size is not None and size > limit:
         raise ValidationError({"file": f"The file is {size / 1048576:.1f} MB; files up to {settings.MAX_UPLOAD_MB} MB "
                                        "are accepted."})
+    too_large = ValidationError({"file": f"The file is larger than {settings.MAX_UPLOAD_MB} MB, the largest accepted."})
+    digest = hashlib.sha256()
+    if hasattr(uploaded, "temporary_file_path"):
+        path = uploaded.temporary_file_path()
+        size = 0
+        with open(path, "rb") as fh:
+            while chunk := fh.read(_COPY_CHUNK):
+                size += len(chunk)
+                if size > limit:
+                    raise too_large
+                digest.update(chunk)
+        yield path, size, digest.hexdigest()
+        return
     if hasattr(uploaded, "seek"):
         uploaded.seek(0)
-    data = b"".join(uploaded.chunks()) if hasattr(uploaded, "chunks") else uploaded.read()
-    if len(data) > limit:
-        raise ValidationError({"file": f"The file is larger than {settings.MAX_UPLOAD_MB} MB, the largest accepted."})
-    return data
+    chunks = uploaded.chunks(_COPY_CHUNK) if hasattr(uploaded, "chunks") else iter(
+        lambda: uploaded.read(_COPY_CHUNK), b"")
+    fd, path = tempfile.mkstemp(prefix="upload-", suffix=".part", dir=upload_temp_dir())
+    try:
+        size = 0
+        with os.fdopen(fd, "wb") as out:
+            for chunk in chunks:
+                size += len(chunk)
+                if size > limit:
+                    raise too_large
+                digest.update(chunk)
+                out.write(chunk)
+        yield path, size, digest.hexdigest()
+    finally:
+        with suppress(OSError):
+            os.unlink(path)
 
 
 def image_upload(*, episode: Episode, file, view: str, side: str = "", date: dt.date | None = None,
@@ -68,10 +111,20 @@ def image_upload(*, episode: Episode, file, view: str, side: str = "", date: dt.
     """Store a radiograph (DICOM, PNG or JPEG) of an episode: the original unchanged, a display rendition
     and a thumbnail, calibrated from the DICOM header where it gives a believable pixel spacing.
 
-    `origin` says where the file came from when not from the user's disk (e.g. "the PACS"), for the audit."""
-    data = _read_upload(file)
+    `origin` says where the file came from when not from the user's disk (e.g. "the PACS"), for the audit.
+
+    The file is never read whole into memory (issue 17 item 4): it is checked, hashed and decoded from disk, and
+    copied to storage in chunks."""
+    with _upload_on_disk(file) as (path, size, digest):
+        return _image_store(episode=episode, file=file, path=path, size=size, digest=digest, view=view, side=side,
+                            date=date, caption=caption, description=description, origin=origin, user=user,
+                            request=request)
+
+
+def _image_store(*, episode: Episode, file, path: str, size: int, digest: str, view: str, side: str,
+                 date: dt.date | None, caption: str, description: str, origin: str, user, request) -> Image:
     try:
-        loaded = dicomio.load_image(data, max_pixels=max_pixels())
+        loaded = dicomio.load_image(path, max_pixels=max_pixels(), measure=False)
     except dicomio.ImageReadError as exc:
         raise ValidationError({"file": str(exc)}) from None
 
@@ -91,7 +144,6 @@ def image_upload(*, episode: Episode, file, view: str, side: str = "", date: dt.
         errors["date"] = "Give the date the radiograph was taken."
     else:
         errors.update(validate_clinical_date(None, "date", date, episode.patient))
-    digest = hashlib.sha256(data).hexdigest()
     duplicate = Image.objects.filter(study__episode=episode, sha256=digest).select_related("study").first()
     if duplicate is not None:
         errors["file"] = f"This file is already on this episode (radiographs of {format_date(duplicate.study.date)})."
@@ -104,7 +156,7 @@ def image_upload(*, episode: Episode, file, view: str, side: str = "", date: dt.
     folder = f"imaging/{timezone.now():%Y/%m}/{uuid.uuid4().hex}"
     name = os.path.basename(getattr(file, "name", "") or "")[:255]
     image = Image(
-        original_name=name, original_size=len(data), sha256=digest, format=loaded.format,
+        original_name=name, original_size=size, sha256=digest, format=loaded.format,
         modality=loaded.header.get("modality", "")[:16], view=view, side=side, width=loaded.width,
         height=loaded.height, bits=loaded.bits, photometric=loaded.photometric, window=loaded.window[:80],
         spacing_row_mm=spacing.row_mm if spacing else None, spacing_col_mm=spacing.col_mm if spacing else None,
@@ -113,7 +165,7 @@ def image_upload(*, episode: Episode, file, view: str, side: str = "", date: dt.
         header=loaded.header, caption=caption.strip()[:300], uploaded_by=user if _is_user(user) else None,
     )
     files = [
-        (image.original, f"{folder}/original{_EXTENSIONS[loaded.format]}", data),  # type: ignore[index]
+        (image.original, f"{folder}/original{_EXTENSIONS[loaded.format]}", None),  # type: ignore[index]
         (image.rendition, f"{folder}/rendition.png", rendition),
         (image.thumbnail, f"{folder}/thumbnail.png", thumbnail),
     ]
@@ -125,8 +177,12 @@ def image_upload(*, episode: Episode, file, view: str, side: str = "", date: dt.
                 episode=episode, date=date,
                 defaults={"description": description.strip()[:200], "created_by": user if _is_user(user) else None})
             image.study = study
-            for field, path, content in files:
-                field.save(path, ContentFile(content), save=False)
+            for field, name, content in files:
+                if content is None:  # the original: copied from disk a chunk at a time
+                    with open(path, "rb") as fh:
+                        field.save(name, File(fh), save=False)
+                else:
+                    field.save(name, ContentFile(content), save=False)
                 saved.append(field.name)
             _history_user(image, user).save()
             audit_record(request=request, user=user, action=AuditEvent.Action.CREATE, obj=image,
@@ -175,13 +231,21 @@ def image_delete(*, image: Image, user=None, request=None) -> None:
 
 def read_original(image: Image) -> dicomio.LoadedImage:
     """The stored original, read again (measurements always run on the original, never the rendition)."""
+    source: dicomio.Source
     try:
-        with image.original.open("rb") as fh:
-            data = fh.read()
+        source = image.original.path  # a local file: decoded from disk (its pixels read once, not its bytes too)
+        if not os.path.exists(source):
+            raise OSError(source)
+    except NotImplementedError:  # storage without paths (object storage): its bytes
+        try:
+            with image.original.open("rb") as fh:
+                source = fh.read()
+        except OSError:
+            raise ValidationError("The original file of this radiograph cannot be found in storage.") from None
     except OSError:
         raise ValidationError("The original file of this radiograph cannot be found in storage.") from None
     try:
-        return dicomio.load_image(data, max_pixels=max(max_pixels(), image.width * image.height))
+        return dicomio.load_image(source, max_pixels=max(max_pixels(), image.width * image.height))
     except dicomio.ImageReadError as exc:
         raise ValidationError(str(exc)) from None
 

@@ -7,12 +7,15 @@ The editor's endpoints speak JSON: 400 with {"error", "errors"} for bad input, n
 from __future__ import annotations
 
 import json
+import os
+import tempfile
 
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
-from django.core.files.uploadhandler import FileUploadHandler, StopUpload
+from django.core.files.uploadedfile import TemporaryUploadedFile, UploadedFile
+from django.core.files.uploadhandler import FileUploadHandler, StopUpload, TemporaryFileUploadHandler
 from django.http import FileResponse, Http404, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -95,12 +98,30 @@ class UploadLimit(FileUploadHandler):
         return None
 
 
+class _SpooledUpload(TemporaryUploadedFile):
+    """An upload spooled to a temporary file under the data directory (services.upload_temp_dir)."""
+
+    def __init__(self, name, content_type, size, charset, content_type_extra=None):
+        file = tempfile.NamedTemporaryFile(suffix=".upload" + os.path.splitext(name)[1][:16],
+                                           dir=services.upload_temp_dir())
+        UploadedFile.__init__(self, file, name, content_type, size, charset, content_type_extra)
+
+
+class SpoolToDisk(TemporaryFileUploadHandler):
+    """Every radiograph goes to disk as it arrives, 64 KB at a time, whatever its size: the server never holds
+    the file in memory (issue 17 item 4)."""
+
+    def new_file(self, *args, **kwargs):
+        FileUploadHandler.new_file(self, *args, **kwargs)
+        self.file = _SpooledUpload(self.file_name, self.content_type, 0, self.charset, self.content_type_extra)
+
+
 @login_required
 @csrf_exempt  # checked by _upload, after the size limit is in place (request.POST must not be read before)
 @require_http_methods(["GET", "POST"])
 def upload(request, episode_id: int):
     episode = access.access_episode(request.user, episode_id)
-    request.upload_handlers.insert(0, UploadLimit(request, services.max_upload_bytes()))
+    request.upload_handlers = [UploadLimit(request, services.max_upload_bytes()), SpoolToDisk(request)]
     return _upload(request, episode)
 
 

@@ -10,7 +10,7 @@ from django.db.models import Exists, OuterRef, Prefetch, Q, QuerySet, Subquery
 
 from orthoreg.accounts import access
 
-from . import rules
+from . import fts, rules
 from .models import AdverseEvent, Clinic, Episode, Exam, Grade, Note, Patient, Procedure
 from .rules import conversion_date_subquery
 
@@ -42,16 +42,32 @@ def conversion_for(episode: Episode, procedures: list[Procedure] | None = None) 
     return rules.conversion_of(procedures if procedures is not None else episode.procedures.all())
 
 
+# The patient list's order, ending in the primary key so that equal names page neither twice nor never; registry
+# migration 0004 made it an index (patient_list_order), which keyset pages walk.
+PATIENT_LIST_ORDER = ("family_name", "given_name", "id")
+
+
+def search_terms(q: str, *, indexed: bool = False) -> Q:
+    """Every word of `q` in a name, the MRN or the email, or equal to the initials (case-insensitive).
+
+    `indexed` (SQLite with the FTS5 index, fts.py): a word of 3 characters or more first narrows the patients
+    through the index; the same conditions are then applied, so the result is exactly the plain filter's."""
+    terms = Q()
+    for word in q.split():
+        term = (Q(given_name__icontains=word) | Q(family_name__icontains=word) | Q(mrn__icontains=word)
+                | Q(initials__iexact=word) | Q(email__icontains=word))
+        if indexed and len(word) >= fts.MIN_CHARS:
+            term = fts.candidates(word) & term
+        terms &= term
+    return terms
+
+
 def patient_search(*, user, q: str = "", condition: str = "", procedure: str = "", status: str = "",
                    clinic: str = "") -> QuerySet[Patient]:
     qs = access.scope(Patient.objects.select_related("clinic"), user, access.CONTACT)
     q = q.strip()
     if q:
-        terms = Q()
-        for word in q.split():
-            terms &= (Q(given_name__icontains=word) | Q(family_name__icontains=word) | Q(mrn__icontains=word)
-                      | Q(initials__iexact=word) | Q(email__icontains=word))
-        qs = qs.filter(terms)
+        qs = qs.filter(search_terms(q, indexed=fts.usable(qs.db)))
     if condition:
         qs = qs.filter(Exists(Episode.objects.filter(patient=OuterRef("pk"), condition=condition)))
     if procedure:
@@ -61,7 +77,7 @@ def patient_search(*, user, q: str = "", condition: str = "", procedure: str = "
     if clinic:
         qs = qs.filter(clinic__code=clinic)
     return qs.prefetch_related(Prefetch("episodes", queryset=Episode.objects.order_by("id"))).order_by(
-        "family_name", "given_name")
+        *PATIENT_LIST_ORDER)
 
 
 @dataclass

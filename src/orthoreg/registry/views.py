@@ -7,13 +7,13 @@ from collections.abc import Callable
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
-from django.core.paginator import Paginator
 from django.forms import BaseForm
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
+from orthoreg import keyset
 from orthoreg.accounts import access
 from orthoreg.accounts.models import AuditEvent
 from orthoreg.accounts.services import audit_record, patient_of
@@ -71,18 +71,19 @@ def patient_list(request):
         raise Http404
     params = {name: request.GET.get(name, "") for name in ("q", "condition", "procedure", "status", "clinic")}
     patients = selectors.patient_search(user=request.user, **params)
-    page = Paginator(patients, 25).get_page(request.GET.get("page"))
-    page.object_list = list(page.object_list)
+    page = keyset.paginate(patients, order=selectors.PATIENT_LIST_ORDER, cursor=request.GET.get("cursor"), per_page=25,
+                           name="patients")
     # A search shows names of many patients: one entry per request (no single patient), saying what was asked
     # and which records were shown.
     asked = ", ".join(f"{name}={value!r}" for name, value in params.items() if value) or "all patients"
     shown = " ".join(f"#{p.pk}" for p in page.object_list) or "none"
     audit_record(request=request, action=AuditEvent.Action.VIEW,
-                 detail=f"patient search: {page.paginator.count} found, page {page.number} shows {shown}; "
+                 detail=f"patient search: {page.count} found, {'first' if page.first else 'a later'} page shows {shown}; "
                         f"asked {asked}")
     clinics = access.scope(Clinic.objects.all(), request.user, access.CONTACT)
     query = request.GET.copy()
-    query.pop("page", None)
+    for name in ("cursor", "page"):
+        query.pop(name, None)
     context = {"page": page, "params": params, "nav": "patients", "query": query.urlencode(),
                "conditions": Condition.choices, "kinds": ProcedureKind.choices, "statuses": Patient.Status.choices,
                "clinics": clinics}
