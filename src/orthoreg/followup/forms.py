@@ -6,8 +6,9 @@ import re
 
 from django import forms
 
-from orthoreg.instruments.definitions import Definition, Item, all_definitions, format_number
+from orthoreg.instruments.definitions import all_definitions
 from orthoreg.instruments.scoring import check_answer
+from orthoreg.instruments.types import Definition, Item, format_number
 from orthoreg.registry.forms import apply_errors
 
 from .models import Protocol, TimePoint

@@ -20,7 +20,8 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from orthoreg.accounts import access
-from orthoreg.instruments.definitions import DefinitionError, UnknownInstrument, get_definition
+from orthoreg.instruments.definitions import UnknownInstrument, get_definition
+from orthoreg.instruments.types import DefinitionError
 from orthoreg.registry.forms import apply_errors
 from orthoreg.registry.models import Clinic
 

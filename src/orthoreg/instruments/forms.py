@@ -11,8 +11,9 @@ from django.utils import timezone
 from orthoreg.registry.forms import apply_errors
 from orthoreg.registry.rules import TIME_POINT_RE
 
-from .definitions import Definition, Item, all_definitions, format_number
+from .definitions import all_definitions
 from .services import TIME_POINTS
+from .types import Definition, Item, format_number
 
 NOT_ANSWERED = ""
 NOT_APPLICABLE = "na"

@@ -13,9 +13,10 @@ from orthoreg.accounts import access
 from orthoreg.registry import rules
 
 from . import charts, selectors, services
-from .definitions import DefinitionError, UnknownInstrument, all_definitions, format_number, get_definition
+from .definitions import UnknownInstrument, all_definitions, get_definition
 from .forms import InstrumentPickForm, ResponseForm
 from .models import Response
+from .types import DefinitionError, format_number
 
 # The chart is an image of our own making with no script; its inline styles need this when it is opened
 # on its own (the site's policy forbids inline styles in pages).
