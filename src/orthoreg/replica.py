@@ -168,11 +168,15 @@ def source() -> dict:
     return {"read_from": "replica", "replica_lag_seconds": lag}
 
 
-def describe(info: dict) -> str:
-    """One sentence for a page or a PDF: where the report was read, and how far behind that was."""
-    if info.get("read_from") != "replica":
+def describe(info) -> str:
+    """One sentence for a page or a PDF: where the report was read, and how far behind that was (`info`: the
+    dict of source(), or a report carrying its keys as attributes)."""
+    def get(key):
+        return info.get(key) if isinstance(info, dict) else getattr(info, key, None)
+
+    if get("read_from") != "replica":
         return ""
-    lag = info.get("replica_lag_seconds")
+    lag = get("replica_lag_seconds")
     if lag is None:
         return "Read from the read replica (its delay is unknown)."
     if lag == 0:

@@ -28,7 +28,7 @@ def test_the_comparison_carries_an_adjusted_difference_with_balance(builder, cli
     facts.refresh()  # what the worker (or a page, once at its top) does before a report reads
     report = selectors.comparison_report(CohortFilter(procedures=("bmc",)),
                                          CohortFilter(procedures=("hyaluronic_acid",)),
-                                         clinic_ids={clinic.pk}, as_of=AS_OF)
+                                         clinic_ids={clinic.pk}, as_of=AS_OF).document()
     adj = report["adjusted"]
     assert "reason" not in adj, (adj.get("reason"), str(adj.get("overlap")))
     assert adj["time_point"] == "6m" and adj["definition"] == "mcid"
@@ -45,6 +45,6 @@ def test_the_comparison_carries_an_adjusted_difference_with_balance(builder, cli
 def test_too_few_gives_a_reason_and_no_figure(hand_cohort, clinic):
     facts.refresh()  # what the worker (or a page, once at its top) does before a report reads
     report = selectors.comparison_report(CohortFilter(sex="female"), CohortFilter(sex="male"),
-                                         clinic_ids={clinic.pk}, as_of=AS_OF)
+                                         clinic_ids={clinic.pk}, as_of=AS_OF).document()
     adj = report["adjusted"]
     assert adj["reason"] and "difference" not in adj

@@ -96,25 +96,25 @@ def test_report_query_count_does_not_grow_with_the_cohort(builder, clinic, djang
     # headline time point, the clinics' names (methods); a report only reads: refreshing is done before it
     with django_assert_num_queries(8):
         report = selectors.cohort_report(CohortFilter(grade_min=1), clinic_ids={clinic.pk}, as_of=D(2025, 12, 1),
-                                         use_cache=False)
+                                         use_cache=False).document()
     assert report["cohort"]["episodes"] == patients
 
 
 def test_cached_report_costs_one_query_and_sees_new_data(builder, clinic, django_assert_max_num_queries):
     e = builder.episode(index_date=D(2025, 1, 1))
     facts.refresh()
-    first = selectors.cohort_report(CohortFilter(), clinic_ids={clinic.pk}, as_of=D(2025, 12, 1))
+    first = selectors.cohort_report(CohortFilter(), clinic_ids={clinic.pk}, as_of=D(2025, 12, 1)).document()
     with django_assert_max_num_queries(1):  # the cache check: the facts' version, one primary-key look-up
-        assert selectors.cohort_report(CohortFilter(), clinic_ids={clinic.pk}, as_of=D(2025, 12, 1)) == first
+        assert selectors.cohort_report(CohortFilter(), clinic_ids={clinic.pk}, as_of=D(2025, 12, 1)).document() == first
     builder.assessment(e, "baseline", score=5)
     facts.refresh()
-    again = selectors.cohort_report(CohortFilter(), clinic_ids={clinic.pk}, as_of=D(2025, 12, 1))
+    again = selectors.cohort_report(CohortFilter(), clinic_ids={clinic.pk}, as_of=D(2025, 12, 1)).document()
     assert again["time_points"] and not first["time_points"]
 
 
 def test_empty_cohort(clinic):
     facts.refresh()  # what the worker (or a page, once at its top) does before reading
-    report = selectors.cohort_report(CohortFilter(condition="tendinopathy"), clinic_ids={clinic.pk})
+    report = selectors.cohort_report(CohortFilter(condition="tendinopathy"), clinic_ids={clinic.pk}).document()
     assert report["cohort"]["episodes"] == 0
     assert report["time_points"] == [] and report["survival"]["table"] == [] and report["headline"] is None
     assert report["adverse_events"]["any"]["rate"] is None
@@ -126,7 +126,7 @@ def test_comparison(hand_cohort, clinic):
 
     facts.refresh()  # what the worker (or a page, once at its top) does before reading
     report = selectors.comparison_report(CohortFilter(sex="female"), CohortFilter(sex="male"),
-                                         clinic_ids={clinic.pk}, as_of=AS_OF)
+                                         clinic_ids={clinic.pk}, as_of=AS_OF).document()
     a, b = report["cohorts"]
     assert (a["cohort"]["episodes"], b["cohort"]["episodes"]) == (6, 4)
     assert report["overlap"] == 0
@@ -137,7 +137,7 @@ def test_comparison(hand_cohort, clinic):
     assert "not a randomized trial" in report["limits"] and "may differ" in report["limits"]
     facts.refresh()  # what the worker (or a page, once at its top) does before reading
     overlapping = selectors.comparison_report(CohortFilter(), CohortFilter(sex="male"), clinic_ids={clinic.pk},
-                                              as_of=AS_OF)
+                                              as_of=AS_OF).document()
     assert overlapping["overlap"] == 4 and "not independent" in overlapping["limits"]
 
 
@@ -147,7 +147,7 @@ def test_comparison_limits_state_each_cohorts_loss_to_follow_up(hand_cohort, cli
 
     facts.refresh()  # what the worker (or a page, once at its top) does before reading
     report = selectors.comparison_report(CohortFilter(), CohortFilter(sex="male"), clinic_ids={clinic.pk},
-                                         as_of=AS_OF)
+                                         as_of=AS_OF).document()
     limits = report["limits"]
     assert "A: at 6 months, 2 of 8 eligible patients (25%) did not answer" in limits
     assert "B: at 6 months, 1 of 4 eligible patients (25%) did not answer" in limits
@@ -155,5 +155,5 @@ def test_comparison_limits_state_each_cohorts_loss_to_follow_up(hand_cohort, cli
     assert "Losing more than 20% (A and B) is a serious threat" in limits
     facts.refresh()  # what the worker (or a page, once at its top) does before reading
     lopsided = selectors.comparison_report(CohortFilter(sex="female"), CohortFilter(grade_min=4),
-                                           clinic_ids={clinic.pk}, as_of=AS_OF)
+                                           clinic_ids={clinic.pk}, as_of=AS_OF).document()
     assert "A: at 6 months, 1 of 4" in lopsided["limits"] and "B:" not in lopsided["limits"]  # B is empty

@@ -98,7 +98,7 @@ def test_the_report_counts_a_death_as_competing_and_cuts_below_ten(builder, clin
     builder.procedure(fused, date=D(2025, 3, 1), kind="first_mtp_arthrodesis")
     builder.episode(index_date=INDEX, status="deceased", status_date=D(2025, 4, 1))
     facts.refresh()  # what the worker (or a page, once at its top) does before a report reads
-    report = selectors.cohort_report(CohortFilter(), clinic_ids={clinic.pk}, as_of=AS_OF)
+    report = selectors.cohort_report(CohortFilter(), clinic_ids={clinic.pk}, as_of=AS_OF).document()
     c = report["competing_risks"]
     assert (c["n"], c["events"], c["deaths"]) == (12, 1, 1)
     rows = report["cumulative_incidence"]
@@ -133,7 +133,7 @@ def test_too_few_patients_no_curve():
 @pytest.mark.usefixtures("estimates_at_any_n")
 def test_the_report_without_deaths_says_both_agree(hand_cohort, clinic):
     facts.refresh()  # what the worker (or a page, once at its top) does before a report reads
-    report = selectors.cohort_report(CohortFilter(), clinic_ids={clinic.pk}, as_of=AS_OF)
+    report = selectors.cohort_report(CohortFilter(), clinic_ids={clinic.pk}, as_of=AS_OF).document()
     c = report["competing_risks"]
     assert c["deaths"] == 1  # P8 died on 1 Mar 2025 without conversion
     assert c["events"] == report["survival"]["events"]
@@ -146,7 +146,7 @@ def test_small_numbers_on_every_new_figure(builder, clinic):
         builder.assessment(e, "baseline", score=7)
         builder.assessment(e, "6m", score=score)
     facts.refresh()  # what the worker (or a page, once at its top) does before a report reads
-    report = selectors.cohort_report(CohortFilter(), clinic_ids={clinic.pk}, as_of=AS_OF)
+    report = selectors.cohort_report(CohortFilter(), clinic_ids={clinic.pk}, as_of=AS_OF).document()
     assert report["cumulative_incidence"] == [] and report["competing_risks"]["too_few"]
     assert all(a["incidence"] is None for a in report["competing_risks"]["at"])
     six = next(tp for tp in report["time_points"] if tp["time_point"] == "6m")["instruments"][0]

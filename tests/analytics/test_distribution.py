@@ -11,7 +11,8 @@ import pytest
 from orthoreg.analytics import summaries
 from orthoreg.analytics.metrics import InstrumentInfo, PassInfo
 from orthoreg.instruments import definitions
-from orthoreg.instruments.definitions import DefinitionError, parse_definition
+from orthoreg.instruments.fhir import parse_definition
+from orthoreg.instruments.types import DefinitionError
 
 NPRS = InstrumentInfo("nprs", "Pain", "lower", 0.0, 10.0, 2.0, 30.0, True)
 NPRS_JSON = definitions.SHIPPED_DIR / "nprs.json"

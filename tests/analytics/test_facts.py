@@ -58,9 +58,9 @@ def assert_clinic_cells_match_the_facts():
     assert not cohorts.clinics_only(everyone) and cohorts.clinics_only(CohortFilter())
     for as_of in (D(2025, 3, 1), AS_OF, D(2031, 1, 1)):
         facts.refresh()  # what the worker (or a page, once at its top) does before reading
-        by_cells = selectors.cohort_report(CohortFilter(), clinic_ids=clinic_ids, as_of=as_of, use_cache=False)
+        by_cells = selectors.cohort_report(CohortFilter(), clinic_ids=clinic_ids, as_of=as_of, use_cache=False).document()
         facts.refresh()  # what the worker (or a page, once at its top) does before reading
-        by_facts = selectors.cohort_report(everyone, clinic_ids=clinic_ids, as_of=as_of, use_cache=False)
+        by_facts = selectors.cohort_report(everyone, clinic_ids=clinic_ids, as_of=as_of, use_cache=False).document()
         assert by_cells["time_points"] == by_facts["time_points"]
 
 
@@ -264,11 +264,11 @@ def test_without_a_worker_a_report_page_brings_the_facts_up_to_date_at_its_top(b
     e = builder.episode(index_date=D(2025, 1, 1))
     builder.assessment(e, "baseline", score=8)
     assert facts.ensure_current() == 1
-    first = selectors.cohort_report(CohortFilter(), clinic_ids={clinic.pk}, as_of=AS_OF, use_cache=False)
+    first = selectors.cohort_report(CohortFilter(), clinic_ids={clinic.pk}, as_of=AS_OF, use_cache=False).document()
     assert [t["time_point"] for t in first["time_points"]] == ["baseline"]
     builder.assessment(e, "6m", score=2)
     assert facts.ensure_current() == 1
-    again = selectors.cohort_report(CohortFilter(), clinic_ids={clinic.pk}, as_of=AS_OF, use_cache=False)
+    again = selectors.cohort_report(CohortFilter(), clinic_ids={clinic.pk}, as_of=AS_OF, use_cache=False).document()
     six = next(t for t in again["time_points"] if t["time_point"] == "6m")["instruments"][0]
     assert six["responders"]["pain_50"]["numerator"] == 1
 
@@ -286,11 +286,11 @@ def test_with_a_worker_running_the_worker_refreshes_and_a_report_says_when_its_f
     assert facts.ensure_current() == 0  # the request reads what the worker produced: it does not wait
     waiting = facts.freshness()
     assert waiting.pending == 1 and not waiting.current and waiting.as_of >= before
-    stale = selectors.cohort_report(CohortFilter(), clinic_ids={clinic.pk}, as_of=AS_OF, use_cache=False)
+    stale = selectors.cohort_report(CohortFilter(), clinic_ids={clinic.pk}, as_of=AS_OF, use_cache=False).document()
     assert [t["time_point"] for t in stale["time_points"]] == ["baseline"]
     worker_loop(name="test", interval=0, stop=threading.Event(), once=True)  # a pass, then the bookkeeping
     assert facts.freshness().current and facts.version() != version
-    fresh = selectors.cohort_report(CohortFilter(), clinic_ids={clinic.pk}, as_of=AS_OF, use_cache=False)
+    fresh = selectors.cohort_report(CohortFilter(), clinic_ids={clinic.pk}, as_of=AS_OF, use_cache=False).document()
     assert "6m" in [t["time_point"] for t in fresh["time_points"]]
 
 

@@ -28,7 +28,7 @@ def test_hand_cohort_at_six_months(hand_cohort, clinic):
     NPRS MCID (2 points or 30%): responders P1 (8->2), P2 (6->3), P4 (10->7), P5 (3->2); non-responders P3 (5->4),
     P10 (8->8); lost P6 (baseline 7); converted P7."""
     facts.refresh()  # what the worker (or a page, once at its top) does before a report reads
-    report = selectors.cohort_report(CohortFilter(), clinic_ids={clinic.pk}, as_of=AS_OF)
+    report = selectors.cohort_report(CohortFilter(), clinic_ids={clinic.pk}, as_of=AS_OF).document()
     six = _six(report)
     assert (six["eligible"], six["responded"], six["completeness"], six["level"]) == (8, 6, 0.75, "serious")
     assert "seriously biased" in six["judgement"]
@@ -50,7 +50,7 @@ def test_hand_cohort_at_six_months(hand_cohort, clinic):
 @pytest.mark.usefixtures("estimates_at_any_n")
 def test_groups_pool_exactly(hand_cohort, clinic):
     facts.refresh()  # what the worker (or a page, once at its top) does before a report reads
-    report = selectors.cohort_report(CohortFilter(), clinic_ids={clinic.pk}, as_of=AS_OF)
+    report = selectors.cohort_report(CohortFilter(), clinic_ids={clinic.pk}, as_of=AS_OF).document()
     six = _six(report)
     groups = {g["group"]: g for g in six["groups"]}
     assert groups["responders"]["baseline"]["mean"] == pytest.approx((8 + 6 + 10 + 3) / 4)
@@ -67,7 +67,7 @@ def test_groups_pool_exactly(hand_cohort, clinic):
 def test_methods_section_is_written_from_the_report(hand_cohort, clinic):
     facts.refresh()  # what the worker (or a page, once at its top) does before a report reads
     report = selectors.cohort_report(CohortFilter(condition="hallux_rigidus", consented_only=True),
-                                     clinic_ids={clinic.pk}, as_of=AS_OF)
+                                     clinic_ids={clinic.pk}, as_of=AS_OF).document()
     items = {m["item"]: m["text"] for m in report["methods"]}
     assert list(items) == ["Data source", "Time span", "Inclusion", "Outcomes", "Completeness",
                            "Statistical methods", "Limits", "Reporting"]

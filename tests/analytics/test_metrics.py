@@ -43,7 +43,7 @@ def test_sql_responders_equal_python_rules(builder, clinic, seed):
         expected["omeract_oarsi"] += summaries.oarsi_met(domains["pain"], domains.get("function"),
                                                           domains.get("glob"))
     facts.refresh()  # what the worker (or a page, once at its top) does before reading
-    report = selectors.cohort_report(CohortFilter(), clinic_ids={clinic.pk}, as_of=AS_OF, use_cache=False)
+    report = selectors.cohort_report(CohortFilter(), clinic_ids={clinic.pk}, as_of=AS_OF, use_cache=False).document()
     six = next(t for t in report["time_points"] if t["time_point"] == "6m")
     nprs = next(i for i in six["instruments"] if i["instrument"] == "nprs")
     for code, count in expected.items():
@@ -60,7 +60,7 @@ def test_oarsi_thresholds_are_configurable(builder, clinic, settings):
 
     def oarsi():
         facts.refresh()  # what the worker (or a page, once at its top) does before reading
-        report = selectors.cohort_report(CohortFilter(), **base)
+        report = selectors.cohort_report(CohortFilter(), **base).document()
         six = next(t for t in report["time_points"] if t["time_point"] == "6m")
         return six["instruments"][0]["responders"]["omeract_oarsi"]["numerator"]
 
@@ -78,7 +78,7 @@ def test_unscored_and_invalid_answers(builder, clinic):
     builder.assessment(e, "baseline", score=8)
     builder.assessment(e, "6m", score=3, scored=False)  # answered, no valid score
     facts.refresh()  # what the worker (or a page, once at its top) does before reading
-    report = selectors.cohort_report(CohortFilter(), clinic_ids={clinic.pk}, as_of=AS_OF, use_cache=False)
+    report = selectors.cohort_report(CohortFilter(), clinic_ids={clinic.pk}, as_of=AS_OF, use_cache=False).document()
     six = next(t for t in report["time_points"] if t["time_point"] == "6m")["instruments"][0]
     assert (six["eligible"], six["responded"], six["scored"]) == (1, 1, 0)
     assert six["responders"]["pain_50"]["denominator"] == 0 and six["responders"]["pain_50"]["unknown"] == 1

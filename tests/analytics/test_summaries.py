@@ -39,7 +39,7 @@ def test_report_scores_and_changes_stay_on_the_scale(builder, clinic):
         builder.assessment(e, "baseline", score=base)
         builder.assessment(e, "6m", score=six)
     facts.refresh()  # what the worker (or a page, once at its top) does before reading
-    report = selectors.cohort_report(CohortFilter(), clinic_ids={clinic.pk}, as_of=D(2025, 9, 1))
+    report = selectors.cohort_report(CohortFilter(), clinic_ids={clinic.pk}, as_of=D(2025, 9, 1)).document()
     tp = next(t for t in report["time_points"] if t["time_point"] == "6m")
     row = next(i for i in tp["instruments"] if i["instrument"] == "nprs")
     score, change = row["score"], row["change"]

@@ -20,7 +20,7 @@ def test_a_conversion_after_the_as_of_date_is_censored_there(hand_cohort, clinic
     censored at the as-of date (212 days), not an event."""
     as_of = D(2025, 8, 1)
     facts.refresh()  # what the worker (or a page, once at its top) does before reading
-    report = selectors.cohort_report(CohortFilter(), clinic_ids={clinic.pk}, as_of=as_of)
+    report = selectors.cohort_report(CohortFilter(), clinic_ids={clinic.pk}, as_of=as_of).document()
     s = report["survival"]
     assert (s["n"], s["events"], s["censored"]) == (10, 1, 9)  # only P7's fusion (1 May 2025)
     assert [r["time"] for r in s["table"]] == [0, 120]
@@ -28,14 +28,14 @@ def test_a_conversion_after_the_as_of_date_is_censored_there(hand_cohort, clinic
     assert s["median_event_free_days"] is None
     # as of a later date the same fusion is an event at 226 days
     facts.refresh()  # what the worker (or a page, once at its top) does before reading
-    later = selectors.cohort_report(CohortFilter(), clinic_ids={clinic.pk}, as_of=AS_OF)["survival"]
+    later = selectors.cohort_report(CohortFilter(), clinic_ids={clinic.pk}, as_of=AS_OF).document()["survival"]
     assert later["events"] == 2 and [r["time"] for r in later["table"]] == [0, 120, 226]
 
 
 def test_comparison_log_rank_uses_the_as_of_date(hand_cohort, clinic):
     facts.refresh()  # what the worker (or a page, once at its top) does before reading
     report = selectors.comparison_report(CohortFilter(sex="female"), CohortFilter(sex="male"),
-                                         clinic_ids={clinic.pk}, as_of=D(2025, 8, 1))
+                                         clinic_ids={clinic.pk}, as_of=D(2025, 8, 1)).document()
     assert [c["survival"]["events"] for c in report["cohorts"]] == [0, 1]  # P7 (male) only
 
 
@@ -56,7 +56,7 @@ def test_the_report_curve_is_what_the_estimates_at_given_times_say(builder, clin
         e = builder.episode(index_date=D(2025, 1, 1))
         builder.assessment(e, "6m", score=3)  # followed to 30 Jun 2025, no conversion
     facts.refresh()  # what the worker (or a page, once at its top) does before reading
-    s = selectors.cohort_report(CohortFilter(), clinic_ids={clinic.pk}, as_of=AS_OF)["survival"]
+    s = selectors.cohort_report(CohortFilter(), clinic_ids={clinic.pk}, as_of=AS_OF).document()["survival"]
     assert s["events"] == 0
     at3 = next(a for a in s["at"] if a["months"] == 3)
     assert at3["ci_low"] == pytest.approx(stats.wilson(12, 12)[0], abs=1e-6) and at3["events"] == 0

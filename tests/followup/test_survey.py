@@ -28,7 +28,8 @@ def link(episode, settings):
 
 def answer_all(client, link):
     """Answer each page in turn with its first option / lowest number."""
-    from orthoreg.instruments.definitions import format_number, get_definition
+    from orthoreg.instruments.definitions import get_definition
+    from orthoreg.instruments.types import format_number
 
     for _ in range(10):
         page = client.get(link)
@@ -168,7 +169,8 @@ def test_a_response_entered_from_the_patient_page_completes_its_assessment(clini
                                                                           patient):
     """'Enter a response' (instruments) marks the scheduled assessment answered; when the time point is done, its
     invitation closes and no reminder follows."""
-    from orthoreg.instruments.definitions import format_number, get_definition
+    from orthoreg.instruments.definitions import get_definition
+    from orthoreg.instruments.types import format_number
 
     invitation = Invitation.objects.get()
     for code in ("nprs", "sane", "global-improvement"):

@@ -14,8 +14,9 @@ from django.utils import timezone
 
 from orthoreg.followup import services
 from orthoreg.followup.models import Assessment, Invitation
-from orthoreg.instruments.definitions import format_number, get_definition
+from orthoreg.instruments.definitions import get_definition
 from orthoreg.instruments.models import Response
+from orthoreg.instruments.types import format_number
 from orthoreg.registry import services as registry
 
 

@@ -7,6 +7,7 @@ import copy
 import pytest
 
 from orthoreg.instruments import definitions
+from orthoreg.instruments.fhir import flat_items
 
 
 @pytest.fixture(autouse=True)
@@ -23,7 +24,7 @@ def make_pack(code: str) -> dict:
     pack = copy.deepcopy(definitions.scoring_definition(code).resource)
     pack["title"] = f"{code.upper()} (test pack)"
     pack["copyright"] = "Test text, not the licensed wording."
-    for n, item in enumerate(definitions.flat_items(pack["item"]), start=1):
+    for n, item in enumerate(flat_items(pack["item"]), start=1):
         item["text"] = f"Test question {n} of {code}"
         for option in item.get("answerOption", []):
             option["valueCoding"]["display"] = f"Answer {option['valueCoding']['code']}"

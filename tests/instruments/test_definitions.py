@@ -9,14 +9,9 @@ import pytest
 from fhir.resources.R4B.questionnaire import Questionnaire
 
 from orthoreg.instruments import definitions
-from orthoreg.instruments.definitions import (
-    PLACEHOLDER_MARK,
-    DefinitionError,
-    UnknownInstrument,
-    all_definitions,
-    get_definition,
-    parse_definition,
-)
+from orthoreg.instruments.definitions import UnknownInstrument, all_definitions, get_definition
+from orthoreg.instruments.fhir import parse_definition
+from orthoreg.instruments.types import EXT_SUBSCALE, EXT_TRANSLATION, PLACEHOLDER_MARK, DefinitionError
 
 OWN = ["nprs", "sane", "global-improvement", "satisfaction"]
 LICENSED = ["faam-adl", "faam-sports", "lefs", "faos", "moxfq", "koos"]
@@ -108,7 +103,7 @@ def test_unknown_instrument():
 def test_translations_are_read(tmp_path):
     resource = copy.deepcopy(get_definition("nprs").resource)
     resource["item"][0]["_text"] = {"extension": [{
-        "url": definitions.EXT_TRANSLATION,
+        "url": EXT_TRANSLATION,
         "extension": [{"url": "lang", "valueCode": "es"}, {"url": "content", "valueString": "Dolor"}]}]}
     item = parse_definition(resource).items[0]
     assert item.text_for("es") == "Dolor" and item.text_for("fr") == item.text
@@ -123,7 +118,7 @@ def _broken(mutate):
 
 
 def _subscale_part(resource, name):
-    sub = next(e for e in resource["extension"] if e["url"] == definitions.EXT_SUBSCALE)
+    sub = next(e for e in resource["extension"] if e["url"] == EXT_SUBSCALE)
     return next(p for p in sub["extension"] if p["url"] == name)
 
 
@@ -151,6 +146,6 @@ def test_the_missing_item_rule_is_given_once_and_as_a_count_within_the_items():
         lambda r: _subscale_part(r, "minAnswered").update(valueInteger=9))
 
     def both(r):
-        sub = next(e for e in r["extension"] if e["url"] == definitions.EXT_SUBSCALE)
+        sub = next(e for e in r["extension"] if e["url"] == EXT_SUBSCALE)
         sub["extension"].append({"url": "minAnsweredPercent", "valueInteger": 90})
     assert "give the missing-item rule once" in _broken(both)

@@ -9,8 +9,9 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from orthoreg.instruments import definitions, services
-from orthoreg.instruments.definitions import DefinitionError, get_definition
+from orthoreg.instruments.definitions import get_definition
 from orthoreg.instruments.scoring import score
+from orthoreg.instruments.types import DefinitionError
 
 
 def install_file(tmp_path, pack, *args):

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from orthoreg.accounts.models import AuditEvent
 from orthoreg.instruments import definitions
+from orthoreg.instruments.fhir import parse_definition
 from orthoreg.instruments.redcap import (
     COLUMNS,
     RedcapError,
@@ -123,7 +124,7 @@ def test_import_maps_what_it_can_and_reports_every_row():
     rows = [r.row for r in result.rows]
     assert rows == sorted(rows) and rows[0] == 3  # CSV line numbers; the header is line 1
 
-    d = definitions.parse_definition(result.resource)
+    d = parse_definition(result.resource)
     assert [i.link_id for i in d.items] == ["pain_now", "pain_walk", "limps", "rate", "steps"]
     assert d.items[0].text == "Pain now" and d.items[0].required
     assert (d.items[3].type, d.items[3].minimum, d.items[3].maximum) == ("integer", 0, 100)
@@ -185,7 +186,7 @@ def test_nothing_mappable_is_an_error(tmp_path):
 def test_without_a_calc_field_the_instrument_has_no_score():
     result = import_data_dictionary(dictionary([row("q1", "f", "radio", "Q", "1, A | 2, B")]), code="f")
     assert result.ok and "no calculated field became a score" in result.rows[-1].message
-    d = definitions.parse_definition(result.resource)
+    d = parse_definition(result.resource)
     assert d.subscales == () and not d.sendable
 
 
@@ -221,7 +222,7 @@ def test_the_direction_is_read_where_the_dictionary_says_it():
     rows = [*PHQ_ROWS[:-1], row("phq_total", "phq", "calc", "PHQ total", "sum([phq1], [phq2], [phq3])")]
     rows[-1][17] = "Lower scores are better (0 = no symptoms)"
     result = import_data_dictionary(dictionary(rows), code="phq")
-    assert result.ok and definitions.parse_definition(result.resource).primary.better == "lower"
+    assert result.ok and parse_definition(result.resource).primary.better == "lower"
     assert "lower is better (from the dictionary's own words)" in result.rows[-1].message
 
 
@@ -292,7 +293,7 @@ def test_a_real_redcap_data_dictionary_from_redcapr():
     assert "calculation not understood" in report["bmi"][1]
     assert report["comments"] == ("skipped", "free text (notes) cannot be scored")
     assert report["mugshot"] == ("skipped", "a file upload cannot be scored")
-    d = definitions.parse_definition(result.resource)
+    d = parse_definition(result.resource)
     assert [(i.link_id, i.type, i.minimum, i.maximum) for i in d.items] == [
         ("height", "decimal", 130, 215), ("weight", "integer", 35, 200)]
     assert not d.sendable  # no score, and a draft

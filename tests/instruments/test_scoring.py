@@ -10,7 +10,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from orthoreg.instruments import definitions
+from orthoreg.instruments.fhir import parse_definition
 from orthoreg.instruments.scoring import global_improvement_answers, score, score_definition
+from orthoreg.instruments.types import EXT_SUBSCALE
 
 NA = None
 ALL = definitions.SHIPPED_ORDER
@@ -160,10 +162,10 @@ def exactly_90_definition():
     resource["id"] = "ten-items"
     first = resource["item"][0]
     resource["item"] = [dict(copy.deepcopy(first), linkId=f"T{n}") for n in range(1, 11)]
-    sub = next(e for e in resource["extension"] if e["url"] == definitions.EXT_SUBSCALE)
+    sub = next(e for e in resource["extension"] if e["url"] == EXT_SUBSCALE)
     sub["extension"] = [{"url": "minAnsweredPercent", "valueInteger": 90} if p["url"] == "minAnswered" else p
                         for p in sub["extension"]]
-    return definitions.parse_definition(resource)
+    return parse_definition(resource)
 
 
 def test_exactly_at_the_90_percent_threshold_and_one_below():

@@ -111,7 +111,7 @@ def awkward_registry(hand_cohort, clinic):
 def test_awkward_registry_report_is_recomputed(awkward_registry, clinic, tmp_path, fmt):
     facts.rebuild_all()  # the fixture writes some records straight through the ORM, which marks nothing stale
     report = selectors.cohort_report(CohortFilter(consented_only=True), clinic_ids={clinic.pk}, as_of=AS_OF,
-                                     use_cache=False)
+                                     use_cache=False).document()
     research.write_dir(tmp_path / "out", [clinic.pk], fmt=fmt, as_of=AS_OF)
     expected = reported(report)
     assert expected["survival"]["events"] >= 2 and expected["cohort"]["episodes"] > 60

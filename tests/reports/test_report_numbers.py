@@ -26,7 +26,7 @@ def cohort(clinic, scores) -> dict:
         b.assessment(e, "baseline", score=9)
         b.assessment(e, "6m", score=score)
     facts.refresh()  # what the worker (or a page, once at its top) does before reading
-    return selectors.cohort_report(CohortFilter(), clinic_ids={clinic.pk}, as_of=AS_OF)
+    return selectors.cohort_report(CohortFilter(), clinic_ids={clinic.pk}, as_of=AS_OF).document()
 
 
 def pdf_text(data: bytes) -> str:
@@ -56,7 +56,7 @@ def test_survival_band_after_conversions_still_follows_the_table(clinic):
         if n < 3:
             b.procedure(e, date=D(2025, 2, 1) + dt.timedelta(days=10 * n), kind="cheilectomy")
     facts.refresh()  # what the worker (or a page, once at its top) does before reading
-    s = selectors.cohort_report(CohortFilter(), clinic_ids={clinic.pk}, as_of=AS_OF)["survival"]
+    s = selectors.cohort_report(CohortFilter(), clinic_ids={clinic.pk}, as_of=AS_OF).document()["survival"]
     xs, ys, lows, highs = plots.survival_steps(s)
     for row in s["table"][1:]:
         i = max(k for k, x in enumerate(xs[:-1]) if x <= row["time"] / plots.DAYS_PER_MONTH)

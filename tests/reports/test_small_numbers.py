@@ -47,7 +47,7 @@ def _row(report, time_point):
 
 def test_no_estimate_from_one_patient_in_the_report(seven):
     facts.refresh()  # what the worker (or a page, once at its top) does before reading
-    report = selectors.cohort_report(CohortFilter(procedures=("bmc",)), clinic_ids={seven.pk}, as_of=AS_OF)
+    report = selectors.cohort_report(CohortFilter(procedures=("bmc",)), clinic_ids={seven.pk}, as_of=AS_OF).document()
     late = _row(report, "24m")
     assert late["responded"] == 1 and late["score"]["n"] == 1 and late["score"]["too_few"]
     assert all(late["score"][k] is None for k in summaries.SUMMARY_ESTIMATES)
@@ -66,7 +66,7 @@ def test_no_estimate_from_one_patient_in_the_report(seven):
 
 def test_charts_draw_no_point_for_too_few(seven):
     facts.refresh()  # what the worker (or a page, once at its top) does before reading
-    report = selectors.cohort_report(CohortFilter(procedures=("bmc",)), clinic_ids={seven.pk}, as_of=AS_OF)
+    report = selectors.cohort_report(CohortFilter(procedures=("bmc",)), clinic_ids={seven.pk}, as_of=AS_OF).document()
     cohorts = [("Cohort", report)]
     for measure in ("score", "change"):
         fig = plots.trajectory_figure(cohorts, measure=measure)
@@ -83,7 +83,7 @@ def test_charts_draw_no_point_for_too_few(seven):
     assert max(curve) * plots.DAYS_PER_MONTH <= report["survival"]["estimable_until_days"] + 1e-6
     # A cohort of 3: no bar, the count.
     facts.refresh()  # what the worker (or a page, once at its top) does before reading
-    small = selectors.cohort_report(CohortFilter(procedures=("prolotherapy",)), clinic_ids={seven.pk}, as_of=AS_OF)
+    small = selectors.cohort_report(CohortFilter(procedures=("prolotherapy",)), clinic_ids={seven.pk}, as_of=AS_OF).document()
     fig = plots.responder_figure([("Cohort", small)])
     assert not fig.axes[0].patches
     assert any("too few to estimate (n=3)" in t.get_text() for t in fig.axes[0].texts)
@@ -94,7 +94,7 @@ def test_charts_draw_no_point_for_too_few(seven):
 def test_no_difference_for_a_cohort_of_three(seven):
     facts.refresh()  # what the worker (or a page, once at its top) does before reading
     report = selectors.comparison_report(CohortFilter(procedures=("bmc",)), CohortFilter(procedures=("prolotherapy",)),
-                                         clinic_ids={seven.pk}, as_of=AS_OF)
+                                         clinic_ids={seven.pk}, as_of=AS_OF).document()
     six = next(d for d in report["differences"] if d["time_point"] == "6m")
     assert six["responders"] and all(x["too_few"] and x["difference"] is None for x in six["responders"].values())
     assert six["mean_change"]["too_few"] and six["mean_change"]["difference"] is None
@@ -112,7 +112,7 @@ def test_pages_pdf_and_api_say_too_few(seven, clinician_client):
     page = clinician_client.get(reverse("reports:cohort"), params).content.decode()
     assert "too few to estimate" in page and "n=1" in page and "1/1" not in page
     facts.refresh()  # what the worker (or a page, once at its top) does before reading
-    report = selectors.cohort_report(CohortFilter(procedures=("bmc",)), clinic_ids={seven.pk}, as_of=AS_OF)
+    report = selectors.cohort_report(CohortFilter(procedures=("bmc",)), clinic_ids={seven.pk}, as_of=AS_OF).document()
     text = pdf_text(pdf.cohort_pdf(report))
     assert "too few to estimate (n=1)" in text and "1/1" not in text
     api = clinician_client.get("/api/v1/cohorts/report", {"procedure": "bmc"})

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from . import definitions as defs
 from .filters import CohortFilter
+from .report_types import CohortReport, MethodsItem
 
 RECORD_SOURCE = "RECORD statement, PLoS Med 2015;12:e1001885"
 ALL = CohortFilter().describe()  # the description of a cohort with no filter
@@ -36,47 +37,48 @@ def _words(f: CohortFilter) -> str:
     return " ".join(rules)
 
 
-def methods(report: dict, f: CohortFilter, *, clinic_names: list[str]) -> list[dict]:
-    """[{"item", "text"}] in RECORD order, from a cohort report (analytics.selectors) and its filter."""
-    c = report["cohort"]
-    points = [row for row in report.get("flow", []) if row["time_point"] != "baseline"]
+def methods(report: CohortReport, f: CohortFilter, *, clinic_names: list[str]) -> list[MethodsItem]:
+    """The items in RECORD order, from a cohort report (analytics.selectors) and its filter."""
+    c = report.cohort
+    points = [row for row in report.flow if row.time_point != "baseline"]
     completeness = "; ".join(
-        f"{row['label']}: {row['responded']} of {row['eligible']} due answered"
-        + (f" ({row['completeness']:.0%})" if row["completeness"] is not None else "")
+        f"{row.label}: {row.responded} of {row.eligible} due answered"
+        + (f" ({row.completeness:.0%})" if row.completeness is not None else "")
         for row in points) or "no follow-up time point due yet"
     instruments: dict = {}
-    for tp in report.get("time_points", []):
-        for row in tp["instruments"]:
-            marks = row.get("change_marks") or {}
-            text = row["title"]
-            if row.get("mcid") is not None:
-                text += f" (MCID {row['mcid']:g}"
-                text += f" or {row['mcid_percent']:g}%" if row.get("mcid_percent") else ""
+    for tp in report.time_points:
+        for row in tp.instruments:
+            marks = row.change_marks
+            text = row.title
+            if row.mcid is not None:
+                text += f" (MCID {row.mcid:g}"
+                text += f" or {row.mcid_percent:g}%" if row.mcid_percent else ""
                 text += ")"
-            if marks.get("pass"):
-                text += f"; PASS {marks['pass']['value']:g}: {marks['pass']['source']}"
-            instruments.setdefault(row["instrument"], text)
+            if marks and marks.pass_:
+                text += f"; PASS {marks.pass_.value:g}: {marks.pass_.source}"
+            instruments.setdefault(row.instrument, text)
     definitions = " ".join(f"{d['title']}: {d['description']}" + (f" Source: {d['source']}." if d["source"] else "")
-                           for d in report["definitions"]["responders"].values())
-    lost = [row for row in report.get("loss_to_follow_up", []) if row["level"] in ("serious", "some")]
-    limits = report["limits"]
+                           for d in report.definitions["responders"].values())
+    lost = [row for row in report.loss_to_follow_up if row.level in ("serious", "some")]
+    limits = report.limits
     if lost:
-        limits += " Completeness: " + "; ".join(f"{row['label']} {row['judgement']}" for row in lost) + "."
+        limits += " Completeness: " + "; ".join(f"{row.label} {row.judgement}" for row in lost) + "."
     limits += (" Outcomes are patient-reported and unblinded; scores after a conversion to surgery are not counted "
                "as scores (the conversion is a failure). Adjustment, where shown, removes only measured differences.")
-    return [
-        {"item": "Data source", "text": (
+    items = [
+        ("Data source", (
             f"orthoreg registry records of {len(clinic_names)} clinic(s): {', '.join(clinic_names) or 'none'}. "
             "Procedures, grades, exams and adverse events are entered by clinic staff; questionnaires are answered by "
-            "patients at scheduled follow-ups. Analysis facts are rebuilt from the records before each report.")},
-        {"item": "Time span", "text": (
-            f"Index procedures from {c['index_from'] or '—'} to {c['index_to'] or '—'}; data as of {report['as_of']}.")},
-        {"item": "Inclusion", "text": _words(f)},
-        {"item": "Outcomes", "text": (
+            "patients at scheduled follow-ups. Analysis facts are rebuilt from the records before each report.")),
+        ("Time span", (
+            f"Index procedures from {c.index_from or '—'} to {c.index_to or '—'}; data as of {report.as_of}.")),
+        ("Inclusion", _words(f)),
+        ("Outcomes", (
             "Instruments: " + ("; ".join(instruments.values()) or "none answered") + ". " + defs.ELIGIBLE_TEXT + " "
-            + defs.CONVERSION_TEXT + " " + definitions)},
-        {"item": "Completeness", "text": completeness + ". " + defs.RESPONDED_TEXT},
-        {"item": "Statistical methods", "text": STATISTICS},
-        {"item": "Limits", "text": limits},
-        {"item": "Reporting", "text": f"Items after the {RECORD_SOURCE}."},
+            + defs.CONVERSION_TEXT + " " + definitions)),
+        ("Completeness", completeness + ". " + defs.RESPONDED_TEXT),
+        ("Statistical methods", STATISTICS),
+        ("Limits", limits),
+        ("Reporting", f"Items after the {RECORD_SOURCE}."),
     ]
+    return [MethodsItem(item=item, text=text) for item, text in items]

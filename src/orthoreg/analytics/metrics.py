@@ -31,7 +31,8 @@ from django.db.models import (
 )
 from django.db.models.functions import Cast
 
-from orthoreg.instruments.definitions import DefinitionError, UnknownInstrument, available_codes, get_definition
+from orthoreg.instruments.definitions import UnknownInstrument, available_codes, get_definition
+from orthoreg.instruments.types import DefinitionError
 
 from .models import OutcomeCell, OutcomeFact
 from .survival import with_end

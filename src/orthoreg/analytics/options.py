@@ -26,6 +26,7 @@ from orthoreg.registry.models import Patient
 from . import cohorts, selectors, summaries
 from . import definitions as defs
 from .filters import CohortFilter, CohortFilterError
+from .report_types import CohortReport
 
 RESPONDER_MONTHS = (("6m", 6), ("12m", 12))
 SURGERY_FREE_MONTHS = (12, 24)
@@ -111,57 +112,57 @@ def _pct(value: float) -> str:
     return f"{value * 100:.0f}%"
 
 
-def _responders(report: dict, code: str) -> list[dict]:
+def _responders(report: CohortReport, code: str) -> list[dict]:
     out = []
-    rows = {tp["time_point"]: tp for tp in report["time_points"]}
+    rows = {tp.time_point: tp for tp in report.time_points}
     title = defs.DEFINITIONS[code].title
     for tp, months in RESPONDER_MONTHS:
-        pain = next((i for i in rows.get(tp, {"instruments": []})["instruments"]
-                     if i["instrument"] == defs.PAIN_INSTRUMENT), None)
-        r = pain["responders"].get(code) if pain else None
-        if r is None or not r["denominator"] or r["too_few"]:
-            known = r["denominator"] if r else 0
+        point = rows.get(tp)
+        pain = next((i for i in point.instruments if i.instrument == defs.PAIN_INSTRUMENT), None) if point else None
+        r = pain.responders.get(code) if pain else None
+        if r is None or not r.denominator or r.too_few or r.rate is None or r.ci_low is None or r.ci_high is None:
+            known = r.denominator if r else 0
             out.append({"months": months, "definition": code, "rate": None, "ci_low": None, "ci_high": None,
                         "numerator": None, "denominator": known, "too_few": True,
                         "words": f"At {months} months: too few to say ({known} with a known result)." if known else
                         f"At {months} months: nobody has reached this point yet."})
             continue
-        out.append({"months": months, "definition": code, "rate": r["rate"], "ci_low": r["ci_low"],
-                    "ci_high": r["ci_high"], "numerator": r["numerator"], "denominator": r["denominator"],
+        out.append({"months": months, "definition": code, "rate": r.rate, "ci_low": r.ci_low,
+                    "ci_high": r.ci_high, "numerator": r.numerator, "denominator": r.denominator,
                     "too_few": False,
-                    "words": (f"At {months} months: {r['numerator']} of {r['denominator']} whose result is known "
-                              f"({_pct(r['rate'])}) were better ({title}); the true share is likely between "
-                              f"{_pct(r['ci_low'])} and {_pct(r['ci_high'])}.")})
+                    "words": (f"At {months} months: {r.numerator} of {r.denominator} whose result is known "
+                              f"({_pct(r.rate)}) were better ({title}); the true share is likely between "
+                              f"{_pct(r.ci_low)} and {_pct(r.ci_high)}.")})
     return out
 
 
-def _surgery_free(report: dict) -> list[dict]:
-    c = report.get("competing_risks") or {"at": []}
-    by = {a["months"]: a for a in c["at"]}
+def _surgery_free(report: CohortReport) -> list[dict]:
+    c = report.competing_risks
+    by = {a.months: a for a in c.at} if c else {}
     out = []
     for months in SURGERY_FREE_MONTHS:
         a = by.get(months)
-        if not a or a["incidence"] is None:
-            out.append({"months": months, "free": None, "ci_low": None, "ci_high": None, "at_risk": a["at_risk"] if a
+        if not a or a.incidence is None or a.ci_low is None or a.ci_high is None:
+            out.append({"months": months, "free": None, "ci_low": None, "ci_high": None, "at_risk": a.at_risk if a
                         else 0, "too_few": True,
                         "words": f"After {months // 12} year{'s' if months > 12 else ''}: too few followed this long "
                                  "to say."})
             continue
-        free, low, high = 1 - a["incidence"], 1 - a["ci_high"], 1 - a["ci_low"]
+        free, low, high = 1 - a.incidence, 1 - a.ci_high, 1 - a.ci_low
         out.append({"months": months, "free": round(free, 6), "ci_low": round(low, 6), "ci_high": round(high, 6),
-                    "at_risk": a["at_risk"], "too_few": False,
+                    "at_risk": a.at_risk, "too_few": False,
                     "words": f"After {months // 12} year{'s' if months > 12 else ''}: about {_pct(free)} had not needed "
                              f"surgery (likely between {_pct(low)} and {_pct(high)})."})
     return out
 
 
-def _lost(report: dict) -> dict:
-    flow = {row["time_point"]: row for row in report.get("flow", [])}
+def _lost(report: CohortReport) -> dict:
+    flow = {row.time_point: row for row in report.flow}
     for tp, months in reversed(RESPONDER_MONTHS):
         row = flow.get(tp)
-        if row and row["eligible"]:
-            return {"months": months, "lost": row["lost"], "eligible": row["eligible"],
-                    "words": f"{row['lost']} of {row['eligible']} due at {months} months did not answer, so their "
+        if row and row.eligible:
+            return {"months": months, "lost": row.lost, "eligible": row.eligible,
+                    "words": f"{row.lost} of {row.eligible} due at {months} months did not answer, so their "
                              "result is not known."}
     return {"months": None, "lost": 0, "eligible": 0, "words": "Nobody has been due for a follow-up yet."}
 
@@ -177,17 +178,17 @@ def options_for(q: OptionsQuery, *, clinic_ids, consented_only: bool = False, as
         kind = row["index_kind"]
         report = selectors.cohort_report(q.cohort(kind, consented_only=consented_only), clinic_ids=clinic_ids,
                                          as_of=as_of)
-        similar = report["cohort"]["episodes"]
-        serious = report["adverse_events"]["serious"]
+        similar = report.cohort.episodes
+        serious = report.adverse_events.serious
         few = summaries.too_few(similar)
         options.append({
             "treatment": kind, "label": selectors.kind_label(kind), "similar": similar, "too_few": few,
             "responders": [] if few else _responders(report, code),
             "surgery_free": [] if few else _surgery_free(report),
-            "serious_adverse_events": {**serious, "words": (
-                "Too few to say." if serious["too_few"] else
-                f"{serious['numerator']} of {serious['denominator']} had a serious side effect or complication "
-                f"({_pct(serious['rate'])}).")},
+            "serious_adverse_events": {**serious.document(), "words": (
+                "Too few to say." if serious.too_few or serious.rate is None else
+                f"{serious.numerator} of {serious.denominator} had a serious side effect or complication "
+                f"({_pct(serious.rate)}).")},
             "lost": _lost(report),
             "words": (f"{similar} similar patient{'s' if similar != 1 else ''} had {selectors.kind_label(kind).lower()}"
                       + (": too few to say anything about how it went." if few else ".")),

@@ -3,8 +3,8 @@
     report = cohort_report(CohortFilter(condition="hallux_rigidus", procedures=("bmc", "prolotherapy")),
                            clinic_ids=access.clinic_ids(user, access.RESEARCH))
 
-A report is a plain JSON-able dict (schema "orthoreg.cohort-report/1"); `comparison_report` puts two side by side
-with their differences. Everything is aggregated in the database (see metrics.py and survival.py); a report is
+A report is a typed object (report_types.CohortReport; `.document()` is its JSON, schema "orthoreg.cohort-report/1");
+`comparison_report` (a report_types.ComparisonReport) puts two side by side with their differences. Everything is aggregated in the database (see metrics.py and survival.py); a report is
 cached for a few minutes under its filters, the caller's clinics, the as-of date and a stamp of the data.
 """
 
@@ -30,6 +30,7 @@ from orthoreg.registry.models import Clinic, Patient
 from . import cohorts, disclosure, facts, methods, metrics, stats, summaries, survival, weighting
 from . import definitions as defs
 from .filters import CohortFilter, CohortFilterError
+from .report_types import Adjusted, CohortReport, ComparisonReport, DifferenceRow, SurvivalAt
 
 SCHEMA = "orthoreg.cohort-report/1"
 CACHE_SECONDS = 300
@@ -205,7 +206,7 @@ def _definitions() -> dict:
 # ------------------------------------------------------------------------------------------------ reports
 
 def _compute(f: CohortFilter, *, clinic_ids, as_of: dt.date, analyses: bool = True
-             ) -> tuple[dict, list[tuple[int, bool]]]:
+             ) -> tuple[CohortReport, list[tuple[int, bool]]]:
     infos = metrics.instrument_infos()
     members = cohorts.cohort_episodes(f, clinic_ids=clinic_ids)
     summary = cohort_summary(members)
@@ -231,7 +232,7 @@ def _compute(f: CohortFilter, *, clinic_ids, as_of: dt.date, analyses: bool = Tr
         if analyses else {}
     points = summaries.time_points(cells, infos, treated=treated, passes=passes, distributions=analyses)
     top = headline(points)
-    report = {
+    sections = {
         "schema": SCHEMA, "generated_at": timezone.now().isoformat(timespec="seconds"), "as_of": as_of.isoformat(),
         "filters": f.as_dict(), "description": f.describe(), "cohort": summary,
         "headline": top, "time_points": points, "flow": summaries.flow(points, treated),
@@ -241,16 +242,18 @@ def _compute(f: CohortFilter, *, clinic_ids, as_of: dt.date, analyses: bool = Tr
         "definitions": _definitions(),
     }
     if analyses:
-        report["cumulative_incidence"], report["competing_risks"] = incidence_section(competing)
+        sections["cumulative_incidence"], sections["competing_risks"] = incidence_section(competing)
         anchor = infos.get(defs.PAIN_INSTRUMENT)
         # the baseline of the groups at the headline time point only: one pass over that time point's facts
         groups = metrics.baseline_by_group(metrics.eligible_outcomes(members, as_of=as_of)
                                            .filter(time_point=top["time_point"]), anchor) \
             if anchor is not None and treated and top else []
-        report["loss_to_follow_up"] = summaries.loss_to_follow_up(points, groups, defs.PAIN_INSTRUMENT)
+        sections["loss_to_follow_up"] = summaries.loss_to_follow_up(points, groups, defs.PAIN_INSTRUMENT)
+    report = CohortReport.model_validate(sections)
+    if analyses:
         names = list(Clinic.objects.filter(pk__in=members.values("clinic_id")).order_by("name")
                      .values_list("name", flat=True)) if treated else []
-        report["methods"] = methods.methods(report, f, clinic_names=names)
+        report.methods = methods.methods(report, f, clinic_names=names)
     return report, pairs
 
 
@@ -267,7 +270,7 @@ def _cache_key(kind: str, filters: list[CohortFilter], clinic_ids, as_of: dt.dat
 
 
 def cohort_report(f: CohortFilter, *, clinic_ids, as_of: dt.date | None = None, use_cache: bool = True,
-                  analyses: bool = True) -> dict:
+                  analyses: bool = True) -> CohortReport:
     """The full report of one cohort among the clinics `clinic_ids` (the caller's scope)."""
     as_of = as_of or timezone.localdate()
     key = _cache_key("cohort" if analyses else "cohort-plain", [f], clinic_ids, as_of) if use_cache else None
@@ -281,7 +284,7 @@ def cohort_report(f: CohortFilter, *, clinic_ids, as_of: dt.date | None = None, 
 
 
 def comparison_report(a: CohortFilter, b: CohortFilter, *, clinic_ids, as_of: dt.date | None = None,
-                      use_cache: bool = True, analyses: bool = True) -> dict:
+                      use_cache: bool = True, analyses: bool = True) -> ComparisonReport:
     """Two cohorts side by side: both reports, their differences with 95% CIs and the log-rank test."""
     as_of = as_of or timezone.localdate()
     key = _cache_key("comparison" if analyses else "comparison-plain", [a, b], clinic_ids, as_of) \
@@ -293,8 +296,8 @@ def comparison_report(a: CohortFilter, b: CohortFilter, *, clinic_ids, as_of: dt
         second, pairs_b = _compute(b, clinic_ids=clinic_ids, as_of=as_of, analyses=analyses)
         overlap = cohorts.cohort_episodes(a, clinic_ids=clinic_ids).filter(
             pk__in=cohorts.cohort_episodes(b, clinic_ids=clinic_ids).values("pk")).count()
-    report = {
-        "schema": SCHEMA, "comparison": True, "generated_at": first["generated_at"], "as_of": as_of.isoformat(),
+    report = ComparisonReport.model_validate({
+        "schema": SCHEMA, "comparison": True, "generated_at": first.generated_at, "as_of": as_of.isoformat(),
         "cohorts": [first, second],
         "differences": differences(first, second),
         "survival_test": None if summaries.too_few(len(pairs_a)) or summaries.too_few(len(pairs_b)) else
@@ -302,10 +305,10 @@ def comparison_report(a: CohortFilter, b: CohortFilter, *, clinic_ids, as_of: dt
                       [e for _, e in pairs_b]),
         "overlap": overlap,
         "limits": comparison_limits(first, second, overlap),
-    }
+    })
     if analyses:
         with analytics_session():
-            report["adjusted"] = adjusted_section(a, b, first, second, overlap, clinic_ids=clinic_ids, as_of=as_of)
+            report.adjusted = adjusted_section(a, b, first, second, overlap, clinic_ids=clinic_ids, as_of=as_of)
     if key:
         cache.set(key, report, CACHE_SECONDS)
     return report
@@ -314,30 +317,31 @@ def comparison_report(a: CohortFilter, b: CohortFilter, *, clinic_ids, as_of: dt
 ADJUSTED_HORIZON_MONTHS = 12
 
 
-def adjusted_section(a: CohortFilter, b: CohortFilter, first: dict, second: dict, overlap: int, *, clinic_ids,
-                     as_of: dt.date) -> dict:
+def adjusted_section(a: CohortFilter, b: CohortFilter, first: CohortReport, second: CohortReport, overlap: int, *,
+                     clinic_ids, as_of: dt.date) -> Adjusted:
     """The case-mix adjusted comparison (weighting.py): the difference (A minus B) in the pain MCID responder rate at
     the headline time point and in survival free of surgery at 12 months, weighted for the measured differences;
     or `reason` when no adjusted figure can be given."""
-    head = first.get("headline") or second.get("headline")
+    head = first.headline or second.headline
     info = metrics.instrument_infos().get(defs.PAIN_INSTRUMENT)
     base = {"definition": defs.MCID.code, "instrument": defs.PAIN_INSTRUMENT,
-            "time_point": head["time_point"] if head else None, "label": head["label"] if head else None,
+            "time_point": head.time_point if head else None, "label": head.label if head else None,
             "horizon_months": ADJUSTED_HORIZON_MONTHS,
             "sentence": weighting.SENTENCE.format(covariates="age, sex, condition, grade, baseline pain and clinic, "
                                                              "as far as they were recorded")}
     if overlap:
-        return {**base, "reason": "The two cohorts share patients, so they cannot be weighted against each other: no "
-                                  "adjusted figure."}
+        return Adjusted.model_validate({
+            **base, "reason": "The two cohorts share patients, so they cannot be weighted against each other: no "
+                              "adjusted figure."})
     if head is None or info is None:
-        return {**base, "reason": "No time point with pain answers yet: no adjusted figure."}
+        return Adjusted.model_validate({**base, "reason": "No time point with pain answers yet: no adjusted figure."})
     rows = []
     for flag, f in ((True, a), (False, b)):
         members = cohorts.cohort_episodes(f, clinic_ids=clinic_ids)
-        rows += [(flag, *r) for r in metrics.comparison_rows(members, as_of=as_of, time_point=head["time_point"],
+        rows += [(flag, *r) for r in metrics.comparison_rows(members, as_of=as_of, time_point=head.time_point,
                                                              info=info)]
     if not rows:
-        return {**base, "reason": "Nobody treated in either cohort: no adjusted figure."}
+        return Adjusted.model_validate({**base, "reason": "Nobody treated in either cohort: no adjusted figure."})
     cols = list(zip(*rows))
     (in_a, _pk, age, sex, condition, grade, clinic, baseline, answered, score, bl_out, converted_tp, eligible, days,
      converted) = cols
@@ -358,50 +362,51 @@ def adjusted_section(a: CohortFilter, b: CohortFilter, first: dict, second: dict
     result = weighting.adjusted_difference(
         x, names, np.array(in_a), np.array(responder), np.array(days, dtype=float), np.array(converted, dtype=bool),
         horizon_days=round(ADJUSTED_HORIZON_MONTHS * DAYS_PER_MONTH))
-    return {**base, **result}
+    return Adjusted.model_validate({**base, **result})
 
 
-def differences(first: dict, second: dict) -> list[dict]:
+def differences(first: CohortReport, second: CohortReport) -> list[DifferenceRow]:
     """Per time point and instrument: first minus second, for every responder rate (Newcombe 95% CI) and the mean
     change from baseline (Welch 95% CI)."""
-    theirs = {(tp["time_point"], i["instrument"]): i for tp in second["time_points"] for i in tp["instruments"]}
+    theirs = {(tp.time_point, i.instrument): i for tp in second.time_points for i in tp.instruments}
     out = []
-    for tp in first["time_points"]:
-        for mine in tp["instruments"]:
-            other = theirs.get((tp["time_point"], mine["instrument"]))
+    for tp in first.time_points:
+        for mine in tp.instruments:
+            other = theirs.get((tp.time_point, mine.instrument))
             if other is None:
                 continue
             rates = {}
-            for code, r1 in mine["responders"].items():
-                r2 = other["responders"].get(code)
+            for code, r1 in mine.responders.items():
+                r2 = other.responders.get(code)
                 if r2 is None:
                     continue
-                if r1["too_few"] or r2["too_few"]:  # the small-number rule: no difference, "too few"
+                if r1.too_few or r2.too_few:  # the small-number rule: no difference, "too few"
                     rates[code] = {"difference": None, "ci_low": None, "ci_high": None, "too_few": True}
                     continue
-                d, low, high = stats.newcombe_difference(r1["numerator"], r1["denominator"], r2["numerator"],
-                                                         r2["denominator"])
+                d, low, high = stats.newcombe_difference(r1.numerator, r1.denominator, r2.numerator, r2.denominator)
                 rates[code] = {"difference": _round(d), "ci_low": _round(low), "ci_high": _round(high),
                                "too_few": False}
             change = None
-            if mine["change"] and other["change"] and (mine["change"]["too_few"] or other["change"]["too_few"]):
+            if mine.change and other.change and (mine.change.too_few or other.change.too_few):
                 change = {"difference": None, "ci_low": None, "ci_high": None, "too_few": True}
-            elif mine["change"] and other["change"]:
-                c1, c2 = mine["change"], other["change"]
-                d, low, high = stats.mean_difference_ci(c1["n"], c1["mean"], c1["sd"], c2["n"], c2["mean"], c2["sd"])
+            elif mine.change and other.change:
+                c1, c2 = mine.change, other.change
+                d, low, high = stats.mean_difference_ci(c1.n, c1.mean, c1.sd, c2.n, c2.mean, c2.sd)
                 change = {"difference": _round(d), "ci_low": _round(low), "ci_high": _round(high), "too_few": False}
-            out.append({"time_point": tp["time_point"], "label": tp["label"], "instrument": mine["instrument"],
-                        "title": mine["title"], "responders": rates, "mean_change": change})
+            out.append(DifferenceRow.model_validate({
+                "time_point": tp.time_point, "label": tp.label, "instrument": mine.instrument, "title": mine.title,
+                "responders": rates, "mean_change": change}))
     ae = {}
     for code in ("any", "serious"):
-        r1, r2 = first["adverse_events"][code], second["adverse_events"][code]
-        if r1["too_few"] or r2["too_few"]:
+        r1, r2 = getattr(first.adverse_events, code), getattr(second.adverse_events, code)
+        if r1.too_few or r2.too_few:
             ae[code] = {"difference": None, "ci_low": None, "ci_high": None, "too_few": True}
             continue
-        d, low, high = stats.newcombe_difference(r1["numerator"], r1["denominator"], r2["numerator"], r2["denominator"])
+        d, low, high = stats.newcombe_difference(r1.numerator, r1.denominator, r2.numerator, r2.denominator)
         ae[code] = {"difference": _round(d), "ci_low": _round(low), "ci_high": _round(high), "too_few": False}
-    out.append({"time_point": None, "label": "Any time", "instrument": None, "title": "Adverse events",
-                "responders": {}, "mean_change": None, "adverse_events": ae})
+    out.append(DifferenceRow.model_validate({
+        "time_point": None, "label": "Any time", "instrument": None, "title": "Adverse events", "responders": {},
+        "mean_change": None, "adverse_events": ae}))
     return out
 
 
@@ -409,10 +414,10 @@ def _round(value):
     return None if value is None else round(float(value), 6)
 
 
-def comparison_limits(first: dict, second: dict, overlap: int) -> str:
+def comparison_limits(first: CohortReport, second: CohortReport, overlap: int) -> str:
     """The limits of a comparison: each cohort's loss to follow-up stated on its own (never pooled)."""
-    losses = [(letter, r["headline"]["lost"], r["headline"]["eligible"], r["headline"]["label"].lower())
-              for letter, r in zip(("A", "B"), (first, second)) if r["headline"]]
+    losses = [(letter, r.headline.lost, r.headline.eligible, r.headline.label.lower())
+              for letter, r in zip(("A", "B"), (first, second)) if r.headline]
     text = defs.comparison_limits_sentence(losses)
     if overlap:
         text += (f" {overlap} episode{'s are' if overlap != 1 else ' is'} in both cohorts, so they are not "
@@ -420,7 +425,8 @@ def comparison_limits(first: dict, second: dict, overlap: int) -> str:
     return text
 
 
-def report_for(cohort: CohortFilter, versus: CohortFilter | None, *, clinic_ids, as_of: dt.date | None = None) -> dict:
+def report_for(cohort: CohortFilter, versus: CohortFilter | None, *, clinic_ids, as_of: dt.date | None = None
+               ) -> CohortReport | ComparisonReport:
     """The cohort report, or the comparison when a second cohort is given: what the page, API and CLI call."""
     if versus is None:
         return cohort_report(cohort, clinic_ids=clinic_ids, as_of=as_of)
@@ -449,14 +455,14 @@ def clinic_glance(user) -> dict | None:
         return {"withheld": " ".join(m for msgs in exc.errors.values() for m in msgs),
                 "url": reverse("reports:cohort")}
     report = cohort_report(f, clinic_ids=ids)
-    head = report["headline"]
-    twelve = next((a for a in report["survival"]["at"] if a["months"] == 12), None)
+    head = report.headline
+    twelve: SurvivalAt | None = next((a for a in report.survival.at if a.months == 12), None)
     return {
         "consented_only": f.consented_only,
         "clinics": list(Clinic.objects.filter(pk__in=ids).order_by("name").values_list("name", flat=True)),
-        "treated": report["cohort"]["episodes"], "headline": head,
-        "pain_50": head["responders"].get(defs.PAIN_50.code) if head else None,
-        "survival_12": twelve, "serious": report["adverse_events"]["serious"],
-        "follow_up_days": report["survival"]["median_follow_up_days"],
+        "treated": report.cohort.episodes, "headline": head,
+        "pain_50": head.responders.get(defs.PAIN_50.code) if head else None,
+        "survival_12": twelve, "serious": report.adverse_events.serious,
+        "follow_up_days": report.survival.median_follow_up_days,
         "url": reverse("reports:cohort") + "?show=1",
     }

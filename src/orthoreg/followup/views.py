@@ -20,12 +20,14 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from orthoreg.accounts import access
-from orthoreg.instruments.definitions import DefinitionError, UnknownInstrument, get_definition
+from orthoreg.instruments.definitions import UnknownInstrument, get_definition
+from orthoreg.instruments.forms import InstrumentForm
+from orthoreg.instruments.types import DefinitionError
 from orthoreg.registry.forms import apply_errors
 from orthoreg.registry.models import Clinic
 
 from . import selectors, services, wording
-from .forms import CancelForm, InstrumentForm, ProtocolForm, RevokeForm, time_point_formset
+from .forms import CancelForm, ProtocolForm, RevokeForm, time_point_formset
 from .models import Assessment, Invitation, Protocol
 
 # ------------------------------------------------------------------------------------------ patient pages

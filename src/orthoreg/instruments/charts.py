@@ -20,8 +20,9 @@ from django.utils import timezone
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from .definitions import DefinitionError, UnknownInstrument, format_number, get_definition
+from .definitions import UnknownInstrument, get_definition
 from .selectors import Trajectory
+from .types import DefinitionError, format_number
 
 INK = "#1d2733"
 MUTED = "#5d6b7a"

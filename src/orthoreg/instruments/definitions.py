@@ -40,39 +40,8 @@ from typing import Any
 
 from django.conf import settings
 
-from .fhir import apply_pack, check_pack, flat_items, parse_definition
-from .types import (
-    BETTER,
-    CODE_RE,
-    EXT,
-    EXT_INSTRUMENT,
-    EXT_MAX,
-    EXT_MIN,
-    EXT_NOT_APPLICABLE,
-    EXT_ORDINAL,
-    EXT_SUBSCALE,
-    EXT_TRANSLATION,
-    ITEM_TYPES,
-    METHODS,
-    PLACEHOLDER_MARK,
-    Definition,
-    DefinitionError,
-    Item,
-    Licence,
-    Option,
-    Subscale,
-    format_number,
-    min_answered_for,
-)
-
-__all__ = [
-    "BETTER", "CODE_RE", "EXT", "EXT_INSTRUMENT", "EXT_MAX", "EXT_MIN", "EXT_NOT_APPLICABLE", "EXT_ORDINAL",
-    "EXT_SUBSCALE", "EXT_TRANSLATION", "ITEM_TYPES", "METHODS", "PLACEHOLDER_MARK", "SHIPPED_DIR", "SHIPPED_ORDER",
-    "Definition", "DefinitionError", "Item", "Licence", "Option", "Subscale", "UnknownInstrument",
-    "all_definitions", "apply_pack", "available_codes", "check_pack", "clear_caches", "flat_items",
-    "format_number", "get_definition", "min_answered_for", "packs_dir", "parse_definition", "scoring_definition",
-    "shipped_codes", "site_codes", "site_dir",
-]
+from .fhir import apply_pack, check_pack, parse_definition
+from .types import CODE_RE, Definition, DefinitionError
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,8 @@ from simple_history.models import HistoricalRecords
 
 from orthoreg.formats import format_date
 
-from .definitions import DefinitionError, UnknownInstrument, format_number, get_definition
+from .definitions import UnknownInstrument, get_definition
+from .types import DefinitionError, format_number
 
 
 class Response(models.Model):

@@ -33,16 +33,8 @@ from dataclasses import dataclass, field
 
 from django.utils.html import strip_tags
 
-from .definitions import (
-    CODE_RE,
-    EXT_INSTRUMENT,
-    EXT_MAX,
-    EXT_MIN,
-    EXT_ORDINAL,
-    EXT_SUBSCALE,
-    DefinitionError,
-    parse_definition,
-)
+from .fhir import parse_definition
+from .types import CODE_RE, EXT_INSTRUMENT, EXT_MAX, EXT_MIN, EXT_ORDINAL, EXT_SUBSCALE, DefinitionError
 
 COLUMNS = (
     "Variable / Field Name", "Form Name", "Section Header", "Field Type", "Field Label",

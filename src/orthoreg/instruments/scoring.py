@@ -22,7 +22,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from .definitions import Definition, Item, Subscale, format_number, scoring_definition
+from .definitions import scoring_definition
+from .types import Definition, Item, Subscale, format_number
 
 Answer = int | float | None
 

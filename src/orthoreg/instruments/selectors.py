@@ -10,16 +10,9 @@ from django.db.models import QuerySet
 from orthoreg.formats import format_date
 from orthoreg.registry.rules import time_point_label
 
-from .definitions import (
-    Definition,
-    DefinitionError,
-    Subscale,
-    UnknownInstrument,
-    available_codes,
-    format_number,
-    get_definition,
-)
+from .definitions import UnknownInstrument, available_codes, get_definition
 from .models import Response
+from .types import Definition, DefinitionError, Subscale, format_number
 
 
 def episode_responses(episode, instrument: str | None = None) -> QuerySet[Response]:

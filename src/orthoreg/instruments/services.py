@@ -19,9 +19,11 @@ from orthoreg.registry import rules
 from orthoreg.registry.rules import TIME_POINT_RE
 
 from . import definitions
-from .definitions import Definition, DefinitionError, UnknownInstrument, format_number
+from .definitions import UnknownInstrument
+from .fhir import check_pack, parse_definition
 from .models import Response
 from .scoring import score_definition
+from .types import EXT, Definition, DefinitionError, format_number
 
 TIME_POINTS = rules.time_point_choices()  # the form's choices: the standard time points, labelled
 time_point_label = rules.time_point_label  # (registry.rules: one home)
@@ -132,7 +134,7 @@ def instrument_install(*, resource, replace: bool = False) -> Definition:
         raise DefinitionError(["not a FHIR Questionnaire (resourceType must be 'Questionnaire')"])
     code = resource.get("id")
     if isinstance(code, str) and code in definitions.shipped_codes():
-        errors = definitions.check_pack(resource, definitions.scoring_definition(code))
+        errors = check_pack(resource, definitions.scoring_definition(code))
         if errors:
             raise DefinitionError(errors, f"pack for {code}")
         path = definitions.packs_dir() / f"{code}.json"
@@ -141,7 +143,7 @@ def instrument_install(*, resource, replace: bool = False) -> Definition:
     else:
         if code in RESERVED_CODES:
             raise DefinitionError([f"id {code!r} is reserved; choose another instrument code"])
-        definitions.parse_definition(resource, origin="site", source=f"definition {code}")
+        parse_definition(resource, origin="site", source=f"definition {code}")
         path = definitions.site_dir() / f"{code}.json"
         if path.exists() and not replace:
             raise DefinitionError([f"a site definition {code} is already installed; use --replace to replace it"])
@@ -150,7 +152,7 @@ def instrument_install(*, resource, replace: bool = False) -> Definition:
     return definitions.get_definition(code)
 
 
-REVIEW_EXT = definitions.EXT + "review"
+REVIEW_EXT = EXT + "review"
 
 
 def _as_draft(resource: dict) -> dict:
@@ -169,7 +171,7 @@ def instrument_review(*, code: str, actor, note: str = "", request=None) -> Defi
     resource = json.loads(path.read_text(encoding="utf-8"))
     if resource.get("status") != "draft":
         raise DefinitionError([f"{code} has already been reviewed"])
-    definitions.parse_definition(resource, origin="site", source=f"definition {code}")
+    parse_definition(resource, origin="site", source=f"definition {code}")
     username = getattr(actor, "get_username", lambda: "")()
     if not username:
         raise DefinitionError(["a review needs the person who did it"])

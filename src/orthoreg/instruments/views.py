@@ -13,9 +13,10 @@ from orthoreg.accounts import access
 from orthoreg.registry import rules
 
 from . import charts, selectors, services
-from .definitions import DefinitionError, UnknownInstrument, all_definitions, format_number, get_definition
-from .forms import InstrumentPickForm, ResponseForm
+from .definitions import UnknownInstrument, all_definitions, get_definition
+from .forms import InstrumentForm, InstrumentPickForm
 from .models import Response
+from .types import DefinitionError, format_number
 
 # The chart is an image of our own making with no script; its inline styles need this when it is opened
 # on its own (the site's policy forbids inline styles in pages).
@@ -65,7 +66,7 @@ def response_new(request, patient_id: int):
         messages.error(request, f"Unknown instrument {code!r}: choose one from the list.")
     if definition is None:
         return render(request, "instruments/response_pick.html", {"patient": patient, "pick": pick})
-    form = ResponseForm(request.POST or None, initial=initial, definition=definition, patient=patient)
+    form = InstrumentForm(request.POST or None, initial=initial, definition=definition, patient=patient)
     if request.method == "POST" and form.is_valid():
         try:
             response = services.response_record(

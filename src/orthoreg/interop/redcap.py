@@ -30,9 +30,10 @@ from orthoreg.accounts.models import AuditEvent
 from orthoreg.accounts.services import audit_record
 from orthoreg.instruments import redcap as dictionaries
 from orthoreg.instruments import services as instrument_services
-from orthoreg.instruments.definitions import DefinitionError, UnknownInstrument, get_definition
+from orthoreg.instruments.definitions import UnknownInstrument, get_definition
 from orthoreg.instruments.models import Response
 from orthoreg.instruments.services import TIME_POINT_RE
+from orthoreg.instruments.types import DefinitionError
 from orthoreg.registry import coding
 from orthoreg.registry import services as registry
 from orthoreg.registry.models import Clinic, Episode, Patient, Procedure

@@ -19,10 +19,11 @@ from orthoreg.analytics import cohorts, selectors, summaries
 from orthoreg.analytics import definitions as defs
 from orthoreg.analytics.filters import CohortFilter
 from orthoreg.analytics.metrics import instrument_infos
+from orthoreg.analytics.report_types import CohortReport, InstrumentRow, TimePoint
 from orthoreg.followup.models import Assessment
 from orthoreg.formats import format_date
-from orthoreg.instruments.definitions import format_number
 from orthoreg.instruments.selectors import Trajectory, episode_trajectories
+from orthoreg.instruments.types import format_number
 from orthoreg.registry import rules
 from orthoreg.registry import selectors as registry_selectors
 from orthoreg.registry.coding import ProcedureKind
@@ -256,25 +257,26 @@ def result_words(initials: str, possessive: str, pain: Trajectory | None, latest
     return result, note
 
 
-def similar_summary(report: dict, time_point: str | None, relaxed: list[str]) -> dict:
-    """The matching cohort's numbers at the patient's time point (else its headline time point)."""
-    rows = {tp["time_point"]: tp for tp in report["time_points"]}
+def similar_summary(report: CohortReport, time_point: str | None, relaxed: list[str]) -> dict:
+    """The matching cohort's numbers at the patient's time point (else its headline time point): parts of the cohort
+    report (`report`, `time_point`, `pain` and `baseline` rows, `survival_12`) with what the case adds."""
+    rows = {tp.time_point: tp for tp in report.time_points}
     tp = rows.get(time_point) if time_point else None
-    if tp is None and report.get("headline"):
-        tp = rows.get(report["headline"]["time_point"])
+    if tp is None and report.headline:
+        tp = rows.get(report.headline.time_point)
     pain = _pain_row(tp)
     baseline = _pain_row(rows.get("baseline"))
-    twelve = next((a for a in report["survival"]["at"] if a["months"] == 12), None)
-    return {"report": report, "description": report["description"], "n": report["cohort"]["episodes"],
+    twelve = next((a for a in report.survival.at if a.months == 12), None)
+    return {"report": report, "description": report.description, "n": report.cohort.episodes,
             "relaxed": relaxed, "time_point": tp, "pain": pain,
-            "baseline": baseline["score"] if baseline else None, "change": pain["change"] if pain else None,
-            "survival_12": twelve, "too_few": report["cohort"]["episodes"] < MIN_SIMILAR}
+            "baseline": baseline.score if baseline else None, "change": pain.change if pain else None,
+            "survival_12": twelve, "too_few": report.cohort.episodes < MIN_SIMILAR}
 
 
-def _pain_row(time_point: dict | None) -> dict | None:
+def _pain_row(time_point: TimePoint | None) -> InstrumentRow | None:
     if not time_point:
         return None
-    return next((i for i in time_point["instruments"] if i["instrument"] == defs.PAIN_INSTRUMENT), None)
+    return next((i for i in time_point.instruments if i.instrument == defs.PAIN_INSTRUMENT), None)
 
 
 def patient_pain(case: CaseReport) -> dict | None:

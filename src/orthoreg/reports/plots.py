@@ -1,5 +1,5 @@
 """The report charts: one matplotlib code path (Figure API on the Agg/SVG canvases, no pyplot state) giving SVG for
-the web pages and PNG for the PDFs. Each function takes plain report dicts (analytics.selectors), one per cohort.
+the web pages and PNG for the PDFs. Each function takes cohort reports (analytics.report_types.CohortReport), one per cohort.
 
     svg = render(survival_figure([("All", report)]), "svg")
 """
@@ -19,6 +19,16 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import PercentFormatter
 
 from orthoreg.analytics import definitions as defs
+from orthoreg.analytics.report_types import (
+    CohortReport,
+    ComparisonReport,
+    CurvePoint,
+    InstrumentRow,
+    KMRow,
+    Summary,
+    Survival,
+    TimePoint,
+)
 from orthoreg.instruments.charts import ACCENT, INK, LINE, MUTED, render  # noqa: F401
 
 COLOURS = (ACCENT, "#b26a00", "#6a4c93")
@@ -28,7 +38,7 @@ CHARTS = ("trajectory", "change", "responders", "responders_over_time", "surviva
 DISTRIBUTION = "distribution-"  # chart name prefix: "distribution-nprs", one chart per instrument
 MIN_AT_RISK = 10  # analytics.selectors.CURVE_MIN_AT_RISK: curves are dashed (Kaplan-Meier) or stop below it
 
-Cohorts = list[tuple[str, dict]]  # (label, report)
+Cohorts = list[tuple[str, CohortReport]]  # (label, report)
 
 
 def months_of(time_point: str) -> float:
@@ -68,13 +78,13 @@ def _empty(ax, text: str) -> None:
 TOO_FEW = "too few to estimate (fewer than 5)"
 
 
-def _count(summary: dict) -> str:
+def _count(summary: Summary) -> str:
     """A count under a chart: "3 (too few)" below the small-number rule, where the chart has no point."""
-    return f"{summary['n']} (too few)" if summary.get("too_few") else str(summary["n"])
+    return f"{summary.n} (too few)" if summary.too_few else str(summary.n)
 
 
-def _rows(report: dict, instrument: str) -> list[tuple[dict, dict]]:
-    return [(tp, row) for tp in report["time_points"] for row in tp["instruments"] if row["instrument"] == instrument]
+def _rows(report: CohortReport, instrument: str) -> list[tuple[TimePoint, InstrumentRow]]:
+    return [(tp, row) for tp in report.time_points for row in tp.instruments if row.instrument == instrument]
 
 
 def _count_table(fig, grid_cell, ax, rows: Sequence[tuple[str, Mapping[Any, Any]]],
@@ -101,23 +111,23 @@ def trajectory_figure(cohorts: Cohorts, *, instrument: str = defs.PAIN_INSTRUMEN
     counts: list[tuple[str, dict[float, str]]] = []
     ticks: dict[float, str] = {}
     for n, (label, report) in enumerate(cohorts):
-        answered = [(tp, row) for tp, row in _rows(report, instrument) if row[measure] and row[measure]["n"]]
+        answered = [(tp, row) for tp, row in _rows(report, instrument) if getattr(row, measure) and getattr(row, measure).n]
         # The small-number rule: a time point with too few answers is a count under the axis, never a point.
-        counts.append((label, {months_of(tp["time_point"]): _count(row[measure]) for tp, row in answered}))
-        ticks.update({months_of(tp["time_point"]): _short(tp["label"]) for tp, _ in answered})
-        points = [(tp, row) for tp, row in answered if row[measure]["mean"] is not None]
+        counts.append((label, {months_of(tp.time_point): _count(getattr(row, measure)) for tp, row in answered}))
+        ticks.update({months_of(tp.time_point): _short(tp.label) for tp, _ in answered})
+        points = [(tp, row) for tp, row in answered if getattr(row, measure).mean is not None]
         if answered:
-            title, better = answered[0][1]["title"], answered[0][1]["better"]
+            title, better = answered[0][1].title, answered[0][1].better
         if not points:
             continue
-        xs = [months_of(tp["time_point"]) for tp, _ in points]
-        summaries = [row[measure] for _, row in points]
-        ys = [s["mean"] for s in summaries]
-        lows = [s["ci_low"] if s["ci_low"] is not None else s["mean"] for s in summaries]
-        highs = [s["ci_high"] if s["ci_high"] is not None else s["mean"] for s in summaries]
+        xs = [months_of(tp.time_point) for tp, _ in points]
+        summaries = [getattr(row, measure) for _, row in points]
+        ys = [s.mean for s in summaries]
+        lows = [s.ci_low if s.ci_low is not None else s.mean for s in summaries]
+        highs = [s.ci_high if s.ci_high is not None else s.mean for s in summaries]
         row = points[0][1]
-        if measure == "score" and row.get("minimum") is not None:
-            low_end, high_end = row["minimum"], row["maximum"]
+        if measure == "score" and row.minimum is not None:
+            low_end, high_end = row.minimum, row.maximum
             scale = (low_end, high_end)
             lows = [min(max(v, low_end), high_end) for v in lows]
             highs = [min(max(v, low_end), high_end) for v in highs]
@@ -154,33 +164,33 @@ def responder_figure(cohorts: Cohorts, *, width: float = 6.4, height: float = 3.
     ax = fig.add_subplot()
     order = [d.code for d in defs.DEFINITIONS.values()]
     titles = {d.code: d.title for d in defs.DEFINITIONS.values()}
-    heads = [(label, r["headline"]) for label, r in cohorts if r.get("headline")]
+    heads = [(label, r.headline) for label, r in cohorts if r.headline]
     if not heads:
         _empty(ax, "no time point with answers yet")
         style_axes(ax, "Responders")
         return fig
-    codes = [c for c in order if any(c in h["responders"] for _, h in heads)]
+    codes = [c for c in order if any(c in h.responders for _, h in heads)]
     height_each = 0.8 / len(heads)
     for n, (label, head) in enumerate(heads):
         colour = COLOURS[n % len(COLOURS)]
         for k, code in enumerate(codes):
-            r = head["responders"].get(code)
+            r = head.responders.get(code)
             if not r:
                 continue
             y = k + (n - (len(heads) - 1) / 2) * height_each
-            if r["rate"] is None:  # too few (the small-number rule): the count only, no bar
-                if r["denominator"]:
-                    ax.text(0.01, y, f"too few to estimate (n={r['denominator']})", va="center", fontsize=7,
+            if r.rate is None:  # too few (the small-number rule): the count only, no bar
+                if r.denominator:
+                    ax.text(0.01, y, f"too few to estimate (n={r.denominator})", va="center", fontsize=7,
                             color=MUTED)
                 continue
-            ax.barh(y, r["rate"], height=height_each * 0.9, color=BANDS[n % len(BANDS)], edgecolor=colour,
-                    linewidth=1, label=f"{label} ({head['label'].lower()})" if k == 0 else None)
-            ax.errorbar(r["rate"], y, xerr=[[r["rate"] - r["ci_low"]], [r["ci_high"] - r["rate"]]], fmt="none",
+            ax.barh(y, r.rate, height=height_each * 0.9, color=BANDS[n % len(BANDS)], edgecolor=colour,
+                    linewidth=1, label=f"{label} ({head.label.lower()})" if k == 0 else None)
+            ax.errorbar(r.rate, y, xerr=[[r.rate - r.ci_low], [r.ci_high - r.rate]], fmt="none",
                         ecolor=INK, elinewidth=1, capsize=2.5)
-            if r["worst_case_rate"] is not None:
-                ax.plot(r["worst_case_rate"], y, marker="|", markersize=9, color="#b3261e", markeredgewidth=1.6,
+            if r.worst_case_rate is not None:
+                ax.plot(r.worst_case_rate, y, marker="|", markersize=9, color="#b3261e", markeredgewidth=1.6,
                         label="worst case" if n == 0 and k == 0 else None)
-            ax.text(1.02, y, f"{r['numerator']}/{r['denominator']}", va="center", fontsize=7, color=colour,
+            ax.text(1.02, y, f"{r.numerator}/{r.denominator}", va="center", fontsize=7, color=colour,
                     transform=ax.get_yaxis_transform())
     ax.set_yticks(range(len(codes)), [textwrap.fill(titles[c], 16) for c in codes], fontsize=7.5)
     ax.invert_yaxis()
@@ -202,19 +212,19 @@ def responders_over_time_figure(cohorts: Cohorts, *, instrument: str = defs.PAIN
     drawn = False
     ticks: dict[float, str] = {}
     for n, (label, report) in enumerate(cohorts):
-        points = [(tp, row["responders"][definition]) for tp, row in _rows(report, instrument)
-                  if definition in row["responders"] and row["responders"][definition]["rate"] is not None]
+        points = [(tp, row.responders[definition]) for tp, row in _rows(report, instrument)
+                  if definition in row.responders and row.responders[definition].rate is not None]
         if not points:
             continue
         colour = COLOURS[n % len(COLOURS)]
-        xs = [months_of(tp["time_point"]) + 0.25 * (n - (len(cohorts) - 1) / 2) for tp, _ in points]
-        ys = [r["rate"] for _, r in points]
-        ax.errorbar(xs, ys, yerr=[[r["rate"] - r["ci_low"] for _, r in points],
-                                  [r["ci_high"] - r["rate"] for _, r in points]],
+        xs = [months_of(tp.time_point) + 0.25 * (n - (len(cohorts) - 1) / 2) for tp, _ in points]
+        ys = [r.rate for _, r in points]
+        ax.errorbar(xs, ys, yerr=[[r.rate - r.ci_low for _, r in points],
+                                  [r.ci_high - r.rate for _, r in points]],
                     fmt="o-", color=colour, ecolor=colour, elinewidth=1, capsize=2.5, markersize=4, label=label)
-        ax.plot(xs, [r["worst_case_rate"] for _, r in points], linestyle=":", color=colour, linewidth=1,
+        ax.plot(xs, [r.worst_case_rate for _, r in points], linestyle=":", color=colour, linewidth=1,
                 label=f"{label}, worst case")
-        ticks.update({months_of(tp["time_point"]): _short(tp["label"]) for tp, _ in points})
+        ticks.update({months_of(tp.time_point): _short(tp.label) for tp, _ in points})
         drawn = True
     if not drawn:
         _empty(ax, "no answers yet")
@@ -229,20 +239,20 @@ def responders_over_time_figure(cohorts: Cohorts, *, instrument: str = defs.PAIN
     return fig
 
 
-def survival_steps(s: dict) -> tuple[list[float], list[float], list[float], list[float]]:
+def survival_steps(s: Survival) -> tuple[list[float], list[float], list[float], list[float]]:
     """Months, survival and the 95% band of a report's survival section as post-steps to the longest follow-up.
     Drawn from the curve, whose interval after time 0 is never the empty [1, 1] and is the one the estimates at 3,
     6, 12... months report (a cohort with no conversion has a band); the event table only for a report made
     before the curve was part of it."""
-    steps = s.get("curve") or s["table"]
+    steps = s.curve or s.table
     if not steps:  # too few to estimate (the small-number rule): nothing to draw
         return [], [], [], []
-    last = s.get("estimable_until_days", s["max_follow_up_days"])  # the curve stops where fewer than 5 are followed
-    end = max((last or 0) / DAYS_PER_MONTH, steps[-1]["time"] / DAYS_PER_MONTH)
-    xs = [r["time"] / DAYS_PER_MONTH for r in steps] + [end]
-    ys = [r["survival"] for r in steps] + [steps[-1]["survival"]]
-    lows = [r["ci_low"] for r in steps] + [steps[-1]["ci_low"]]
-    highs = [r["ci_high"] for r in steps] + [steps[-1]["ci_high"]]
+    last = s.estimable_until_days  # the curve stops where fewer than 5 are followed
+    end = max((last or 0) / DAYS_PER_MONTH, steps[-1].time / DAYS_PER_MONTH)
+    xs = [r.time / DAYS_PER_MONTH for r in steps] + [end]
+    ys = [r.survival for r in steps] + [steps[-1].survival]
+    lows = [r.ci_low for r in steps] + [steps[-1].ci_low]
+    highs = [r.ci_high for r in steps] + [steps[-1].ci_high]
     return xs, ys, lows, highs
 
 
@@ -253,25 +263,25 @@ def survival_figure(cohorts: Cohorts, *, width: float = 6.4, height: float = 3.4
     ax = fig.add_subplot(grid[0])
     horizon = 0.0
     for n, (label, report) in enumerate(cohorts):
-        s = report["survival"]
-        if not s["n"]:
+        s = report.survival
+        if not s.n:
             continue
         xs, ys, lows, highs = survival_steps(s)
         if not xs:  # too few to estimate: the count only, in the table under the chart
-            horizon = max(horizon, (s.get("max_follow_up_days") or 0) / DAYS_PER_MONTH, 1.0)
-            ax.text(0.5, 0.5 - 0.1 * n, f"{label}: too few to estimate (n={s['n']})", transform=ax.transAxes,
+            horizon = max(horizon, (s.max_follow_up_days or 0) / DAYS_PER_MONTH, 1.0)
+            ax.text(0.5, 0.5 - 0.1 * n, f"{label}: too few to estimate (n={s.n})", transform=ax.transAxes,
                     ha="center", color=COLOURS[n % len(COLOURS)], fontsize=8)
             continue
         horizon = max(horizon, xs[-1])
         colour = COLOURS[n % len(COLOURS)]
-        steps = s.get("curve") or s["table"]
+        steps: Sequence[CurvePoint | KMRow] = s.curve or s.table
         # where fewer than MIN_AT_RISK remain at risk the curve goes on dashed, without its band
-        short = next((i for i, r in enumerate(steps) if r["at_risk"] < MIN_AT_RISK), None)
+        short = next((i for i, r in enumerate(steps) if r.at_risk < MIN_AT_RISK), None)
         solid = len(xs) if short is None else max(short, 1)
         ax.fill_between(xs[:solid + 1], lows[:solid + 1], highs[:solid + 1], step="post",
                         color=BANDS[n % len(BANDS)], alpha=0.7, linewidth=0)
         ax.step(xs[:solid + 1], ys[:solid + 1], where="post", color=colour, linewidth=1.8,
-                label=f"{label}: {s['events']} conversions of {s['n']}")
+                label=f"{label}: {s.events} conversions of {s.n}")
         if solid < len(xs) - 1:
             ax.step(xs[solid:], ys[solid:], where="post", color=colour, linewidth=1.2, linestyle="--",
                     label=f"fewer than {MIN_AT_RISK} at risk" if n == 0 else None)
@@ -291,8 +301,8 @@ def survival_figure(cohorts: Cohorts, *, width: float = 6.4, height: float = 3.4
     ax.set_xlabel("months after the index procedure", fontsize=7.5, color=MUTED)
     rows = []
     for label, report in cohorts:
-        at = {round(a["months"]): a["at_risk"] for a in report["survival"]["at"]}
-        at[0] = report["survival"]["n"]
+        at = {round(a.months): a.at_risk for a in report.survival.at}
+        at[0] = report.survival.n
         rows.append((label, {m: at[m] for m in ticks if m in at}))
     _count_table(fig, grid[1], ax, rows, "at risk")
     fig.subplots_adjust(left=0.1, right=0.97, top=0.9, bottom=0.06)
@@ -307,26 +317,26 @@ def incidence_figure(cohorts: Cohorts, *, width: float = 6.4, height: float = 3.
     ax = fig.add_subplot(grid[0])
     horizon, top = 0.0, 0.1
     for n, (label, report) in enumerate(cohorts):
-        rows = report.get("cumulative_incidence") or []
-        c = report.get("competing_risks") or {}
-        if not rows:
-            if c.get("n"):
-                ax.text(0.5, 0.5 - 0.1 * n, f"{label}: too few to estimate (n={c['n']})", transform=ax.transAxes,
+        rows = report.cumulative_incidence or []
+        c = report.competing_risks
+        if not rows or c is None:
+            if c and c.n:
+                ax.text(0.5, 0.5 - 0.1 * n, f"{label}: too few to estimate (n={c.n})", transform=ax.transAxes,
                         ha="center", color=COLOURS[n % len(COLOURS)], fontsize=8)
             continue
-        end = c.get("cut_at_days") or (report["survival"].get("max_follow_up_days") or rows[-1]["time"])
-        xs = [r["time"] / DAYS_PER_MONTH for r in rows] + [end / DAYS_PER_MONTH]
-        ys = [r["incidence"] for r in rows] + [rows[-1]["incidence"]]
-        lows = [r["ci_low"] for r in rows] + [rows[-1]["ci_low"]]
-        highs = [r["ci_high"] for r in rows] + [rows[-1]["ci_high"]]
+        end = c.cut_at_days or (report.survival.max_follow_up_days or rows[-1].time)
+        xs = [r.time / DAYS_PER_MONTH for r in rows] + [end / DAYS_PER_MONTH]
+        ys = [r.incidence for r in rows] + [rows[-1].incidence]
+        lows = [r.ci_low for r in rows] + [rows[-1].ci_low]
+        highs = [r.ci_high for r in rows] + [rows[-1].ci_high]
         horizon, top = max(horizon, xs[-1]), max(top, max(highs))
         ax.fill_between(xs, lows, highs, step="post", color=BANDS[n % len(BANDS)], alpha=0.7, linewidth=0)
         ax.step(xs, ys, where="post", color=COLOURS[n % len(COLOURS)], linewidth=1.8,
-                label=f"{label}: {c['events']} conversion{'s' if c['events'] != 1 else ''}, {c['deaths']} "
-                      f"death{'s' if c['deaths'] != 1 else ''}, of {c['n']}")
+                label=f"{label}: {c.events} conversion{'s' if c.events != 1 else ''}, {c.deaths} "
+                      f"death{'s' if c.deaths != 1 else ''}, of {c.n}")
     if not horizon:
         # with patients, each cohort's "too few to estimate (n=...)" is written above; without, say why it is empty
-        _empty(ax, "" if any((r.get("competing_risks") or {}).get("n") for _, r in cohorts)
+        _empty(ax, "" if any(r.competing_risks and r.competing_risks.n for _, r in cohorts)
                else "nobody treated in this cohort")
         style_axes(ax, "Converted to surgery (cumulative incidence)")
         return fig
@@ -340,9 +350,9 @@ def incidence_figure(cohorts: Cohorts, *, width: float = 6.4, height: float = 3.
     ax.set_xlabel("months after the index procedure", fontsize=7.5, color=MUTED)
     rows_at = []
     for label, report in cohorts:
-        c = report.get("competing_risks") or {"at": [], "n": 0}
-        at = {round(a["months"]): a["at_risk"] for a in c["at"]}
-        at[0] = c["n"]
+        c = report.competing_risks
+        at = {round(a.months): a.at_risk for a in c.at} if c else {}
+        at[0] = c.n if c else 0
         rows_at.append((label, {m: at[m] for m in ticks if m in at}))
     _count_table(fig, grid[1], ax, rows_at, "at risk")
     fig.subplots_adjust(left=0.1, right=0.97, top=0.9, bottom=0.06)
@@ -353,10 +363,10 @@ def distribution_instruments(cohorts: Cohorts) -> list[tuple[str, str]]:
     """(code, title) of the instruments with a change distribution in any cohort, in report order."""
     seen: dict[str, str] = {}
     for _, report in cohorts:
-        for tp in report.get("time_points", []):
-            for row in tp["instruments"]:
-                if (row.get("change_marks") or {}).get("n"):  # someone answered with a baseline
-                    seen.setdefault(row["instrument"], row["title"])
+        for tp in report.time_points:
+            for row in tp.instruments:
+                if row.change_marks and row.change_marks.n:  # someone answered with a baseline
+                    seen.setdefault(row.instrument, row.title)
     return list(seen.items())
 
 
@@ -372,20 +382,20 @@ def distribution_figure(cohorts: Cohorts, instrument: str, *, width: float = 6.4
     title, marks, notes = instrument, None, []
     drawn = 0
     for n, (label, report) in enumerate(cohorts):
-        rows = [(tp, row) for tp, row in _rows(report, instrument) if row.get("change_marks") is not None]
+        rows = [(tp, row) for tp, row in _rows(report, instrument) if row.change_marks is not None]
         if len(cohorts) > 1:  # two cohorts: each at its headline time point only (else the lines crowd out)
-            head = (report.get("headline") or {}).get("time_point")
-            rows = [(tp, row) for tp, row in rows if tp["time_point"] == head] or rows[-1:]
+            head = report.headline.time_point if report.headline else None
+            rows = [(tp, row) for tp, row in rows if tp.time_point == head] or rows[-1:]
         for k, (tp, row) in enumerate(rows):
-            title = row["title"]
-            marks = marks or row["change_marks"]
-            dist = row.get("change_distribution") or []
+            title = row.title
+            marks = marks or row.change_marks
+            dist = row.change_distribution or []
             if not dist:
-                notes.append(f"{tp['label']}: too few (n={row['change_marks']['n']})")
+                notes.append(f"{tp.label}: too few (n={row.change_marks.n})")
                 continue
-            xs = [d["threshold"] for d in dist]
-            ys = [d["share"] for d in dist]
-            name = f"{tp['label']} (n={row['change_marks']['n']})"
+            xs = [d.threshold for d in dist]
+            ys = [d.share for d in dist]
+            name = f"{tp.label} (n={row.change_marks.n})"
             ax.step(xs, ys, where="post", color=TIME_COLOURS[k % len(TIME_COLOURS)] if len(cohorts) == 1 else
                     COLOURS[n % len(COLOURS)], linestyle=LINESTYLES[(k if len(cohorts) > 1 else n) % 3],
                     linewidth=1.5, label=f"{label}: {name}" if len(cohorts) > 1 else name)
@@ -395,15 +405,15 @@ def distribution_figure(cohorts: Cohorts, instrument: str, *, width: float = 6.4
         style_axes(ax, f"{title}: improved by at least x")
         return fig
     if marks:
-        for k, (value, name, colour) in enumerate(((marks.get("mcid"), "MCID", "#b3261e"),
-                                                   (marks.get("oarsi_moderate"), "OARSI moderate", MUTED),
-                                                   (marks.get("oarsi_high"), "OARSI high", INK))):
+        for k, (value, name, colour) in enumerate(((marks.mcid, "MCID", "#b3261e"),
+                                                   (marks.oarsi_moderate, "OARSI moderate", MUTED),
+                                                   (marks.oarsi_high, "OARSI high", INK))):
             if value is not None:
                 ax.axvline(value, color=colour, linewidth=0.9, linestyle=":")
                 ax.text(value, 0.97 - 0.07 * k, f" {name} ({value:g})", fontsize=6.5, color=colour, va="top",
                         transform=ax.get_xaxis_transform())
-        if marks.get("pass"):
-            notes.append(f"PASS (absolute score {marks['pass']['value']:g}): see the responder table")
+        if marks.pass_:
+            notes.append(f"PASS (absolute score {marks.pass_.value:g}): see the responder table")
     ax.set_ylim(0, 1.02)
     ax.yaxis.set_major_formatter(PercentFormatter(1.0))
     ax.set_xlabel("improved from baseline by at least x points (below 0: worse by at most -x)", fontsize=7.5,
@@ -417,19 +427,19 @@ def distribution_figure(cohorts: Cohorts, instrument: str, *, width: float = 6.4
     return fig
 
 
-def overlap_figure(report: dict, *, width: float = 6.4, height: float = 2.4) -> Figure:
+def overlap_figure(report: CohortReport | ComparisonReport | None, *, width: float = 6.4, height: float = 2.4) -> Figure:
     """The propensity scores of the two cohorts of a comparison (analytics.weighting.overlap), mirrored bars."""
     fig = _figure(width, height)
     ax = fig.add_subplot()
-    adj = (report or {}).get("adjusted") or {}
-    ov = adj.get("overlap")
+    adj = report.adjusted if isinstance(report, ComparisonReport) else None
+    ov = adj.overlap if adj else None
     if not ov:
-        _empty(ax, adj.get("reason") and "no adjusted comparison" or "only for a comparison of two cohorts")
+        _empty(ax, adj and adj.reason and "no adjusted comparison" or "only for a comparison of two cohorts")
         style_axes(ax, "Propensity scores")
         return fig
-    mids = [(lo + hi) / 2 for lo, hi in zip(ov["bins"], ov["bins"][1:])]
-    ax.bar(mids, ov["a"], width=0.09, color=BANDS[0], edgecolor=COLOURS[0], label="A")
-    ax.bar(mids, [-v for v in ov["b"]], width=0.09, color=BANDS[1], edgecolor=COLOURS[1], label="B")
+    mids = [(lo + hi) / 2 for lo, hi in zip(ov.bins, ov.bins[1:])]
+    ax.bar(mids, ov.a, width=0.09, color=BANDS[0], edgecolor=COLOURS[0], label="A")
+    ax.bar(mids, [-v for v in ov.b], width=0.09, color=BANDS[1], edgecolor=COLOURS[1], label="B")
     ax.axhline(0, color=LINE, linewidth=0.8)
     ax.set_xlim(0, 1)
     ax.set_xlabel("propensity score (probability of being in cohort A given the covariates)", fontsize=7.5,
@@ -446,21 +456,21 @@ def flow_figure(cohorts: Cohorts, *, width: float = 6.4, height: float | None = 
     fig = _figure(width, height)
     axes = fig.subplots(len(cohorts), 1, squeeze=False)[:, 0]
     for ax, (n, (label, report)) in zip(axes, enumerate(cohorts)):
-        rows = report["flow"]
+        rows = report.flow
         if not rows:
             _empty(ax, "nothing due yet")
             style_axes(ax, label)
             continue
         ys = list(range(len(rows)))
-        treated = [r["treated"] for r in rows]
+        treated = [r.treated for r in rows]
         ax.barh(ys, treated, color="#eef2f5", edgecolor=LINE, height=0.8, label="treated")
-        ax.barh(ys, [r["eligible"] for r in rows], color=BANDS[n % len(BANDS)], height=0.8, label="eligible (due)")
-        ax.barh(ys, [r["responded"] for r in rows], color=COLOURS[n % len(COLOURS)], height=0.5, label="responded")
+        ax.barh(ys, [r.eligible for r in rows], color=BANDS[n % len(BANDS)], height=0.8, label="eligible (due)")
+        ax.barh(ys, [r.responded for r in rows], color=COLOURS[n % len(COLOURS)], height=0.5, label="responded")
         for y, r in zip(ys, rows):
-            pct = f" ({r['completeness']:.0%})" if r["completeness"] is not None else ""
-            ax.text(max(treated) * 1.01, y, f"{r['responded']} of {r['eligible']} due{pct}", va="center",
+            pct = f" ({r.completeness:.0%})" if r.completeness is not None else ""
+            ax.text(max(treated) * 1.01, y, f"{r.responded} of {r.eligible} due{pct}", va="center",
                     fontsize=7, color=INK)
-        ax.set_yticks(ys, [r["label"] for r in rows], fontsize=7.5)
+        ax.set_yticks(ys, [r.label for r in rows], fontsize=7.5)
         ax.invert_yaxis()
         ax.set_xlim(0, max(treated) * 1.45 or 1)
         style_axes(ax, f"{label}: {treated[0]} treated → due → answered")
@@ -481,7 +491,7 @@ def chart(name: str, cohorts: Cohorts, **options) -> Figure:
         "survival": lambda: survival_figure(cohorts, **options),
         "flow": lambda: flow_figure(cohorts, **options),
         "incidence": lambda: incidence_figure(cohorts, **options),
-        "overlap": lambda: overlap_figure(options.pop("report", None) or {}, **options),
+        "overlap": lambda: overlap_figure(options.pop("report", None), **options),
     }
     if name.startswith(DISTRIBUTION):
         return distribution_figure(cohorts, name.removeprefix(DISTRIBUTION), **options)
@@ -499,17 +509,17 @@ def cohort_labels(first: str, second: str) -> tuple[str, str]:
             textwrap.shorten("B: " + ", ".join(only_b), 46, placeholder="…"))
 
 
-def sections_of(report: dict) -> Cohorts:
+def sections_of(report: CohortReport | ComparisonReport) -> Cohorts:
     """("A", report), ("B", report) of a comparison; ("", report) of one cohort (headings of the report pages)."""
-    if report.get("comparison"):
-        return list(zip(("A", "B"), report["cohorts"]))
+    if isinstance(report, ComparisonReport):
+        return list(zip(("A", "B"), report.cohorts))
     return [("", report)]
 
 
-def cohorts_of(report: dict) -> Cohorts:
+def cohorts_of(report: CohortReport | ComparisonReport) -> Cohorts:
     """(label, report) pairs of a cohort report or a comparison."""
-    if report.get("comparison"):
-        a, b = report["cohorts"]
-        la, lb = cohort_labels(a["description"], b["description"])
+    if isinstance(report, ComparisonReport):
+        a, b = report.cohorts
+        la, lb = cohort_labels(a.description, b.description)
         return [(la, a), (lb, b)]
     return [("Cohort", report)]

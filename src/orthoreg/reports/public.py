@@ -38,6 +38,7 @@ from matplotlib.ticker import PercentFormatter
 from orthoreg.analytics import cohorts, selectors
 from orthoreg.analytics import definitions as defs
 from orthoreg.analytics.filters import CohortFilter
+from orthoreg.analytics.report_types import CohortReport, ResponderRate, SurvivalAt
 from orthoreg.instruments.charts import render
 from orthoreg.registry.coding import BodySite, Condition, ProcedureKind
 from orthoreg.registry.models import Clinic
@@ -98,14 +99,14 @@ def pair_text(answered: int, due: int) -> tuple[str, str, bool]:
     return (HIDDEN if answered < SMALL_CELL else NOT_SHOWN, HIDDEN if due < SMALL_CELL else NOT_SHOWN, False)
 
 
-def survival_shown(at: dict | None, treated: int) -> float | None:
+def survival_shown(at: SurvivalAt | None, treated: int) -> float | None:
     """The survival free of surgery at a time, when it may be shown: at least five still followed, and at least
     five converted and five not by then (else 1 - survival x treated would give a small number of conversions)."""
-    if not at or at.get("survival") is None or at.get("events") is None:
+    if not at or at.survival is None or at.events is None:
         return None
-    if at["at_risk"] < SMALL_CELL or at["events"] < SMALL_CELL or treated - at["events"] < SMALL_CELL:
+    if at.at_risk < SMALL_CELL or at.events < SMALL_CELL or treated - at.events < SMALL_CELL:
         return None
-    return at["survival"]
+    return at.survival
 
 
 def _treated_by_page() -> dict[tuple[str, str], list[int]]:
@@ -149,7 +150,7 @@ def public_page(site: str, condition: str) -> dict | None:
     for kind in [k["index_kind"] for k in kinds]:
         report = selectors.cohort_report(base.replace(procedures=(kind,)), clinic_ids=ids)
         rows.append(_row(kind, report))
-        treated.append(report["cohort"]["episodes"])
+        treated.append(report.cohort.episodes)
     return {"site": site, "condition": condition, "site_label": _label(BodySite, site),
             "condition_label": _label(Condition, condition), "clinics": [c.name for c in clinics], "rows": rows,
             "treated": total_text(treated), "small_cell": SMALL_CELL,
@@ -158,49 +159,49 @@ def public_page(site: str, condition: str) -> dict | None:
             "file": page_file(site, condition)}
 
 
-def rate_shown(r: dict | None, *, counts_shown: bool, answered: int, conversions: str) -> bool:
+def rate_shown(r: ResponderRate | None, *, counts_shown: bool, answered: int, conversions: str) -> bool:
     """Whether a rate (with its interval) may be published: neither its successes nor its failures a small cell,
     and nothing hidden to be had from its numerator and denominator, which rate and interval together pin down:
     the answered / due of its time point are shown, and a denominator larger than the number who answered (the
     difference being conversions without an answer) only beside a shown number of conversions."""
-    if not publishable(r) or not counts_shown:
+    if r is None or not publishable(r) or not counts_shown:
         return False
-    return r["denominator"] <= answered or conversions not in (HIDDEN, NOT_SHOWN)
+    return r.denominator <= answered or conversions not in (HIDDEN, NOT_SHOWN)
 
 
-def _rate(r: dict | None, **context) -> dict | None:
+def _rate(r: ResponderRate | None, **context) -> dict | None:
     """A rate as the public page may show it (rate_shown), else None."""
-    if not rate_shown(r, **context):
+    if r is None or not rate_shown(r, **context):
         return None
-    return {k: r[k] for k in ("numerator", "denominator", "rate", "ci_low", "ci_high", "worst_case_rate")}
+    return r.model_dump(include={"numerator", "denominator", "rate", "ci_low", "ci_high", "worst_case_rate"})
 
 
-def _row(kind: str, report: dict) -> dict:
+def _row(kind: str, report: CohortReport) -> dict:
     """One index procedure's row, every number already as the page prints it (see the module's rules)."""
-    by_tp = {tp["time_point"]: tp for tp in report["time_points"]}
-    treated = report["cohort"]["episodes"]
-    conversions = part_text(report["survival"]["events"], treated)
+    by_tp = {tp.time_point: tp for tp in report.time_points}
+    treated = report.cohort.episodes
+    conversions = part_text(report.survival.events, treated)
     points: dict[str, dict] = {}
     for label in TIME_POINTS:
         tp = by_tp.get(label)
-        pain = next((i for i in tp["instruments"] if i["instrument"] == defs.PAIN_INSTRUMENT), None) if tp else None
+        pain = next((i for i in tp.instruments if i.instrument == defs.PAIN_INSTRUMENT), None) if tp else None
         if pain is None:
             points[label] = None
             continue
-        answered, due, shown = pair_text(pain["responded"], pain["eligible"])
-        context = {"counts_shown": shown, "answered": pain["responded"], "conversions": conversions}
+        answered, due, shown = pair_text(pain.responded, pain.eligible)
+        context = {"counts_shown": shown, "answered": pain.responded, "conversions": conversions}
         points[label] = {"answered": answered, "due": due, "counts_shown": shown,
-                         "pain_50": _rate(pain["responders"].get(defs.PAIN_50.code), **context),
-                         "mcid": _rate(pain["responders"].get(defs.MCID.code), **context)}
-    survival = {a["months"]: a for a in report["survival"]["at"]}
-    serious = report["adverse_events"]["serious"]
+                         "pain_50": _rate(pain.responders.get(defs.PAIN_50.code), **context),
+                         "mcid": _rate(pain.responders.get(defs.MCID.code), **context)}
+    survival = {a.months: a for a in report.survival.at}
+    serious = report.adverse_events.serious
     return {"kind": kind, "kind_label": _label(ProcedureKind, kind), "treated": count_text(treated),
             "points": points, "survival_12": survival_shown(survival.get(12), treated),
             "survival_24": survival_shown(survival.get(24), treated),
             "conversions": conversions,
-            "adverse_serious": f"{HIDDEN if serious['too_few'] else part_text(serious['numerator'], treated)} of "
+            "adverse_serious": f"{HIDDEN if serious.too_few else part_text(serious.numerator, treated)} of "
                                f"{count_text(treated)}",
-            "as_of": report["as_of"]}
+            "as_of": report.as_of}
 
 
 def public_chart_svg(page: dict) -> bytes:

@@ -10,6 +10,7 @@ from django.contrib.staticfiles import finders
 from django.template.loader import render_to_string
 
 from orthoreg.analytics import definitions as defs
+from orthoreg.analytics.report_types import CohortReport, ComparisonReport
 from orthoreg.instruments.charts import render, trajectory_chart
 
 from . import plots
@@ -25,7 +26,7 @@ def _css() -> str:
                      for p in ("orthoreg/app.css", "reports/reports.css"))
 
 
-def cohort_html(report: dict) -> str:
+def cohort_html(report: CohortReport | ComparisonReport) -> str:
     cohorts = plots.cohorts_of(report)
     charts = {name: data_uri(render(plots.chart(name, cohorts, **({"report": report} if name == "overlap" else {})),
                                     "svg"), "image/svg+xml") for name in plots.CHARTS}

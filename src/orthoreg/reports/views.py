@@ -31,6 +31,7 @@ from orthoreg.analytics.filters import (
     parse_filters,
 )
 from orthoreg.analytics.options import OptionsQuery, options_for
+from orthoreg.analytics.report_types import CohortReport, ComparisonReport
 from orthoreg.instruments.charts import render as render_chart
 from orthoreg.registry.coding import BodySite, Condition, Side
 from orthoreg.registry.models import Patient
@@ -122,7 +123,7 @@ def cohort(request):
     return _private(render(request, "reports/cohort.html", context, status=400 if errors else 200))
 
 
-def _disclosed(request, first, second, ids) -> tuple[dict | None, dict]:
+def _disclosed(request, first, second, ids) -> tuple[CohortReport | ComparisonReport | None, dict]:
     """(report, {}) or (None, errors) when the report would single out patients for a role without clinical access
     (analytics.disclosure)."""
     try:
@@ -140,7 +141,7 @@ def _report_or_400(request):
         report, errors = _disclosed(request, first, second, ids)
     if errors:
         return None, _bad_request(errors)
-    return {**report, **replica.source()}, None  # where it was read (the replica's delay): shown in PDF and JSON
+    return report.with_source(replica.source()), None  # where it was read (the replica's delay): shown in PDF and JSON
 
 
 @login_required
@@ -181,15 +182,15 @@ def cohort_json(request):
     if bad:
         return bad
     audit_record(request=request, action=AuditEvent.Action.EXPORT, detail=f"cohort report JSON: {_title(report)}")
-    response = JsonResponse(report, json_dumps_params={"indent": 1, "ensure_ascii": False})
+    response = JsonResponse(report.document(), json_dumps_params={"indent": 1, "ensure_ascii": False})
     response["Content-Disposition"] = f'attachment; filename="cohort-{slugify(_title(report))[:60] or "all"}.json"'
     return _private(response)
 
 
-def _title(report: dict) -> str:
-    if report.get("comparison"):
-        return " vs ".join(r["description"] for r in report["cohorts"])
-    return report["description"]
+def _title(report: CohortReport | ComparisonReport) -> str:
+    if isinstance(report, ComparisonReport):
+        return " vs ".join(r.description for r in report.cohorts)
+    return report.description
 
 
 def _download(data: bytes, content_type: str, filename: str) -> HttpResponse:

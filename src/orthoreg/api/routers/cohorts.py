@@ -14,11 +14,12 @@ from orthoreg.accounts.models import AuditEvent
 from orthoreg.accounts.services import audit_record
 from orthoreg.analytics import cohorts, disclosure, facts, selectors
 from orthoreg.analytics.filters import VS_PREFIX, CohortFilterError, parse_filters
+from orthoreg.analytics.report_types import CohortReport, ComparisonReport
 from orthoreg.registry.coding import BodySite, Condition, ProcedureKind, Side
 from orthoreg.registry.models import Patient
 
 from ..common import error_body
-from ..schemas import CohortReport, ComparisonReport, Error, IsoDate
+from ..schemas import Error, IsoDate
 
 router = Router(tags=["cohorts"])
 

@@ -2,7 +2,8 @@ from django import template
 from django.utils import timezone
 
 from orthoreg.followup import selectors, wording
-from orthoreg.instruments.definitions import DefinitionError, UnknownInstrument, get_definition
+from orthoreg.instruments.definitions import UnknownInstrument, get_definition
+from orthoreg.instruments.types import DefinitionError
 
 register = template.Library()
 

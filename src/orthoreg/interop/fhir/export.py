@@ -22,9 +22,10 @@ from fhir.resources.R4B import get_fhir_model_class
 from pydantic import ValidationError as PydanticValidationError
 
 from orthoreg.imaging.models import ImagingStudy, Measurement
-from orthoreg.instruments.definitions import Definition, DefinitionError, UnknownInstrument, get_definition
+from orthoreg.instruments.definitions import UnknownInstrument, get_definition
 from orthoreg.instruments.definitions import all_definitions as instrument_definitions
 from orthoreg.instruments.models import Response
+from orthoreg.instruments.types import Definition, DefinitionError
 from orthoreg.registry import coding
 from orthoreg.registry.models import AdverseEvent, Episode, Patient, Procedure
 

@@ -29,9 +29,11 @@ from fhir.resources.R4B import get_fhir_model_class
 from pydantic import ValidationError as PydanticValidationError
 
 from orthoreg.instruments import definitions
-from orthoreg.instruments.definitions import DefinitionError, UnknownInstrument
+from orthoreg.instruments.definitions import UnknownInstrument
+from orthoreg.instruments.fhir import flat_items
 from orthoreg.instruments.models import Response
 from orthoreg.instruments.services import instrument_install, response_record
+from orthoreg.instruments.types import EXT_INSTRUMENT, EXT_ORDINAL, EXT_SUBSCALE, DefinitionError
 from orthoreg.registry import coding, services
 from orthoreg.registry.coding import BodySite, Side
 from orthoreg.registry.models import AdverseEvent, Clinic, Episode, Patient, Procedure
@@ -900,7 +902,7 @@ def questionnaire_as_definition(res: dict) -> tuple[dict, list[str]]:
     if not code:
         raise Skipped("no id or name to use as the instrument code")
     items = []
-    for n, raw in enumerate(definitions.flat_items(res.get("item")), start=1):
+    for n, raw in enumerate(flat_items(res.get("item")), start=1):
         link_id = str(raw.get("linkId") or n)
         text = str(raw.get("text") or "").strip() or next(
             (c.get("display") for c in raw.get("code") or [] if c.get("display")), "") or next(
@@ -916,9 +918,9 @@ def questionnaire_as_definition(res: dict) -> tuple[dict, list[str]]:
                          "the order listed: check at review")
             options = [(c, float(k)) for k, (c, _) in enumerate(options, start=1)]
         item = {"linkId": link_id, "text": text, "type": "choice", "required": bool(raw.get("required", False)),
-                "extension": [{"url": definitions.EXT_SUBSCALE, "valueCode": "total"}],
+                "extension": [{"url": EXT_SUBSCALE, "valueCode": "total"}],
                 "answerOption": [{"valueCoding": {k: v for k, v in c.items() if v is not None},
-                                  "extension": [{"url": definitions.EXT_ORDINAL, "valueDecimal": value}]}
+                                  "extension": [{"url": EXT_ORDINAL, "valueDecimal": value}]}
                                  for c, value in options]}
         items.append((item, min(v for _, v in options), max(v for _, v in options)))
     if not items:
@@ -930,13 +932,13 @@ def questionnaire_as_definition(res: dict) -> tuple[dict, list[str]]:
         "version": str(res.get("version") or "1")[:16], "title": title, "status": "draft",
         "description": str(res.get("description") or f"Imported from FHIR Questionnaire {res.get('url') or code}."),
         "extension": [
-            {"url": definitions.EXT_INSTRUMENT, "extension": [
+            {"url": EXT_INSTRUMENT, "extension": [
                 {"url": "shortTitle", "valueString": title[:60]},
                 {"url": "scoringSource", "valueString": "Imported FHIR Questionnaire: total = sum of the items' "
                                                         "ordinal values"},
                 {"url": "licence", "extension": [{"url": "name", "valueString": str(res.get("copyright")
                                                                                     or "as published")[:200]}]}]},
-            {"url": definitions.EXT_SUBSCALE, "extension": [
+            {"url": EXT_SUBSCALE, "extension": [
                 {"url": "code", "valueString": "total"}, {"url": "title", "valueString": "Total"},
                 {"url": "method", "valueCode": "sum"}, {"url": "minAnsweredPercent", "valueInteger": 100},
                 {"url": "minimum", "valueDecimal": sum(lo for _, lo, _ in items)},
@@ -952,9 +954,9 @@ def map_questionnaire(unit: Unit, entry: Entry, res: dict) -> tuple[str, Any]:
         raise Skipped("only an admin installs instruments (or use orthoreg import fhir)")
     code = str(res.get("id") or "")
     if code in definitions.shipped_codes():
-        if _ext(res, definitions.EXT_INSTRUMENT) is not None:
+        if _ext(res, EXT_INSTRUMENT) is not None:
             raise Skipped("a shipped instrument (already installed)")
-    if _ext(res, definitions.EXT_INSTRUMENT) is not None or _ext(res, definitions.EXT_SUBSCALE) is not None:
+    if _ext(res, EXT_INSTRUMENT) is not None or _ext(res, EXT_SUBSCALE) is not None:
         resource, notes = dict(res), list[str]()
     else:
         resource, notes = questionnaire_as_definition(res)

@@ -5,7 +5,8 @@ from __future__ import annotations
 from django import template
 
 from orthoreg.analytics import definitions as defs
-from orthoreg.instruments.definitions import format_number
+from orthoreg.analytics.report_types import DifferenceRow, InstrumentRow, LossRow, Rate, ResponderRate, Summary
+from orthoreg.instruments.types import format_number
 
 register = template.Library()
 
@@ -74,17 +75,17 @@ def signed(value, percent: bool = False) -> str:
 
 
 @register.filter
-def diff_rows(differences: list[dict]) -> list[dict]:
+def diff_rows(differences: list[DifferenceRow]) -> list[DifferenceRow]:
     """The rows of a differences table worth a line: adverse events, and questionnaire rows with a rate shown or a
     mean change; each row's responders limited as in shown_responders."""
     rows = []
     for row in differences or []:
-        if not row.get("instrument"):
+        if not row.instrument:
             rows.append(row)
             continue
         shown = shown_responders(row)
-        if shown or row.get("mean_change"):
-            rows.append({**row, "responders": shown})
+        if shown or row.mean_change:
+            rows.append(row.model_copy(update={"responders": shown}))
     return rows
 
 
@@ -105,34 +106,34 @@ def definition_title(code: str) -> str:
 def get(mapping, key):
     if mapping is None:
         return None
-    return mapping.get(key) if hasattr(mapping, "get") else None
+    return mapping.get(key) if hasattr(mapping, "get") else getattr(mapping, key, None)
 
 
-def shown_responders(row: dict) -> dict:
+def shown_responders(row: InstrumentRow | DifferenceRow) -> dict:
     """The responder rates a table shows for a row: all but "no conversion", which is the same for every
     questionnaire of a time point and is shown once, on the pain row."""
-    return {code: r for code, r in (row.get("responders") or {}).items()
-            if code != defs.NO_CONVERSION.code or row.get("instrument") == defs.PAIN_INSTRUMENT}
+    return {code: r for code, r in row.responders.items()
+            if code != defs.NO_CONVERSION.code or row.instrument == defs.PAIN_INSTRUMENT}
 
 
 register.filter("shown_responders", shown_responders)
 
 
 @register.filter
-def publishable(rate: dict | None) -> bool:
+def publishable(rate: Rate | ResponderRate | None) -> bool:
     """A rate may be shown publicly when neither its successes nor its failures are a small cell."""
-    if not rate or rate.get("rate") is None:
+    if not rate or rate.rate is None or rate.numerator is None:
         return False
-    return rate["numerator"] >= SMALL_CELL and rate["denominator"] - rate["numerator"] >= SMALL_CELL
+    return rate.numerator >= SMALL_CELL and rate.denominator - rate.numerator >= SMALL_CELL
 
 
 @register.inclusion_tag("reports/_rate.html")
-def rate(r: dict | None, worst: bool = True):
+def rate(r: Rate | ResponderRate | None, worst: bool = True):
     return {"r": r, "worst": worst}
 
 
 @register.inclusion_tag("reports/_summary_stat.html")
-def summary_stat(s: dict | None, digits: int = 1):
+def summary_stat(s: Summary | None, digits: int = 1):
     return {"s": s, "digits": digits}
 
 
@@ -152,14 +153,14 @@ def split(text: str) -> list[str]:
 
 
 @register.filter
-def loss_sentence(row: dict) -> str:
+def loss_sentence(row: LossRow) -> str:
     """Whether the lost differ from the followed, and responders from non-responders, in plain words."""
     parts = []
-    for key, a, b in (("lost_vs_followed", "the lost", "the followed"),
-                      ("responders_vs_non_responders", "responders", "non-responders")):
-        differs = [VARIABLE_NAMES[v] + f" ({signed(x['difference'])}, 95% CI {num(x['ci_low'])} to {num(x['ci_high'])})"
-                   for v, x in row[key].items() if x.get("differs")]
-        compared = [v for v, x in row[key].items() if not x.get("too_few")]
+    for pairs, a, b in ((row.lost_vs_followed, "the lost", "the followed"),
+                        (row.responders_vs_non_responders, "responders", "non-responders")):
+        differs = [VARIABLE_NAMES[v] + f" ({signed(x.difference)}, 95% CI {num(x.ci_low)} to {num(x.ci_high)})"
+                   for v, x in pairs.items() if x.differs]
+        compared = [v for v, x in pairs.items() if not x.too_few]
         if not compared:
             parts.append(f"{a.capitalize()} and {b}: too few to compare.")
         elif differs:

@@ -8,7 +8,8 @@ import json
 from django.core.management.base import BaseCommand
 
 from orthoreg.instruments import definitions, redcap, services
-from orthoreg.instruments.definitions import DefinitionError, UnknownInstrument, format_number
+from orthoreg.instruments.definitions import UnknownInstrument
+from orthoreg.instruments.types import DefinitionError, format_number
 
 from ._common import fail, load_json, read_bytes, read_text
 

@@ -6,8 +6,9 @@ import json
 
 from django.core.management.base import BaseCommand, CommandError
 
-from orthoreg.instruments.definitions import DefinitionError, UnknownInstrument
+from orthoreg.instruments.definitions import UnknownInstrument
 from orthoreg.instruments.scoring import score
+from orthoreg.instruments.types import DefinitionError
 
 from ._common import fail, load_json, read_text
 

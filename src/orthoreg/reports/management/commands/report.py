@@ -26,6 +26,7 @@ from orthoreg.accounts.services import audit_record
 from orthoreg.analytics import cohorts, facts, selectors
 from orthoreg.analytics.filters import FIELD_NAMES, LIST_FIELDS, VS_PREFIX, CohortFilterError, parse_filters
 from orthoreg.analytics.options import OptionsQuery, options_for
+from orthoreg.analytics.report_types import ComparisonReport
 from orthoreg.registry.models import Clinic, Episode
 from orthoreg.reports import case as case_reports
 from orthoreg.reports import pdf, public, static_html
@@ -128,15 +129,15 @@ class Command(BaseCommand):
         if fmt != "json" and out is None:
             raise CommandError(f"--format {fmt} needs --out FILE", returncode=2)
         report = selectors.report_for(first, second, clinic_ids=ids)
-        report = {**report, **replica.source()}  # where it was read, how far behind the replica was
+        report = report.with_source(replica.source())  # where it was read, how far behind the replica was
         if fmt == "json":
-            data = (json.dumps(report, indent=1, ensure_ascii=False) + "\n").encode()
+            data = (json.dumps(report.document(), indent=1, ensure_ascii=False) + "\n").encode()
         elif fmt == "html":
             data = cohort_html(report).encode()
         else:
             data = pdf.cohort_pdf(report)
-        title = " vs ".join(r["description"] for r in report["cohorts"]) if report.get("comparison") \
-            else report["description"]
+        title = " vs ".join(r.description for r in report.cohorts) if isinstance(report, ComparisonReport) \
+            else report.description
         if out is None:
             self.stdout.write(data.decode(), ending="")
         else:
