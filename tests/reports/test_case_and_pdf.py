@@ -37,11 +37,11 @@ def test_df_similar_patients_exclude_her_and_give_n_and_cis(df_episode):
     report = case_reports.case_report(df_episode)
     similar = report.similar
     assert similar["n"] >= 1
-    assert df_episode.pk in similar["report"]["filters"]["exclude_episodes"]
-    assert similar["report"]["filters"]["condition"] == "hallux_rigidus"
+    assert df_episode.pk in similar["report"].filters["exclude_episodes"]
+    assert similar["report"].filters["condition"] == "hallux_rigidus"
     pain = similar["pain"]
-    if pain and pain["responders"]["pain_50"]["denominator"]:
-        assert pain["responders"]["pain_50"]["ci_low"] is not None
+    if pain and pain.responders["pain_50"].denominator:
+        assert pain.responders["pain_50"].ci_low is not None
     assert "show=1" in report.similar_url
 
 

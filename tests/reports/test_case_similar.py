@@ -25,8 +25,8 @@ def test_similar_patients_give_their_baseline_and_change_beside_hers(df_episode)
     facts.refresh()  # what the worker (or a page, once at its top) does before reading
     report = case_reports.case_report(df_episode)
     similar = report.similar
-    assert similar["baseline"]["n"] >= 5 and similar["baseline"]["mean"] is not None
-    assert similar["change"]["n"] >= 5 and similar["change"]["mean"] < 0  # pain fell on average
+    assert similar["baseline"].n >= 5 and similar["baseline"].mean is not None
+    assert similar["change"].n >= 5 and similar["change"].mean < 0  # pain fell on average
     assert report.own_pain == {"baseline": 7, "score": 3, "change": pytest.approx(-4)}
 
 

@@ -29,8 +29,8 @@ def _six_followed_thirteen_months(clinic):
 def test_survival_past_everyones_follow_up_says_so(clinic, clinician_client):
     _six_followed_thirteen_months(clinic)
     facts.refresh()  # what the worker (or a page, once at its top) does before reading
-    report = selectors.cohort_report(CohortFilter(procedures=("bmc",)), clinic_ids={clinic.pk}, as_of=AS_OF).document()
-    late = [a for a in report["survival"]["at"] if a["at_risk"] == 0]
+    report = selectors.cohort_report(CohortFilter(procedures=("bmc",)), clinic_ids={clinic.pk}, as_of=AS_OF)
+    late = [a for a in report.survival.at if a.at_risk == 0]
     assert late, "a time point past the longest follow-up (24 months after 13)"
     page = clinician_client.get(reverse("reports:cohort"), {"procedure": "bmc", "show": "1"}).content.decode()
     text = pdf_text(pdf.cohort_pdf(report))

@@ -66,7 +66,7 @@ def test_no_estimate_from_one_patient_in_the_report(seven):
 
 def test_charts_draw_no_point_for_too_few(seven):
     facts.refresh()  # what the worker (or a page, once at its top) does before reading
-    report = selectors.cohort_report(CohortFilter(procedures=("bmc",)), clinic_ids={seven.pk}, as_of=AS_OF).document()
+    report = selectors.cohort_report(CohortFilter(procedures=("bmc",)), clinic_ids={seven.pk}, as_of=AS_OF)
     cohorts = [("Cohort", report)]
     for measure in ("score", "change"):
         fig = plots.trajectory_figure(cohorts, measure=measure)
@@ -80,10 +80,10 @@ def test_charts_draw_no_point_for_too_few(seven):
     assert xs and max(xs) < 24
     fig = plots.survival_figure(cohorts)
     curve = fig.axes[0].lines[0].get_xdata()
-    assert max(curve) * plots.DAYS_PER_MONTH <= report["survival"]["estimable_until_days"] + 1e-6
+    assert max(curve) * plots.DAYS_PER_MONTH <= report.survival.estimable_until_days + 1e-6
     # A cohort of 3: no bar, the count.
     facts.refresh()  # what the worker (or a page, once at its top) does before reading
-    small = selectors.cohort_report(CohortFilter(procedures=("prolotherapy",)), clinic_ids={seven.pk}, as_of=AS_OF).document()
+    small = selectors.cohort_report(CohortFilter(procedures=("prolotherapy",)), clinic_ids={seven.pk}, as_of=AS_OF)
     fig = plots.responder_figure([("Cohort", small)])
     assert not fig.axes[0].patches
     assert any("too few to estimate (n=3)" in t.get_text() for t in fig.axes[0].texts)
@@ -93,17 +93,18 @@ def test_charts_draw_no_point_for_too_few(seven):
 
 def test_no_difference_for_a_cohort_of_three(seven):
     facts.refresh()  # what the worker (or a page, once at its top) does before reading
-    report = selectors.comparison_report(CohortFilter(procedures=("bmc",)), CohortFilter(procedures=("prolotherapy",)),
-                                         clinic_ids={seven.pk}, as_of=AS_OF).document()
+    typed = selectors.comparison_report(CohortFilter(procedures=("bmc",)), CohortFilter(procedures=("prolotherapy",)),
+                                        clinic_ids={seven.pk}, as_of=AS_OF)
+    report = typed.document()
     six = next(d for d in report["differences"] if d["time_point"] == "6m")
     assert six["responders"] and all(x["too_few"] and x["difference"] is None for x in six["responders"].values())
     assert six["mean_change"]["too_few"] and six["mean_change"]["difference"] is None
     ae = report["differences"][-1]["adverse_events"]
     assert all(x["difference"] is None and x["too_few"] for x in ae.values())
     assert report["survival_test"] is None
-    html = static_html.cohort_html(report)
+    html = static_html.cohort_html(typed)
     assert "too few" in html and "+" not in html.split("Differences (A minus B)")[1].split("</table>")[0]
-    text = pdf_text(pdf.cohort_pdf(report))
+    text = pdf_text(pdf.cohort_pdf(typed))
     assert "too few" in text and "no log-rank test (too few treated in a cohort)" in text
 
 
@@ -112,7 +113,7 @@ def test_pages_pdf_and_api_say_too_few(seven, clinician_client):
     page = clinician_client.get(reverse("reports:cohort"), params).content.decode()
     assert "too few to estimate" in page and "n=1" in page and "1/1" not in page
     facts.refresh()  # what the worker (or a page, once at its top) does before reading
-    report = selectors.cohort_report(CohortFilter(procedures=("bmc",)), clinic_ids={seven.pk}, as_of=AS_OF).document()
+    report = selectors.cohort_report(CohortFilter(procedures=("bmc",)), clinic_ids={seven.pk}, as_of=AS_OF)
     text = pdf_text(pdf.cohort_pdf(report))
     assert "too few to estimate (n=1)" in text and "1/1" not in text
     api = clinician_client.get("/api/v1/cohorts/report", {"procedure": "bmc"})
