@@ -10,7 +10,7 @@ an advisory lock; on SQLite the write lock does it.
 Who refreshes: the follow-up worker, after each of its passes (analytics/handlers.py listens to the worker_passed
 event), so a user's request never waits on the bookkeeping; commands refresh once at their start; a report page calls
 `ensure_current()` once at its top, which refreshes only when no worker is running (a development server, the
-tests). Reads never refresh (cohorts.py, selectors.py). Every change of the facts sets a new `version()` (one
+tests), always on the primary database, also when the report reads a replica (orthoreg.replica). Reads never refresh (cohorts.py, selectors.py). Every change of the facts sets a new `version()` (one
 primary-key look-up: the reports' cache key), and `freshness()` says which moment the facts describe.
 
 The rules are those of definitions.py; `rebuild(None)` recomputes everything (`orthoreg analytics rebuild`).

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, Literal
 
+from django.db import models
 from ninja import Field, ModelSchema, Schema
 
 from orthoreg.api.common import Id
@@ -146,34 +147,30 @@ class MeasurementOut(ModelSchema):
 # --- in -----------------------------------------------------------------------------------------------------
 
 
-class PatientIn(ModelSchema):
-    clinic: str | None = Field(None, description="The clinic's code (may be left out when you work in one clinic)")
+def writes_of(model: type[models.Model], fields: list[str], *, name: str, **extra: tuple[Any, Any]
+              ) -> tuple[type[ModelSchema], type[ModelSchema]]:
+    """The (In, Patch) schemas of a record written with a web form's fields: In needs what the form needs (and the
+    `extra` fields, name -> (type, default or ...), such as the id of the record it belongs to); Patch takes any of
+    the form's fields. Named <name>In and <name>Patch in the OpenAPI schema."""
+    def schema(suffix: str, meta: dict, namespace: dict) -> type[ModelSchema]:
+        qualname = f"{name}{suffix}"  # Meta is nested in it, as in a class statement (pydantic leaves it alone)
+        nested = type("Meta", (), {**meta, "__module__": __name__, "__qualname__": f"{qualname}.Meta"})
+        return type(qualname, (ModelSchema,), {"__module__": __name__, "__qualname__": qualname, "Meta": nested,
+                                               **namespace})
 
-    class Meta:
-        model = Patient
-        fields = PatientForm.Meta.fields
-
-
-class PatientPatch(ModelSchema):
-    class Meta:
-        model = Patient
-        fields = PatientForm.Meta.fields
-        fields_optional = "__all__"
-
-
-class EpisodeIn(ModelSchema):
-    patient_id: Id
-
-    class Meta:
-        model = Episode
-        fields = EpisodeForm.Meta.fields
+    meta = {"model": model, "fields": fields}
+    defaults = {key: default for key, (_, default) in extra.items() if default is not ...}
+    return (schema("In", meta, {"__annotations__": {key: kind for key, (kind, _) in extra.items()}, **defaults}),
+            schema("Patch", {**meta, "fields_optional": "__all__"}, {}))
 
 
-class EpisodePatch(ModelSchema):
-    class Meta:
-        model = Episode
-        fields = EpisodeForm.Meta.fields
-        fields_optional = "__all__"
+PatientIn, PatientPatch = writes_of(Patient, PatientForm.Meta.fields, name="Patient", clinic=(
+    str | None, Field(None, description="The clinic's code (may be left out when you work in one clinic)")))
+EpisodeIn, EpisodePatch = writes_of(Episode, EpisodeForm.Meta.fields, name="Episode", patient_id=(Id, ...))
+ProcedureIn, ProcedurePatch = writes_of(Procedure, ProcedureForm.Meta.fields, name="Procedure", episode_id=(Id, ...))
+ExamIn, ExamPatch = writes_of(Exam, ExamForm.Meta.fields, name="Exam", episode_id=(Id, ...))
+AdverseEventIn, AdverseEventPatch = writes_of(AdverseEvent, AdverseEventForm.Meta.fields, name="AdverseEvent",
+                                              procedure_id=(Id, ...))
 
 
 class GradeIn(Schema):
@@ -191,51 +188,6 @@ class GradePatch(Schema):
     inputs: dict[str, Any] | None = None
     grade: int | None = Field(None, ge=0, le=4)
     notes: str | None = None
-
-
-class ProcedureIn(ModelSchema):
-    episode_id: Id
-
-    class Meta:
-        model = Procedure
-        fields = ProcedureForm.Meta.fields
-
-
-class ProcedurePatch(ModelSchema):
-    class Meta:
-        model = Procedure
-        fields = ProcedureForm.Meta.fields
-        fields_optional = "__all__"
-
-
-class ExamIn(ModelSchema):
-    episode_id: Id
-
-    class Meta:
-        model = Exam
-        fields = ExamForm.Meta.fields
-
-
-class ExamPatch(ModelSchema):
-    class Meta:
-        model = Exam
-        fields = ExamForm.Meta.fields
-        fields_optional = "__all__"
-
-
-class AdverseEventIn(ModelSchema):
-    procedure_id: Id
-
-    class Meta:
-        model = AdverseEvent
-        fields = AdverseEventForm.Meta.fields
-
-
-class AdverseEventPatch(ModelSchema):
-    class Meta:
-        model = AdverseEvent
-        fields = AdverseEventForm.Meta.fields
-        fields_optional = "__all__"
 
 
 class ResponseIn(Schema):

@@ -5,10 +5,13 @@ follow-up scheduling, analytics marks)."""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+import dataclasses
+import inspect
+from collections.abc import Callable
+from typing import Any, Literal, cast
 
-from django.db.models import Model
-from ninja import Field, Query, Router
+from django.db.models import Model, QuerySet
+from ninja import Field, Query, Router, Schema
 
 from orthoreg.accounts import access
 from orthoreg.registry import services
@@ -163,6 +166,100 @@ def patient_update(request, patient_id: Id, payload: PatientPatch):
         patient=patient, request=request, actor=request.auth, **_fields(Patient, fields)))
 
 
+# --- records declared once: list, read, create, update -----------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class Resource:
+    """One kind of record of the API, declared once: `record_routes` adds its four operations (list, read,
+    create, update) with the same paths, operation ids, parameters and answers as written by hand.
+
+    `parent` is the (field, model) a new record hangs on (its id in the body, 404 when unreachable); `create` and
+    `update` call the record's service with (parent or record, request, fields); `filters` narrows the list by the
+    query; `related` is what reading one for a change selects with it."""
+
+    noun: str  # operation ids: <noun>_list, <noun>_read, <noun>_create, <noun>_update
+    path: str
+    id_name: str
+    model: type[Model]
+    out: type[Schema]
+    schemas: tuple[type[Schema], type[Schema]]  # (In, Patch)
+    query: type[ListQuery]
+    summaries: tuple[str, str, str, str]  # list, read, create, update
+    parent: tuple[str, type[Model]]
+    create: Callable[[Any, Any, dict], Model]
+    update: Callable[[Any, Any, dict], Model]
+    filters: Callable[[QuerySet, Any], QuerySet] = lambda qs, query: qs
+    related: tuple[str, ...] = ()
+    list_capability: frozenset = access.CLINICAL
+    list_related: tuple[str, ...] = ()
+    parent_related: tuple[str, ...] = ()
+
+
+def _operation(func, noun: str, verb: str, **params: Any):
+    """`func` as the view of <noun>_<verb>: its operation id, and the signature ninja reads its parameters from."""
+    func.__name__ = func.__qualname__ = f"{noun}_{verb}"
+    func.__module__ = __name__
+    func.__signature__ = inspect.Signature([  # type: ignore[attr-defined]
+        inspect.Parameter("request", inspect.Parameter.POSITIONAL_OR_KEYWORD),
+        *(inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=annotation)
+          for name, annotation in params.items())])
+    return func
+
+
+def record_routes(router: Router, r: Resource) -> None:
+    item = f"{r.path}/{{{r.id_name}}}"
+    what = CONTACT if r.list_capability == access.CONTACT else CLINICAL
+    schema_in, schema_patch = r.schemas
+    queryset = r.model._default_manager.select_related(*r.related) if r.related else None
+    parent_queryset = r.parent[1]._default_manager.select_related(*r.parent_related) if r.parent_related else None
+
+    def list_(request, query):
+        qs = r.filters(_scoped(request, r.model, r.list_capability, what), query)
+        page = paginate(qs.select_related(*r.list_related) if r.list_related else qs, query)
+        _touch_all(request, page["items"])
+        return page
+
+    def read(request, **ids):
+        require(request, r.list_capability, what)
+        return get_object(request, r.model, ids[r.id_name], r.list_capability)
+
+    def create(request, payload):
+        require(request, access.CLINICAL, CLINICAL)
+        fields = changes(payload)
+        field, model = r.parent
+        parent = get_object(request, model, fields.pop(field), location=field, queryset=parent_queryset)
+        return write(request, status=201, out=r.out, action=lambda: r.create(parent, request, fields))
+
+    def update(request, payload, **ids):
+        require(request, access.CLINICAL, CLINICAL)
+        record = get_object(request, r.model, ids[r.id_name], queryset=queryset)
+        fields = changes(payload)
+        no_changes_refused(fields)
+        return write(request, status=200, out=r.out, action=lambda: r.update(record, request, fields))
+
+    summary_list, summary_read, summary_create, summary_update = r.summaries
+    router.get(r.path, response={200: page_of(r.out), **READ_ERRORS}, summary=summary_list)(
+        _operation(list_, r.noun, "list", query=cast(Any, Query)[r.query]))
+    router.get(item, response={200: r.out, **READ_ERRORS}, summary=summary_read)(
+        _operation(read, r.noun, "read", **{r.id_name: Id}))
+    router.post(r.path, response={201: r.out, **WRITE_ERRORS}, openapi_extra=IDEMPOTENT, summary=summary_create)(
+        _operation(create, r.noun, "create", payload=schema_in))
+    router.patch(item, response={200: r.out, **WRITE_ERRORS}, openapi_extra=IDEMPOTENT, summary=summary_update)(
+        _operation(update, r.noun, "update", **{r.id_name: Id}, payload=schema_patch))
+
+
+def _by(model: type[Model], service: Callable[..., Model], parent: str) -> Callable[[Any, Any, dict], Model]:
+    """A service called with the parent record (`parent=`) and the fields, None in text fields as empty."""
+    return lambda obj, request, fields: service(**{parent: obj}, request=request, actor=request.auth,
+                                                **_fields(model, fields))
+
+
+def _changing(model: type[Model], service: Callable[..., Model], parent: str) -> Callable[[Any, Any, dict], Model]:
+    """A service called to change `instance` (its parent record given as `parent=`)."""
+    return lambda obj, request, fields: service(**{parent: getattr(obj, parent)}, instance=obj, request=request,
+                                                actor=request.auth, **_fields(model, fields))
+
+
 # --- episodes -----------------------------------------------------------------------------------------------
 
 class EpisodeQuery(ListQuery):
@@ -173,41 +270,20 @@ class EpisodeQuery(ListQuery):
     status: Literal[tuple(Episode.Status.values)] | None = None
 
 
-@router.get("/episodes", response={200: page_of(EpisodeOut), **READ_ERRORS}, summary="Episodes")
-def episode_list(request, query: Query[EpisodeQuery]):
-    qs = _scoped(request, Episode, access.CONTACT, CONTACT)
+def _episode_filters(qs: QuerySet, query: EpisodeQuery) -> QuerySet:
     for name in ("patient_id", "condition", "body_site", "side", "status"):
         if getattr(query, name) is not None:
             qs = qs.filter(**{name: getattr(query, name)})
-    page = paginate(qs, query)
-    _touch_all(request, page["items"])
-    return page
+    return qs
 
 
-@router.get("/episodes/{episode_id}", response={200: EpisodeOut, **READ_ERRORS}, summary="One episode")
-def episode_read(request, episode_id: Id):
-    require(request, access.CONTACT, CONTACT)
-    return get_object(request, Episode, episode_id, access.CONTACT)
-
-
-@router.post("/episodes", response={201: EpisodeOut, **WRITE_ERRORS}, openapi_extra=IDEMPOTENT, summary="Record an episode")
-def episode_create(request, payload: EpisodeIn):
-    require(request, access.CLINICAL, CLINICAL)
-    fields = changes(payload)
-    patient = get_object(request, Patient, fields.pop("patient_id"), location="patient_id")
-    return write(request, status=201, out=EpisodeOut, action=lambda: services.episode_create(
-        patient=patient, request=request, actor=request.auth, **_fields(Episode, fields)))
-
-
-@router.patch("/episodes/{episode_id}", response={200: EpisodeOut, **WRITE_ERRORS},
-              openapi_extra=IDEMPOTENT, summary="Change an episode")
-def episode_update(request, episode_id: Id, payload: EpisodePatch):
-    require(request, access.CLINICAL, CLINICAL)
-    episode = get_object(request, Episode, episode_id)
-    fields = changes(payload)
-    no_changes_refused(fields)
-    return write(request, status=200, out=EpisodeOut, action=lambda: services.episode_update(
-        episode=episode, request=request, actor=request.auth, **_fields(Episode, fields)))
+record_routes(router, Resource(
+    noun="episode", path="/episodes", id_name="episode_id", model=Episode, out=EpisodeOut,
+    schemas=(EpisodeIn, EpisodePatch), query=EpisodeQuery, filters=_episode_filters, list_capability=access.CONTACT,
+    summaries=("Episodes", "One episode", "Record an episode", "Change an episode"),
+    parent=("patient_id", Patient), create=_by(Episode, services.episode_create, "patient"),
+    update=lambda episode, request, fields: services.episode_update(
+        episode=episode, request=request, actor=request.auth, **_fields(Episode, fields))))
 
 
 # --- records of an episode: grades, procedures, exams -------------------------------------------------------
@@ -219,8 +295,7 @@ class EpisodeRecordQuery(ListQuery):
     date_to: IsoDate | None = Field(None, description="On or before this date")
 
 
-def _episode_records(request, model, query: EpisodeRecordQuery, **extra):
-    qs = _scoped(request, model, access.CLINICAL, CLINICAL)
+def _episode_record_filters(qs: QuerySet, query: EpisodeRecordQuery) -> QuerySet:
     if query.episode_id is not None:
         qs = qs.filter(episode_id=query.episode_id)
     if query.patient_id is not None:
@@ -229,42 +304,27 @@ def _episode_records(request, model, query: EpisodeRecordQuery, **extra):
         qs = qs.filter(date__gte=query.date_from)
     if query.date_to is not None:
         qs = qs.filter(date__lte=query.date_to)
-    qs = qs.filter(**{k: v for k, v in extra.items() if v is not None})
-    page = paginate(qs, query)
-    _touch_all(request, page["items"])
-    return page
+    return qs
 
 
-@router.get("/grades", response={200: page_of(GradeOut), **READ_ERRORS}, summary="Grades")
-def grade_list(request, query: Query[EpisodeRecordQuery]):
-    return _episode_records(request, Grade, query)
-
-
-@router.get("/grades/{grade_id}", response={200: GradeOut, **READ_ERRORS}, summary="One grade")
-def grade_read(request, grade_id: Id):
-    require(request, access.CLINICAL, CLINICAL)
-    return get_object(request, Grade, grade_id)
-
-
-@router.post("/grades", response={201: GradeOut, **WRITE_ERRORS}, openapi_extra=IDEMPOTENT, summary="Record a grade")
-def grade_create(request, payload: GradeIn):
-    require(request, access.CLINICAL, CLINICAL)
-    episode = get_object(request, Episode, payload.episode_id, location="episode_id")
-    return write(request, status=201, out=GradeOut, action=lambda: services.grade_record(
-        episode=episode, system=payload.system, date=payload.date, inputs=payload.inputs, grade=payload.grade,
-        notes=payload.notes, request=request, actor=request.auth))
-
-
-@router.patch("/grades/{grade_id}", response={200: GradeOut, **WRITE_ERRORS}, openapi_extra=IDEMPOTENT, summary="Change a grade")
-def grade_update(request, grade_id: Id, payload: GradePatch):
-    require(request, access.CLINICAL, CLINICAL)
-    grade = get_object(request, Grade, grade_id, queryset=Grade.objects.select_related("episode__patient"))
-    fields = changes(payload)
-    no_changes_refused(fields)
+def _grade_update(grade: Grade, request, fields: dict) -> Grade:
+    """A grade is recomputed from all its inputs: the fields given over those it had (a grade of null: the
+    calculator's suggestion)."""
     merged = {"system": grade.system, "date": grade.date, "inputs": grade.inputs, "grade": grade.grade,
               "notes": grade.notes, **{k: v for k, v in fields.items() if v is not None or k == "grade"}}
-    return write(request, status=200, out=GradeOut, action=lambda: services.grade_record(
-        episode=grade.episode, request=request, actor=request.auth, instance=grade, **merged))
+    return services.grade_record(episode=grade.episode, request=request, actor=request.auth, instance=grade,
+                                 **merged)
+
+
+record_routes(router, Resource(
+    noun="grade", path="/grades", id_name="grade_id", model=Grade, out=GradeOut, schemas=(GradeIn, GradePatch),
+    query=EpisodeRecordQuery, filters=_episode_record_filters, related=("episode__patient",),
+    summaries=("Grades", "One grade", "Record a grade", "Change a grade"),
+    parent=("episode_id", Episode),
+    create=lambda episode, request, fields: services.grade_record(
+        episode=episode, system=fields["system"], date=fields["date"], inputs=fields.get("inputs", {}),
+        grade=fields.get("grade"), notes=fields.get("notes", ""), request=request, actor=request.auth),
+    update=_grade_update))
 
 
 class ProcedureQuery(EpisodeRecordQuery):
@@ -272,69 +332,26 @@ class ProcedureQuery(EpisodeRecordQuery):
     is_index: bool | None = None
 
 
-@router.get("/procedures", response={200: page_of(ProcedureOut), **READ_ERRORS}, summary="Procedures")
-def procedure_list(request, query: Query[ProcedureQuery]):
-    return _episode_records(request, Procedure, query, kind=query.kind, is_index=query.is_index)
+def _procedure_filters(qs: QuerySet, query: ProcedureQuery) -> QuerySet:
+    qs = _episode_record_filters(qs, query)
+    return qs.filter(**{k: v for k, v in (("kind", query.kind), ("is_index", query.is_index)) if v is not None})
 
 
-@router.get("/procedures/{procedure_id}", response={200: ProcedureOut, **READ_ERRORS},
-            summary="One procedure")
-def procedure_read(request, procedure_id: Id):
-    require(request, access.CLINICAL, CLINICAL)
-    return get_object(request, Procedure, procedure_id)
+record_routes(router, Resource(
+    noun="procedure", path="/procedures", id_name="procedure_id", model=Procedure, out=ProcedureOut,
+    schemas=(ProcedureIn, ProcedurePatch), query=ProcedureQuery, filters=_procedure_filters,
+    related=("episode__patient",),
+    summaries=("Procedures", "One procedure", "Record a procedure (an index procedure schedules its follow-ups)",
+               "Change a procedure (a changed index date re-plans its follow-ups)"),
+    parent=("episode_id", Episode), create=_by(Procedure, services.procedure_record, "episode"),
+    update=_changing(Procedure, services.procedure_record, "episode")))
 
-
-@router.post("/procedures", response={201: ProcedureOut, **WRITE_ERRORS},
-             openapi_extra=IDEMPOTENT, summary="Record a procedure (an index procedure schedules its follow-ups)")
-def procedure_create(request, payload: ProcedureIn):
-    require(request, access.CLINICAL, CLINICAL)
-    fields = changes(payload)
-    episode = get_object(request, Episode, fields.pop("episode_id"), location="episode_id")
-    return write(request, status=201, out=ProcedureOut, action=lambda: services.procedure_record(
-        episode=episode, request=request, actor=request.auth, **_fields(Procedure, fields)))
-
-
-@router.patch("/procedures/{procedure_id}", response={200: ProcedureOut, **WRITE_ERRORS},
-              openapi_extra=IDEMPOTENT, summary="Change a procedure (a changed index date re-plans its follow-ups)")
-def procedure_update(request, procedure_id: Id, payload: ProcedurePatch):
-    require(request, access.CLINICAL, CLINICAL)
-    procedure = get_object(request, Procedure, procedure_id,
-                           queryset=Procedure.objects.select_related("episode__patient"))
-    fields = changes(payload)
-    no_changes_refused(fields)
-    return write(request, status=200, out=ProcedureOut, action=lambda: services.procedure_record(
-        episode=procedure.episode, instance=procedure, request=request, actor=request.auth,
-        **_fields(Procedure, fields)))
-
-
-@router.get("/exams", response={200: page_of(ExamOut), **READ_ERRORS}, summary="Exams")
-def exam_list(request, query: Query[EpisodeRecordQuery]):
-    return _episode_records(request, Exam, query)
-
-
-@router.get("/exams/{exam_id}", response={200: ExamOut, **READ_ERRORS}, summary="One exam")
-def exam_read(request, exam_id: Id):
-    require(request, access.CLINICAL, CLINICAL)
-    return get_object(request, Exam, exam_id)
-
-
-@router.post("/exams", response={201: ExamOut, **WRITE_ERRORS}, openapi_extra=IDEMPOTENT, summary="Record an exam")
-def exam_create(request, payload: ExamIn):
-    require(request, access.CLINICAL, CLINICAL)
-    fields = changes(payload)
-    episode = get_object(request, Episode, fields.pop("episode_id"), location="episode_id")
-    return write(request, status=201, out=ExamOut, action=lambda: services.exam_record(
-        episode=episode, request=request, actor=request.auth, **_fields(Exam, fields)))
-
-
-@router.patch("/exams/{exam_id}", response={200: ExamOut, **WRITE_ERRORS}, openapi_extra=IDEMPOTENT, summary="Change an exam")
-def exam_update(request, exam_id: Id, payload: ExamPatch):
-    require(request, access.CLINICAL, CLINICAL)
-    exam = get_object(request, Exam, exam_id, queryset=Exam.objects.select_related("episode__patient"))
-    fields = changes(payload)
-    no_changes_refused(fields)
-    return write(request, status=200, out=ExamOut, action=lambda: services.exam_record(
-        episode=exam.episode, instance=exam, request=request, actor=request.auth, **_fields(Exam, fields)))
+record_routes(router, Resource(
+    noun="exam", path="/exams", id_name="exam_id", model=Exam, out=ExamOut, schemas=(ExamIn, ExamPatch),
+    query=EpisodeRecordQuery, filters=_episode_record_filters, related=("episode__patient",),
+    summaries=("Exams", "One exam", "Record an exam", "Change an exam"),
+    parent=("episode_id", Episode), create=_by(Exam, services.exam_record, "episode"),
+    update=_changing(Exam, services.exam_record, "episode")))
 
 
 # --- adverse events -----------------------------------------------------------------------------------------
@@ -345,47 +362,21 @@ class AdverseEventQuery(ListQuery):
     serious: bool | None = None
 
 
-@router.get("/adverse-events", response={200: page_of(AdverseEventOut), **READ_ERRORS}, summary="Adverse events")
-def adverse_event_list(request, query: Query[AdverseEventQuery]):
-    qs = _scoped(request, AdverseEvent, access.CLINICAL, CLINICAL)
+def _adverse_event_filters(qs: QuerySet, query: AdverseEventQuery) -> QuerySet:
     if query.procedure_id is not None:
         qs = qs.filter(procedure_id=query.procedure_id)
     if query.episode_id is not None:
         qs = qs.filter(procedure__episode_id=query.episode_id)
     if query.serious is not None:
         qs = qs.filter(serious=query.serious)
-    page = paginate(qs.select_related("procedure__episode__patient"), query)
-    _touch_all(request, page["items"])
-    return page
+    return qs
 
 
-@router.get("/adverse-events/{event_id}", response={200: AdverseEventOut, **READ_ERRORS},
-            summary="One adverse event")
-def adverse_event_read(request, event_id: Id):
-    require(request, access.CLINICAL, CLINICAL)
-    return get_object(request, AdverseEvent, event_id)
-
-
-@router.post("/adverse-events", response={201: AdverseEventOut, **WRITE_ERRORS}, openapi_extra=IDEMPOTENT, summary="Record an adverse event")
-def adverse_event_create(request, payload: AdverseEventIn):
-    require(request, access.CLINICAL, CLINICAL)
-    fields = changes(payload)
-    procedure = get_object(request, Procedure, fields.pop("procedure_id"), location="procedure_id",
-                           queryset=Procedure.objects.select_related("episode__patient"))
-    return write(request, status=201, out=AdverseEventOut, action=lambda: services.adverse_event_record(
-        procedure=procedure, request=request, actor=request.auth, **_fields(AdverseEvent, fields)))
-
-
-@router.patch("/adverse-events/{event_id}", response={200: AdverseEventOut, **WRITE_ERRORS},
-              openapi_extra=IDEMPOTENT, summary="Change an adverse event")
-def adverse_event_update(request, event_id: Id, payload: AdverseEventPatch):
-    require(request, access.CLINICAL, CLINICAL)
-    event = get_object(request, AdverseEvent, event_id,
-                       queryset=AdverseEvent.objects.select_related("procedure__episode__patient"))
-    fields = changes(payload)
-    no_changes_refused(fields)
-    return write(request, status=200, out=AdverseEventOut, action=lambda: services.adverse_event_record(
-        procedure=event.procedure, instance=event, request=request, actor=request.auth,
-        **_fields(AdverseEvent, fields)))
-
-
+record_routes(router, Resource(
+    noun="adverse_event", path="/adverse-events", id_name="event_id", model=AdverseEvent, out=AdverseEventOut,
+    schemas=(AdverseEventIn, AdverseEventPatch), query=AdverseEventQuery, filters=_adverse_event_filters,
+    related=("procedure__episode__patient",), list_related=("procedure__episode__patient",),
+    parent_related=("episode__patient",),
+    summaries=("Adverse events", "One adverse event", "Record an adverse event", "Change an adverse event"),
+    parent=("procedure_id", Procedure), create=_by(AdverseEvent, services.adverse_event_record, "procedure"),
+    update=_changing(AdverseEvent, services.adverse_event_record, "procedure")))
