@@ -271,7 +271,7 @@ def instrument_summary(rules: Rules, info: dict, cells: pd.DataFrame, treated: i
         "score": summary(rules, kept["score"], (info["minimum"], info["maximum"])),
         "change": (summary(rules, kept["score"] - kept["base"], (-span, span))
                    if tp != "baseline" and info["has_baseline"] else None),
-        "responders": {},
+        "responders": {}, "change_distribution": [], "change_marks": None,
     }
     if tp == "baseline":
         return row
@@ -293,8 +293,51 @@ def instrument_summary(rules: Rules, info: dict, cells: pd.DataFrame, treated: i
     if info["instrument"] == rules.oarsi_pain:
         ok = int(evaluable["oarsi"].sum())
         row["responders"]["omeract_oarsi"] = rate(rules, ok, len(evaluable) - ok + converted, eligible)
+    passed = pass_of(info)
+    if passed is not None:
+        s = kept[kept["score"].notna()]["score"]
+        met = s >= passed["value"] - rules.tolerance if info["better"] == "higher" else \
+            s <= passed["value"] + rules.tolerance
+        ok = int(met.sum())
+        row["responders"]["pass"] = rate(rules, ok, len(s) - ok + converted, eligible)
+    if info["has_baseline"]:
+        gains = improvement(info, evaluable["score"], evaluable["base"]).to_numpy(dtype=float)
+        row["change_distribution"] = change_distribution(rules, info, gains)
+        row["change_marks"] = change_marks(rules, info, passed, len(evaluable))
     row["responders"]["no_conversion"] = rate(rules, eligible - converted, converted, eligible, worst=answered_free)
     return row
+
+
+def pass_of(info: dict) -> dict | None:
+    """The instrument's patient acceptable symptom state where it applies to the recomputed cohort (every treated
+    episode, of any condition): only a PASS published for any condition (an empty pass_scope) does."""
+    if _num(info["pass"]) is None or (not pd.isna(info["pass_scope"]) and info["pass_scope"]):
+        return None
+    return {"value": float(info["pass"]), "source": info["pass_source"], "verify": bool(info["pass_verify"])}
+
+
+def change_distribution(rules: Rules, info: dict, gains: np.ndarray) -> list[dict]:
+    """The share of the evaluable patients improved by at least each threshold (a grid of distribution_step points
+    from the worst change to the best), counted by comparing every gain with every threshold."""
+    if len(gains) < rules.few:
+        return []
+    step = float(info["distribution_step"])
+    thresholds = np.arange(math.floor(gains.min() / step), math.ceil(gains.max() / step) + 1) * step
+    return [{"threshold": r6(x), "share": r6((gains >= x - rules.tolerance).sum() / len(gains))}
+            for x in thresholds]
+
+
+def change_marks(rules: Rules, info: dict, passed: dict | None, n: int) -> dict:
+    """The marks of a change distribution chart: MCID, the OMERACT-OARSI absolute thresholds (0-100) on the
+    instrument's scale for the pain and function instruments, and the PASS."""
+    t = rules.oarsi_thresholds
+    oarsi = info["instrument"] == rules.oarsi_pain or info["instrument"] in rules.oarsi_function
+    points = (info["maximum"] - info["minimum"]) / 100.0  # instrument points per point on a 0-100 scale
+    return {"n": n, "too_few": n < rules.few, "mcid": _num(info["mcid"]), "mcid_percent": _num(info["mcid_percent"]),
+            "oarsi_high": r6(t["high_absolute"] * points) if oarsi else None,
+            "oarsi_high_relative": t["high_relative"] if oarsi else None,
+            "oarsi_moderate": r6(t["moderate_absolute"] * points) if oarsi else None,
+            "oarsi_moderate_relative": t["moderate_relative"] if oarsi else None, "pass": passed}
 
 
 def _num(value):

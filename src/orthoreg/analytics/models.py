@@ -80,7 +80,10 @@ class OutcomeFact(models.Model):
 
     class Meta:
         db_table = "analytics_outcome"
-        indexes = [models.Index(fields=["episode"], name="analytics_outcome_episode")]
+        # an episode's facts (rebuilt together), and one instrument at one time point of each episode of a cohort:
+        # the baseline of the groups (metrics.baseline_by_group) and the adjusted comparison (metrics.comparison_rows)
+        # read one row per episode instead of all of its assessments
+        indexes = [models.Index(fields=["episode", "instrument", "time_point"], name="analytics_outcome_episode_it")]
 
     def __str__(self) -> str:
         return f"outcome of assessment {self.id}"

@@ -145,14 +145,16 @@ def change_distribution(info: InstrumentInfo, improvements: list[tuple[float, in
     total = sum(n for _, n in improvements)
     if too_few(total):
         return []
-    values = np.repeat(np.array([v for v, _ in improvements], dtype=float),
-                       np.array([n for _, n in improvements], dtype=np.int64))
-    values.sort()
+    # on the counted values (one per cell), never one per patient: below = how many improved by less than x
+    values = np.array([v for v, n in improvements if n], dtype=float)
+    counts = np.array([n for _, n in improvements if n], dtype=np.int64)
+    order = np.argsort(values, kind="stable")
+    values, below = values[order], np.concatenate([[0], np.cumsum(counts[order])])
     step = distribution_step(info)
     low, high = math.floor(values[0] / step) * step, math.ceil(values[-1] / step) * step
     thresholds = np.round(np.arange(low, high + step / 2, step), 6)
-    at_least = len(values) - np.searchsorted(values, thresholds - EPS, side="left")
-    return [{"threshold": float(x), "share": round(float(k) / len(values), 6)} for x, k in zip(thresholds, at_least)]
+    at_least = total - below[np.searchsorted(values, thresholds - EPS, side="left")]
+    return [{"threshold": float(x), "share": round(float(k) / total, 6)} for x, k in zip(thresholds, at_least)]
 
 
 def change_marks(info: InstrumentInfo, passed: PassInfo | None, n: int) -> dict:

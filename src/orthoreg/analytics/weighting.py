@@ -124,7 +124,7 @@ def _poisson_table(bits: int = 16) -> np.ndarray:
 
     cdf = poisson.cdf(np.arange(20), 1.0)
     codes = (np.arange(2 ** bits) + 0.5) / 2 ** bits
-    return np.searchsorted(cdf, codes).astype(np.float32)
+    return np.searchsorted(cdf, codes).astype(np.float64)
 
 
 POISSON = _poisson_table()
@@ -136,36 +136,42 @@ def _replicates(n: int, rng: np.random.Generator, b: int):
     done = 0
     while done < b:
         k = min(CHUNK, b - done)
-        yield POISSON[rng.integers(0, len(POISSON), size=(n, k), dtype=np.uint16)]  # patients x replicates
+        yield np.take(POISSON, rng.integers(0, len(POISSON), size=(n, k), dtype=np.uint16))  # patients x replicates
         done += k
 
 
-def _rate(c: np.ndarray, w: np.ndarray, y: np.ndarray, known: np.ndarray) -> np.ndarray:
-    """Weighted responder rate among those with a known outcome, for each column of resampling counts `c`."""
-    both = np.column_stack([np.where(known, w * y, 0), np.where(known, w, 0)]).astype(np.float32)
-    sums = (c.T @ both).T  # (replicates x patients) @ (patients x 2): the fast order for BLAS here
-    return sums[0] / sums[1]
+class _Sums:
+    """What the estimates of one cohort need from each replicate, as one sparse linear map of the resampling counts
+    (built once per cohort, applied to every block of replicates in one product): row 0 the weight of responders
+    among those with a known outcome, row 1 the weight of those with a known outcome, then per time bin (one per
+    distinct day up to the horizon, and one after it) the weight leaving the risk set there and the weight of the
+    conversions there."""
 
+    def __init__(self, w: np.ndarray, y: np.ndarray, known: np.ndarray, days: np.ndarray, event: np.ndarray,
+                 horizon: float):
+        from scipy import sparse
 
-def _km_at(c: np.ndarray, w: np.ndarray, days: np.ndarray, event: np.ndarray, horizon: float) -> np.ndarray:
-    """Weighted Kaplan-Meier survival at `horizon` for each column of resampling counts `c`: the patients are put in
-    one bin per distinct day up to the horizon (and one after it); events and numbers at risk per bin are sums of
-    the weights, computed for every replicate at once with a sparse matrix product."""
-    from scipy import sparse
+        times = np.unique(days[days <= horizon])
+        self.k = k = len(times)
+        bins = np.where(days <= horizon, np.searchsorted(times, days), k)
+        n = len(days)
+        rows = np.concatenate([np.zeros(n, dtype=np.int64), np.ones(n, dtype=np.int64), 2 + bins, 3 + k + bins])
+        values = np.concatenate([np.where(known, w * y, 0), np.where(known, w, 0), w, np.where(event, w, 0)])
+        kept = values != 0
+        self.matrix = sparse.csr_matrix((values[kept], (rows[kept], np.tile(np.arange(n), 4)[kept])),
+                                        shape=(2 + 2 * (k + 1), n))
 
-    times = np.unique(days[days <= horizon])
-    k = len(times)
-    bins = np.where(days <= horizon, np.searchsorted(times, days), k)
-    n = len(days)
-    rows = np.arange(n)
-    leaving = sparse.csr_matrix((w.astype(np.float32), (bins, rows)), shape=(k + 1, n))
-    dead = sparse.csr_matrix((np.where(event, w, 0).astype(np.float32), (bins, rows)), shape=(k + 1, n))
-    removed = np.asarray(leaving @ c).T  # replicates x bins: weight leaving at each time
-    events = np.asarray(dead @ c).T[:, :k]
-    at_risk = np.cumsum(removed[:, ::-1], axis=1)[:, ::-1][:, :k]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        factors = np.where(at_risk > 0, 1 - events / np.where(at_risk > 0, at_risk, 1), 1.0)
-    return np.prod(factors, axis=1)
+    def estimates(self, c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(weighted responder rate, weighted Kaplan-Meier survival at the horizon) for each column of resampling
+        counts `c` (patients x replicates)."""
+        k = self.k
+        sums = np.asarray(self.matrix @ c)  # rows x replicates
+        rate = sums[0] / sums[1]
+        removed, events = sums[2:3 + k].T, sums[3 + k:3 + k + k].T  # replicates x bins
+        at_risk = np.cumsum(removed[:, ::-1], axis=1)[:, ::-1][:, :k]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            factors = np.where(at_risk > 0, 1 - events / np.where(at_risk > 0, at_risk, 1), 1.0)
+        return rate, np.prod(factors, axis=1)
 
 
 def _interval(point: float, boot: np.ndarray) -> dict:
@@ -211,25 +217,27 @@ def adjusted_difference(x: np.ndarray, names: list[str], a: np.ndarray, responde
     out["balance"] = [{"covariate": n, "smd_before": round(float(b), 4), "smd_after": round(float(f), 4),
                        "flagged": bool(abs(f) > SMD_FLAG), "flagged_before": bool(abs(b) > SMD_FLAG)}
                       for n, b, f in zip(names, before, after)]
-    groups = [(a, w), (~a, w)]
+    masks = (a, ~a)
 
-    def estimates(counts: list[np.ndarray], weights: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    def sums(weights: np.ndarray) -> list[_Sums]:
+        return [_Sums(weights[m], y0[m], known[m], days[m], event[m], horizon_days) for m in masks]
+
+    def difference(cohorts: list[_Sums], counts: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         """(rate difference, survival difference) per replicate from each cohort's resampling counts."""
-        rate = [_rate(c, wg[m], y0[m], known[m]) for c, (m, _), wg in zip(counts, groups, weights)]
-        surv = [_km_at(c, wg[m], days[m], event[m], horizon_days) for c, (m, _), wg in zip(counts, groups, weights)]
-        return rate[0] - rate[1], surv[0] - surv[1]
+        (rate_a, surv_a), (rate_b, surv_b) = (s_.estimates(c) for s_, c in zip(cohorts, counts))
+        return rate_a - rate_b, surv_a - surv_b
 
-    ones = [np.ones((int(m.sum()), 1), dtype=np.float32) for m, _ in groups]
-    rate_point, surv_point = (float(v[0]) for v in estimates(ones, [w, w]))
-    plain = np.ones(len(a))
-    plain_rate, plain_surv = (float(v[0]) for v in estimates(ones, [plain, plain]))
+    ones = [np.ones((int(m.sum()), 1)) for m in masks]
+    weighted = sums(w)
+    rate_point, surv_point = (float(v[0]) for v in difference(weighted, ones))
+    plain_rate, plain_surv = (float(v[0]) for v in difference(sums(np.ones(len(a))), ones))
     out["unadjusted"] = {"difference": round(plain_rate, 6), "surgery_free": round(plain_surv, 6)}
     rng = np.random.default_rng(seed)
     rates, survs = [], []
     # resampling within each cohort (stratified): each replicate keeps both cohorts
     for ca, cb in zip(_replicates(int(a.sum()), rng, replicates), _replicates(int((~a).sum()), rng, replicates)):
         with np.errstate(divide="ignore", invalid="ignore"):
-            r, v = estimates([ca, cb], [w, w])
+            r, v = difference(weighted, [ca, cb])
         rates.append(r)
         survs.append(v)
     out.update(_interval(rate_point, np.concatenate(rates)))

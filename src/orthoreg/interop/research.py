@@ -203,6 +203,15 @@ INSTRUMENTS = Table("instruments", "The scored instruments and how the report re
     Field("mcid_percent", "number", "MCID as a share of the room to improve, where percent change is meaningful",
           "%"),
     Field("has_baseline", "boolean", "scores are compared with a baseline (not a transition question)", codes=YES_NO),
+    Field("distribution_step", "number", "spacing of the thresholds of the report's change distribution (share "
+                                         "improved by at least each threshold)", "points"),
+    Field("pass", "number", "patient acceptable symptom state: the absolute score at or better than which patients "
+                            "call their state acceptable, where one is published", "points"),
+    Field("pass_source", "string", "where the PASS was published"),
+    Field("pass_scope", "string", "the condition:site pairs the PASS was published for, comma-separated (empty: any; "
+                                  "a cohort not narrowed to one of them gets no PASS)"),
+    Field("pass_verify", "boolean", "the PASS is not read straight from its source (e.g. another scale)",
+          codes=YES_NO),
 ))
 RESPONSES = Table("responses", "Every questionnaire response of a consented patient.", (
     _pid("response"), _pid("patient"), _pid("episode"),
@@ -439,9 +448,13 @@ def adverse_rows(c: Context) -> Iterator[list]:
 
 
 def instrument_rows(c: Context) -> Iterator[list]:
+    passes = metrics.pass_infos()
     for code, info in metrics.instrument_infos().items():  # in the report's order
+        p = passes.get(code)
         yield [code, info.title, info.better, info.minimum, info.maximum, info.mcid, info.mcid_percent,
-               info.has_baseline]
+               info.has_baseline, summaries.distribution_step(info), None if p is None else p.value,
+               None if p is None else p.source,
+               None if p is None else ",".join(f"{c}:{s}" for c, s in p.scope), None if p is None else p.verify]
 
 
 def response_rows(c: Context) -> Iterator[list]:
