@@ -249,7 +249,40 @@ def test_reference_to_a_missing_resource(tmp_path, clinic):
 def test_urn_uuid_reference_outside_the_bundle(tmp_path, clinic):
     condition = {"resourceType": "Condition", "code": {"text": "anything"},
                  "subject": {"reference": "urn:uuid:11111111-2222-4333-8444-555555555555"}}
-    refused(tmp_path, "u.json", _bundle("batch", PATIENT, condition), "which is not in this Bundle")
+    refused(tmp_path, "u.json", _bundle("transaction", PATIENT, condition), "which is not in this Bundle")
+
+
+def test_a_batch_imports_each_entry_on_its_own(tmp_path, clinic):
+    """A batch Bundle (unlike a transaction) is not all or nothing: the valid entries are written, each refused
+    one is named (with what depended on it), the run exits 2 and the summary gives every entry's outcome."""
+    bad = {**PATIENT, "id": "p2", "identifier": [{"system": "urn:example:mrn", "value": "A-78"}],
+           "birthDate": "1979-02-30"}
+    old = {**PATIENT, "id": "p3", "identifier": [{"system": "urn:example:mrn", "value": "A-79"}],
+           "birthDate": "1850-01-01"}
+    knee = {"resourceType": "Condition", "code": {"coding": [{"system": codes.ICD10CM, "code": "M17.11"}]},
+            "subject": {"reference": "urn:uuid:00000000-0000-4000-8000-000000000002"}}  # the refused patient
+    dangling = {"resourceType": "Condition", "code": {"text": "anything"},
+                "subject": {"reference": "urn:uuid:11111111-2222-4333-8444-555555555555"}}
+    code, summary = run(write(tmp_path, "batch.json", _bundle("batch", PATIENT, bad, old, knee, dangling)))
+    assert code == 2 and not summary["ok"]
+    assert summary["units"][0]["status"] == "partly imported"
+    assert list(Patient.objects.values_list("mrn", flat=True)) == ["A-77"]
+    assert summary["resources"]["Patient"]["created"] == 1
+    located = {e["location"].split(": ", 1)[1].split(" ")[0]: e["message"] for e in errors(summary)}
+    assert sorted(located) == ["entry[1]", "entry[2]", "entry[3]", "entry[4]"]
+    assert "birthDate" in located["entry[1]"] and "Birth date must be after 1900" in located["entry[2]"]
+    assert "was refused" in located["entry[3]"] and "not in this Bundle" in located["entry[4]"]
+    assert [e["status"] for e in summary["units"][0]["entries"]] == ["created"] + ["refused"] * 4
+    # the same entries as a transaction: nothing is written
+    Patient.objects.all().delete()
+    code, summary = run(write(tmp_path, "tx.json", _bundle("transaction", PATIENT, bad, old, knee, dangling)))
+    assert code == 2 and summary["units"][0]["status"] == "refused" and not Patient.objects.exists()
+
+
+def test_a_batch_whose_every_entry_is_refused_is_refused(tmp_path, clinic):
+    bad = {**PATIENT, "birthDate": "1979-02-30"}
+    code, summary = run(write(tmp_path, "b.json", _bundle("batch", bad)))
+    assert code == 2 and summary["units"][0]["status"] == "refused" and not Patient.objects.exists()
 
 
 def test_duplicate_full_urls(tmp_path, clinic):

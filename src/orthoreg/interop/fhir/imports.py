@@ -89,7 +89,8 @@ class Summary:
 
     @property
     def ok(self) -> bool:
-        return all(u["status"] != "refused" for u in self.units)
+        """Everything imported: no unit refused, no entry of a batch refused."""
+        return all(u["status"] in ("imported", "dry run") for u in self.units)
 
     def as_dict(self) -> dict:
         return {"ok": self.ok, "dry_run": self.dry_run, "units": self.units,
@@ -322,14 +323,18 @@ class Context:
 class Unit:
     """One file or one Bundle: its index of entries and what each became."""
 
-    def __init__(self, name: str, ctx: Context, summary: Summary):
+    def __init__(self, name: str, ctx: Context, summary: Summary, atomic: bool = True):
         self.name = name
+        # A transaction (and any file): all or nothing. A batch Bundle: each entry succeeds or fails on its own.
+        self.atomic = atomic
+        self.entry_errors = 0  # entries of a batch refused on their own (the rest of the batch is written)
         self.ctx = ctx
         self.summary = summary
         self.by_url: dict[str, Entry] = {}
         self.by_type_id: dict[str, Entry] = {}
         self.outcome: dict[int, tuple[str, Any]] = {}  # id(entry) -> ("ok", object) | ("skipped"/"refused", why)
         self.errors = 0
+        self.states: dict[int, str] = {}  # id(entry) -> "created" | "updated"
         self.count = 0
         self.installed: list[tuple[Path, bytes | None]] = []  # instrument files written by this unit
         self.pending: dict[str, TypeSummary] = {}
@@ -342,7 +347,10 @@ class Unit:
     def refuse(self, entry: Entry | None, resource_type: str, message: str, where: str = "") -> None:
         location = (entry.location if entry else self.name) + (f": {where}" if where else "")
         self.tally(resource_type).errors.append({"location": location, "message": message})
-        self.errors += 1
+        if entry is not None and not self.atomic:
+            self.entry_errors += 1
+        else:
+            self.errors += 1
         if entry is not None:
             self.outcome[id(entry)] = ("refused", message)
 
@@ -376,6 +384,8 @@ class Unit:
             if state == "skipped":
                 raise Skipped(f"{where} {ref} was skipped ({value})")
             if state == "refused":
+                if not self.atomic:  # a batch: this entry fails with the one it needs
+                    raise Refused(f"{where} {ref} was refused", where)
                 raise Skipped(f"{where} {ref} was refused")
         keys = []
         if isinstance(ref, str):
@@ -1053,6 +1063,7 @@ def _map(unit: Unit, entry: Entry, resource_type: str) -> None:
         unit.refuse(entry, resource_type, f"cannot be read: {exc}")
         return
     unit.outcome[id(entry)] = ("ok", obj)
+    unit.states[id(entry)] = state
     if state == "created":
         tally.created += 1
     else:
@@ -1070,29 +1081,50 @@ def _undo_installs(installed: list[tuple[Path, bytes | None]]) -> None:
     installed.clear()
 
 
-def _finish(unit: Unit, summary: Summary, status_ok: str) -> None:
-    status = "refused" if unit.errors else status_ok
+def _entry_results(unit: Unit, entries: list[Entry]) -> list[dict]:
+    """A batch's answer per entry, in the Bundle's order (FHIR's batch-response): created, updated, skipped (with
+    the reason) or refused (with the message)."""
+    results = []
+    for entry in entries:
+        state, value = unit.outcome.get(id(entry), ("skipped", "no resource: not carried out"))
+        if state == "ok":
+            state, value = unit.states.get(id(entry), "updated"), ""
+        results.append({"location": entry.location, "status": state, "message": str(value or "")})
+    return results
+
+
+def _finish(unit: Unit, summary: Summary, status_ok: str, entries: list[Entry] | None = None) -> None:
+    written = sum(s.created + s.updated for s in unit.pending.values())
+    if unit.errors or (unit.entry_errors and not written):
+        status = "refused"
+    elif unit.entry_errors:
+        status = "partly imported" if status_ok == "imported" else "partly refused (dry run)"
+    else:
+        status = status_ok
     for name, pending in unit.pending.items():
         target = summary.of(name)
         target.errors.extend(pending.errors)
         target.skipped += pending.skipped
         target.skipped_reasons.update(pending.skipped_reasons)
         target.warnings.extend(pending.warnings)
-        if status == "imported":
+        if status != "refused":  # imported (a batch: its entries that were not refused), or what a dry run would do
             target.created += pending.created
             target.updated += pending.updated
-        elif status == "dry run":  # what it would have done
-            target.created += pending.created
-            target.updated += pending.updated
-    summary.units.append({"unit": unit.name, "status": status, "resources": unit.count})
+    record: dict[str, Any] = {"unit": unit.name, "status": status, "resources": unit.count}
+    if not unit.atomic and entries is not None:
+        record["entries"] = _entry_results(unit, entries) if status != "refused" or not unit.errors else []
+    summary.units.append(record)
 
 
 def import_entries(name: str, entries: Iterable[Entry], *, ctx: Context, summary: Summary, streamed: bool,
-                   expected_type: str | None = None) -> None:
-    """Import one unit, all or nothing. A streamed unit (ndjson) is mapped line by line as it is read; a Bundle
-    is checked whole first (references, fullUrls), then mapped in dependency order. A dry run's units are kept
-    until the end of the run (so later files see earlier ones) and then rolled back by `run_scope`."""
-    unit = Unit(name, ctx, summary)
+                   expected_type: str | None = None, atomic: bool = True) -> None:
+    """Import one unit, all or nothing (atomic=False, a batch Bundle: each entry on its own, in its own
+    savepoint; a refused entry is named and the others are written). A streamed unit (ndjson) is mapped line by
+    line as it is read; a Bundle is checked whole first (references, fullUrls), then mapped in dependency order.
+    A dry run's units are kept until the end of the run (so later files see earlier ones) and then rolled back
+    by `run_scope`."""
+    unit = Unit(name, ctx, summary, atomic=atomic)
+    listed: list[Entry] = []
     try:
         with transaction.atomic():
             try:
@@ -1109,6 +1141,7 @@ def import_entries(name: str, entries: Iterable[Entry], *, ctx: Context, summary
                 else:
                     checked = []
                     for entry in entries:
+                        listed.append(entry)
                         unit.count += 1
                         resource_type = _check(unit, entry, expected_type)
                         if resource_type is not None:
@@ -1138,7 +1171,7 @@ def import_entries(name: str, entries: Iterable[Entry], *, ctx: Context, summary
         else:
             ctx.links.update(unit.new_links)
             ctx.installed.extend(unit.installed)
-    _finish(unit, summary, "dry run" if ctx.dry_run else "imported")
+    _finish(unit, summary, "dry run" if ctx.dry_run else "imported", listed)
 
 
 @contextmanager
@@ -1166,7 +1199,8 @@ def import_document(name: str, data: bytes | Any, *, ctx: Context, summary: Summ
         summary.of("(file)").errors.append({"location": exc.location, "message": exc.message})
         summary.units.append({"unit": name, "status": "refused", "resources": 0})
         return
-    import_entries(name, entries, ctx=ctx, summary=summary, streamed=False)
+    batch = isinstance(document, dict) and document.get("resourceType") == "Bundle" and document.get("type") == "batch"
+    import_entries(name, entries, ctx=ctx, summary=summary, streamed=False, atomic=not batch)
 
 
 def import_paths(paths: Iterable[str], *, clinic: Clinic | None = None, dry_run: bool = False, actor=None,
