@@ -48,6 +48,10 @@ def timed_child(args: list[str], env: dict) -> tuple[float, float, str]:
     return seconds, usage.ru_maxrss / 1024, out  # ru_maxrss is in KiB on Linux
 
 
+def load() -> str:
+    return " ".join(f"{x:.1f}" for x in os.getloadavg())
+
+
 def ensure_registry(patients: int, env: dict) -> None:
     subprocess.run([*ORTHOREG, "migrate", "--verbosity", "0"], env=env, check=True)
     count = int(subprocess.run([sys.executable, __file__, "--child", "count"], env=env, check=True,
@@ -81,7 +85,7 @@ def bench_export(patients: int, root: Path) -> None:
     size = sum(p.stat().st_size for p in out.glob("*.ndjson")) / 1e6
     print(f"  {total:,} resources ({', '.join(f'{k} {v:,}' for k, v in counts.items())}), {size:,.0f} MB")
     print(f"  export: {seconds:,.1f} s, {total / seconds:,.0f} resources/s, peak memory {peak:,.0f} MB "
-          f"(target < 500 MB: {'met' if peak < 500 else 'NOT met'})")
+          f"(target < 500 MB: {'met' if peak < 500 else 'NOT met'}); load average {load()}")
 
 
 def bench_import(patients: int, root: Path) -> None:
@@ -112,6 +116,7 @@ def bench_import(patients: int, root: Path) -> None:
           f"peak memory {peak:,.0f} MB (target >= 2,000 resources/s: {'met' if rate >= 2000 else 'NOT met'})")
     print(f"  floor: raw insert of the same {floor['rows']:,} rows (bulk_create, one transaction): "
           f"{floor['seconds']:.2f} s, {floor['rows'] / floor['seconds']:,.0f} rows/s")
+    print(f"  load average {load()} (the machine is shared: wall times stretch with it)")
     print(f"  ratio: the import writes {written / seconds / (floor['rows'] / floor['seconds']):.3f} x the raw insert "
           f"rate ({floor['rows'] / floor['seconds'] / (written / seconds):,.0f} times slower)")
 

@@ -10,7 +10,7 @@ event here, because the lower app must not import the higher one.
 | procedure_recorded      | procedure, created, was_index,           | registry.services.procedure_record       | followup  |
 |                         | previous_date                            |                                          |           |
 | patient_status_changed  | patient, previous_status                 | registry.services.patient_update         | followup  |
-| response_recorded       | response                                 | instruments.services.response_record     | followup  |
+| response_recorded       | responses (a list, one transaction's)    | instruments.services.responses_store     | followup  |
 | records_changed         | episode_ids, patient_ids                 | registry.services (every record write),  | analytics |
 |                         |                                          | instruments.services.response_record,    |           |
 |                         |                                          | followup.services (assessment writes),   |           |
@@ -20,8 +20,9 @@ event here, because the lower app must not import the higher one.
 - procedure_recorded: a procedure was created or changed. followup re-plans the episode when it is (or was) the
   index procedure, or is a later surgery (a conversion stops the schedule).
 - patient_status_changed: a patient died, withdrew or came back. followup re-plans every episode of the patient.
-- response_recorded: a response was stored, however it came (the patient's link, staff entry, the patient page).
-  followup completes the matching scheduled assessment and, when nothing of its time point is left, the invitation.
+- response_recorded: responses were stored, however they came (the patient's link, staff entry, the patient page,
+  an import: one event for all the responses one transaction stored). followup completes the matching scheduled
+  assessments and, when nothing of their time point is left, the invitations.
 - records_changed: clinical records were written (saved, deleted or bulk-loaded): these episodes, and every
   episode of these patients, have derived data that is now stale. analytics queues their facts for rebuilding.
   A write path sends it once per transaction with every episode and patient it touched; a bulk load sends it
@@ -81,11 +82,11 @@ patient_status_changed = Event(
     "patient_status_changed", ("patient", "previous_status"),
     sent_by=("registry.services.patient_update",), listeners=("followup",))
 response_recorded = Event(
-    "response_recorded", ("response",),
-    sent_by=("instruments.services.response_record",), listeners=("followup",))
+    "response_recorded", ("responses",),
+    sent_by=("instruments.services.responses_store",), listeners=("followup",))
 records_changed = Event(
     "records_changed", ("episode_ids", "patient_ids"),
-    sent_by=("registry.services", "instruments.services.response_record", "followup.services",
+    sent_by=("registry.services", "instruments.services.responses_store", "followup.services",
              "registry.synth"),
     listeners=("analytics",))
 worker_passed = Event(

@@ -93,8 +93,8 @@ def test_response_recorded_is_sent_inside_the_transaction(patient, episode):
 
     seen = []
 
-    def listener(sender, response, **kwargs):
-        seen.append(response.pk)
+    def listener(sender, responses, **kwargs):
+        seen.extend(r.pk for r in responses)
         raise RuntimeError("listener failed")
 
     response_recorded.signal.connect(listener, dispatch_uid="test-listener")

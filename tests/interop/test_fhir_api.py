@@ -102,6 +102,21 @@ def test_post_refused_names_the_entry_and_writes_nothing(clinic, clinician_clien
     assert not Patient.objects.exists()
 
 
+def test_post_a_batch_writes_each_entry_on_its_own(clinic, clinician_client):
+    bad = {**PATIENT, "identifier": [{"system": "urn:example:mrn", "value": "B-2"}], "birthDate": "1968-02-30"}
+    response = post(clinician_client, transaction(PATIENT, bad, kind="batch"))
+    assert response.status_code == 200
+    summary = response.json()
+    assert not summary["ok"] and summary["units"][0]["status"] == "partly imported"
+    assert [(e["status"], "entry[1]" in e["location"]) for e in summary["units"][0]["entries"]] == \
+        [("created", False), ("refused", True)]
+    assert "birthDate" in summary["units"][0]["entries"][1]["message"]
+    assert list(Patient.objects.values_list("mrn", flat=True)) == ["B-1"]
+    # a batch none of whose entries can be written is refused
+    response = post(clinician_client, transaction(bad, kind="batch"))
+    assert response.status_code == 422 and response.json()["detail"] == "Refused: nothing was written."
+
+
 @pytest.mark.parametrize("body, status", [
     (b"{not json", 400), ("caf\u00e9".encode("latin-1"), 400), ({"resourceType": "Patient"}, 422),
     ({"resourceType": "Bundle", "type": "collection", "entry": []}, 422),

@@ -14,7 +14,7 @@ from django.db import transaction
 from .access import note_audited, patient_of
 from .models import AuditEvent, Membership, Role
 
-__all__ = ["audit_record", "client_ip", "membership_set", "patient_of", "user_create"]
+__all__ = ["audit_record", "audit_record_bulk", "client_ip", "membership_set", "patient_of", "user_create"]
 
 
 def client_ip(request) -> str | None:
@@ -35,23 +35,35 @@ def client_ip(request) -> str | None:
 
 def audit_record(*, request=None, user=None, action: str, obj=None, patient=None, detail: str = "") -> AuditEvent:
     """Append one entry to the audit log. The patient is inferred from the object where it can be."""
+    return audit_record_bulk(request=request, user=user, action=action, entries=[(obj, patient, detail)])[0]
+
+
+def audit_record_bulk(*, request=None, user=None, action: str, entries: Iterable[tuple]) -> list[AuditEvent]:
+    """Append one entry per (object, patient or None, detail) to the audit log in one insert (a bulk import writes
+    one entry per record it wrote). The patient is inferred from the object where it is not given."""
     if user is None and request is not None:
         user = getattr(request, "user", None)
     if user is not None and not getattr(user, "is_authenticated", False):
         user = None
-    if patient is None and obj is not None:
-        patient = patient_of(obj)
-    note_audited(request, patient)
-    return AuditEvent.objects.create(
-        user=user,
-        username=getattr(user, "username", "") or "",
-        ip_address=client_ip(request),
-        action=action,
-        patient=patient,
-        object_type=obj._meta.model_name if obj is not None else "",
-        object_id=str(obj.pk) if obj is not None and obj.pk is not None else "",
-        detail=detail[:500],
-    )
+    ip_address = client_ip(request)
+    rows = []
+    for obj, patient, detail in entries:
+        if patient is None and obj is not None:
+            patient = patient_of(obj)
+        note_audited(request, patient)
+        rows.append(AuditEvent(
+            user=user,
+            username=getattr(user, "username", "") or "",
+            ip_address=ip_address,
+            action=action,
+            patient=patient,
+            object_type=obj._meta.model_name if obj is not None else "",
+            object_id=str(obj.pk) if obj is not None and obj.pk is not None else "",
+            detail=detail[:500],
+        ))
+    if not rows:
+        return []
+    return AuditEvent.objects.bulk_create(rows, batch_size=500)
 
 
 @transaction.atomic

@@ -17,9 +17,10 @@ def on_patient_status_changed(*, patient, previous_status) -> None:
     schedule.patient_schedule(patient=patient)
 
 
-def on_response_recorded(*, response) -> None:
-    """A response recorded anywhere (the link, staff entry, the patient page) completes its assessment."""
-    answers.response_link(response=response)
+def on_response_recorded(*, responses) -> None:
+    """Responses recorded anywhere (the link, staff entry, the patient page, an import) complete their
+    assessments."""
+    answers.responses_link(responses=responses)
 
 
 HANDLERS = {

@@ -196,6 +196,24 @@ def _image_store(*, episode: Episode, file, path: str, size: int, digest: str, v
     return image
 
 
+@transaction.atomic
+def imaging_study_record(*, episode: Episode, date: dt.date, description: str = "", user=None, request=None,
+                         instance: ImagingStudy | None = None) -> ImagingStudy:
+    """Create (or update, with instance=) the metadata of an imaging study without its images (e.g. from a FHIR
+    ImagingStudy, which carries no pixel data): the episode's study of that date is updated rather than
+    duplicated. Validated (a clinical date), audited. Raises ValidationError; stores nothing then."""
+    if instance is None:
+        instance = ImagingStudy.objects.filter(episode=episode, date=date).first()
+    created = instance is None
+    study = instance or ImagingStudy(episode=episode, created_by=user if _is_user(user) else None)
+    study.episode, study.date, study.description = episode, date, description.strip()[:200]
+    study.full_clean()
+    _history_user(study, user).save()
+    audit_record(request=request, user=user, action=AuditEvent.Action.CREATE if created else AuditEvent.Action.UPDATE,
+                 obj=study, patient=episode.patient, detail=f"imaging study of {format_date(date)} (metadata)")
+    return study
+
+
 def _is_user(user) -> bool:
     return user is not None and getattr(user, "is_authenticated", False)
 

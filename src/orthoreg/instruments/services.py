@@ -11,10 +11,11 @@ from pathlib import Path
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
+from simple_history.utils import bulk_create_with_history
 
 from orthoreg import events
 from orthoreg.accounts.models import AuditEvent
-from orthoreg.accounts.services import audit_record
+from orthoreg.accounts.services import audit_record, audit_record_bulk
 from orthoreg.registry import rules
 from orthoreg.registry.rules import TIME_POINT_RE
 
@@ -80,18 +81,35 @@ def response_record(*, patient, episode, instrument: str, answers, time_point: s
     response = response_build(patient=patient, episode=episode, instrument=instrument, answers=answers,
                               time_point=time_point, completed_at=completed_at, source=source,
                               entered_by=entered_by)
+    return responses_store(responses=[response], request=request, entered_by=entered_by)[0]
+
+
+def responses_store(*, responses: list[Response], request=None, entered_by=None) -> list[Response]:
+    """Store responses built by response_build (validated and scored), in one transaction: inserted together
+    with their history rows, one audit entry each, response_recorded once for all of them (follow-up completes
+    their assessments) and records_changed once. The bulk twin of response_record (an import's unit of work);
+    response_record stores its one response through it."""
+    if not responses:
+        return []
+    history_user = getattr(request, "user", None) if request is not None else entered_by
+    if not getattr(history_user, "is_authenticated", False):
+        history_user = None
     with transaction.atomic():
-        response.save()
-        score = format_number(response.score) if response.score is not None else "not scored"
-        audit_record(request=request, user=None if request is not None else entered_by,
-                     action=AuditEvent.Action.CREATE, obj=response,
-                     detail=f"{response.instrument} {response.time_point or ''} response, score {score}".replace(
-                         "  ", " "))
-        # Inside the transaction that stores the response: what listeners write commits or rolls back with it.
-        events.response_recorded.send(response=response)
+        stored = bulk_create_with_history(responses, Response, batch_size=500, default_user=history_user)
+        audit_record_bulk(request=request, user=None if request is not None else entered_by,
+                          action=AuditEvent.Action.CREATE,
+                          entries=[(r, r.patient, _audit_detail(r)) for r in stored])
+        # Inside the transaction that stores the responses: what listeners write commits or rolls back with them.
+        events.response_recorded.send(responses=stored)
         # A response is the patient's last contact for every episode; its own episode's outcomes change too.
-        events.records_changed_send(episode_ids=[response.episode_id], patient_ids=[response.patient_id])
-    return response
+        events.records_changed_send(episode_ids=[r.episode_id for r in stored],
+                                    patient_ids=[r.patient_id for r in stored])
+    return stored
+
+
+def _audit_detail(response: Response) -> str:
+    score = format_number(response.score) if response.score is not None else "not scored"
+    return f"{response.instrument} {response.time_point or ''} response, score {score}".replace("  ", " ")
 
 
 @transaction.atomic

@@ -1,8 +1,8 @@
 """/api/v1/fhir: FHIR R4 in and out.
 
 `GET /fhir/Patient/{id}/$everything`: the patient's records as a searchset Bundle (clinic-scoped: a patient of
-a clinic where the user has no clinical role answers 404). `POST /fhir`: a transaction or batch Bundle, imported
-all or nothing (docs/fhir.md); the answer is the import summary, or 422 naming every refused entry.
+a clinic where the user has no clinical role answers 404). `POST /fhir`: a transaction Bundle, imported all or nothing, or a
+batch Bundle, each entry on its own (docs/fhir.md); the answer is the import summary, or 422 naming every refused entry.
 """
 
 from __future__ import annotations
@@ -58,8 +58,11 @@ def patient_everything(request, patient_id: int):
                  "application/json": {"schema": {"type": "object"}},
                  "application/fhir+json": {"schema": {"type": "object"}}}}})
 def fhir_import(request, params: Query[ImportQuery]):
-    """All or nothing: any refused entry leaves the registry unchanged and is named in `errors` (each with its
-    location and message). Patients go to `clinic` (a code), else to the clinic the Patient names, else to your only clinic."""
+    """A transaction Bundle is all or nothing: any refused entry leaves the registry unchanged and is named in
+    `errors` (each with its location and message), 422. A batch Bundle's entries succeed or fail each on its own:
+    200 with `ok` false when some were refused, each entry's outcome in `units[0].entries` (its location, `status`
+    created, updated, skipped or refused, and the message); 422 when none could be written. Patients go to
+    `clinic` (a code), else to the clinic the Patient names, else to your only clinic."""
     user = request.auth
     allowed = access.clinic_ids(user, access.CLINICAL)
     if not allowed:
@@ -84,7 +87,7 @@ def fhir_import(request, params: Query[ImportQuery]):
                           may_install_instruments=Role.ADMIN in access.roles(user))
     with imports.run_scope(ctx):
         imports.import_document("body", document, ctx=ctx, summary=summary)
-    if not summary.ok:
+    if any(unit["status"] == "refused" for unit in summary.units):
         errors = [(error["location"], error["message"])
                   for resource_summary in summary.types.values() for error in resource_summary.errors]
         return Status(422, error_body("Refused: nothing was written.", errors))

@@ -21,6 +21,7 @@ from .answers import (
     episode_unsubscribe,
     link_responses,
     response_link,
+    responses_link,
 )
 from .invitations import (
     invitation_resend,
@@ -69,6 +70,6 @@ __all__ = [
     "episode_schedule", "episode_unsubscribe", "hash_token", "invitation_for_token",
     "invitation_resend", "invitation_revoke", "invitations_claim", "invitations_expire", "invitations_plan",
     "invitations_send", "link_responses", "open_assessments", "patient_schedule", "protocol_copy_for_clinic",
-    "protocol_save", "replan_run", "replan_step", "response_link", "survey_url", "time_point_cancel", "token_issue",
+    "protocol_save", "replan_run", "replan_step", "response_link", "responses_link", "survey_url", "time_point_cancel", "token_issue",
     "unsubscribe_url", "worker_loop", "worker_pass",
 ]

@@ -7,6 +7,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
+from simple_history.utils import bulk_update_with_history
 
 from orthoreg import events
 from orthoreg.accounts.models import AuditEvent
@@ -68,17 +69,6 @@ def assessment_answer(*, assessment: Assessment, answers: list, source: str, com
     return locked
 
 
-def _complete(assessment: Assessment, response) -> None:
-    """Mark the assessment answered by the response; close its invitation when nothing of the time point is left
-    for the patient to answer."""
-    assessment.status = Assessment.Status.COMPLETED
-    assessment.completed_at = response.completed_at
-    assessment.response = response
-    assessment.draft = {}
-    assessment.save(update_fields=["status", "completed_at", "response", "draft", "updated_at"])
-    _complete_answered_invitations(episode_id=assessment.episode_id, time_point=assessment.time_point)
-
-
 def _complete_answered_invitations(**filters) -> None:
     """Open invitations whose time point was answered and has nothing left for the patient to answer are
     answered: no reminders."""
@@ -89,20 +79,48 @@ def _complete_answered_invitations(**filters) -> None:
         status=Invitation.Status.COMPLETED, completed_at=timezone.now(), next_attempt_at=None)
 
 
-@transaction.atomic
 def response_link(*, response) -> Assessment | None:
     """Complete the scheduled assessment of the response's episode, time point and instrument, however the response
     was recorded (the patient's link, staff entry from the worklist or from the patient page)."""
-    if response.episode_id is None or not response.time_point:
-        return None
-    assessment = (Assessment.objects.select_for_update()
-                  .filter(episode_id=response.episode_id, time_point=response.time_point,
-                          instrument=response.instrument, status=Assessment.Status.SCHEDULED).first())
-    if assessment is None:
-        return None
-    _complete(assessment, response)
-    events.records_changed_send(episode_ids=[assessment.episode_id])
-    return assessment
+    return responses_link(responses=[response])[0]
+
+
+@transaction.atomic
+def responses_link(*, responses) -> list[Assessment | None]:
+    """response_link for many responses at once (the bulk twin: one query for their assessments, one update, one
+    pass over the invitations). Returns, per response, the assessment it completed (or None)."""
+    keyed = [(r.episode_id, r.time_point, r.instrument) if r.episode_id is not None and r.time_point else None
+             for r in responses]
+    episode_ids = sorted({k[0] for k in keyed if k is not None})
+    if not episode_ids:
+        return [None] * len(responses)
+    open_ones: dict[tuple, list[Assessment]] = {}
+    for assessment in (Assessment.objects.select_for_update()
+                       .filter(episode_id__in=episode_ids, status=Assessment.Status.SCHEDULED).order_by("pk")):
+        open_ones.setdefault((assessment.episode_id, assessment.time_point, assessment.instrument),
+                             []).append(assessment)
+    completed: list[Assessment | None] = []
+    now = timezone.now()
+    for response, key in zip(responses, keyed):
+        candidates = open_ones.get(key) if key is not None else None
+        if not candidates:
+            completed.append(None)
+            continue
+        assessment = candidates.pop(0)  # the first one (as .first() did), once
+        assessment.status = Assessment.Status.COMPLETED
+        assessment.completed_at = response.completed_at
+        assessment.response = response
+        assessment.draft = {}
+        assessment.updated_at = now
+        completed.append(assessment)
+    done = [a for a in completed if a is not None]
+    if done:
+        bulk_update_with_history(done, Assessment, ["status", "completed_at", "response", "draft", "updated_at"],
+                                 batch_size=500)
+        changed = sorted({a.episode_id for a in done})
+        _complete_answered_invitations(episode_id__in=changed)
+        events.records_changed_send(episode_ids=changed)
+    return completed
 
 
 def link_responses(*, episode_ids) -> int:

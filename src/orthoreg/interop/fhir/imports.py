@@ -28,11 +28,13 @@ from django.utils import timezone
 from fhir.resources.R4B import get_fhir_model_class
 from pydantic import ValidationError as PydanticValidationError
 
+from orthoreg.imaging.models import ImagingStudy
+from orthoreg.imaging.services import imaging_study_record
 from orthoreg.instruments import definitions
 from orthoreg.instruments.definitions import UnknownInstrument
 from orthoreg.instruments.fhir import flat_items
 from orthoreg.instruments.models import Response
-from orthoreg.instruments.services import instrument_install, response_record
+from orthoreg.instruments.services import instrument_install, response_build, response_record, responses_store
 from orthoreg.instruments.types import EXT_INSTRUMENT, EXT_ORDINAL, EXT_SUBSCALE, DefinitionError
 from orthoreg.registry import coding, services
 from orthoreg.registry.coding import BodySite, Side
@@ -45,12 +47,12 @@ from .export import ORTHOBIOLOGIC_FIELDS, RESOURCE_ORDER
 BUNDLE_TYPES = ("transaction", "batch", "collection", "searchset")
 # The order resources of one Bundle are mapped in, so that what they refer to exists first.
 MAP_ORDER = {t: n for n, t in enumerate(("Questionnaire", "Patient", "Condition", "Procedure",
-                                         "QuestionnaireResponse", "Observation", "AdverseEvent"))}
+                                         "QuestionnaireResponse", "ImagingStudy", "Observation", "AdverseEvent"))}
 OBJECT_CACHE = 5000  # recently used records kept by an import (bounded, whatever the file's size)
 MODEL_OF = {"Patient": Patient, "Condition": Episode, "Procedure": Procedure, "QuestionnaireResponse": Response,
-            "Observation": Response, "AdverseEvent": AdverseEvent}
+            "Observation": Response, "AdverseEvent": AdverseEvent, "ImagingStudy": ImagingStudy}
 OWN_KIND = {"Patient": "patient", "Condition": "episode", "Procedure": "procedure",
-            "QuestionnaireResponse": "response", "AdverseEvent": "adverse-event"}
+            "QuestionnaireResponse": "response", "AdverseEvent": "adverse-event", "ImagingStudy": "imaging-study"}
 
 
 class Refused(Exception):
@@ -91,7 +93,8 @@ class Summary:
 
     @property
     def ok(self) -> bool:
-        return all(u["status"] != "refused" for u in self.units)
+        """Everything imported: no unit refused, no entry of a batch refused."""
+        return all(u["status"] in ("imported", "dry run") for u in self.units)
 
     def as_dict(self) -> dict:
         return {"ok": self.ok, "dry_run": self.dry_run, "units": self.units,
@@ -127,6 +130,7 @@ class Entry:
     full_url: str = ""
     method: str = ""
     request_url: str = ""
+    size: int = 0  # bytes of its ndjson line
 
 
 class UnitError(Exception):
@@ -198,7 +202,7 @@ def ndjson_entries(path: Path) -> Iterator[Entry]:
             text = _decode(line, where).strip()
             if not text:
                 continue
-            yield Entry(location=where, resource=_loads(text, where))
+            yield Entry(location=where, resource=_loads(text, where), size=len(line))
 
 
 def _ndjson_order(path: Path) -> tuple:
@@ -324,18 +328,30 @@ class Context:
 class Unit:
     """One file or one Bundle: its index of entries and what each became."""
 
-    def __init__(self, name: str, ctx: Context, summary: Summary):
+    def __init__(self, name: str, ctx: Context, summary: Summary, atomic: bool = True):
         self.name = name
+        # A transaction (and any file): all or nothing. A batch Bundle: each entry succeeds or fails on its own.
+        self.atomic = atomic
+        self.entry_errors = 0  # entries of a batch refused on their own (the rest of the batch is written)
         self.ctx = ctx
         self.summary = summary
         self.by_url: dict[str, Entry] = {}
         self.by_type_id: dict[str, Entry] = {}
         self.outcome: dict[int, tuple[str, Any]] = {}  # id(entry) -> ("ok", object) | ("skipped"/"refused", why)
         self.errors = 0
+        self.states: dict[int, str] = {}  # id(entry) -> "created" | "updated"
         self.count = 0
         self.installed: list[tuple[Path, bytes | None]] = []  # instrument files written by this unit
         self.pending: dict[str, TypeSummary] = {}
         self.new_links: dict[tuple[str, str], int] = {}
+        # The bulk path of a streamed unit: responses validated and scored one by one, stored together (flush).
+        self.bulk = False
+        self.instruments: dict[str, str | None] = {}  # Questionnaire canonical -> installed instrument code
+        self.deferred: list[tuple[Entry, str, Any]] = []
+        self.deferred_keys: set[tuple[str, str]] = set()
+        # Keys looked up for a whole chunk of entries in one query: found ones, and every key asked for.
+        self.prefetched: dict[tuple[str, str], int] = {}
+        self.prefetch_asked: set[tuple[str, str]] = set()
 
     # summary bookkeeping (kept per unit, merged when the unit ends)
     def tally(self, resource_type: str) -> TypeSummary:
@@ -344,7 +360,10 @@ class Unit:
     def refuse(self, entry: Entry | None, resource_type: str, message: str, where: str = "") -> None:
         location = (entry.location if entry else self.name) + (f": {where}" if where else "")
         self.tally(resource_type).errors.append({"location": location, "message": message})
-        self.errors += 1
+        if entry is not None and not self.atomic:
+            self.entry_errors += 1
+        else:
+            self.errors += 1
         if entry is not None:
             self.outcome[id(entry)] = ("refused", message)
 
@@ -378,6 +397,8 @@ class Unit:
             if state == "skipped":
                 raise Skipped(f"{where} {ref} was skipped ({value})")
             if state == "refused":
+                if not self.atomic:  # a batch: this entry fails with the one it needs
+                    raise Refused(f"{where} {ref} was refused", where)
                 raise Skipped(f"{where} {ref} was refused")
         keys = []
         if isinstance(ref, str):
@@ -419,7 +440,8 @@ class Unit:
             return qs
         model = qs.model
         path = {Patient: "clinic", Episode: "patient__clinic", Procedure: "episode__patient__clinic",
-                Response: "patient__clinic", AdverseEvent: "procedure__episode__patient__clinic"}[model]
+                Response: "patient__clinic", AdverseEvent: "procedure__episode__patient__clinic",
+                ImagingStudy: "episode__patient__clinic"}[model]
         return qs.filter(**{f"{path}__in": self.ctx.allowed_clinic_ids})
 
     def fetch(self, resource_type: str, pk: int) -> Any:
@@ -444,9 +466,12 @@ class Unit:
         if not keys or resource_type not in MODEL_OF:
             return None
         for key in keys:
-            pk = self.new_links.get((resource_type, key)) or self.ctx.links.get((resource_type, key))
+            pk = (self.new_links.get((resource_type, key)) or self.ctx.links.get((resource_type, key))
+                  or self.prefetched.get((resource_type, key)))
             if pk is not None:
                 return self.fetch(resource_type, pk)
+        if all((resource_type, key) in self.prefetch_asked for key in keys):
+            return None  # the chunk's one query found none of them
         ids = list(FhirLink.objects.filter(resource_type=resource_type, key__in=keys)
                    .values_list("object_id", flat=True)[:1])
         return self.fetch(resource_type, ids[0]) if ids else None
@@ -479,17 +504,49 @@ class Unit:
         return self.linked(resource_type, self.keys_of(entry))
 
     def link(self, entry: Entry, resource_type: str, obj: Any) -> None:
-        keys = self.keys_of(entry)
-        if not keys:
-            return
-        new = [k for k in keys if (resource_type, k) not in self.new_links and (resource_type, k) not in self.ctx.links]
+        self.link_many([(entry, resource_type, obj)])
+
+    def link_many(self, records: list[tuple[Entry, str, Any]]) -> None:
+        """Record the keys these entries were found by for the records they became (one insert)."""
+        rows = []
+        for entry, resource_type, obj in records:
+            for key in self.keys_of(entry):
+                if (resource_type, key) in self.new_links or (resource_type, key) in self.ctx.links:
+                    continue
+                rows.append(FhirLink(resource_type=resource_type, key=key, object_id=obj.pk))
+                self.new_links[(resource_type, key)] = obj.pk
+            if self.ctx.allowed_clinic_ids is None:
+                self.ctx.objects[(type(obj), obj.pk)] = obj
         # A key another record already holds keeps pointing there (the first import that used it wins).
-        FhirLink.objects.bulk_create([FhirLink(resource_type=resource_type, key=k, object_id=obj.pk) for k in new],
-                                     ignore_conflicts=True)
-        for key in new:
-            self.new_links[(resource_type, key)] = obj.pk
-        if self.ctx.allowed_clinic_ids is None:
-            self.ctx.objects[(type(obj), obj.pk)] = obj
+        FhirLink.objects.bulk_create(rows, ignore_conflicts=True, batch_size=500)
+
+    def prefetch(self, checked: list[tuple[Entry, str]]) -> None:
+        """Look up the keys of a chunk of entries in one query (instead of one per entry)."""
+        self.prefetched.clear()
+        self.prefetch_asked.clear()
+        wanted = {(t, k) for entry, t in checked if t in MODEL_OF for k in self.keys_of(entry)}
+        keys = sorted({k for _, k in wanted})
+        for start in range(0, len(keys), 500):
+            for t, k, pk in FhirLink.objects.filter(key__in=keys[start:start + 500]).values_list(
+                    "resource_type", "key", "object_id"):
+                if (t, k) in wanted:
+                    self.prefetched.setdefault((t, k), pk)
+        self.prefetch_asked.update(wanted)
+
+    def defer(self, entry: Entry, resource_type: str, obj: Any) -> None:
+        """A validated, unsaved record stored by the next flush (with its links)."""
+        self.deferred.append((entry, resource_type, obj))
+        self.deferred_keys.update((resource_type, k) for k in self.keys_of(entry))
+
+    def flush(self) -> None:
+        """Store the deferred responses together through the instruments service, then link their keys."""
+        if not self.deferred:
+            return
+        user = self.ctx.actor if getattr(self.ctx.actor, "is_authenticated", False) else None
+        responses_store(responses=[obj for _, _, obj in self.deferred], request=self.ctx.request, entered_by=user)
+        self.link_many(self.deferred)
+        self.deferred.clear()
+        self.deferred_keys.clear()
 
 
 # --- mapping, one function per resource type -----------------------------------------------------------------
@@ -716,7 +773,15 @@ def map_procedure(unit: Unit, entry: Entry, res: dict) -> tuple[str, Any]:
     return ("updated" if existing is not None else "created"), procedure
 
 
-def _instrument_for(canonical: str) -> str | None:
+def _instrument_for(unit: Unit, canonical: str) -> str | None:
+    """The installed instrument a Questionnaire canonical names (looked up once per unit and canonical: an
+    instrument installed by this unit is found, as the cache starts empty with each unit)."""
+    if canonical not in unit.instruments:
+        unit.instruments[canonical] = _find_instrument(canonical)
+    return unit.instruments[canonical]
+
+
+def _find_instrument(canonical: str) -> str | None:
     url = (canonical or "").split("|")[0]
     for definition in definitions.all_definitions():
         if definition.resource.get("url") == url:
@@ -769,6 +834,12 @@ def _record_response(unit: Unit, entry: Entry, resource_type: str, *, patient, e
             raise Skipped("already recorded with other answers (a recorded response is never rewritten)")
         return "updated", existing
     user = unit.ctx.actor if getattr(unit.ctx.actor, "is_authenticated", False) else None
+    if unit.bulk:  # validated and scored now, stored with the others of its chunk (Unit.flush)
+        response = response_build(patient=patient, episode=episode, instrument=instrument, answers=answers,
+                                  time_point=time_point, completed_at=completed_at, source=Response.Source.IMPORT,
+                                  entered_by=user)
+        unit.defer(entry, resource_type, response)
+        return "created", response
     response = response_record(patient=patient, episode=episode, instrument=instrument, answers=answers,
                                time_point=time_point, completed_at=completed_at, source=Response.Source.IMPORT,
                                entered_by=user, request=unit.ctx.request)
@@ -778,7 +849,7 @@ def _record_response(unit: Unit, entry: Entry, resource_type: str, *, patient, e
 def map_questionnaire_response(unit: Unit, entry: Entry, res: dict) -> tuple[str, Any]:
     if res.get("status") not in ("completed", "amended"):
         raise Skipped(f"status {res.get('status')!r}: only completed responses are recorded")
-    instrument = _instrument_for(res.get("questionnaire") or "")
+    instrument = _instrument_for(unit, res.get("questionnaire") or "")
     if instrument is None:
         raise Skipped(f"questionnaire {res.get('questionnaire')!r} is not installed (import its Questionnaire first)")
     definition = definitions.get_definition(instrument)
@@ -807,7 +878,8 @@ def map_observation(unit: Unit, entry: Entry, res: dict) -> tuple[str, Any]:
             res.get("derivedFrom") or [])):
         raise Skipped("a questionnaire score: computed again from its QuestionnaireResponse")
     if _code(concept, codes.CS_MEASUREMENT):
-        raise Skipped("a joint space measurement: measured on images, which a FHIR import does not bring")
+        raise Skipped("a joint space measurement: it belongs to its radiograph, whose pixel data FHIR does not carry "
+                      "(the ImagingStudy itself is imported)")
     loinc = _code(concept, codes.LOINC)
     key = codes.LOINC_TO_SCORE.get(loinc or "")
     if key is None:
@@ -829,6 +901,35 @@ def map_observation(unit: Unit, entry: Entry, res: dict) -> tuple[str, Any]:
     value = int(value) if float(value).is_integer() else value
     return _record_response(unit, entry, "Observation", patient=patient, episode=episode, instrument=key[0],
                             answers=[value], time_point="", completed_at=when)
+
+
+def map_imaging_study(unit: Unit, entry: Entry, res: dict) -> tuple[str, Any]:
+    """The study's metadata (date, description, episode); its series are images, whose pixel data FHIR does not
+    carry: they are not imported (noted in the summary)."""
+    if res.get("status") in ("cancelled", "entered-in-error"):
+        raise Skipped(f"status {res.get('status')!r}")
+    day = _day(res.get("started"), "started")
+    if day is None:
+        raise Skipped("no started date")
+    reasons = [r for r in res.get("reasonReference") or [] if isinstance(r, dict)]
+    if not reasons:
+        raise Skipped("no reasonReference to the registry Condition (episode) the radiographs are of")
+    patient = unit.resolve(res.get("subject"), "Patient", entry, "subject")
+    episode = unit.resolve(reasons[0], "Condition", entry, "reasonReference[0]")
+    if episode.patient_id != patient.pk:
+        raise Refused("reasonReference is a condition of another patient than subject", "reasonReference[0]")
+    existing = unit.existing(entry, "ImagingStudy")
+    if existing is not None and existing.episode_id != episode.pk:
+        raise Refused(f"this ImagingStudy is already recorded for another episode ({existing.episode_id})",
+                      "reasonReference")
+    study = imaging_study_record(episode=episode, date=day, description=str(res.get("description") or ""),
+                                 user=unit.ctx.actor, request=unit.ctx.request, instance=existing)
+    if res.get("series"):
+        note = "series (the radiographs) are not imported: FHIR carries no pixel data"
+        warnings = unit.tally("ImagingStudy").warnings
+        if note not in warnings:
+            warnings.append(note)
+    return ("updated" if existing is not None else "created"), study
 
 
 SEVERITY = {"mild": AdverseEvent.Severity.MILD, "moderate": AdverseEvent.Severity.MODERATE,
@@ -988,7 +1089,7 @@ def map_questionnaire(unit: Unit, entry: Entry, res: dict) -> tuple[str, Any]:
 
 MAPPERS = {"Patient": map_patient, "Condition": map_condition, "Procedure": map_procedure,
            "QuestionnaireResponse": map_questionnaire_response, "Observation": map_observation,
-           "AdverseEvent": map_adverse_event, "Questionnaire": map_questionnaire}
+           "AdverseEvent": map_adverse_event, "Questionnaire": map_questionnaire, "ImagingStudy": map_imaging_study}
 
 
 # --- driving a unit -----------------------------------------------------------------------------------------------
@@ -1038,7 +1139,7 @@ def _map(unit: Unit, entry: Entry, resource_type: str) -> None:
     try:
         with transaction.atomic():
             state, obj = mapper(unit, entry, entry.resource)
-            if resource_type in MODEL_OF:
+            if resource_type in MODEL_OF and obj.pk is not None:  # (a deferred one is linked when stored)
                 unit.link(entry, resource_type, obj)
     except Skipped as exc:
         tally.skipped += 1
@@ -1055,6 +1156,7 @@ def _map(unit: Unit, entry: Entry, resource_type: str) -> None:
         unit.refuse(entry, resource_type, f"cannot be read: {exc}")
         return
     unit.outcome[id(entry)] = ("ok", obj)
+    unit.states[id(entry)] = state
     if state == "created":
         tally.created += 1
     else:
@@ -1072,45 +1174,95 @@ def _undo_installs(installed: list[tuple[Path, bytes | None]]) -> None:
     installed.clear()
 
 
-def _finish(unit: Unit, summary: Summary, status_ok: str) -> None:
-    status = "refused" if unit.errors else status_ok
+def _entry_results(unit: Unit, entries: list[Entry]) -> list[dict]:
+    """A batch's answer per entry, in the Bundle's order (FHIR's batch-response): created, updated, skipped (with
+    the reason) or refused (with the message)."""
+    results = []
+    for entry in entries:
+        state, value = unit.outcome.get(id(entry), ("skipped", "no resource: not carried out"))
+        if state == "ok":
+            state, value = unit.states.get(id(entry), "updated"), ""
+        results.append({"location": entry.location, "status": state, "message": str(value or "")})
+    return results
+
+
+def _finish(unit: Unit, summary: Summary, status_ok: str, entries: list[Entry] | None = None) -> None:
+    written = sum(s.created + s.updated for s in unit.pending.values())
+    if unit.errors or (unit.entry_errors and not written):
+        status = "refused"
+    elif unit.entry_errors:
+        status = "partly imported" if status_ok == "imported" else "partly refused (dry run)"
+    else:
+        status = status_ok
     for name, pending in unit.pending.items():
         target = summary.of(name)
         target.errors.extend(pending.errors)
         target.skipped += pending.skipped
         target.skipped_reasons.update(pending.skipped_reasons)
         target.warnings.extend(pending.warnings)
-        if status == "imported":
+        if status != "refused":  # imported (a batch: its entries that were not refused), or what a dry run would do
             target.created += pending.created
             target.updated += pending.updated
-        elif status == "dry run":  # what it would have done
-            target.created += pending.created
-            target.updated += pending.updated
-    summary.units.append({"unit": unit.name, "status": status, "resources": unit.count})
+    record: dict[str, Any] = {"unit": unit.name, "status": status, "resources": unit.count}
+    if not unit.atomic and entries is not None:
+        record["entries"] = _entry_results(unit, entries) if status != "refused" or not unit.errors else []
+    summary.units.append(record)
+
+
+STREAM_CHUNK = 500  # ndjson lines validated, looked up and stored together ...
+STREAM_CHUNK_BYTES = 512 * 1024  # ... at most this much of the file (memory stays bounded)
+
+
+def _chunks(items: Iterable[Entry], size: int) -> Iterator[list[Entry]]:
+    chunk: list[Entry] = []
+    held = 0
+    for item in items:
+        chunk.append(item)
+        held += item.size
+        if len(chunk) >= size or held >= STREAM_CHUNK_BYTES:
+            yield chunk
+            chunk, held = [], 0
+    if chunk:
+        yield chunk
 
 
 def import_entries(name: str, entries: Iterable[Entry], *, ctx: Context, summary: Summary, streamed: bool,
-                   expected_type: str | None = None) -> None:
-    """Import one unit, all or nothing. A streamed unit (ndjson) is mapped line by line as it is read; a Bundle
-    is checked whole first (references, fullUrls), then mapped in dependency order. A dry run's units are kept
-    until the end of the run (so later files see earlier ones) and then rolled back by `run_scope`."""
-    unit = Unit(name, ctx, summary)
+                   expected_type: str | None = None, atomic: bool = True) -> None:
+    """Import one unit, all or nothing (atomic=False, a batch Bundle: each entry on its own, in its own
+    savepoint; a refused entry is named and the others are written). A streamed unit (ndjson) is mapped line by
+    line as it is read; a Bundle is checked whole first (references, fullUrls), then mapped in dependency order.
+    A dry run's units are kept until the end of the run (so later files see earlier ones) and then rolled back
+    by `run_scope`."""
+    unit = Unit(name, ctx, summary, atomic=atomic)
+    listed: list[Entry] = []
     try:
         with transaction.atomic():
             try:
                 if streamed:
-                    for entry in entries:
-                        unit.count += 1
-                        resource_type = _check(unit, entry, expected_type)
-                        if resource_type is not None:
+                    unit.bulk = True
+                    for chunk in _chunks(entries, STREAM_CHUNK):
+                        checked = []
+                        for entry in chunk:
+                            unit.count += 1
+                            resource_type = _check(unit, entry, expected_type)
+                            if resource_type is not None:
+                                checked.append((entry, resource_type))
+                        unit.prefetch(checked)
+                        for entry, resource_type in checked:
+                            if unit.deferred_keys.intersection((resource_type, k) for k in unit.keys_of(entry)):
+                                unit.flush()  # the same record twice in a chunk: the first is stored first
                             unit.index(entry)
                             _map(unit, entry, resource_type)
                             unit.outcome.pop(id(entry), None)  # a later line refers by key, not by entry
+                            unit.states.pop(id(entry), None)
                             unit.by_url.clear()
                             unit.by_type_id.clear()
+                        if not unit.errors:
+                            unit.flush()
                 else:
                     checked = []
                     for entry in entries:
+                        listed.append(entry)
                         unit.count += 1
                         resource_type = _check(unit, entry, expected_type)
                         if resource_type is not None:
@@ -1140,7 +1292,7 @@ def import_entries(name: str, entries: Iterable[Entry], *, ctx: Context, summary
         else:
             ctx.links.update(unit.new_links)
             ctx.installed.extend(unit.installed)
-    _finish(unit, summary, "dry run" if ctx.dry_run else "imported")
+    _finish(unit, summary, "dry run" if ctx.dry_run else "imported", listed)
 
 
 @contextmanager
@@ -1168,7 +1320,8 @@ def import_document(name: str, data: bytes | Any, *, ctx: Context, summary: Summ
         summary.of("(file)").errors.append({"location": exc.location, "message": exc.message})
         summary.units.append({"unit": name, "status": "refused", "resources": 0})
         return
-    import_entries(name, entries, ctx=ctx, summary=summary, streamed=False)
+    batch = isinstance(document, dict) and document.get("resourceType") == "Bundle" and document.get("type") == "batch"
+    import_entries(name, entries, ctx=ctx, summary=summary, streamed=False, atomic=not batch)
 
 
 def import_paths(paths: Iterable[str], *, clinic: Clinic | None = None, dry_run: bool = False, actor=None,
