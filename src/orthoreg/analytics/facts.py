@@ -255,8 +255,10 @@ def build_loaded(episode_ids: Sequence[int], *, analyze: bool = False) -> None:
     The caller runs check_rules() once before its first batch."""
     if analyze:
         _analyze(everything=True)
-    _lock()
     recount = FactsState.objects.filter(name="cells").exists()
+    if not recount:  # counted chunk by chunk: one at a time (with recounting deferred, loads run side by side)
+        _lock()
+        recount = FactsState.objects.filter(name="cells").exists()
     rebuild(contiguous(sorted(episode_ids)), count_cells=not recount)
 
 

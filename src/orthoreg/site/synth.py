@@ -15,9 +15,12 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import functools
+import itertools
 import json
 import math
 import random
+import threading
+from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -225,7 +228,7 @@ class Generator:
         self.with_responses = with_responses
         self.max_follow_up_days = max_follow_up_days
         self.build_facts = build_facts
-        self.batches_written = 0
+        self._batch_numbers = itertools.count(1)
         self.next_number = self._first_free_number()
         self._versions: dict[str, str] = {}
         self._definitions: dict[str, Definition] = {}
@@ -509,9 +512,8 @@ class Generator:
                 if table.rows:
                     _write_rows(cursor, table)
             if self.build_facts:
-                n = self.batches_written + 1  # statistics after batches 1, 2, 4, 8, ...: the tables grow
+                n = next(self._batch_numbers)  # statistics after batches 1, 2, 4, 8, ...: the tables grow
                 facts.build_loaded([row[0] for row in batch.episodes.rows], analyze=n & (n - 1) == 0)
-        self.batches_written += 1
 
     def _skip_ri_triggers(self) -> bool:
         """Whether the foreign-key triggers may be skipped: a superuser's session (session_replication_role) and
@@ -525,27 +527,29 @@ class Generator:
             self._ri = bool(superuser and not own_triggers)
         return self._ri
 
-    def run(self, patients: int, *, batch_size: int = 1000,
+    def run(self, patients: int, *, batch_size: int = 1000, writers: int = 1,
             progress: Callable[[int], None] | None = None) -> SynthStats:
-        """Plan and write `patients` in batches. On PostgreSQL outside a transaction a second thread (its own
-        connection) writes each batch while the next one is planned, at most one batch waiting: the database's
-        work overlaps Python's and memory stays bounded to about three batches."""
+        """Plan and write `patients` in batches. On PostgreSQL outside a transaction, `writers` threads (each its
+        own connection) write the batches while the next ones are planned, at most one batch waiting per writer:
+        the database's work overlaps Python's and memory stays bounded to about writers + 1 batches."""
         total = SynthStats()
+        deferred = False
         if self.build_facts:
             facts.check_rules()
             if patients >= Episode.objects.count():  # the clinic counts: one pass at the end (refresh)
                 facts.defer_cell_counts()
+                deferred = True
         threaded = connection.vendor == "postgresql" and not connection.in_atomic_block
-        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="synth-writer") if threaded else None
-        pending: tuple[Future, int] | None = None  # the batch being written, its patients
+        writers = max(1, writers) if threaded else 0
+        pool = ThreadPoolExecutor(max_workers=writers, thread_name_prefix="synth-writer") if writers else None
+        pending: deque[tuple[Future, int]] = deque()  # the batches being written, their patients
 
-        def wait() -> None:
-            nonlocal pending
-            if pending is not None:
-                pending[0].result()
+        def wait(room: int) -> None:
+            while len(pending) > room:
+                future, n = pending.popleft()
+                future.result()
                 if progress:
-                    progress(pending[1])
-                pending = None
+                    progress(n)
 
         done = 0
         try:
@@ -553,20 +557,29 @@ class Generator:
                 batch = _Batch(self.now)
                 for _ in range(min(batch_size, patients - done)):
                     self.plan_patient(batch)
-                wait()
                 if pool is not None:
-                    pending = (pool.submit(self.write, batch), batch.stats.patients)
+                    wait(writers - 1)
+                    pending.append((pool.submit(self.write, batch), batch.stats.patients))
                 else:
                     self.write(batch)
                     if progress:
                         progress(batch.stats.patients)
                 total.add(batch.stats)
                 done += batch.stats.patients
-            wait()
+            wait(0)
         finally:
             if pool is not None:
-                pool.submit(connections.close_all).result()  # the writer thread's connection
+                barrier = threading.Barrier(writers)  # one close on each writer thread: its own connection
+
+                def close() -> None:
+                    barrier.wait()
+                    connections.close_all()
+
+                for future in [pool.submit(close) for _ in range(writers)]:
+                    future.result()
                 pool.shutdown()
+        if deferred:  # (again: a refresh elsewhere may have recounted while this load went on)
+            facts.defer_cell_counts()
         return total
 
 ORDER_FREE_METHODS = {"value", "sum", "mean", "percent_of_answered_max", "inverted_percent_of_answered_max"}
