@@ -1,4 +1,4 @@
-"""orthoreg synth --patients N [--seed S] [--clinic CODE ...] [--batch B]"""
+"""orthoreg synth --patients N [--seed S] [--clinic CODE ...] [--batch B] [--writers W]"""
 
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
