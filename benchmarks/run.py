@@ -16,6 +16,11 @@ measures, from concurrent HTTP clients signed in as a clinician:
   and a comparison (bone marrow concentrate vs hyaluronic acid) with and without them; with them, each against
   issue 16's 2 s, beside the load average (os.getloadavg);
 * the worker's send rate (invitations sent per second, to the in-memory mail backend);
+* `orthoreg synth` into a scratch registry (5,000 patients with --quick, else 20,000): its rate, as the time
+  1,000,000 patients would take (target: 15 minutes; a projection, the facts' work grows a little with the tables);
+* with `--million URL` (PostgreSQL), `orthoreg synth --patients 1000000` there when it has fewer patients (its wall
+  time and peak memory: target 15 minutes), then the cohort report at 1,000,000 against its floor (target: 10 s,
+  under 1 GB); never in --quick unless asked;
 * the other engineers' benchmarks when present (benchmarks/fhir_bench.py, benchmarks/imaging_bench.py, run with
   `--quick --json FILE`; their rows are merged).
 
@@ -247,6 +252,76 @@ def other_benchmarks(quick: bool) -> list[dict]:
     return rows
 
 
+MILLION = 1_000_000
+SYNTH_BUDGET = 15 * 60  # seconds for a million patients (issue 17 item 5)
+
+
+def load() -> str:
+    return "load average " + " ".join(f"{x:.1f}" for x in os.getloadavg())
+
+
+def timed_synth(env, patients: int) -> tuple[float, float]:
+    """Run `orthoreg synth --patients N` in a child process: (wall seconds, its peak memory in MB)."""
+    started = time.perf_counter()
+    done = subprocess.run([sys.executable, __file__, "--child", "synth", str(patients)], env=env, check=True,
+                          capture_output=True, text=True, cwd=ROOT)
+    seconds = time.perf_counter() - started
+    return seconds, json.loads(done.stdout.strip().splitlines()[-1])["peak_mb"]
+
+
+def synth_rate(args) -> list[dict]:
+    """The synth rate on a scratch registry of the same engine, as the time a million patients would take."""
+    patients = args.synth_patients if args.synth_patients is not None else (5_000 if args.quick else 20_000)
+    if not patients:
+        return []
+    with tempfile.TemporaryDirectory() as tmp:
+        scratch = argparse.Namespace(data_dir=Path(tmp), database_url="")
+        if args.database_url:
+            scratch.database_url = scratch_database(args.database_url, "_synth")
+        env = env_for(scratch)
+        subprocess.run([*ORTHOREG, "migrate", "--verbosity", "0"], env=env, check=True)
+        seconds, peak = timed_synth(env, patients)
+    projected = seconds * MILLION / patients
+    return [row("synth, 1,000,000 patients projected", projected, "s", ratio=projected / SYNTH_BUDGET, target=1.0,
+                note=f"{patients:,} in {seconds:.0f} s ({patients / seconds:.0f}/s), peak {peak:.0f} MB, {load()}")]
+
+
+def scratch_database(url: str, suffix: str) -> str:
+    """A fresh PostgreSQL database beside `url` (its name + suffix), dropped and created again."""
+    import psycopg
+
+    base, _, name = url.rpartition("/")
+    scratch = name.split("?")[0] + suffix
+    with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{scratch}"')
+        conn.execute(f'CREATE DATABASE "{scratch}"')
+    return f"{base}/{scratch}"
+
+
+def million(args) -> list[dict]:
+    """The 1,000,000-patient scenario on PostgreSQL: synth (when the registry is smaller) and the report."""
+    env = env_for(argparse.Namespace(data_dir=args.data_dir, database_url=args.million))
+    subprocess.run([*ORTHOREG, "migrate", "--verbosity", "0"], env=env, check=True)
+    rows = []
+    have = child(env, "count")["patients"]
+    if have < MILLION:
+        print(f"generating {MILLION - have:,} patients at {args.million} ...", file=sys.stderr, flush=True)
+        seconds, peak = timed_synth(env, MILLION - have)
+        note = f"{MILLION - have:,} patients written, peak {peak:.0f} MB, {load()}"
+        rows.append(row("synth, 1,000,000 patients", seconds, "s", ratio=seconds / SYNTH_BUDGET, target=1.0,
+                        note=note))
+    report = child(env, "million")
+    rows += [row("cohort report at 1,000,000, every treated episode", report["report"], "s", report["floor"], 3.0,
+                 note=f"floor: minimal scans of the facts it reads; target 10 s; {load()}"),
+             row("cohort report at 1,000,000, without the analyses", report["report_plain"], "s", report["floor"],
+                 3.0),
+             row("cohort report at 1,000,000, within 10 s", report["report"], "s", ratio=report["report"] / 10,
+                 target=1.0),
+             row("cohort report at 1,000,000, peak memory", report["peak_mb"], "MB", ratio=report["peak_mb"] / 1024,
+                 target=1.0, note="of the process, under 1 GB")]
+    return rows
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="10,000 patients, fewer requests")
@@ -257,6 +332,10 @@ def main() -> int:
     parser.add_argument("--json", type=Path, default=None, help="save the rows here")
     parser.add_argument("--port", type=int, default=0, help="the server's port (default: any free one)")
     parser.add_argument("--pages-only", action="store_true", help="only the pages scenarios (at 1 and 8 clients)")
+    parser.add_argument("--million", default="", metavar="URL",
+                        help="PostgreSQL database of the 1,000,000-patient scenario (synth and the report there)")
+    parser.add_argument("--synth-patients", type=int, default=None,
+                        help="patients of the synth rate scenario (default 20,000; 5,000 with --quick; 0: skip)")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -304,6 +383,9 @@ def main() -> int:
         server.wait(timeout=60)
     if not args.pages_only:
         rows += other_benchmarks(args.quick)
+        rows += synth_rate(args)
+        if args.million:
+            rows += million(args)
     print_table(rows, args)
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1))
@@ -372,30 +454,51 @@ def child_targets():
 def child_report():
     import datetime as dt
 
-    from django.db.models import Sum
-
     from orthoreg.analytics import facts, selectors
-    from orthoreg.analytics.filters import CohortFilter
-    from orthoreg.analytics.models import EpisodeFact, OutcomeCell
     from orthoreg.followup import services
     from orthoreg.followup.models import Invitation
-    from orthoreg.registry.models import Clinic
 
     facts.refresh()  # outside the timed reports, which only read the facts
+    best = {**report_times(3, plain=True, comparison=True), "load": os.getloadavg()}
+    for _ in range(3):
+        started = time.perf_counter()
+        selectors.data_stamp()
+        best["stamp"] = min(best.get("stamp", float("inf")), time.perf_counter() - started)
+    # the worker: plan what is due and send it, to the in-memory mail backend
+    services.invitations_plan(today=dt.date.today())
+    started = time.perf_counter()
+    run = services.worker_pass(worker="bench")
+    seconds = time.perf_counter() - started
+    best["sent"] = run.sent
+    best["send_rate"] = run.sent / seconds if seconds else 0.0
+    best["open"] = Invitation.objects.count()
+    return best
+
+
+def report_times(repeat: int, *, plain: bool = False, comparison: bool = False) -> dict:
+    """Best of `repeat`: the cohort report of every treated episode (cache off), with `plain` also without the
+    analyses of issue 16, with `comparison` a comparison (bone marrow concentrate vs hyaluronic acid) with and
+    without them; and the floor, the minimal scans of what the report reads."""
+    from django.db.models import Sum
+
+    from orthoreg.analytics import selectors
+    from orthoreg.analytics.filters import CohortFilter
+    from orthoreg.analytics.models import EpisodeFact, OutcomeCell
+    from orthoreg.registry.models import Clinic
+
     ids = set(Clinic.objects.values_list("pk", flat=True))
     bmc, rest = CohortFilter(procedures=("bmc",)), CohortFilter(procedures=("hyaluronic_acid",))
-    reports = {  # issue 16: with every analysis (the default) and without them; one cohort and a comparison
-        "report": lambda: selectors.cohort_report(CohortFilter(), clinic_ids=ids, use_cache=False),
-        "report_plain": lambda: selectors.cohort_report(CohortFilter(), clinic_ids=ids, use_cache=False,
-                                                        analyses=False),
-        "comparison": lambda: selectors.comparison_report(bmc, rest, clinic_ids=ids, use_cache=False),
-        "comparison_plain": lambda: selectors.comparison_report(bmc, rest, clinic_ids=ids, use_cache=False,
-                                                                analyses=False),
-    }
-    reports["comparison"]()  # untimed: lifelines, scipy and statsmodels imported, as in a serving process
-    best = {"floor": float("inf"), "stamp": float("inf"), **{k: float("inf") for k in reports},
-            "load": os.getloadavg()}
-    for _ in range(3):
+    reports = {"report": lambda: selectors.cohort_report(CohortFilter(), clinic_ids=ids, use_cache=False)}
+    if plain:
+        reports["report_plain"] = lambda: selectors.cohort_report(CohortFilter(), clinic_ids=ids, use_cache=False,
+                                                                  analyses=False)
+    if comparison:
+        reports["comparison"] = lambda: selectors.comparison_report(bmc, rest, clinic_ids=ids, use_cache=False)
+        reports["comparison_plain"] = lambda: selectors.comparison_report(bmc, rest, clinic_ids=ids,
+                                                                          use_cache=False, analyses=False)
+        reports["comparison"]()  # untimed: lifelines, scipy and statsmodels imported, as in a serving process
+    best = {"floor": float("inf"), **{name: float("inf") for name in reports}}
+    for _ in range(repeat):
         for name, report in reports.items():
             started = time.perf_counter()
             report()
@@ -406,18 +509,29 @@ def child_report():
         list(EpisodeFact.objects.filter(clinic_id__in=ids).values("condition", "index_kind").annotate(n=Sum("age")))
         list(OutcomeCell.objects.filter(clinic_id__in=ids).values("time_point", "instrument").annotate(n=Sum("n")))
         best["floor"] = min(best["floor"], time.perf_counter() - started)
-        started = time.perf_counter()
-        selectors.data_stamp()
-        best["stamp"] = min(best["stamp"], time.perf_counter() - started)
-    # the worker: plan what is due and send it, to the in-memory mail backend
-    services.invitations_plan(today=dt.date.today())
-    started = time.perf_counter()
-    run = services.worker_pass(worker="bench")
-    seconds = time.perf_counter() - started
-    best["sent"] = run.sent
-    best["send_rate"] = run.sent / seconds if seconds else 0.0
-    best["open"] = Invitation.objects.count()
     return best
+
+
+def child_million():
+    """The report at 1,000,000 patients in this fresh process, and the process's peak memory."""
+    import resource
+
+    from orthoreg.analytics import facts
+
+    facts.refresh()
+    best = report_times(3, plain=True)
+    best["peak_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return best
+
+
+def child_synth(patients):
+    """`orthoreg synth --patients N` in this process (the parent times it), and the process's peak memory."""
+    import resource
+
+    from django.core.management import call_command
+
+    call_command("synth", "--patients", patients, "--no-progress")
+    return {"peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
 def child_links(n):

@@ -234,13 +234,35 @@ def refresh(progress=None) -> int:
                     break
                 recount = FactsState.objects.filter(name="cells").exists()
                 StaleEpisode.objects.filter(episode_id__in=ids).delete()
-                rebuild(ids, count_cells=not recount)
+                rebuild(contiguous(ids), count_cells=not recount)
             done += len(ids)
             if progress:
                 progress(len(ids))
     if recount:
         _recount_cells()
     return done
+
+
+def defer_cell_counts() -> None:
+    """Recount the clinic counts in one pass when the queue is next empty (refresh) instead of keeping them in
+    step chunk by chunk: for a bulk load of about as many episodes as the registry has, or more."""
+    with transaction.atomic():
+        _lock()
+        FactsState.objects.update_or_create(name="cells", defaults={"value": "recount when the queue is empty"})
+
+
+def build_loaded(episode_ids: Sequence[int], *, analyze: bool = False) -> None:
+    """Compute the facts of episodes a bulk load has just written, inside its transaction (instead of queueing
+    them for refresh): what refresh() does to one chunk of the queue. With `analyze`, PostgreSQL's statistics of
+    every table are brought up to date first (a load's first batches: the planner must not plan on empty tables).
+    The caller runs check_rules() once before its first batch."""
+    if analyze:
+        _analyze(everything=True)
+    recount = FactsState.objects.filter(name="cells").exists()
+    if not recount:  # counted chunk by chunk: one at a time (with recounting deferred, loads run side by side)
+        _lock()
+        recount = FactsState.objects.filter(name="cells").exists()
+    rebuild(contiguous(sorted(episode_ids)), count_cells=not recount)
 
 
 @replica.primary()
@@ -255,12 +277,12 @@ def rebuild_all(progress=None) -> int:
 def rebuild(episode_ids: Sequence[int], *, count_cells: bool = True) -> None:
     """Delete and recompute the facts of these episodes (inside the caller's transaction), keeping the clinic
     counts in step unless they are to be recounted whole (`count_cells=False`)."""
-    ids = list(episode_ids)
+    ids = episode_ids if isinstance(episode_ids, range) else list(episode_ids)
     if count_cells:
         _count_cells(ids, -1)  # take the old facts out of the clinic counts
     for model in (OutcomeFact, BaselineFact):
-        model.objects.filter(episode_id__in=ids).delete()
-    EpisodeFact.objects.filter(episode_id__in=ids).delete()
+        model.objects.filter(among("episode_id", ids)).delete()
+    EpisodeFact.objects.filter(among("episode_id", ids)).delete()
     infos = instrument_infos()
     _insert(EpisodeFact, EPISODE_COLUMNS, episode_rows(ids))
     _insert(BaselineFact, BASELINE_COLUMNS, baseline_rows(ids))
@@ -271,6 +293,21 @@ def rebuild(episode_ids: Sequence[int], *, count_cells: bool = True) -> None:
     if count_cells:
         _count_cells(ids, +1)
     _bump()
+
+
+def among(field: str, ids: Sequence[int]) -> Q:
+    """`field` is one of `ids`: a range of ids (range(a, b)) is two comparisons, which PostgreSQL plans as a scan
+    of an index range instead of one probe per id (a bulk load's episodes are consecutive)."""
+    if isinstance(ids, range) and ids.step == 1:
+        return Q(**{f"{field}__gte": ids.start, f"{field}__lt": ids.stop})
+    return Q(**{f"{field}__in": ids})
+
+
+def contiguous(ids: list[int]) -> Sequence[int]:
+    """Sorted ids as a range when they are consecutive (every id between the first and the last)."""
+    if ids and ids[-1] - ids[0] + 1 == len(ids):
+        return range(ids[0], ids[-1] + 1)
+    return ids
 
 
 def cell_rows(outcomes: QuerySet, sign: int) -> QuerySet:
@@ -291,7 +328,7 @@ def cell_rows(outcomes: QuerySet, sign: int) -> QuerySet:
 
 def _count_cells(ids: Sequence[int], sign: int) -> None:
     try:
-        sql, params = cell_rows(OutcomeFact.objects.filter(episode_id__in=ids), sign).query.sql_with_params()
+        sql, params = cell_rows(OutcomeFact.objects.filter(among("episode_id", ids)), sign).query.sql_with_params()
     except EmptyResultSet:
         return
     table, key = OutcomeCell._meta.db_table, ", ".join(OutcomeCell.KEY)
@@ -341,7 +378,7 @@ def episode_rows(ids: Sequence[int]) -> QuerySet:
         Coalesce(_latest(Procedure, F("date")), index),
         Coalesce(gone, index),
         output_field=DateField())
-    return (Episode.objects.filter(pk__in=ids)
+    return (Episode.objects.filter(among("pk", ids))
             .annotate(ix=FilteredRelation("procedures", condition=Q(procedures__is_index=True)))
             .filter(ix__isnull=False)
             .annotate(index_date=F("ix__date"), f_kind=Coalesce(F("ix__kind"), Value(""), output_field=CharField()),
@@ -365,7 +402,7 @@ def baseline_rows(ids: Sequence[int]) -> QuerySet:
     later = (Response.objects.filter(baseline, episode_id=OuterRef("episode_id"), instrument=OuterRef("instrument"))
              .filter(Q(completed_at__gt=OuterRef("completed_at"))
                      | Q(completed_at=OuterRef("completed_at"), pk__gt=OuterRef("pk"))))
-    return (Response.objects.filter(baseline, episode_id__in=ids, episode__fact__isnull=False)
+    return (Response.objects.filter(baseline, among("episode_id", ids), episode__fact__isnull=False)
             .exclude(Exists(later)).values_list("pk", "episode_id", "instrument", "score").order_by())
 
 
@@ -378,7 +415,7 @@ def outcome_rows(ids: Sequence[int], infos: dict[str, InstrumentInfo]) -> QueryS
     """One row per assessment of a treated episode among `ids` that can count (definitions.py: assessments
     cancelled because they left the protocol never do), in OUTCOME_COLUMNS order."""
     with_baseline = [c for c, i in infos.items() if i.has_baseline]
-    return (Assessment.objects.filter(episode_id__in=ids, episode__fact__isnull=False)
+    return (Assessment.objects.filter(among("episode_id", ids), episode__fact__isnull=False)
             .exclude(status=Assessment.Status.CANCELLED, cancelled_reason__in=REPLANNABLE)
             .annotate(bl=FilteredRelation("episode__baseline_facts", condition=Q(
                 episode__baseline_facts__instrument=F("instrument"))))
@@ -427,7 +464,7 @@ def oarsi_responders(ids: Sequence[int], infos: dict[str, InstrumentInfo]) -> Qu
     if pain is None:
         return None
     t = defs.oarsi_thresholds()
-    qs = (OutcomeFact.objects.filter(episode_id__in=ids, instrument=pain.code, score__isnull=False,
+    qs = (OutcomeFact.objects.filter(among("episode_id", ids), instrument=pain.code, score__isnull=False,
                                      base__isnull=False)
           .annotate(improvement=_improvement(infos, "score", "base"), room=_room(infos, "base")))
     success = _domain_met(Q(), "improvement", "room", pain, t["high_relative"], t["high_absolute"])

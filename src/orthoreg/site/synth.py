@@ -6,27 +6,37 @@ follow-up; adverse events. Reference values from DOMAIN.md section 6 shape the p
 relative to `today`, so follow-ups are due and overdue whenever it is run.
 
 Used by `orthoreg demo` (a few hundred patients) and `orthoreg synth --patients N` (up to millions, for
-benchmarks): each batch is planned in memory, written with bulk_create in one transaction, then dropped.
+benchmarks): each batch is planned in memory as plain rows, written in one transaction (COPY on PostgreSQL), then
+dropped, so memory stays bounded by the batch size.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import enum
+import functools
+import itertools
+import json
 import math
 import random
+import threading
+from collections import deque
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
-from django.db import transaction
-from django.db.models import Max
+from django.db import connection, connections, transaction
+from django.db.models import JSONField, Max
+from django.db.models.fields import AutoFieldMixin
 from django.utils import timezone
 
-from orthoreg.analytics.facts import mark_episodes
+from orthoreg.analytics import facts
+from orthoreg.analytics.models import StaleEpisode
 from orthoreg.followup import scheduling
 from orthoreg.followup.models import Assessment, Protocol
 from orthoreg.instruments import scoring
-from orthoreg.instruments.definitions import get_definition
+from orthoreg.instruments.definitions import Definition, get_definition, scoring_definition
 from orthoreg.instruments.models import Response
 from orthoreg.registry.coding import (
     BodySite,
@@ -98,35 +108,137 @@ class SynthStats:
             setattr(self, name, getattr(self, name) + getattr(other, name))
 
 
-@dataclass
+class _Table:
+    """One table's rows, planned as tuples in `columns` order (attnames, the primary key first unless the
+    database assigns it); every other column of the model takes its default (auto_now and auto_now_add: the moment the generator started), the
+    value a bulk_create of the same instances would write."""
+
+    def __init__(self, model, columns: list[str], now: dt.datetime):
+        fields = {f.attname: f for f in model._meta.concrete_fields}
+        self.model = model
+        self.table = model._meta.db_table
+        self.fields = [fields[c] for c in columns]
+        self.tail_fields = [f for f in model._meta.concrete_fields if f.attname not in columns and not
+                            (f.primary_key and f.attname not in columns and isinstance(f, AutoFieldMixin))]
+        self.tail = tuple(now if getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False)
+                          else f.get_default() for f in self.tail_fields)
+        self.columns = [f.column for f in (*self.fields, *self.tail_fields)]
+        self.rows: list[tuple] = []
+
+
+class _Ids:
+    """Primary keys for the rows a batch plans, taken before they are written: from the table's sequence in
+    blocks on PostgreSQL (nextval: safe beside other writers), above the table's largest id on SQLite."""
+
+    LARGEST_BLOCK = 50000
+
+    def __init__(self, model):
+        self.model = model
+        self.table = model._meta.db_table
+        self.free: Iterator[int] = iter(())
+        self.next_sqlite: int | None = None
+        self.block = 64  # doubles up to LARGEST_BLOCK: a small run takes few ids, a large one few round trips
+
+    def take(self) -> int:
+        value = next(self.free, None)
+        if value is None:
+            self.free = iter(self._block())
+            value = next(self.free)
+        return value
+
+    def _block(self) -> list[int]:
+        self.block = size = min(self.LARGEST_BLOCK, self.block * 2)
+        with connection.cursor() as cursor:
+            if connection.vendor == "postgresql":
+                cursor.execute("SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
+                               [self.table, size])
+                return [row[0] for row in cursor.fetchall()]
+            if self.next_sqlite is None:
+                cursor.execute(f"SELECT MAX(id) FROM {connection.ops.quote_name(self.table)}")
+                largest = cursor.fetchone()[0] or 0
+                cursor.execute("SELECT seq FROM sqlite_sequence WHERE name = %s", [self.table])
+                row = cursor.fetchone()
+                self.next_sqlite = max(largest, row[0] if row else 0) + 1
+            first = self.next_sqlite
+            self.next_sqlite += size
+            return list(range(first, first + size))
+
+
+# The columns each table's planned rows carry, in order (the rest take their defaults).
+PATIENT_COLUMNS = ["id", "clinic_id", "mrn", "given_name", "family_name", "initials", "birth_date", "sex", "email",
+                   "phone", "status", "status_date", "consent_registry", "consent_date", "consent_version"]
+EPISODE_COLUMNS = ["id", "patient_id", "condition", "body_site", "side", "icd10_code", "onset_date"]
+GRADE_COLUMNS = ["episode_id", "date", "system", "inputs", "suggested_grade", "grade"]
+EXAM_COLUMNS = ["episode_id", "date", "dorsiflexion_deg", "plantarflexion_deg"]
+PROCEDURE_COLUMNS = ["id", "episode_id", "date", "kind", "category", "is_index", "target_structure",
+                     "image_guidance", "cpt_code", "harvest_site", "harvest_volume_ml", "harvest_anticoagulant",
+                     "spins", "g_force", "spin_minutes", "final_volume_ml", "total_nucleated_cells", "cfu_f_per_ml",
+                     "delivered_volume_ml", "bmi", "smoking", "platelets_per_ul", "leukocytes_per_ul",
+                     "platelet_fold", "dextrose_percent", "injection_sites"]
+ADVERSE_COLUMNS = ["procedure_id", "date", "severity", "serious", "description"]
+RESPONSE_COLUMNS = ["id", "patient_id", "episode_id", "instrument", "instrument_version", "answers", "scores",
+                    "score", "valid", "invalid_reason", "time_point", "completed_at", "source"]
+ASSESSMENT_COLUMNS = ["patient_id", "episode_id", "protocol_id", "time_point", "time_point_order",
+                      "instrument", "due_date", "window_start", "window_end", "status", "cancelled_reason",
+                      "completed_at", "response_id"]
+STALE_COLUMNS = ["episode_id", "queued_at"]
+
+
 class _Batch:
-    patients: list[Patient] = field(default_factory=list)
-    episodes: list[tuple[int, Episode]] = field(default_factory=list)  # (patient index, episode)
-    children: list[tuple[int, Any]] = field(default_factory=list)  # (episode index, grade/procedure/exam)
-    adverse: list[tuple[int, AdverseEvent]] = field(default_factory=list)  # (child index of procedure, event)
-    responses: list[tuple[int, Response]] = field(default_factory=list)  # (episode index, Response)
-    assessments: list[tuple[int, Response | None, Assessment]] = field(default_factory=list)  # (episode, response, assessment)
-    stats: SynthStats = field(default_factory=SynthStats)
+    """The rows of one batch of patients, table by table, in the order they are written."""
+
+    def __init__(self, now: dt.datetime):
+        self.patients = _Table(Patient, PATIENT_COLUMNS, now)
+        self.episodes = _Table(Episode, EPISODE_COLUMNS, now)
+        self.grades = _Table(Grade, GRADE_COLUMNS, now)
+        self.exams = _Table(Exam, EXAM_COLUMNS, now)
+        self.procedures = _Table(Procedure, PROCEDURE_COLUMNS, now)
+        self.adverse = _Table(AdverseEvent, ADVERSE_COLUMNS, now)
+        self.responses = _Table(Response, RESPONSE_COLUMNS, now)
+        self.assessments = _Table(Assessment, ASSESSMENT_COLUMNS, now)
+        self.stale = _Table(StaleEpisode, STALE_COLUMNS, now)  # bulk writes send no signals: queue the facts
+        self.stats = SynthStats()
+
+    def tables(self) -> list[_Table]:
+        return [self.patients, self.episodes, self.grades, self.exams, self.procedures, self.adverse,
+                self.responses, self.assessments, self.stale]
 
 
 class Generator:
-    """Plans patients one at a time from a seeded random stream and writes them in batches."""
+    """Plans patients one at a time from a seeded random stream and writes them in batches.
+
+    The rows are plain tuples (no model instances): on PostgreSQL each table of a batch is written with one COPY,
+    elsewhere with executemany, in one transaction per batch; their ids are taken from the tables' sequences
+    beforehand (`_Ids`). What is written for a seed does not depend on the database or the batch size. Like the
+    bulk_create it replaces, it writes no history or audit rows (synthetic records were never edited by anyone).
+    It queues every episode it writes for the analytics facts, which the caller refreshes (`facts.refresh()`), or
+    with `build_facts` computes them in each batch's transaction (`facts.build_loaded`: on the writer thread,
+    beside the planning of the next batch)."""
 
     def __init__(self, *, clinics: list[Clinic], seed: int = 1, today: dt.date | None = None,
-                 mrn_prefix: str = "SYN", with_responses: bool = True, max_follow_up_days: int = 3 * 365):
+                 mrn_prefix: str = "SYN", with_responses: bool = True, max_follow_up_days: int = 3 * 365,
+                 build_facts: bool = False):
         if not clinics:
             raise ValueError("at least one clinic is needed")
-        self.clinics = clinics
+        self.clinic_ids = [c.pk for c in clinics]
         self.rng = random.Random(seed)
         self.today = today or timezone.localdate()
+        self.now = timezone.now()
         self.mrn_prefix = mrn_prefix
         self.with_responses = with_responses
         self.max_follow_up_days = max_follow_up_days
+        self.build_facts = build_facts
+        self._batch_numbers = itertools.count(1)
         self.next_number = self._first_free_number()
-        self._scorer = scoring.score
-        self._get_definition = get_definition
         self._versions: dict[str, str] = {}
+        self._definitions: dict[str, Definition] = {}
+        self._order_free: dict[str, bool] = {}
+        self.tz = timezone.get_current_timezone()
         self._item_counts: dict[str, int] = {}
+        self._scored: dict[tuple, tuple] = {}  # (code, answers) -> the response's answers, scores, score, ...
+        self._ri: bool | None = None
+        # ids of the rows others refer to, taken beforehand; the rest get theirs from the column's default
+        self._ids = {model: _Ids(model) for model in (Patient, Episode, Procedure, Response)}
         # The protocol of each (condition, site), as the follow-up app would choose it for the clinics.
         self._protocols = {}
         for protocol in Protocol.objects.filter(active=True, clinic=None).prefetch_related("time_points"):
@@ -142,6 +254,9 @@ class Generator:
         except ValueError:
             return Patient.objects.filter(mrn__startswith=f"{self.mrn_prefix}-").count() + 1
 
+    def _id(self, model) -> int:
+        return self._ids[model].take()
+
     # ------------------------------------------------------------------ planning
     def plan_patient(self, batch: _Batch) -> None:
         rng = self.rng
@@ -154,53 +269,54 @@ class Generator:
         given = rng.choice(GIVEN_F if sex == "female" else GIVEN_M)
         family = rng.choice(FAMILY)
         consent = rng.random() < 0.92
-        status, status_date = Patient.Status.ACTIVE, None
+        status, status_date = Patient.Status.ACTIVE.value, None
         roll = rng.random()
         if roll < 0.02:
-            status, status_date = Patient.Status.WITHDRAWN, min(self.today, index_date + dt.timedelta(days=rng.randint(30, 500)))
+            status, status_date = Patient.Status.WITHDRAWN.value, min(self.today, index_date + dt.timedelta(days=rng.randint(30, 500)))
         elif roll < 0.025:
-            status, status_date = Patient.Status.DECEASED, min(self.today, index_date + dt.timedelta(days=rng.randint(60, 900)))
+            status, status_date = Patient.Status.DECEASED.value, min(self.today, index_date + dt.timedelta(days=rng.randint(60, 900)))
         number = self.next_number
         self.next_number += 1
-        patient = Patient(
-            clinic=rng.choice(self.clinics), mrn=f"{self.mrn_prefix}-{number:07d}", given_name=given,
-            family_name=family, initials=Patient.initials_from(given, family), birth_date=birth, sex=sex,
-            email=f"{given.lower()}.{family.lower()}.{number}@example.org", phone=f"+1-555-{number % 10000:04d}",
-            status=status, status_date=status_date, consent_registry=consent,
-            consent_date=index_date - dt.timedelta(days=rng.randint(7, 40)) if consent else None,
-            consent_version="2024-1" if consent else "")
-        p_index = len(batch.patients)
-        batch.patients.append(patient)
+        clinic_id = rng.choice(self.clinic_ids)
+        consent_date = index_date - dt.timedelta(days=rng.randint(7, 40)) if consent else None
+        patient_id = self._id(Patient)
+        batch.patients.rows.append((
+            patient_id, clinic_id, f"{self.mrn_prefix}-{number:07d}", given, family,
+            Patient.initials_from(given, family), birth, sex, f"{given.lower()}.{family.lower()}.{number}@example.org",
+            f"+1-555-{number % 10000:04d}", status, status_date, consent, consent_date,
+            "2024-1" if consent else ""))
         batch.stats.patients += 1
 
         side = Side.NOT_APPLICABLE if site == BodySite.LUMBAR_SPINE else rng.choice([Side.RIGHT, Side.LEFT])
-        episode = Episode(condition=condition, body_site=site, side=side, icd10_code=icd10_for(condition, site, side),
-                          onset_date=index_date - dt.timedelta(days=rng.randint(120, 3000)))
-        e_index = len(batch.episodes)
-        batch.episodes.append((p_index, episode))
+        episode_id = self._id(Episode)
+        batch.episodes.rows.append((episode_id, patient_id, str(condition), str(site), str(side),
+                                    icd10_for(condition, site, side),
+                                    index_date - dt.timedelta(days=rng.randint(120, 3000))))
+        if not self.build_facts:
+            batch.stale.rows.append((episode_id, self.now))
         batch.stats.episodes += 1
 
         grade = _weighted(rng, grades) if grades else None
         if grade_system:
-            batch.children.append((e_index, self._grade(grade_system, grade, index_date, site)))
+            batch.grades.rows.append(self._grade(episode_id, grade_system, grade, index_date))
         treatment = _weighted(rng, treatments)
         if site == BodySite.FIRST_MTP:
             dorsi = max(0, int(55 - 12 * grade + rng.gauss(0, 5)))
-            batch.children.append((e_index, Exam(date=index_date - dt.timedelta(days=rng.randint(0, 20)),
-                                                 dorsiflexion_deg=dorsi, plantarflexion_deg=max(0, dorsi // 2))))
+            batch.exams.rows.append((episode_id, index_date - dt.timedelta(days=rng.randint(0, 20)),
+                                     dorsi, max(0, dorsi // 2)))
 
         for proc in self._procedures(treatment, index_date, site):
-            batch.children.append((e_index, proc))
+            procedure_id = self._procedure(batch, episode_id, proc)
             batch.stats.procedures += 1
-            if proc.kind in (ProcedureKind.BMC, ProcedureKind.PRP) and rng.random() < 0.06:
+            if proc["kind"] in (ProcedureKind.BMC, ProcedureKind.PRP) and rng.random() < 0.06:
                 serious = rng.random() < 0.25
-                event = AdverseEvent(
-                    date=proc.date + dt.timedelta(days=rng.randint(0, 10)),
-                    severity="severe" if serious else rng.choice(["mild", "mild", "moderate"]), serious=serious,
-                    description="Post-procedure infection requiring admission" if serious
-                    else rng.choice(["Post-injection pain flare", "Harvest-site soreness", "Bruising"]))
-                if event.date <= self.today:
-                    batch.adverse.append((len(batch.children) - 1, event))
+                date = proc["date"] + dt.timedelta(days=rng.randint(0, 10))
+                severity = "severe" if serious else rng.choice(["mild", "mild", "moderate"])
+                description = ("Post-procedure infection requiring admission" if serious
+                               else rng.choice(["Post-injection pain flare", "Harvest-site soreness", "Bruising"]))
+                if date <= self.today:
+                    batch.adverse.rows.append((procedure_id, date, severity, serious,
+                                               description))
                     batch.stats.adverse_events += 1
 
         # Outcome course
@@ -218,9 +334,9 @@ class Generator:
                 kind = CONVERSION_KIND[site]
                 if site == BodySite.FIRST_MTP and treatment != "cheilectomy" and grade <= 2 and rng.random() < 0.5:
                     kind = ProcedureKind.CHEILECTOMY
-                batch.children.append((e_index, Procedure(
-                    date=conversion_date, kind=kind, category="surgery", target_structure=TargetStructure.JOINT,
-                    cpt_code=CPT_FOR.get(kind, ""))))
+                self._procedure(batch, episode_id, {
+                    "date": conversion_date, "kind": kind, "category": "surgery",
+                    "target_structure": TargetStructure.JOINT, "cpt_code": CPT_FOR.get(kind, "")})
                 batch.stats.procedures += 1
                 batch.stats.conversions += 1
 
@@ -229,22 +345,34 @@ class Generator:
             lost_after = rng.randint(1, 4)  # responds to the first N time points only
             batch.stats.lost_to_follow_up += 1
         if self.with_responses:
-            self._plan_responses(batch, e_index, site, index_date, final_improvement, conversion_date,
-                                 lost_after, status_date)
+            self._plan_responses(batch, patient_id, episode_id, condition, site, index_date, final_improvement,
+                                 conversion_date, lost_after, status_date)
 
-    def _grade(self, system: str, grade: int, index_date: dt.date, site: str) -> Grade:
+    def _grade(self, episode_id: int, system: str, grade: int, index_date: dt.date) -> tuple:
         day = index_date - dt.timedelta(days=self.rng.randint(3, 30))
         if system == "coughlin_shurnas":
             inputs = {"radiograph": min(grade, 3), "clinical": min(grade, 3), "midrange_pain": grade == 4}
-            return Grade(date=day, system=system, inputs=inputs, suggested_grade=grade, grade=grade)
-        return Grade(date=day, system=system, inputs={"kl_grade": grade}, suggested_grade=grade, grade=grade)
+        else:
+            inputs = {"kl_grade": grade}
+        return (episode_id, day, system, json.dumps(inputs), grade, grade)
 
-    def _procedures(self, treatment: str, index_date: dt.date, site: str) -> Iterator[Procedure]:
+    def _procedure(self, batch: _Batch, episode_id: int, values: dict) -> int:
+        procedure_id = self._id(Procedure)
+        defaults = self._procedure_defaults
+        batch.procedures.rows.append((procedure_id, episode_id, *(
+            str(v) if isinstance(v := values.get(c, defaults[c]), enum.Enum) else v for c in PROCEDURE_COLUMNS[2:])))
+        return procedure_id
+
+    @functools.cached_property
+    def _procedure_defaults(self) -> dict[str, Any]:
+        return {f.attname: f.get_default() for f in Procedure._meta.concrete_fields}
+
+    def _procedures(self, treatment: str, index_date: dt.date, site: str) -> Iterator[dict]:
         rng = self.rng
         guidance = "ultrasound" if rng.random() < 0.8 else "fluoroscopy"
         if treatment in ("bmc", "bmc+prolo"):
             harvest = round(rng.uniform(30, 90), 1)
-            yield Procedure(
+            yield dict(
                 date=index_date, kind="bmc", category="orthobiologic", is_index=True, target_structure="joint",
                 image_guidance=guidance, cpt_code=joint_injection_cpt(site, guidance),
                 harvest_site="pic", harvest_volume_ml=harvest, harvest_anticoagulant="heparin", spins=2,
@@ -256,34 +384,35 @@ class Generator:
                 for n in range(rng.randint(1, 3)):
                     day = index_date + dt.timedelta(days=28 * n)
                     if day <= self.today:
-                        yield Procedure(date=day, kind="prolotherapy", category="injection",
-                                        target_structure="mcl", image_guidance="ultrasound", cpt_code="M0076",
-                                        dextrose_percent=rng.choice([12.5, 15, 25]), injection_sites=rng.randint(2, 6))
+                        yield dict(date=day, kind="prolotherapy", category="injection",
+                                   target_structure="mcl", image_guidance="ultrasound", cpt_code="M0076",
+                                   dextrose_percent=rng.choice([12.5, 15, 25]), injection_sites=rng.randint(2, 6))
         elif treatment == "prp":
-            yield Procedure(date=index_date, kind="prp", category="orthobiologic", is_index=True,
-                            target_structure="facet" if site == BodySite.LUMBAR_SPINE else "joint",
-                            image_guidance=guidance, cpt_code="0232T", harvest_site="blood",
-                            harvest_volume_ml=round(rng.uniform(20, 60), 1), harvest_anticoagulant="acd_a", spins=2,
-                            final_volume_ml=round(rng.uniform(3, 8), 1), platelets_per_ul=round(rng.uniform(800, 2000)),
-                            leukocytes_per_ul=round(rng.uniform(0.5, 15), 1), platelet_fold=round(rng.uniform(3, 8), 1))
+            yield dict(date=index_date, kind="prp", category="orthobiologic", is_index=True,
+                       target_structure="facet" if site == BodySite.LUMBAR_SPINE else "joint",
+                       image_guidance=guidance, cpt_code="0232T", harvest_site="blood",
+                       harvest_volume_ml=round(rng.uniform(20, 60), 1), harvest_anticoagulant="acd_a", spins=2,
+                       final_volume_ml=round(rng.uniform(3, 8), 1), platelets_per_ul=round(rng.uniform(800, 2000)),
+                       leukocytes_per_ul=round(rng.uniform(0.5, 15), 1), platelet_fold=round(rng.uniform(3, 8), 1))
         elif treatment == "prolotherapy":
-            yield Procedure(date=index_date, kind="prolotherapy", category="injection", is_index=True,
-                            target_structure="si_joint", image_guidance=guidance, cpt_code="M0076",
-                            dextrose_percent=rng.choice([12.5, 15, 25]), injection_sites=rng.randint(4, 12))
+            yield dict(date=index_date, kind="prolotherapy", category="injection", is_index=True,
+                       target_structure="si_joint", image_guidance=guidance, cpt_code="M0076",
+                       dextrose_percent=rng.choice([12.5, 15, 25]), injection_sites=rng.randint(4, 12))
         elif treatment == "cheilectomy":
-            yield Procedure(date=index_date, kind="cheilectomy", category="surgery", is_index=True,
-                            target_structure="joint", cpt_code="28289")
+            yield dict(date=index_date, kind="cheilectomy", category="surgery", is_index=True,
+                       target_structure="joint", cpt_code="28289")
         else:
-            yield Procedure(date=index_date, kind=treatment, category="injection", is_index=True,
-                            target_structure="joint", image_guidance=guidance)
+            yield dict(date=index_date, kind=treatment, category="injection", is_index=True,
+                       target_structure="joint", image_guidance=guidance)
 
-    def _plan_responses(self, batch, e_index, site, index_date, improvement, conversion_date, lost_after,
-                        status_date) -> None:
+    def _plan_responses(self, batch, patient_id, episode_id, condition, site, index_date, improvement,
+                        conversion_date, lost_after, status_date) -> None:
         """Answers at each time point of the protocol, and the assessments they complete (or leave open)."""
         rng = self.rng
-        protocol, specs = self._protocols.get((batch.episodes[e_index][1].condition, site), (None, []))
+        protocol, specs = self._protocols.get((condition, site), (None, []))
         baseline = min(10, max(3, round(rng.gauss(6.6, 1.3))))
         responded_points = 0
+        responses, assessments = batch.responses.rows, batch.assessments.rows
         for spec in specs:
             due = scheduling.due_date(index_date, spec)
             window_start = due - dt.timedelta(days=spec.window_before_days)
@@ -301,24 +430,26 @@ class Generator:
             pain = baseline if offset <= 0 else baseline * (1 - improvement * reach) + rng.gauss(0, 0.6)
             pain = int(min(10, max(0, round(pain))))
             better = round(100 * improvement * reach + rng.gauss(0, 8))
-            completed = timezone.make_aware(dt.datetime.combine(day, dt.time(hour=rng.randint(7, 21))))
+            completed = dt.datetime.combine(day, dt.time(hour=rng.randint(7, 21)), tzinfo=self.tz)
             if answered:
                 responded_points += 1
+            status = "completed" if answered else ("cancelled" if stop else "scheduled")
             for code in spec.instruments:
-                response = None
+                response_id = None
                 if answered:
-                    response = self._response(code, self._answers(code, pain, better), spec.label, completed)
-                    batch.responses.append((e_index, response))
+                    response_id = self._id(Response)
+                    responses.append((response_id, patient_id, episode_id,
+                                      *self._response(code, self._answers(code, pain, better)), spec.label,
+                                      completed, "import"))
                     batch.stats.responses += 1
-                status = "completed" if answered else ("cancelled" if stop else "scheduled")
-                batch.assessments.append((e_index, response, Assessment(
-                    protocol_id=protocol, time_point=spec.label, time_point_order=spec.order, instrument=code,
-                    due_date=due, window_start=window_start, window_end=window_end, status=status,
-                    cancelled_reason=stop, completed_at=completed if answered else None)))
+                assessments.append((
+                    patient_id, episode_id, protocol, spec.label, spec.order, code, due,
+                    window_start, window_end, status, stop, completed if answered else None, response_id))
             regional = REGIONAL_INSTRUMENT.get(site)
             if answered and regional and spec.label in REGIONAL_TIME_POINTS:
-                batch.responses.append((e_index, self._response(
-                    regional, self._regional_answers(regional, pain), spec.label, completed)))
+                responses.append((self._id(Response), patient_id, episode_id,
+                                  *self._response(regional, self._regional_answers(regional, pain)), spec.label,
+                                  completed, "import"))
                 batch.stats.responses += 1
 
     def _answers(self, code: str, pain: int, better: int) -> list:
@@ -341,63 +472,153 @@ class Generator:
 
     def _regional_answers(self, code: str, pain: int) -> list:
         ability = 4 * (1 - pain / 10)
-        n = self._item_counts.setdefault(code, len(self._get_definition(code).items))
-        return [int(min(4, max(0, round(ability + self.rng.gauss(0, 0.7))))) for _ in range(n)]
+        n = self._item_counts.get(code)
+        if n is None:
+            n = self._item_counts[code] = len(get_definition(code).items)
+        gauss = self.rng.gauss
+        return [int(min(4, max(0, round(ability + gauss(0, 0.7))))) for _ in range(n)]
 
-    def _response(self, code: str, answers: list, label: str, completed: dt.datetime):
-        result = self._scorer(code, answers)
-        if code not in self._versions:
-            self._versions[code] = self._get_definition(code).version
-        return Response(instrument=code, instrument_version=self._versions[code], answers=answers,
-                        scores=result.scores, score=result.primary, valid=result.valid,
-                        invalid_reason=result.reason, time_point=label, completed_at=completed, source="import")
+    def _response(self, code: str, answers: list) -> tuple:
+        """(instrument, version, answers, scores, score, valid, invalid_reason) of a response, scored by the
+        instruments' engine; the JSON of short answer lists and their scores is remembered (they repeat)."""
+        definition = self._definitions.get(code)
+        if definition is None:
+            definition = self._definitions[code] = scoring_definition(code)
+            self._versions[code] = get_definition(code).version
+            self._order_free[code] = _order_free(definition)
+        if self._order_free[code]:  # the same answers in any order score the same: remember them counted
+            key: tuple = (code, *sorted(answers, key=lambda a: (a is None, a)))
+        else:
+            key = (code, *answers)
+        known = self._scored.get(key)
+        if known is None:
+            result = scoring.score_definition(definition, answers)
+            known = (json.dumps(result.scores), result.primary, result.valid, result.reason)
+            if self._order_free[code] or len(answers) <= 2:  # (a bounded number of keys)
+                self._scored[key] = known
+        return (code, self._versions[code], json.dumps(answers), *known)
 
     # ------------------------------------------------------------------ writing
     def write(self, batch: _Batch) -> None:
-        with transaction.atomic():
-            Patient.objects.bulk_create(batch.patients)
-            episodes = []
-            for p_index, episode in batch.episodes:
-                episode.patient = batch.patients[p_index]
-                episodes.append(episode)
-            Episode.objects.bulk_create(episodes)
-            by_model: dict[type[Any], list] = {}
-            for e_index, child in batch.children:
-                child.episode = episodes[e_index]
-                by_model.setdefault(type(child), []).append(child)
-            for model, objs in by_model.items():
-                model.objects.bulk_create(objs)
-            events = []
-            for c_index, event in batch.adverse:
-                event.procedure = batch.children[c_index][1]
-                events.append(event)
-            AdverseEvent.objects.bulk_create(events)
-            responses = []
-            for e_index, response in batch.responses:
-                response.episode = episodes[e_index]
-                response.patient_id = episodes[e_index].patient_id
-                responses.append(response)
-            Response.objects.bulk_create(responses, batch_size=2000)
-            assessments = []
-            for e_index, response, assessment in batch.assessments:
-                assessment.episode = episodes[e_index]
-                assessment.patient_id = episodes[e_index].patient_id
-                assessment.response = response
-                assessments.append(assessment)
-            Assessment.objects.bulk_create(assessments, batch_size=2000)
-            mark_episodes(e.pk for e in episodes)  # bulk_create sends no signals
+        """Write one batch in one transaction (on the calling thread's connection)."""
+        with transaction.atomic(), connection.cursor() as cursor:
+            if connection.vendor == "postgresql":
+                cursor.execute("SET LOCAL synchronous_commit = off")  # a crash loses whole batches, nothing else
+                if self._skip_ri_triggers():
+                    # Rows consistent by construction (their ids were taken above, their clinics and protocols
+                    # exist): no row-by-row foreign-key checks at commit, as pg_restore --disable-triggers.
+                    cursor.execute("SET LOCAL session_replication_role = replica")
+            for table in batch.tables():
+                if table.rows:
+                    _write_rows(cursor, table)
+            if self.build_facts:
+                n = next(self._batch_numbers)  # statistics after batches 1, 2, 4, 8, ...: the tables grow
+                facts.build_loaded([row[0] for row in batch.episodes.rows], analyze=n & (n - 1) == 0)
 
-    def run(self, patients: int, *, batch_size: int = 1000,
+    def _skip_ri_triggers(self) -> bool:
+        """Whether the foreign-key triggers may be skipped: a superuser's session (session_replication_role) and
+        no trigger of the project's own on the tables written (it would be skipped too)."""
+        if self._ri is None:
+            tables = [t.table for t in _Batch(self.now).tables()]
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT current_setting('is_superuser') = 'on', EXISTS (SELECT 1 FROM pg_trigger "
+                               "WHERE NOT tgisinternal AND tgrelid::regclass::text = ANY(%s))", [tables])
+                superuser, own_triggers = cursor.fetchone()
+            self._ri = bool(superuser and not own_triggers)
+        return self._ri
+
+    def run(self, patients: int, *, batch_size: int = 1000, writers: int = 1,
             progress: Callable[[int], None] | None = None) -> SynthStats:
+        """Plan and write `patients` in batches. On PostgreSQL outside a transaction, `writers` threads (each its
+        own connection) write the batches while the next ones are planned, at most one batch waiting per writer:
+        the database's work overlaps Python's and memory stays bounded to about writers + 1 batches."""
         total = SynthStats()
+        deferred = False
+        if self.build_facts:
+            facts.check_rules()
+            if patients >= Episode.objects.count():  # the clinic counts: one pass at the end (refresh)
+                facts.defer_cell_counts()
+                deferred = True
+        threaded = connection.vendor == "postgresql" and not connection.in_atomic_block
+        writers = max(1, writers) if threaded else 0
+        pool = ThreadPoolExecutor(max_workers=writers, thread_name_prefix="synth-writer") if writers else None
+        pending: deque[tuple[Future, int]] = deque()  # the batches being written, their patients
+
+        def wait(room: int) -> None:
+            while len(pending) > room:
+                future, n = pending.popleft()
+                future.result()
+                if progress:
+                    progress(n)
+
         done = 0
-        while done < patients:
-            batch = _Batch()
-            for _ in range(min(batch_size, patients - done)):
-                self.plan_patient(batch)
-            self.write(batch)
-            total.add(batch.stats)
-            done += batch.stats.patients
-            if progress:
-                progress(batch.stats.patients)
+        try:
+            while done < patients:
+                batch = _Batch(self.now)
+                for _ in range(min(batch_size, patients - done)):
+                    self.plan_patient(batch)
+                if pool is not None:
+                    wait(writers - 1)
+                    pending.append((pool.submit(self.write, batch), batch.stats.patients))
+                else:
+                    self.write(batch)
+                    if progress:
+                        progress(batch.stats.patients)
+                total.add(batch.stats)
+                done += batch.stats.patients
+            wait(0)
+        finally:
+            if pool is not None:
+                barrier = threading.Barrier(writers)  # one close on each writer thread: its own connection
+
+                def close() -> None:
+                    barrier.wait()
+                    connections.close_all()
+
+                for future in [pool.submit(close) for _ in range(writers)]:
+                    future.result()
+                pool.shutdown()
+        if deferred:  # (again: a refresh elsewhere may have recounted while this load went on)
+            facts.defer_cell_counts()
         return total
+
+ORDER_FREE_METHODS = {"value", "sum", "mean", "percent_of_answered_max", "inverted_percent_of_answered_max"}
+
+
+def _order_free(definition: Definition) -> bool:
+    """Whether a definition's scores do not depend on which item got which answer: every subscale takes every
+    item (a sum, mean or percent of them) and every item has the same type, range and options."""
+    items = definition.items
+    every = set(range(len(items)))
+
+    def signature(item):
+        return (item.type, item.minimum, item.maximum, item.required, item.options)
+
+    return (bool(definition.subscales) and all(set(sub.items) == every and sub.method in ORDER_FREE_METHODS
+                                                for sub in definition.subscales)
+            and all(signature(i) == signature(items[0]) for i in items))
+
+
+def _write_rows(cursor, table: _Table) -> None:
+    """COPY on PostgreSQL (psycopg adapts dates, times and numbers; JSON columns are planned as their text),
+    executemany with each field's own conversion elsewhere."""
+    quote = connection.ops.quote_name
+    columns = ", ".join(quote(c) for c in table.columns)
+    json_tail = [isinstance(f, JSONField) for f in table.tail_fields]
+    if connection.vendor == "postgresql":
+        tail = tuple(json.dumps(v) if is_json else v for v, is_json in zip(table.tail, json_tail, strict=True))
+        with cursor.cursor.copy(f"COPY {quote(table.table)} ({columns}) FROM STDIN") as copy:
+            write = copy.write_row
+            for row in table.rows:
+                write(row + tail)
+        return
+    tail = tuple(f.get_db_prep_save(v, connection) for f, v in zip(table.tail_fields, table.tail, strict=True))
+    prepare = [(lambda v: v) if isinstance(f, JSONField) else functools.partial(_prepare, f)
+               for f in table.fields]
+    placeholders = ", ".join(["%s"] * len(table.columns))
+    cursor.executemany(f"INSERT INTO {quote(table.table)} ({columns}) VALUES ({placeholders})",
+                       [tuple(p(v) for p, v in zip(prepare, row, strict=True)) + tail for row in table.rows])
+
+
+def _prepare(field, value):
+    return field.get_db_prep_save(value, connection)
