@@ -185,9 +185,11 @@ def standby():
     port = int(os.environ.get("ORTHOREG_TEST_REPLICA_PORT") or free_port())
     primary = connection.settings_dict
     started = False
+    slot = f"orthoreg_test_replica_{os.getpid()}_{port}"
     try:
         _run(_bin("pg_basebackup"), "-h", "127.0.0.1", "-p", primary.get("PORT") or 5432,
-             "-U", primary.get("USER") or "postgres", "-D", data, "-R", "-X", "stream", "-c", "fast")
+             "-U", primary.get("USER") or "postgres", "-D", data, "-R", "-X", "stream", "-c", "fast",
+             "-C", "-S", slot)  # a slot: the primary keeps the WAL the replica has not yet received, however busy
         config = [f"port = {port}", "listen_addresses = '127.0.0.1'", f"unix_socket_directories = '{folder}'",
                   "hot_standby = on", "ssl = off", "fsync = off", "logging_collector = off",
                   *(f"{name} = {value}" for name, value in _settings_of_primary().items())]
@@ -218,7 +220,25 @@ def standby():
         if started:
             subprocess.run(_as_postgres(_bin("pg_ctl"), "-D", data, "-m", "immediate", "-w", "stop"),
                            capture_output=True, timeout=WAIT)
+        _drop_slot(slot)
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def _drop_slot(slot: str) -> None:
+    """Forget the replica's replication slot on the primary (else the primary would keep WAL for it forever)."""
+    import psycopg
+
+    primary = connection.settings_dict
+    with psycopg.connect(host=primary.get("HOST") or "127.0.0.1", port=primary.get("PORT") or 5432,
+                         user=primary.get("USER") or "postgres", dbname=primary["NAME"], autocommit=True,
+                         connect_timeout=5) as conn:
+        deadline = time.monotonic() + WAIT
+        while time.monotonic() < deadline:  # the stopped replica's WAL sender may take a moment to go
+            conn.execute("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots "
+                         "WHERE slot_name = %s AND NOT active", [slot])
+            if conn.execute("SELECT 1 FROM pg_replication_slots WHERE slot_name = %s", [slot]).fetchone() is None:
+                return
+            time.sleep(0.2)
 
 
 class Queries:
