@@ -53,7 +53,8 @@ def main() -> int:
     parser.add_argument("--jsw-only", action="store_true", help="skip the upload scenarios")
     parser.add_argument("--quick", action="store_true", help="the upload memory scenario only")
     parser.add_argument("--json", default=None, help="save the memory row here (benchmarks/run.py's format)")
-    parser.add_argument("--port", type=int, default=9431, help="port of the server the memory scenario starts")
+    parser.add_argument("--port", type=int, default=0,
+                        help="port of the server the memory scenario starts (default: a free one)")
     args = parser.parse_args()
     data_dir = tempfile.mkdtemp(prefix="orthoreg-imaging-bench-")
     try:
@@ -115,6 +116,12 @@ def upload_memory(data_dir: str, port: int) -> dict:
     from orthoreg.registry.models import Clinic, Episode, Patient
 
     print("Upload memory: generating a ~20 MB DICOM and starting a server ...", file=sys.stderr)
+    if not port:
+        import socket
+
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
     clinic, _ = Clinic.objects.get_or_create(code="mem", defaults={"name": "Memory"})
     patient = Patient.objects.create(clinic=clinic, mrn="M-1", given_name="Memory", family_name="Bench",
                                      birth_date=dt.date(1980, 1, 1))
