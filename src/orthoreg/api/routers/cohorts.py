@@ -9,6 +9,7 @@ from typing import Literal
 
 from ninja import Field, Query, Router, Schema, Status
 
+from orthoreg import replica
 from orthoreg.accounts import access
 from orthoreg.accounts.models import AuditEvent
 from orthoreg.accounts.services import audit_record
@@ -128,7 +129,7 @@ def cohort_report(request, filters: Query[CohortQuery]):
     error = _disclosure(request, first, None, ids)
     if error:
         return error
-    report = selectors.cohort_report(first, clinic_ids=ids)
+    report = selectors.cohort_report(first, clinic_ids=ids).with_source(replica.source())  # where it was read
     _audit(request, "cohort report", filters)
     return Status(200, report)
 
@@ -154,6 +155,6 @@ def cohort_compare(request, filters: Query[CompareQuery]):
     error = _disclosure(request, first, second, ids)
     if error:
         return error
-    report = selectors.comparison_report(first, second, clinic_ids=ids)
+    report = selectors.comparison_report(first, second, clinic_ids=ids).with_source(replica.source())
     _audit(request, "cohort comparison", filters)
     return Status(200, report)
