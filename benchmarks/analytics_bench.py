@@ -121,10 +121,11 @@ def measure(repeat: int, phases: bool, rebuild: bool) -> dict:
         "report_filtered": _timed(lambda: selectors.cohort_report(filtered, clinic_ids=ids, use_cache=False), repeat),
     }
     report = selectors.cohort_report(everyone, clinic_ids=ids, use_cache=False)
-    result["json_bytes"] = len(json.dumps(report))
-    result["treated"] = report["cohort"]["episodes"]
+    result["json_bytes"] = len(json.dumps(report.document()))
+    result["treated"] = report.cohort.episodes
     comparison = selectors.comparison_report(bmc, rest, clinic_ids=ids, use_cache=False)
-    result["adjusted"] = {k: comparison["adjusted"].get(k) for k in ("difference", "ci_low", "ci_high", "reason",
+    adjusted = comparison.adjusted.document() if comparison.adjusted else {}
+    result["adjusted"] = {k: adjusted.get(k) for k in ("difference", "ci_low", "ci_high", "reason",
                                                                       "n_a", "n_b")}
     if phases:
         as_of = timezone.localdate()
