@@ -131,10 +131,11 @@ def measure(repeat: int, phases: bool, rebuild: bool) -> dict:
     }
     result["load"] = [round(x, 2) for x in load_before], [round(x, 2) for x in os.getloadavg()]
     report = selectors.cohort_report(everyone, clinic_ids=ids, use_cache=False)
-    result["json_bytes"] = len(json.dumps(report))
-    result["treated"] = report["cohort"]["episodes"]
+    result["json_bytes"] = len(json.dumps(report.document()))
+    result["treated"] = report.cohort.episodes
     comparison = selectors.comparison_report(bmc, rest, clinic_ids=ids, use_cache=False)
-    result["adjusted"] = {k: comparison["adjusted"].get(k) for k in ("difference", "ci_low", "ci_high", "reason",
+    adjusted = comparison.adjusted.document() if comparison.adjusted else {}
+    result["adjusted"] = {k: adjusted.get(k) for k in ("difference", "ci_low", "ci_high", "reason",
                                                                       "n_a", "n_b")}
     if phases:
         as_of = timezone.localdate()

@@ -25,6 +25,7 @@ from django.utils import timezone
 from statsmodels.stats.proportion import proportion_confint
 
 from orthoreg.analytics import facts
+from orthoreg.analytics.report_types import Rate, SurvivalAt
 from orthoreg.reports import public
 from tests.analytics.builders import Builder
 
@@ -269,9 +270,10 @@ def test_what_may_still_be_shown(client, leaky_registry):
 ])
 def test_a_rate_is_shown_only_where_its_counts_could_be(counts_shown, answered, conversions, shown):
     r = {"numerator": 5, "denominator": 10, "rate": 0.5, "ci_low": 0.237, "ci_high": 0.763}
-    assert public.rate_shown(r, counts_shown=counts_shown, answered=answered, conversions=conversions) is shown
-    assert public.rate_shown({**r, "numerator": 4, "denominator": 10}, counts_shown=True, answered=10,
-                             conversions="12") is False  # 4 successes: a small cell
+    assert public.rate_shown(Rate.model_validate(r), counts_shown=counts_shown, answered=answered,
+                             conversions=conversions) is shown
+    assert public.rate_shown(Rate.model_validate({**r, "numerator": 4, "denominator": 10}), counts_shown=True,
+                             answered=10, conversions="12") is False  # 4 successes: a small cell
 
 
 def test_chart_labels_a_rate_with_its_counts_only_beside_answered_and_due(leaky_registry):
@@ -301,8 +303,13 @@ def test_totals_parts_and_survival_rules():
     assert public.total_text([16, 9, 9, 6, 3]) == "41 to 44"
     assert public.total_text([16, 9]) == "25" and public.total_text([3]) == "<5"
     assert public.part_text(7, 9) == "not shown" and public.part_text(2, 9) == "<5" and public.part_text(6, 12) == "6"
-    twelve = {"survival": 10 / 12, "at_risk": 10, "events": 2}
-    assert public.survival_shown(twelve, 12) is None  # 2 conversions: 12 x 17% gives them
-    assert public.survival_shown({**twelve, "events": 5, "survival": 7 / 12}, 12) == pytest.approx(7 / 12)
-    assert public.survival_shown({**twelve, "events": 8, "survival": 4 / 12}, 12) is None  # 4 did not convert
-    assert public.survival_shown({**twelve, "events": 6, "at_risk": 4}, 14) is None
+    twelve = {"months": 12, "days": 365, "ci_low": None, "ci_high": None, "survival": 10 / 12, "at_risk": 10,
+              "events": 2}
+
+    def at(**values):
+        return SurvivalAt.model_validate({**twelve, **values})
+
+    assert public.survival_shown(at(), 12) is None  # 2 conversions: 12 x 17% gives them
+    assert public.survival_shown(at(events=5, survival=7 / 12), 12) == pytest.approx(7 / 12)
+    assert public.survival_shown(at(events=8, survival=4 / 12), 12) is None  # 4 did not convert
+    assert public.survival_shown(at(events=6, at_risk=4), 14) is None
