@@ -261,12 +261,10 @@ def load() -> str:
 
 
 def timed_synth(env, patients: int) -> tuple[float, float]:
-    """Run `orthoreg synth --patients N` in a child process: (wall seconds, its peak memory in MB)."""
-    started = time.perf_counter()
-    done = subprocess.run([sys.executable, __file__, "--child", "synth", str(patients)], env=env, check=True,
-                          capture_output=True, text=True, cwd=ROOT)
-    seconds = time.perf_counter() - started
-    return seconds, json.loads(done.stdout.strip().splitlines()[-1])["peak_mb"]
+    """Run `orthoreg synth --patients N` in a child process: (the command's wall seconds, the process's peak
+    memory in MB)."""
+    done = child(env, "synth", str(patients))
+    return done["seconds"], done["peak_mb"]
 
 
 def synth_rate(args) -> list[dict]:
@@ -530,8 +528,9 @@ def child_synth(patients):
 
     from django.core.management import call_command
 
+    started = time.perf_counter()
     call_command("synth", "--patients", patients, "--no-progress")
-    return {"peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    return {"seconds": time.perf_counter() - started, "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
 def child_links(n):

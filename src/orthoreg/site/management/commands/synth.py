@@ -17,7 +17,7 @@ class Command(BaseCommand):
         parser.add_argument("--clinic", action="append", default=[], metavar="CODE",
                             help="clinic code (created when missing); repeat for several; default synth-a, synth-b")
         parser.add_argument("--batch", type=int, default=5000,
-                            help="patients written per transaction (memory grows with it: about 60 MB per 1,000)")
+                            help="patients written per transaction (peak memory about 420 MB at 5,000 with 2 writers)")
         parser.add_argument("--writers", type=int, default=2,
                             help="PostgreSQL: connections writing batches side by side while the next is planned")
         parser.add_argument("--mrn-prefix", default="SYN")
