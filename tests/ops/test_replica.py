@@ -36,6 +36,7 @@ from orthoreg.registry.models import Patient
 
 from .conftest import free_port
 
+COPY_WAIT = 1800  # the copy of the whole server (every database on it: small in CI, large on a developer's machine)
 WAIT = 120  # seconds allowed for the replica to start or catch up (a loaded machine), never a measured figure
 
 
@@ -189,7 +190,8 @@ def standby():
     try:
         _run(_bin("pg_basebackup"), "-h", "127.0.0.1", "-p", primary.get("PORT") or 5432,
              "-U", primary.get("USER") or "postgres", "-D", data, "-R", "-X", "stream", "-c", "fast",
-             "-C", "-S", slot)  # a slot: the primary keeps the WAL the replica has not yet received, however busy
+             "-C", "-S", slot,  # a slot: the primary keeps the WAL the replica has not yet received, however busy
+             timeout=COPY_WAIT)
         config = [f"port = {port}", "listen_addresses = '127.0.0.1'", f"unix_socket_directories = '{folder}'",
                   "hot_standby = on", "ssl = off", "fsync = off", "logging_collector = off",
                   *(f"{name} = {value}" for name, value in _settings_of_primary().items())]
