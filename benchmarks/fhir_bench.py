@@ -24,6 +24,8 @@ import sys
 import time
 from pathlib import Path
 
+from run import row  # benchmarks/run.py's row format (this folder is on the path when a script here runs)
+
 ORTHOREG = [sys.executable, "-m", "orthoreg"]
 
 
@@ -74,7 +76,7 @@ def count_lines(directory: Path) -> dict[str, int]:
     return counts
 
 
-def bench_export(patients: int, root: Path) -> None:
+def bench_export(patients: int, root: Path) -> list[dict]:
     env = env_for(root / f"source-{patients}")
     print(f"export of {patients:,} patients")
     ensure_registry(patients, env)
@@ -86,9 +88,13 @@ def bench_export(patients: int, root: Path) -> None:
     print(f"  {total:,} resources ({', '.join(f'{k} {v:,}' for k, v in counts.items())}), {size:,.0f} MB")
     print(f"  export: {seconds:,.1f} s, {total / seconds:,.0f} resources/s, peak memory {peak:,.0f} MB "
           f"(target < 500 MB: {'met' if peak < 500 else 'NOT met'}); load average {load()}")
+    note = f"{patients:,} patients, {total:,} resources; load average {load()}"
+    return [row(f"FHIR export, {patients:,} patients", total / seconds, "resources/s", note=note),
+            row(f"FHIR export peak memory, {patients:,} patients", peak, "MB", 500.0, 1.0,
+                note="floor column: the 500 MB target (at 100,000 patients)")]
 
 
-def bench_import(patients: int, root: Path) -> None:
+def bench_import(patients: int, root: Path) -> list[dict]:
     print(f"import of the export of {patients:,} patients into an empty registry")
     source_env = env_for(root / f"import-source-{patients}")
     ensure_registry(patients, source_env)
@@ -119,6 +125,11 @@ def bench_import(patients: int, root: Path) -> None:
     print(f"  load average {load()} (the machine is shared: wall times stretch with it)")
     print(f"  ratio: the import writes {written / seconds / (floor['rows'] / floor['seconds']):.3f} x the raw insert "
           f"rate ({floor['rows'] / floor['seconds'] / (written / seconds):,.0f} times slower)")
+    raw = floor["rows"] / floor["seconds"]
+    return [row(f"FHIR import, {patients:,} patients", rate, "resources/s", 2000.0, 1.0, lower_is_better=False,
+                note=f"floor column: the 2,000/s target; load average {load()}"),
+            row("FHIR import: records written against the raw insert rate", written / seconds, "records/s", raw,
+                lower_is_better=False, note=f"raw insert of the same {floor['rows']:,} rows: {raw:,.0f} rows/s")]
 
 
 # --- child processes ------------------------------------------------------------------------------------------
@@ -162,16 +173,23 @@ def main() -> None:
     parser.add_argument("--data-dir", type=Path, default=Path("/tmp/orthoreg-fhir-bench"))
     parser.add_argument("--skip-export", action="store_true")
     parser.add_argument("--skip-import", action="store_true")
+    parser.add_argument("--quick", action="store_true", help="200 patients exported, 100 imported")
+    parser.add_argument("--json", type=Path, default=None, help="save the rows here (benchmarks/run.py's format)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         child(args.child)
         return
+    if args.quick:
+        args.patients, args.import_patients = min(args.patients, 200), min(args.import_patients, 100)
     args.data_dir.mkdir(parents=True, exist_ok=True)
+    rows = []
     if not args.skip_export:
-        bench_export(args.patients, args.data_dir)
+        rows += bench_export(args.patients, args.data_dir)
     if not args.skip_import:
-        bench_import(args.import_patients, args.data_dir)
+        rows += bench_import(args.import_patients, args.data_dir)
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=1))
 
 
 if __name__ == "__main__":
