@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import threading
 from pathlib import Path
 
 import pytest
+from django.core.servers.basehttp import ThreadedWSGIServer
 from django.test import Client
+from django.test.testcases import LiveServerThread
 from django.utils import timezone
 
 from orthoreg.accounts.models import Role
@@ -161,6 +164,24 @@ def _browser_unavailable() -> str | None:
     except ImportError:
         return "playwright is not installed (pip install -e '.[test]')"
     return None
+
+
+class OneRequestAtATime(ThreadedWSGIServer):
+    """The browser tests' live server. With SQLite its threads share the one in-memory test database connection
+    (Django's design), so two requests at once (a page's thumbnails) could interleave their transactions on it (seen
+    once in CI: `atomic` popping another thread's block). Requests run one at a time; connections stay threaded."""
+
+    lock = threading.Lock()
+
+    def set_app(self, application):
+        def one_at_a_time(environ, start_response):
+            with self.lock:
+                return application(environ, start_response)
+
+        super().set_app(one_at_a_time)
+
+
+LiveServerThread.server_class = OneRequestAtATime  # pytest-django's live_server runs a LiveServerThread
 
 
 @pytest.fixture(scope="session")
