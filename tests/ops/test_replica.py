@@ -155,18 +155,17 @@ class Standby:
 
     def wait_replayed(self) -> None:
         """Until the replica has replayed everything the primary has written so far."""
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_current_wal_lsn()")
-            target = cursor.fetchone()[0]
-        _until(lambda: self.sql("SELECT pg_wal_lsn_diff(pg_last_wal_replay_lsn(), %s) >= 0", [target])[0],
-               "replica replays the primary's writes", self.log)
+        self._wait_for("pg_last_wal_replay_lsn", "replica replays the primary's writes")
 
     def wait_received(self) -> None:
+        """Until the replica has received (not necessarily replayed) everything the primary has written so far."""
+        self._wait_for("pg_last_wal_receive_lsn", "replica receives the primary's writes")
+
+    def _wait_for(self, position: str, what: str) -> None:
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_current_wal_lsn()")
             target = cursor.fetchone()[0]
-        _until(lambda: self.sql("SELECT pg_wal_lsn_diff(pg_last_wal_receive_lsn(), %s) >= 0", [target])[0],
-               "replica receives the primary's writes", self.log)
+        _until(lambda: self.sql(f"SELECT pg_wal_lsn_diff({position}(), %s) >= 0", [target])[0], what, self.log)
 
 
 @pytest.fixture
