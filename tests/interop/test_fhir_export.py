@@ -116,3 +116,107 @@ def test_research_subcommand_still_there(tmp_path, clinic):
     call_command("export", "research", "--out", str(tmp_path / "r.zip"), stdout=io.StringIO())
     assert (tmp_path / "r.zip").exists()
     assert Clinic.objects.count() == 1
+
+
+# --- the validation of the export: each distinct element once, refusing exactly what validate() refuses --------
+
+def _resources(tmp_path, df) -> list[dict]:
+    return [r for resources in export(tmp_path).values() for r in resources]
+
+
+def _broken(resource: dict) -> list[dict]:
+    """Copies of a resource each with one fault deep inside: in a nested element, a list, a primitive."""
+    faults = []
+
+    def walk(value, path):
+        if isinstance(value, dict):
+            for key, item in value.items():
+                walk(item, (*path, key))
+            if path:
+                faults.append((path, "unknown", True))  # an element no model has
+        elif isinstance(value, list):
+            for n, item in enumerate(value):
+                walk(item, (*path, n))
+            if value and isinstance(value[0], dict):
+                faults.append((path, "null in list", None))
+        elif isinstance(value, str) and path[-1] in ("system", "code", "reference", "id"):
+            faults.append((path, "blank", " "))
+
+    walk(resource, ())
+    copies = []
+    for path, kind, bad in faults:
+        copy = json.loads(json.dumps(resource))
+        target = copy
+        for key in path[:-1]:
+            target = target[key]
+        if kind == "unknown":
+            target[path[-1]]["noSuchElement"] = bad
+        elif kind == "null in list":
+            target[path[-1]].append(bad)
+        else:
+            target[path[-1]] = bad
+        copies.append(copy)
+    return copies
+
+
+def test_the_export_validator_refuses_what_validate_refuses(tmp_path, df):
+    from orthoreg.interop.fhir.export import ExportError, Validator, validate
+
+    resources = _resources(tmp_path, df)
+    check = Validator()
+    for resource in resources:  # the valid elements are remembered first, the broken copies must still fail
+        assert check(resource) is resource
+    refused = accepted = 0
+    for resource in resources[:: max(1, len(resources) // 40)]:
+        for broken in _broken(resource):
+            try:
+                validate(broken)
+            except ExportError as exc:
+                with pytest.raises(ExportError, match="does not validate") as err:
+                    check(broken)
+                assert str(err.value) == str(exc)  # the same message, naming the same path
+                refused += 1
+            else:
+                assert check(broken) is broken
+                accepted += 1
+    assert refused > 100 and accepted < refused
+
+
+def test_the_export_validator_tells_equal_looking_values_apart(tmp_path, df):
+    from orthoreg.interop.fhir.export import ExportError, Validator
+
+    check = Validator(max_elements=3)  # and forgets when full
+    ok = {"resourceType": "Observation", "status": "final", "code": {"text": "x"},
+          "valueQuantity": {"value": 1, "unit": "score"}}
+    for _ in range(3):
+        check(ok)
+        check({**ok, "code": {"text": "y"}, "valueQuantity": {"value": 1.5}})
+    with pytest.raises(ExportError):  # "1" (a string) is not a decimal, though 1 was seen
+        check({**ok, "valueQuantity": {"value": "one", "unit": "score"}})
+    with pytest.raises(ExportError):  # a boolean is not a decimal either
+        check({**ok, "valueQuantity": {"value": True, "unit": "score"}})
+
+
+def test_export_queries_do_not_grow_with_the_registry(tmp_path, clinic, monkeypatch):
+    """Records are read table by table in chunks: no query per patient or per record."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from orthoreg.interop.fhir import export as fhir_export
+    from orthoreg.registry.models import Patient
+
+    today = timezone.localdate()
+    demo.create_df(clinic=clinic, today=today)
+    Generator(clinics=[clinic], seed=5).run(3)
+
+    def queries(out):
+        with CaptureQueriesContext(connection) as ctx:
+            fhir_export.bulk_export(tmp_path / out, Patient.objects.all())
+        return len(ctx.captured_queries)
+
+    monkeypatch.setattr(fhir_export, "CHUNK", 2000)
+    small = queries("a")
+    Generator(clinics=[clinic], seed=6).run(12)
+    assert queries("b") == small
+    monkeypatch.setattr(fhir_export, "CHUNK", 3)  # chunks of 3 records: the same queries, fetched in pieces
+    assert queries("c") <= small + 1  # (one more for the images of the second chunk of studies, if any)

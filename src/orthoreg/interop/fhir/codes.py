@@ -7,6 +7,7 @@ patient also carries its medical record number under `urn:orthoreg:clinic:<CODE>
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 
@@ -89,7 +90,12 @@ def cpt_system(code: str) -> str:
 
 def installation() -> str:
     """A short stable id of this installation (a keyed hash of its secret key: stable across backups)."""
-    return hmac.new(settings.SECRET_KEY.encode(), b"orthoreg-fhir-installation", hashlib.sha256).hexdigest()[:12]
+    return _installation(settings.SECRET_KEY)
+
+
+@functools.lru_cache(maxsize=4)
+def _installation(secret_key: str) -> str:  # once per key: an export asks for it for every resource
+    return hmac.new(secret_key.encode(), b"orthoreg-fhir-installation", hashlib.sha256).hexdigest()[:12]
 
 
 def id_system(kind: str) -> str:
