@@ -167,7 +167,8 @@ def test_the_export_validator_refuses_what_validate_refuses(tmp_path, df):
     for resource in resources:  # the valid elements are remembered first, the broken copies must still fail
         assert check(resource) is resource
     refused = accepted = 0
-    for resource in resources[:: max(1, len(resources) // 40)]:
+    first_of_each_type = {r["resourceType"]: r for r in reversed(resources)}.values()
+    for resource in first_of_each_type:
         for broken in _broken(resource):
             try:
                 validate(broken)
@@ -179,7 +180,7 @@ def test_the_export_validator_refuses_what_validate_refuses(tmp_path, df):
             else:
                 assert check(broken) is broken
                 accepted += 1
-    assert refused > 100 and accepted < refused
+    assert refused > 50 and accepted < refused
 
 
 def test_the_export_validator_tells_equal_looking_values_apart(tmp_path, df):
