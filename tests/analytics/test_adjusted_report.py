@@ -86,3 +86,17 @@ def test_baseline_of_the_groups_from_the_rows_is_the_database_s(hand_cohort, cli
         for key, value in group.items():
             assert mine[key] == (pytest.approx(float(value)) if isinstance(value, float | Decimal) else value), key
     assert not by_group
+
+
+def test_rows_of_the_adjusted_section_come_in_the_order_of_the_episodes(builder, clinic):
+    """The bootstrap draws its seeded resampling counts for the rows in the order they come: in the order of the
+    episodes, whatever the plan (an index on condition and site returned them grouped by condition)."""
+    for i in range(12):
+        e = builder.episode(index_date=INDEX, condition=("oa_primary", "hallux_rigidus")[i % 2],
+                            site=("knee", "first_mtp")[i % 2])
+        builder.assessment(e, "baseline", score=7)
+    facts.refresh()
+    info = metrics.instrument_infos()[defs.PAIN_INSTRUMENT]
+    members = cohorts.cohort_episodes(CohortFilter(procedures=("bmc",)), clinic_ids={clinic.pk})
+    pks = [row[0] for row in metrics.comparison_rows(members, as_of=AS_OF, time_point="6m", info=info)]
+    assert len(pks) == 12 and pks == sorted(pks)

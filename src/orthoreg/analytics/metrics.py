@@ -215,7 +215,8 @@ def baseline_by_group(rows: QuerySet, info: InstrumentInfo) -> list[dict]:
 def comparison_rows(members: QuerySet, *, as_of: dt.date, time_point: str, info: InstrumentInfo) -> list[tuple]:
     """One row per episode of a cohort for the adjusted comparison (weighting.py), in one query: covariates (age,
     sex, condition, grade, clinic, baseline score of `info`), the outcome fact of `info` at `time_point` (answered,
-    score, baseline, converted by its due date, whether it is eligible) and days to conversion or censoring."""
+    score, baseline, converted by its due date, whether it is eligible) and days to conversion or censoring, in the
+    order of the episodes."""
     eligible = Q(o__answered=True) | Q(o__window_end__lt=as_of, o__excused=False)
     rows = (with_end(members, as_of=as_of)
             .annotate(bl=FilteredRelation("episode__baseline_facts",
@@ -227,7 +228,9 @@ def comparison_rows(members: QuerySet, *, as_of: dt.date, time_point: str, info:
                                       output_field=BooleanField()))
             .values_list("pk", "age", "sex", "condition", "grade", "clinic_id", "bl__score", "o__answered",
                          "o__score", "o__base", "o__converted", "o_eligible", "days", "converted")
-            .order_by())
+            # in the order of the episodes: the bootstrap's seeded draws go to the same patients whichever plan the
+            # database chose (SQLite's and PostgreSQL's differ, and a parallel plan differs from run to run)
+            .order_by("pk"))
     seen: set[int] = set()
     out = []
     for row in rows:
