@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
 
-from orthoreg.analytics import facts, selectors
+import pytest
+
+from orthoreg.analytics import cohorts, facts, metrics, selectors, summaries
+from orthoreg.analytics import definitions as defs
 from orthoreg.analytics.filters import CohortFilter
 
 from .conftest import AS_OF, INDEX
@@ -48,3 +52,51 @@ def test_too_few_gives_a_reason_and_no_figure(hand_cohort, clinic):
                                          clinic_ids={clinic.pk}, as_of=AS_OF).document()
     adj = report["adjusted"]
     assert adj["reason"] and "difference" not in adj
+
+
+def _without_time(document):
+    return {k: v for k, v in document.items() if k != "generated_at"}
+
+
+def test_each_cohort_of_a_comparison_is_its_own_report(hand_cohort, clinic):
+    """A comparison counts both outcome tables together and takes the baseline of the groups from the rows of its
+    adjusted section: each of its cohorts is still exactly the report of that cohort alone."""
+    facts.refresh()
+    for a, b in ((CohortFilter(sex="female"), CohortFilter(sex="male")),  # disjoint
+                 (CohortFilter(grade_min=1), CohortFilter(sex="male"))):  # sharing patients
+        report = selectors.comparison_report(a, b, clinic_ids={clinic.pk}, as_of=AS_OF, use_cache=False)
+        for f, cohort in zip((a, b), report.cohorts):
+            alone = selectors.cohort_report(f, clinic_ids={clinic.pk}, as_of=AS_OF, use_cache=False)
+            assert _without_time(cohort.document()) == _without_time(alone.document())
+
+
+def test_baseline_of_the_groups_from_the_rows_is_the_database_s(hand_cohort, clinic):
+    facts.refresh()
+    info = metrics.instrument_infos()[defs.PAIN_INSTRUMENT]
+    members = cohorts.cohort_episodes(CohortFilter(), clinic_ids={clinic.pk})
+    counted = metrics.baseline_by_group(metrics.eligible_outcomes(members, as_of=AS_OF).filter(time_point="6m"),
+                                        info)
+    rows = metrics.comparison_rows(members, as_of=AS_OF, time_point="6m", info=info)
+    from_rows = summaries.baseline_groups(rows, info, "6m")
+    assert {g["group"] for g in counted} == {"responder", "non_responder", "lost", "converted"}
+    by_group = {g["group"]: g for g in from_rows}
+    for group in counted:
+        mine = by_group.pop(group["group"])
+        assert set(mine) == set(group)
+        for key, value in group.items():
+            assert mine[key] == (pytest.approx(float(value)) if isinstance(value, float | Decimal) else value), key
+    assert not by_group
+
+
+def test_rows_of_the_adjusted_section_come_in_the_order_of_the_episodes(builder, clinic):
+    """The bootstrap draws its seeded resampling counts for the rows in the order they come: in the order of the
+    episodes, whatever the plan (an index on condition and site returned them grouped by condition)."""
+    for i in range(12):
+        e = builder.episode(index_date=INDEX, condition=("oa_primary", "hallux_rigidus")[i % 2],
+                            site=("knee", "first_mtp")[i % 2])
+        builder.assessment(e, "baseline", score=7)
+    facts.refresh()
+    info = metrics.instrument_infos()[defs.PAIN_INSTRUMENT]
+    members = cohorts.cohort_episodes(CohortFilter(procedures=("bmc",)), clinic_ids={clinic.pk})
+    pks = [row[0] for row in metrics.comparison_rows(members, as_of=AS_OF, time_point="6m", info=info)]
+    assert len(pks) == 12 and pks == sorted(pks)

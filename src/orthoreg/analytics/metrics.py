@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from functools import reduce
+from operator import or_
 from typing import Any
 
+from django.db import connections
 from django.db.models import (
     Avg,
     BooleanField,
@@ -22,6 +25,7 @@ from django.db.models import (
     F,
     FilteredRelation,
     FloatField,
+    IntegerField,
     Min,
     Q,
     QuerySet,
@@ -124,11 +128,32 @@ def outcome_cells(rows: QuerySet) -> list[dict]:
     OMERACT-OARSI responders. Every count, mean, standard deviation, median and responder count of summaries.py is
     exact arithmetic on these cells (a few tens of thousands of rows whatever the number of patients): the
     database does the counting, nothing reads individual responses."""
-    cells = (rows.values(*CELL).annotate(n=Count("*"), order=Min("time_point_order"),
-                                         oarsi=Count("oarsi", filter=Q(oarsi=True))).order_by())
-    return [{"time_point": c["time_point"], "instrument": c["instrument"], "a": c["answered"],
-             "converted": c["converted"], "s": c["score"], "base": c["base"], "n": c["n"], "order": c["order"],
-             "oarsi": c["oarsi"]} for c in cells]
+    return _cells(rows)
+
+
+def _cells(rows: QuerySet, *by: str) -> list[dict]:
+    """The cells of outcome_cells, grouped further by the columns `by` (kept in each cell under their names)."""
+    cells = (rows.values(*by, *CELL).annotate(n=Count("*"), order=Min("time_point_order"),
+                                              oarsi=Count("oarsi", filter=Q(oarsi=True))).order_by())
+    return [{**{b: c[b] for b in by}, "time_point": c["time_point"], "instrument": c["instrument"],
+             "a": c["answered"], "converted": c["converted"], "s": c["score"], "base": c["base"], "n": c["n"],
+             "order": c["order"], "oarsi": c["oarsi"]} for c in cells]
+
+
+def outcome_cells_of(cohorts: list[QuerySet], *, as_of: dt.date, disjoint: bool = False) -> list[list[dict]]:
+    """outcome_cells of the eligible outcome facts of each cohort (EpisodeFact rows). Cohorts without a common
+    episode (`disjoint`) are counted in one GROUP BY on PostgreSQL, which reads the outcome facts in one sequential
+    scan instead of one per cohort; SQLite looks each cohort's facts up by episode, so one query each is faster."""
+    if not disjoint or len(cohorts) < 2 or connections[cohorts[0].db].vendor != "postgresql":
+        return [outcome_cells(eligible_outcomes(members, as_of=as_of)) for members in cohorts]
+    side = Case(*[When(episode_id__in=members.values("pk"), then=Value(i)) for i, members in enumerate(cohorts[:-1])],
+                default=Value(len(cohorts) - 1), output_field=IntegerField())
+    rows = (OutcomeFact.objects.filter(reduce(or_, [Q(episode_id__in=members.values("pk")) for members in cohorts]))
+            .filter(Q(answered=True) | Q(window_end__lt=as_of, excused=False)).annotate(side=side))
+    out: list[list[dict]] = [[] for _ in cohorts]
+    for cell in _cells(rows, "side"):
+        out[cell.pop("side")].append(cell)
+    return out
 
 
 def clinic_cells(clinic_ids: list[int], *, as_of: dt.date) -> list[dict]:
@@ -190,7 +215,8 @@ def baseline_by_group(rows: QuerySet, info: InstrumentInfo) -> list[dict]:
 def comparison_rows(members: QuerySet, *, as_of: dt.date, time_point: str, info: InstrumentInfo) -> list[tuple]:
     """One row per episode of a cohort for the adjusted comparison (weighting.py), in one query: covariates (age,
     sex, condition, grade, clinic, baseline score of `info`), the outcome fact of `info` at `time_point` (answered,
-    score, baseline, converted by its due date, whether it is eligible) and days to conversion or censoring."""
+    score, baseline, converted by its due date, whether it is eligible) and days to conversion or censoring, in the
+    order of the episodes."""
     eligible = Q(o__answered=True) | Q(o__window_end__lt=as_of, o__excused=False)
     rows = (with_end(members, as_of=as_of)
             .annotate(bl=FilteredRelation("episode__baseline_facts",
@@ -202,7 +228,9 @@ def comparison_rows(members: QuerySet, *, as_of: dt.date, time_point: str, info:
                                       output_field=BooleanField()))
             .values_list("pk", "age", "sex", "condition", "grade", "clinic_id", "bl__score", "o__answered",
                          "o__score", "o__base", "o__converted", "o_eligible", "days", "converted")
-            .order_by())
+            # in the order of the episodes: the bootstrap's seeded draws go to the same patients whichever plan the
+            # database chose (SQLite's and PostgreSQL's differ, and a parallel plan differs from run to run)
+            .order_by("pk"))
     seen: set[int] = set()
     out = []
     for row in rows:

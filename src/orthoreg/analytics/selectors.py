@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+from collections.abc import Callable
 from contextlib import contextmanager
 
 import numpy as np
@@ -205,22 +206,19 @@ def _definitions() -> dict:
 
 # ------------------------------------------------------------------------------------------------ reports
 
-def _compute(f: CohortFilter, *, clinic_ids, as_of: dt.date, analyses: bool = True
-             ) -> tuple[CohortReport, list[tuple[int, bool]]]:
+def _compute(f: CohortFilter, *, clinic_ids, as_of: dt.date, analyses: bool = True, cells: list[dict] | None = None,
+             rows_at: Callable[[str], list[tuple]] | None = None) -> tuple[CohortReport, list[tuple[int, bool]]]:
+    """The report of one cohort; `cells` its outcome table when the caller has counted it (outcome_cells), `rows_at`
+    its per-episode rows at a time point (metrics.comparison_rows) when the caller reads them anyway: the baseline
+    of the groups is then taken from them instead of another pass over the outcome facts."""
     infos = metrics.instrument_infos()
     members = cohorts.cohort_episodes(f, clinic_ids=clinic_ids)
     summary = cohort_summary(members)
     treated = summary["episodes"]
-    everyone = None
-    if cohorts.clinics_only(f):  # the whole of some clinics: their counted cells give the outcome table
-        everyone = list(Clinic.objects.filter(pk__in=list(clinic_ids), code__in=f.clinics).values_list(
-            "pk", flat=True)) if f.clinics else list(clinic_ids)
     if not treated:
         cells = []
-    elif everyone is not None:
-        cells = metrics.clinic_cells(everyone, as_of=as_of)
-    else:
-        cells = metrics.outcome_cells(metrics.eligible_outcomes(members, as_of=as_of))
+    elif cells is None:
+        cells = outcome_cells([f], clinic_ids=clinic_ids, as_of=as_of)[0]
     competing = survival.competing_rows(members, as_of=as_of) if treated and analyses else []
     if analyses:  # the Kaplan-Meier pairs are the same rows with death as censoring
         pairs = [(d, st == 1) for d, st, k in competing for _ in range(k)]
@@ -245,9 +243,10 @@ def _compute(f: CohortFilter, *, clinic_ids, as_of: dt.date, analyses: bool = Tr
         sections["cumulative_incidence"], sections["competing_risks"] = incidence_section(competing)
         anchor = infos.get(defs.PAIN_INSTRUMENT)
         # the baseline of the groups at the headline time point only: one pass over that time point's facts
-        groups = metrics.baseline_by_group(metrics.eligible_outcomes(members, as_of=as_of)
-                                           .filter(time_point=top["time_point"]), anchor) \
-            if anchor is not None and treated and top else []
+        groups = [] if anchor is None or not treated or not top else \
+            summaries.baseline_groups(rows_at(top["time_point"]), anchor, top["time_point"]) if rows_at else \
+            metrics.baseline_by_group(metrics.eligible_outcomes(members, as_of=as_of)
+                                      .filter(time_point=top["time_point"]), anchor)
         sections["loss_to_follow_up"] = summaries.loss_to_follow_up(points, groups, defs.PAIN_INSTRUMENT)
     report = CohortReport.model_validate(sections)
     if analyses:
@@ -283,6 +282,49 @@ def cohort_report(f: CohortFilter, *, clinic_ids, as_of: dt.date | None = None, 
     return report
 
 
+def outcome_cells(filters: list[CohortFilter], *, clinic_ids, as_of: dt.date, disjoint: bool = False
+                  ) -> list[list[dict]]:
+    """The outcome table of each cohort: from the clinics' counted cells for whole clinics, else counted from the
+    cohort's outcome facts (metrics.outcome_cells); cohorts without a common episode (`disjoint`) in one pass where
+    the database does that faster (metrics.outcome_cells_of)."""
+    out: list[list[dict] | None] = [None] * len(filters)
+    counted = []
+    for i, f in enumerate(filters):
+        if cohorts.clinics_only(f):  # the whole of some clinics: their counted cells give the outcome table
+            everyone = list(Clinic.objects.filter(pk__in=list(clinic_ids), code__in=f.clinics).values_list(
+                "pk", flat=True)) if f.clinics else list(clinic_ids)
+            out[i] = metrics.clinic_cells(everyone, as_of=as_of)
+        else:
+            counted.append(i)
+    tables = metrics.outcome_cells_of([cohorts.cohort_episodes(filters[i], clinic_ids=clinic_ids) for i in counted],
+                                      as_of=as_of, disjoint=disjoint)
+    for i, table in zip(counted, tables):
+        out[i] = table
+    return [table or [] for table in out]
+
+
+class CohortRows:
+    """The per-episode rows (metrics.comparison_rows) of the two cohorts of a comparison at a time point, read once:
+    the baseline of the groups of each report and the adjusted section both use them."""
+
+    def __init__(self, a: CohortFilter, b: CohortFilter, *, clinic_ids, as_of: dt.date):
+        self.filters = {True: a, False: b}
+        self.clinic_ids, self.as_of = clinic_ids, as_of
+        self.info = metrics.instrument_infos().get(defs.PAIN_INSTRUMENT)
+        self.read: dict[tuple[bool, str], list[tuple]] = {}
+
+    def at(self, first: bool, time_point: str) -> list[tuple]:
+        key = (first, time_point)
+        if key not in self.read:
+            members = cohorts.cohort_episodes(self.filters[first], clinic_ids=self.clinic_ids)
+            self.read[key] = [] if self.info is None else metrics.comparison_rows(
+                members, as_of=self.as_of, time_point=time_point, info=self.info)
+        return self.read[key]
+
+    def reader(self, first: bool) -> Callable[[str], list[tuple]]:
+        return lambda time_point: self.at(first, time_point)
+
+
 def comparison_report(a: CohortFilter, b: CohortFilter, *, clinic_ids, as_of: dt.date | None = None,
                       use_cache: bool = True, analyses: bool = True) -> ComparisonReport:
     """Two cohorts side by side: both reports, their differences with 95% CIs and the log-rank test."""
@@ -291,11 +333,16 @@ def comparison_report(a: CohortFilter, b: CohortFilter, *, clinic_ids, as_of: dt
         if use_cache else None
     if key and (hit := cache.get(key)) is not None:
         return hit
+    rows = CohortRows(a, b, clinic_ids=clinic_ids, as_of=as_of)
     with analytics_session():
-        first, pairs_a = _compute(a, clinic_ids=clinic_ids, as_of=as_of, analyses=analyses)
-        second, pairs_b = _compute(b, clinic_ids=clinic_ids, as_of=as_of, analyses=analyses)
         overlap = cohorts.cohort_episodes(a, clinic_ids=clinic_ids).filter(
             pk__in=cohorts.cohort_episodes(b, clinic_ids=clinic_ids).values("pk")).count()
+        # both outcome tables in one pass over the outcome facts where the database does that faster
+        cells_a, cells_b = outcome_cells([a, b], clinic_ids=clinic_ids, as_of=as_of, disjoint=not overlap)
+        first, pairs_a = _compute(a, clinic_ids=clinic_ids, as_of=as_of, analyses=analyses, cells=cells_a,
+                                  rows_at=rows.reader(True))
+        second, pairs_b = _compute(b, clinic_ids=clinic_ids, as_of=as_of, analyses=analyses, cells=cells_b,
+                                   rows_at=rows.reader(False))
     report = ComparisonReport.model_validate({
         "schema": SCHEMA, "comparison": True, "generated_at": first.generated_at, "as_of": as_of.isoformat(),
         "cohorts": [first, second],
@@ -308,7 +355,8 @@ def comparison_report(a: CohortFilter, b: CohortFilter, *, clinic_ids, as_of: dt
     })
     if analyses:
         with analytics_session():
-            report.adjusted = adjusted_section(a, b, first, second, overlap, clinic_ids=clinic_ids, as_of=as_of)
+            report.adjusted = adjusted_section(a, b, first, second, overlap, clinic_ids=clinic_ids, as_of=as_of,
+                                               rows=rows)
     if key:
         cache.set(key, report, CACHE_SECONDS)
     return report
@@ -318,7 +366,7 @@ ADJUSTED_HORIZON_MONTHS = 12
 
 
 def adjusted_section(a: CohortFilter, b: CohortFilter, first: CohortReport, second: CohortReport, overlap: int, *,
-                     clinic_ids, as_of: dt.date) -> Adjusted:
+                     clinic_ids, as_of: dt.date, rows: CohortRows | None = None) -> Adjusted:
     """The case-mix adjusted comparison (weighting.py): the difference (A minus B) in the pain MCID responder rate at
     the headline time point and in survival free of surgery at 12 months, weighted for the measured differences;
     or `reason` when no adjusted figure can be given."""
@@ -335,32 +383,25 @@ def adjusted_section(a: CohortFilter, b: CohortFilter, first: CohortReport, seco
                               "adjusted figure."})
     if head is None or info is None:
         return Adjusted.model_validate({**base, "reason": "No time point with pain answers yet: no adjusted figure."})
-    rows = []
-    for flag, f in ((True, a), (False, b)):
-        members = cohorts.cohort_episodes(f, clinic_ids=clinic_ids)
-        rows += [(flag, *r) for r in metrics.comparison_rows(members, as_of=as_of, time_point=head.time_point,
-                                                             info=info)]
-    if not rows:
+    rows = rows or CohortRows(a, b, clinic_ids=clinic_ids, as_of=as_of)
+    both = rows.at(True, head.time_point) + rows.at(False, head.time_point)
+    if not both:
         return Adjusted.model_validate({**base, "reason": "Nobody treated in either cohort: no adjusted figure."})
-    cols = list(zip(*rows))
-    (in_a, _pk, age, sex, condition, grade, clinic, baseline, answered, score, bl_out, converted_tp, eligible, days,
-     converted) = cols
-    responder = []
-    for ans, s_, b_, conv, ok in zip(answered, score, bl_out, converted_tp, eligible):
-        if not ok:
-            responder.append(np.nan)
-        elif conv:
-            responder.append(0.0)
-        elif ans and s_ is not None and b_ is not None:
-            responder.append(1.0 if summaries.mcid_met(info, s_, b_) else 0.0)
-        else:
-            responder.append(np.nan)
+    in_a = np.arange(len(both)) < len(rows.at(True, head.time_point))
+    (_pk, age, sex, condition, grade, clinic, baseline, answered, score, bl_out, converted_tp, eligible, days,
+     converted) = zip(*both)
+    score_, base_ = np.array(score, dtype=float), np.array(bl_out, dtype=float)
+    with np.errstate(invalid="ignore"):
+        met = summaries.mcid_met(info, score_, base_)
+    known = np.array(answered, dtype=bool) & ~np.isnan(score_) & ~np.isnan(base_)
+    # not eligible: unknown; converted by then: a failure; answered with a score and a baseline: the MCID decides
+    responder = np.select([~np.array(eligible, dtype=bool), np.array(converted_tp, dtype=bool), known],
+                          [np.nan, 0.0, met.astype(float)], np.nan)
     x, names = weighting.design({
-        "age": ("number", list(age)), "sex": ("category", list(sex)), "condition": ("category", list(condition)),
-        "grade": ("number", list(grade)), "baseline pain": ("number", list(baseline)),
-        "clinic": ("category", list(clinic))})
+        "age": ("number", age), "sex": ("category", sex), "condition": ("category", condition),
+        "grade": ("number", grade), "baseline pain": ("number", baseline), "clinic": ("category", clinic)})
     result = weighting.adjusted_difference(
-        x, names, np.array(in_a), np.array(responder), np.array(days, dtype=float), np.array(converted, dtype=bool),
+        x, names, in_a, responder, np.array(days, dtype=float), np.array(converted, dtype=bool),
         horizon_days=round(ADJUSTED_HORIZON_MONTHS * DAYS_PER_MONTH))
     return Adjusted.model_validate({**base, **result})
 

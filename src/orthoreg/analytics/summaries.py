@@ -91,12 +91,15 @@ def room(info: InstrumentInfo, base: float) -> float:
     return info.maximum - base if info.higher_is_better else base - info.minimum
 
 
-def mcid_met(info: InstrumentInfo, score: float, base: float) -> bool:
+def mcid_met(info: InstrumentInfo, score, base):
+    """Improved by at least the MCID (points, or percent of the room to improve): a bool for numbers, elementwise
+    for numpy arrays (False where a score is missing, nan)."""
     better = improvement(info, score, base)
-    if info.mcid is not None and better >= info.mcid - EPS:
-        return True
-    space = room(info, base)
-    return info.mcid_percent is not None and space > 0 and better >= info.mcid_percent / 100 * space - EPS
+    met = better >= info.mcid - EPS if info.mcid is not None else False
+    if info.mcid_percent is not None:
+        space = room(info, base)
+        met = met | ((space > 0) & (better >= info.mcid_percent / 100 * space - EPS))
+    return met
 
 
 def pain_50_met(score: float, base: float) -> bool:
@@ -295,6 +298,35 @@ def completeness_judgement(rate: float | None) -> tuple[str, str]:
 
 
 VARIABLES = ("age", "grade", "baseline")
+
+
+def baseline_groups(rows: list[tuple], info: InstrumentInfo, time_point: str) -> list[dict]:
+    """metrics.baseline_by_group at one time point, from the cohort's per-episode rows at it (metrics.comparison_rows,
+    which a comparison reads anyway for its adjusted section): the same groups (converted, lost, MCID responder and
+    non-responder, unscored) of the eligible with the same count, mean and sum of squares of age, grade and baseline
+    score, without a second pass over the outcome facts."""
+    if not rows:
+        return []
+    _pk, age, _sex, _condition, grade, _clinic, baseline, answered, score, base, converted, eligible, *_ = zip(*rows)
+    ok = np.array(eligible, dtype=bool)
+    score_, base_ = np.array(score, dtype=float)[ok], np.array(base, dtype=float)[ok]
+    scored = ~np.isnan(score_) & ~np.isnan(base_)
+    with np.errstate(invalid="ignore"):
+        met = scored & mcid_met(info, score_, base_)
+    # the first that holds, in the order of metrics.baseline_by_group's CASE
+    group = np.select([np.array(converted, dtype=bool)[ok], ~np.array(answered, dtype=bool)[ok], met, scored],
+                      ["converted", "lost", "responder", "non_responder"], "unscored")
+    values = {var: np.array(col, dtype=float)[ok] for var, col in zip(VARIABLES, (age, grade, baseline))}
+    out = []
+    for name in np.unique(group).tolist():
+        members = group == name
+        row: dict = {"time_point": time_point, "group": name, "n": int(members.sum())}
+        for var, column in values.items():
+            known = column[members & ~np.isnan(column)]
+            row.update({f"{var}_n": len(known), f"{var}_mean": float(known.sum()) / len(known) if len(known) else None,
+                        f"{var}_ss": float((known * known).sum()) if len(known) else None})
+        out.append(row)
+    return out
 
 
 def _pool(parts: list[dict], var: str) -> tuple[int, float | None, float | None]:

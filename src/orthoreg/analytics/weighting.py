@@ -24,6 +24,7 @@ Weighting removes only the differences that were measured; the report says so be
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -40,14 +41,14 @@ SENTENCE = ("Weighting makes the two cohorts alike only in what was measured and
             "this is still not what a randomized trial would show.")
 
 
-def design(columns: dict[str, tuple[str, list]]) -> tuple[np.ndarray, list[str]]:
+def design(columns: dict[str, tuple[str, Sequence]]) -> tuple[np.ndarray, list[str]]:
     """The covariate matrix (no intercept) from named columns: ("number", values with None for missing) gives the
     value (missing set to the mean) and, when any is missing, a missing indicator; ("category", values) gives one
     indicator per category but the most common. Columns constant over everyone are dropped."""
     out, names = [], []
     for name, (kind, values) in columns.items():
         if kind == "number":
-            raw = np.array([np.nan if v is None else float(v) for v in values])
+            raw = np.array(values, dtype=float)  # None: nan
             missing = np.isnan(raw)
             if missing.all():
                 continue
