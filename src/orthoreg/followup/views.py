@@ -58,7 +58,6 @@ def survey(request, token: str):
             return _already_answered(request, token)
     else:
         current = next((a for a in pending if str(a.pk) == request.GET.get("q")), pending[0])
-    total = selectors.survey_total(invitation)
     definition = get_definition(current.instrument)
     action = request.POST.get("action", "submit")
     saved = False
@@ -80,6 +79,7 @@ def survey(request, token: str):
                 return redirect("survey_done") if finished else redirect("survey", token=token)
     else:
         form = InstrumentForm(initial=InstrumentForm.initial_from(current.draft), definition=definition, scales=True)
+    total = selectors.survey_total(invitation)  # for the page only: an accepted answer redirects
     done = total - len(pending)
     context = {"invitation": invitation, "clinic": invitation.patient.clinic, "definition": definition,
                "form": form, "assessment": current, "step": done + 1, "total": total, "saved": saved,
