@@ -40,11 +40,13 @@ def invitation_of_token(token: str) -> Invitation | None:
     return row.invitation if row else None
 
 
-def survey_total(invitation: Invitation) -> int:
-    """How many questionnaires the patient's link asks at this time point (answered or not): the progress total."""
-    return (Assessment.objects.filter(episode_id=invitation.episode_id, time_point=invitation.time_point,
-                                      instrument__in=sendable_codes())
-            .exclude(status=Assessment.Status.CANCELLED).count())
+def link_questionnaires(invitation: Invitation) -> tuple[list[Assessment], int]:
+    """What the patient still has to answer from the link (open_assessments), and how many questionnaires the link
+    asks at this time point, answered or not (the progress total): one query for both."""
+    asked = list(Assessment.objects.filter(episode_id=invitation.episode_id, time_point=invitation.time_point,
+                                           instrument__in=sendable_codes())
+                 .exclude(status=Assessment.Status.CANCELLED).order_by("id"))
+    return [a for a in asked if a.status == Assessment.Status.SCHEDULED], len(asked)
 
 
 def worklist(*, user, tab: str, clinic: str = "", today: dt.date | None = None) -> QuerySet:
@@ -299,4 +301,4 @@ def invitation_for_token(token: str) -> Invitation:
 def open_assessments(invitation: Invitation) -> list[Assessment]:
     """What the patient still has to answer from the link: a broken, removed or licensed-but-not-installed
     definition is never sent (staff see the assessment on the worklist and enter it)."""
-    return list(pending_sendable(episode_id=invitation.episode_id, time_point=invitation.time_point).order_by("id"))
+    return link_questionnaires(invitation)[0]

@@ -47,7 +47,7 @@ def survey(request, token: str):
         if request.method == "POST" and error.kind == "used":
             return redirect("survey_done")  # the last page submitted again: its answers are in
         return _survey_error(request, error)
-    pending = services.open_assessments(invitation)
+    pending, total = selectors.link_questionnaires(invitation)
     if not pending:
         return redirect("survey_done")
     if request.method == "POST":
@@ -79,7 +79,6 @@ def survey(request, token: str):
                 return redirect("survey_done") if finished else redirect("survey", token=token)
     else:
         form = InstrumentForm(initial=InstrumentForm.initial_from(current.draft), definition=definition, scales=True)
-    total = selectors.survey_total(invitation)  # for the page only: an accepted answer redirects
     done = total - len(pending)
     context = {"invitation": invitation, "clinic": invitation.patient.clinic, "definition": definition,
                "form": form, "assessment": current, "step": done + 1, "total": total, "saved": saved,
