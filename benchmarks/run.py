@@ -3,6 +3,7 @@
     python benchmarks/run.py --quick                      # 10,000 patients, SQLite, a few minutes
     python benchmarks/run.py --patients 100000 --database-url postgresql://postgres@127.0.0.1:5432/orthoreg_bench
     python benchmarks/run.py --quick --json figures.json  # also save the rows
+    python benchmarks/run.py --quick --web-only           # only the pages and the submissions (a served registry)
 
 It builds (or reuses) a synthetic registry with `orthoreg synth`, serves it with `orthoreg serve --workers N` and
 measures, from concurrent HTTP clients signed in as a clinician:
@@ -330,6 +331,8 @@ def main() -> int:
     parser.add_argument("--json", type=Path, default=None, help="save the rows here")
     parser.add_argument("--port", type=int, default=0, help="the server's port (default: any free one)")
     parser.add_argument("--pages-only", action="store_true", help="only the pages scenarios (at 1 and 8 clients)")
+    parser.add_argument("--web-only", action="store_true",
+                        help="only what the server answers: the pages and the questionnaire submissions")
     parser.add_argument("--million", default="", metavar="URL",
                         help="PostgreSQL database of the 1,000,000-patient scenario (synth and the report there)")
     parser.add_argument("--synth-patients", type=int, default=None,
@@ -343,7 +346,7 @@ def main() -> int:
     env = env_for(args)
     ensure_registry(args, env)
     rows: list[dict] = []
-    if not args.pages_only:
+    if not (args.pages_only or args.web_only):
         facts = child(env, "report")
         load = ", ".join(f"{x:.1f}" for x in facts["load"])
         rows += [
@@ -379,7 +382,7 @@ def main() -> int:
     finally:
         server.terminate()
         server.wait(timeout=60)
-    if not args.pages_only:
+    if not (args.pages_only or args.web_only):
         rows += other_benchmarks(args.quick)
         rows += synth_rate(args)
         if args.million:

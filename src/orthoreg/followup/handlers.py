@@ -19,8 +19,9 @@ def on_patient_status_changed(*, patient, previous_status) -> None:
 
 def on_response_recorded(*, responses) -> None:
     """Responses recorded anywhere (the link, staff entry, the patient page, an import) complete their
-    assessments."""
-    answers.responses_link(responses=responses)
+    assessments. records_changed for their episodes is responses_store's to send (it does, right after this event,
+    in the same transaction): sent here too it would queue the same episodes for analytics twice."""
+    answers.responses_link(responses=responses, announce=False)
 
 
 HANDLERS = {

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from dataclasses import dataclass
+from functools import cached_property
 
 from django.core.cache import cache
 from django.db.models import Count, Max, Min, Q, QuerySet
@@ -39,11 +40,13 @@ def invitation_of_token(token: str) -> Invitation | None:
     return row.invitation if row else None
 
 
-def survey_total(invitation: Invitation) -> int:
-    """How many questionnaires the patient's link asks at this time point (answered or not): the progress total."""
-    return (Assessment.objects.filter(episode_id=invitation.episode_id, time_point=invitation.time_point,
-                                      instrument__in=sendable_codes())
-            .exclude(status=Assessment.Status.CANCELLED).count())
+def link_questionnaires(invitation: Invitation) -> tuple[list[Assessment], int]:
+    """What the patient still has to answer from the link (open_assessments), and how many questionnaires the link
+    asks at this time point, answered or not (the progress total): one query for both."""
+    asked = list(Assessment.objects.filter(episode_id=invitation.episode_id, time_point=invitation.time_point,
+                                           instrument__in=sendable_codes())
+                 .exclude(status=Assessment.Status.CANCELLED).order_by("id"))
+    return [a for a in asked if a.status == Assessment.Status.SCHEDULED], len(asked)
 
 
 def worklist(*, user, tab: str, clinic: str = "", today: dt.date | None = None) -> QuerySet:
@@ -101,7 +104,7 @@ class WorkItem:
     def episode(self):
         return self.assessments[0].episode
 
-    @property
+    @cached_property  # the page asks it several times per row; it is as of today, and a page lives one request
     def status(self) -> str:
         statuses = {a.display_status for a in self.assessments}
         for status in ("missed", "overdue", "due", "scheduled", "completed", "cancelled"):
@@ -117,18 +120,22 @@ def work_items(queryset: QuerySet, *, tab: str, cursor: str | None) -> tuple:
     groups = (queryset.values("episode_id", "time_point")
               .annotate(due=Min("due_date"), window_end=Max("window_end"), last=Max("completed_at")))
     page = keyset.paginate(groups, order=order, cursor=cursor, per_page=25, name=f"worklist-{tab}")
-    keys = [(g["episode_id"], g["time_point"]) for g in page.object_list]
-    match = Q(pk__in=[])
-    for episode_id, time_point in keys:
-        match |= Q(episode_id=episode_id, time_point=time_point)
+    keys = {(g["episode_id"], g["time_point"]) for g in page.object_list}
+    # The page's (episode, time point) pairs, asked as episodes x time points (two IN lists, cheap to build; a
+    # few rows more at most) and narrowed to the pairs here.
+    episode_ids, time_points = {e for e, _ in keys}, {t for _, t in keys}
     rows: dict[tuple, list] = {}
-    page_rows = queryset.filter(match).select_related("patient__clinic", "episode")
+    page_rows = (queryset.filter(episode_id__in=episode_ids, time_point__in=time_points)
+                 .select_related("patient__clinic", "episode"))
     for a in page_rows.order_by("time_point_order", "instrument"):
-        rows.setdefault((a.episode_id, a.time_point), []).append(a)
+        if (a.episode_id, a.time_point) in keys:
+            rows.setdefault((a.episode_id, a.time_point), []).append(a)
     invitations = {}
     if tab in INVITATION_TABS and keys:
-        invitations = {(i.episode_id, i.time_point): i for i in Invitation.objects.filter(match)}
-    unsubscribed = {u.episode_id: u for u in Unsubscription.objects.filter(episode_id__in={e for e, _ in keys})}
+        invitations = {(i.episode_id, i.time_point): i
+                       for i in Invitation.objects.filter(episode_id__in=episode_ids, time_point__in=time_points)
+                       if (i.episode_id, i.time_point) in keys}
+    unsubscribed = {u.episode_id: u for u in Unsubscription.objects.filter(episode_id__in=episode_ids)}
     items = []
     codes = sendable_codes()
     for g in page.object_list:
@@ -294,4 +301,4 @@ def invitation_for_token(token: str) -> Invitation:
 def open_assessments(invitation: Invitation) -> list[Assessment]:
     """What the patient still has to answer from the link: a broken, removed or licensed-but-not-installed
     definition is never sent (staff see the assessment on the worklist and enter it)."""
-    return list(pending_sendable(episode_id=invitation.episode_id, time_point=invitation.time_point).order_by("id"))
+    return link_questionnaires(invitation)[0]

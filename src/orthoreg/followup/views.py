@@ -47,7 +47,7 @@ def survey(request, token: str):
         if request.method == "POST" and error.kind == "used":
             return redirect("survey_done")  # the last page submitted again: its answers are in
         return _survey_error(request, error)
-    pending = services.open_assessments(invitation)
+    pending, total = selectors.link_questionnaires(invitation)
     if not pending:
         return redirect("survey_done")
     if request.method == "POST":
@@ -58,7 +58,6 @@ def survey(request, token: str):
             return _already_answered(request, token)
     else:
         current = next((a for a in pending if str(a.pk) == request.GET.get("q")), pending[0])
-    total = selectors.survey_total(invitation)
     definition = get_definition(current.instrument)
     action = request.POST.get("action", "submit")
     saved = False

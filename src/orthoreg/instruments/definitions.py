@@ -59,12 +59,16 @@ class UnknownInstrument(LookupError):
 
 # --- where definitions live -------------------------------------------------------------------------------
 
+PACKS_FOLDER = "instrument-packs"  # in the data directory
+SITE_FOLDER = "instruments"
+
+
 def packs_dir() -> Path:
-    return Path(settings.DATA_DIR) / "instrument-packs"
+    return Path(settings.DATA_DIR) / PACKS_FOLDER
 
 
 def site_dir() -> Path:
-    return Path(settings.DATA_DIR) / "instruments"
+    return Path(settings.DATA_DIR) / SITE_FOLDER
 
 
 @lru_cache(maxsize=256)
@@ -105,8 +109,15 @@ def _with_pack(code: str, path: str, mtime_ns: int, size: int) -> Definition:
 
 
 def shipped_codes() -> list[str]:
+    return list(_shipped_codes())
+
+
+@lru_cache(maxsize=1)
+def _shipped_codes() -> tuple[str, ...]:
+    """The shipped definitions, listed once per process: they are package data, which changes only with an
+    upgrade (a restart)."""
     on_disk = {p.stem for p in SHIPPED_DIR.glob("*.json")}
-    return [c for c in SHIPPED_ORDER if c in on_disk] + sorted(on_disk - set(SHIPPED_ORDER))
+    return tuple([c for c in SHIPPED_ORDER if c in on_disk] + sorted(on_disk - set(SHIPPED_ORDER)))
 
 
 def site_codes() -> list[str]:
@@ -114,7 +125,7 @@ def site_codes() -> list[str]:
         names = os.listdir(site_dir())
     except (FileNotFoundError, NotADirectoryError):
         return []
-    shipped = set(shipped_codes())
+    shipped = _shipped_set()
     return sorted(n[:-5] for n in names if n.endswith(".json") and CODE_RE.match(n[:-5]) and n[:-5] not in shipped)
 
 
@@ -122,23 +133,27 @@ def available_codes() -> list[str]:
     return shipped_codes() + site_codes()
 
 
-def _stat_key(path: Path) -> tuple[str, int, int] | None:
+def _stat_key(path: str) -> tuple[str, int, int] | None:
     try:
-        st = path.stat()
+        st = os.stat(path)
     except (FileNotFoundError, NotADirectoryError):
         return None
-    return str(path), st.st_mtime_ns, st.st_size
+    return path, st.st_mtime_ns, st.st_size
 
 
 def get_definition(code: str) -> Definition:
     """The definition of an instrument, with its installed pack's text (an invalid pack is ignored, see
-    Definition.pack_error). Raises UnknownInstrument, or DefinitionError for a broken site definition."""
+    Definition.pack_error). Raises UnknownInstrument, or DefinitionError for a broken site definition.
+
+    Pages call this for every questionnaire they show, so it costs one stat of the file that can change (the
+    pack, or the site definition) and a cache look-up: a file edited by hand is read again at the next call."""
     if not isinstance(code, str) or not CODE_RE.match(code):
         raise UnknownInstrument(str(code))
-    if (SHIPPED_DIR / f"{code}.json").is_file():
-        key = _stat_key(packs_dir() / f"{code}.json")
+    data_dir = os.fspath(settings.DATA_DIR)
+    if code in _shipped_set():
+        key = _stat_key(os.path.join(data_dir, PACKS_FOLDER, f"{code}.json"))
         return _with_pack(code, *key) if key else _shipped(code)
-    key = _stat_key(site_dir() / f"{code}.json")
+    key = _stat_key(os.path.join(data_dir, SITE_FOLDER, f"{code}.json"))
     if key is None:
         raise UnknownInstrument(code)
     return _site(*key)
@@ -166,9 +181,9 @@ def scoring_definition(code: str) -> Definition:
 
 @lru_cache(maxsize=1)
 def _shipped_set() -> frozenset[str]:
-    return frozenset(shipped_codes())
+    return frozenset(_shipped_codes())
 
 
 def clear_caches() -> None:
-    for fn in (_read_json, _shipped, _site, _with_pack, _shipped_set):
+    for fn in (_read_json, _shipped, _site, _with_pack, _shipped_set, _shipped_codes):
         fn.cache_clear()

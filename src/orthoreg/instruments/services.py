@@ -101,9 +101,9 @@ def responses_store(*, responses: list[Response], request=None, entered_by=None)
                           entries=[(r, r.patient, _audit_detail(r)) for r in stored])
         # Inside the transaction that stores the responses: what listeners write commits or rolls back with them.
         events.response_recorded.send(responses=stored)
-        # A response is the patient's last contact for every episode; its own episode's outcomes change too.
-        events.records_changed_send(episode_ids=[r.episode_id for r in stored],
-                                    patient_ids=[r.patient_id for r in stored])
+        # A response is the patient's last contact for every episode; its own episode's outcomes change too: it is
+        # one of them (response_build refuses an episode of another patient), so the patients name every episode.
+        events.records_changed_send(patient_ids=[r.patient_id for r in stored])
     return stored
 
 

@@ -55,7 +55,9 @@ def assessment_answer(*, assessment: Assessment, answers: list, source: str, com
                       request=None):
     """Record the response of one assessment (validated and scored by the instruments app), mark it completed,
     and close the invitation when nothing of its time point is left. Raises ValidationError; stores nothing then."""
-    locked = Assessment.objects.select_for_update().get(pk=assessment.pk)
+    # its patient and episode in the same query (the response needs both); only the assessment's row is locked
+    locked = (Assessment.objects.select_related("patient", "episode").select_for_update(of=("self",))
+              .get(pk=assessment.pk))
     if locked.status != Assessment.Status.SCHEDULED:
         raise ValidationError(f"This questionnaire is {locked.get_status_display().lower()} already.",
                               code=NOT_PENDING)
@@ -86,9 +88,12 @@ def response_link(*, response) -> Assessment | None:
 
 
 @transaction.atomic
-def responses_link(*, responses) -> list[Assessment | None]:
+def responses_link(*, responses, announce: bool = True) -> list[Assessment | None]:
     """response_link for many responses at once (the bulk twin: one query for their assessments, one update, one
-    pass over the invitations). Returns, per response, the assessment it completed (or None)."""
+    pass over the invitations). Returns, per response, the assessment it completed (or None).
+
+    `announce=False`: send no records_changed, because the caller's own records_changed names these episodes in
+    the same transaction (the response_recorded handler: responses_store sends it right after)."""
     keyed = [(r.episode_id, r.time_point, r.instrument) if r.episode_id is not None and r.time_point else None
              for r in responses]
     episode_ids = sorted({k[0] for k in keyed if k is not None})
@@ -119,7 +124,8 @@ def responses_link(*, responses) -> list[Assessment | None]:
                                  batch_size=500)
         changed = sorted({a.episode_id for a in done})
         _complete_answered_invitations(episode_id__in=changed)
-        events.records_changed_send(episode_ids=changed)
+        if announce:
+            events.records_changed_send(episode_ids=changed)
     return completed
 
 
