@@ -10,8 +10,9 @@ from .services import answers, schedule
 def on_procedure_recorded(*, changes) -> None:
     """An index procedure recorded or moved, or a later surgery (a conversion), re-plans its episode: every
     episode the changes touch once, together."""
-    schedule.episodes_schedule(episodes=[c.procedure.episode for c in changes
-                                         if c.procedure.is_index or c.was_index or c.procedure.kind in SURGICAL_KINDS])
+    relevant = [c.procedure for c in changes
+                if c.procedure.is_index or c.was_index or c.procedure.kind in SURGICAL_KINDS]
+    schedule.episodes_schedule(episodes=[p.episode for p in relevant], recorded=relevant)
 
 
 def on_patient_status_changed(*, patient, previous_status) -> None:

@@ -56,7 +56,7 @@ class Pending:
     previous_date: Any = None
 
 
-def record_build(model: type[M], *, instance: M | None = None, **fields) -> Pending:
+def record_build(model: type[models.Model], *, instance: models.Model | None = None, **fields: Any) -> Pending:
     """A new record (or instance with these fields changed), validated whole (full_clean), not saved yet.
     Raises ValidationError."""
     if instance is None:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from django.core.exceptions import ValidationError
@@ -52,10 +53,14 @@ def episode_schedule(*, episode: Episode) -> ScheduleResult:
 
 
 @transaction.atomic
-def episodes_schedule(*, episodes) -> list[ScheduleResult]:
-    """episode_schedule for many episodes at once, each planned once (the bulk twin: an import re-plans every
-    episode its procedures touched together). What it reads is read for all of them in a few queries; what it
-    creates is inserted together; records_changed is sent once. Returns one result per distinct episode, in order."""
+def episodes_schedule(*, episodes, recorded: Sequence[Procedure] = ()) -> list[ScheduleResult]:
+    """episode_schedule for many episodes at once (the bulk twin: an import re-plans every episode its procedures
+    touched together). What it reads is read for all of them in a few queries; what it creates is inserted
+    together; records_changed is sent once. Returns one result per distinct episode, in order.
+
+    recorded: procedures just stored together, in the order they were recorded. An episode is then planned as
+    if each had been recorded alone, one after the other (in memory: e.g. an index procedure and a conversion
+    stored together leave the assessments after the conversion cancelled, as two single records would)."""
     ids = list(dict.fromkeys(e.pk for e in episodes))
     if not ids:
         return []
@@ -75,8 +80,17 @@ def episodes_schedule(*, episodes) -> list[ScheduleResult]:
     results, to_create, changed = [], [], []
     for pk in ids:
         episode = loaded[pk]
-        result, created = _plan_episode(episode, procedures[pk], assessments[pk], invited[pk], protocols)
-        to_create.extend(created)
+        batch = [p.pk for p in recorded if p.episode_id == pk]
+        steps = [batch[:n] for n in range(1, len(batch) + 1)] or [batch]
+        result = ScheduleResult()
+        for step in steps:  # the procedures of the batch recorded so far (and every earlier one)
+            later = set(batch) - set(step)
+            known = [p for p in procedures[pk] if p.pk not in later]
+            result, created = _plan_episode(episode, known, assessments[pk], invited[pk], protocols)
+            for assessment in created:
+                assessments[pk][(assessment.time_point, assessment.instrument)] = assessment
+                to_create.append(assessment)
+        result.created = sum(1 for a in assessments[pk].values() if a.pk is None)
         results.append(result)
         if result.created or result.updated or result.cancelled:
             changed.append(pk)
@@ -149,12 +163,14 @@ def _plan_episode(episode: Episode, procedures: list[Procedure], existing: dict[
             assessment.time_point_order = planned.order
             assessment.due_date, assessment.window_start, assessment.window_end = \
                 planned.due_date, planned.window_start, planned.window_end
-            assessment.save()
+            if assessment.pk is not None:  # (one planned by an earlier step is inserted with the others)
+                assessment.save()
             result.updated += 1
             moved_time_points[key[0]] = max(planned.window_end, moved_time_points.get(key[0], planned.window_end))
         elif assessment.status == Assessment.Status.SCHEDULED and assessment.protocol_id != protocol.pk:
             assessment.protocol = protocol  # same dates, now governed by the protocol that applies
-            assessment.save(update_fields=["protocol", "updated_at"])
+            if assessment.pk is not None:
+                assessment.save(update_fields=["protocol", "updated_at"])
             result.updated += 1
     for key, assessment in existing.items():
         if key not in wanted and assessment.status == Assessment.Status.SCHEDULED:
@@ -170,7 +186,8 @@ def _plan_episode(episode: Episode, procedures: list[Procedure], existing: dict[
 def _cancel(assessment: Assessment, reason: str) -> None:
     assessment.status = Assessment.Status.CANCELLED
     assessment.cancelled_reason = reason[:200]
-    assessment.save(update_fields=["status", "cancelled_reason", "updated_at"])
+    if assessment.pk is not None:  # (one planned by an earlier step of episodes_schedule is inserted cancelled)
+        assessment.save(update_fields=["status", "cancelled_reason", "updated_at"])
 
 
 def _revoke_open_invitations(episode: Episode, reason: str) -> None:

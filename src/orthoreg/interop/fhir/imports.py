@@ -733,7 +733,7 @@ def map_condition(unit: Unit, entry: Entry, res: dict) -> tuple[str, Any]:
     patient = unit.resolve(res.get("subject"), "Patient", entry, "subject")
     status = CLINICAL_TO_STATUS.get(_code(res.get("clinicalStatus"), codes.CONDITION_CLINICAL) or "active",
                                     Episode.Status.ACTIVE)
-    fields = {"body_site": site, "side": side, "condition": condition, "status": status,
+    fields: dict[str, Any] = {"body_site": site, "side": side, "condition": condition, "status": status,
               "onset_date": _day(res.get("onsetDateTime"), "onsetDateTime"),
               "notes": "\n".join(str(n.get("text")) for n in res.get("note") or [] if n.get("text")),
               "icd10_code": coding.join_codes(icd) if not coding.icd10_for(condition, site, side) else ""}
@@ -1007,7 +1007,7 @@ def map_adverse_event(unit: Unit, entry: Entry, res: dict) -> tuple[str, Any]:
         raise Skipped("no severity (mild, moderate or severe)")
     event = res.get("event") or {}
     description = event.get("text") or next((c.get("display") for c in _codings(event) if c.get("display")), "")
-    fields = {"date": day, "severity": severity,
+    fields: dict[str, Any] = {"date": day, "severity": severity,
               "serious": _code(res.get("seriousness"), codes.AE_SERIOUSNESS) == "serious",
               "description": description or "Adverse event (no description given)",
               "resolved_date": _day(_ext_value(_ext(res, codes.EXT_RESOLVED)), "resolved date")}
