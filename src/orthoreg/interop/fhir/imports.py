@@ -29,7 +29,6 @@ from fhir.resources.R4B import get_fhir_model_class
 from pydantic import ValidationError as PydanticValidationError
 
 from orthoreg.imaging.models import ImagingStudy
-from orthoreg.imaging.services import imaging_study_record
 from orthoreg.instruments import definitions
 from orthoreg.instruments.definitions import UnknownInstrument
 from orthoreg.instruments.fhir import flat_items
@@ -977,6 +976,9 @@ def map_imaging_study(unit: Unit, entry: Entry, res: dict) -> tuple[str, Any]:
     if existing is not None and existing.episode_id != episode.pk:
         raise Refused(f"this ImagingStudy is already recorded for another episode ({existing.episode_id})",
                       "reasonReference")
+    # (imported here: the imaging services load pydicom and scipy, seconds of every import's start-up)
+    from orthoreg.imaging.services import imaging_study_record
+
     study = imaging_study_record(episode=episode, date=day, description=str(res.get("description") or ""),
                                  user=unit.ctx.actor, request=unit.ctx.request, instance=existing)
     if res.get("series"):
