@@ -71,6 +71,10 @@ def test_procedures_stored_together_schedule_as_one_by_one(clinic):
     plan = _plan(together)
     assert plan == _plan(one_by_one)
     assert {row[2] for row in plan} == {Assessment.Status.SCHEDULED, Assessment.Status.CANCELLED}  # conversion
+    def history(episode):  # the assessments' history rows (the cancellations), as saving each would write
+        return sorted(Assessment.history.filter(episode=episode).values_list("time_point", "instrument", "status"))
+
+    assert history(together) == history(one_by_one) != []
     assert Procedure.objects.filter(episode=together).count() == 3
     assert AuditEvent.objects.filter(object_type="procedure", action="create").count() == 6
 

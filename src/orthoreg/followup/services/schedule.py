@@ -95,6 +95,8 @@ def episodes_schedule(*, episodes, recorded: Sequence[Procedure] = ()) -> list[S
         if result.created or result.updated or result.cancelled:
             changed.append(pk)
     Assessment.objects.bulk_create(to_create)
+    Assessment.history.bulk_history_create(  # (as saving them after their insert would have written)
+        [a for a in to_create for _ in range(getattr(a, "_changes_before_insert", 0))], update=True)
     events.records_changed_send(episode_ids=changed)
     _close_invitations_without_work(ids)
     return results
@@ -163,14 +165,12 @@ def _plan_episode(episode: Episode, procedures: list[Procedure], existing: dict[
             assessment.time_point_order = planned.order
             assessment.due_date, assessment.window_start, assessment.window_end = \
                 planned.due_date, planned.window_start, planned.window_end
-            if assessment.pk is not None:  # (one planned by an earlier step is inserted with the others)
-                assessment.save()
+            _save_planned(assessment)
             result.updated += 1
             moved_time_points[key[0]] = max(planned.window_end, moved_time_points.get(key[0], planned.window_end))
         elif assessment.status == Assessment.Status.SCHEDULED and assessment.protocol_id != protocol.pk:
             assessment.protocol = protocol  # same dates, now governed by the protocol that applies
-            if assessment.pk is not None:
-                assessment.save(update_fields=["protocol", "updated_at"])
+            _save_planned(assessment, ["protocol", "updated_at"])
             result.updated += 1
     for key, assessment in existing.items():
         if key not in wanted and assessment.status == Assessment.Status.SCHEDULED:
@@ -186,8 +186,16 @@ def _plan_episode(episode: Episode, procedures: list[Procedure], existing: dict[
 def _cancel(assessment: Assessment, reason: str) -> None:
     assessment.status = Assessment.Status.CANCELLED
     assessment.cancelled_reason = reason[:200]
-    if assessment.pk is not None:  # (one planned by an earlier step of episodes_schedule is inserted cancelled)
-        assessment.save(update_fields=["status", "cancelled_reason", "updated_at"])
+    _save_planned(assessment, ["status", "cancelled_reason", "updated_at"])
+
+
+def _save_planned(assessment: Assessment, fields: list[str] | None = None) -> None:
+    """Save a changed assessment; one planned by an earlier step of episodes_schedule (not inserted yet) is
+    inserted as it ends up, with the history row each change would have written."""
+    if assessment.pk is not None:
+        assessment.save(update_fields=fields)
+    else:
+        assessment._changes_before_insert = getattr(assessment, "_changes_before_insert", 0) + 1  # type: ignore[attr-defined]
 
 
 def _revoke_open_invitations(episode: Episode, reason: str) -> None:

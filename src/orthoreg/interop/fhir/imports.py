@@ -15,7 +15,7 @@ import json
 import re
 from collections import Counter, OrderedDict
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -1197,8 +1197,11 @@ def _map(unit: Unit, entry: Entry, resource_type: str) -> None:
         tally.skipped_reasons[f"{resource_type} is not imported (the registry has no place for it)"] += 1
         unit.outcome[id(entry)] = ("skipped", f"{resource_type} is not imported")
         return
+    # A savepoint per entry, so that an entry skipped or refused leaves nothing behind; but a streamed unit is
+    # all or nothing (any refusal rolls the whole file back), its mappers skip before they write and its services
+    # roll back their own writes on error: there it is left out (two statements of every line's three or four).
     try:
-        with transaction.atomic():
+        with nullcontext() if unit.bulk else transaction.atomic():
             state, obj = mapper(unit, entry, entry.resource)
             if resource_type in MODEL_OF and obj.pk is not None:  # (a deferred one is linked when stored)
                 unit.link(entry, resource_type, obj)
