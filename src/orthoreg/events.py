@@ -7,8 +7,8 @@ event here, because the lower app must not import the higher one.
 
 | event                   | payload                                  | sent by                                  | listeners |
 |-------------------------|------------------------------------------|------------------------------------------|-----------|
-| procedure_recorded      | procedure, created, was_index,           | registry.services.procedure_record       | followup  |
-|                         | previous_date                            |                                          |           |
+| procedure_recorded      | changes (a list of ProcedureChange:      | registry.services.procedures_store       | followup  |
+|                         | procedure, created, was_index, prev. day)|                                          |           |
 | patient_status_changed  | patient, previous_status                 | registry.services.patient_update         | followup  |
 | response_recorded       | responses (a list, one transaction's)    | instruments.services.responses_store     | followup  |
 | records_changed         | episode_ids, patient_ids                 | registry.services (every record write),  | analytics |
@@ -17,8 +17,9 @@ event here, because the lower app must not import the higher one.
 |                         |                                          | bulk loads (synthetic data)              |           |
 | worker_passed           | run (the WorkerRun, or None if it failed)| followup.services.worker_loop            | analytics |
 
-- procedure_recorded: a procedure was created or changed. followup re-plans the episode when it is (or was) the
-  index procedure, or is a later surgery (a conversion stops the schedule).
+- procedure_recorded: procedures were created or changed (one event for all the procedures one transaction
+  stored). followup re-plans, once each, the episodes where one is (or was) the index procedure, or is a later
+  surgery (a conversion stops the schedule).
 - patient_status_changed: a patient died, withdrew or came back. followup re-plans every episode of the patient.
 - response_recorded: responses were stored, however they came (the patient's link, staff entry, the patient page,
   an import: one event for all the responses one transaction stored). followup completes the matching scheduled
@@ -51,6 +52,16 @@ import django.dispatch
 from django.core.exceptions import ImproperlyConfigured
 
 
+@dataclass(frozen=True)
+class ProcedureChange:
+    """What procedure_recorded says of each procedure: created or changed, and whether it was the index procedure
+    before (and on which day)."""
+    procedure: object
+    created: bool
+    was_index: bool
+    previous_date: object
+
+
 @dataclass(eq=False)
 class Event:
     name: str
@@ -76,8 +87,8 @@ class Event:
 
 
 procedure_recorded = Event(
-    "procedure_recorded", ("procedure", "created", "was_index", "previous_date"),
-    sent_by=("registry.services.procedure_record",), listeners=("followup",))
+    "procedure_recorded", ("changes",),
+    sent_by=("registry.services.procedures_store",), listeners=("followup",))
 patient_status_changed = Event(
     "patient_status_changed", ("patient", "previous_status"),
     sent_by=("registry.services.patient_update",), listeners=("followup",))

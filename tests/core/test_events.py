@@ -62,8 +62,8 @@ def test_the_services_send_what_the_table_says(sent, patient, episode):
     procedure = registry.procedure_record(episode=episode, date=dt.date(2025, 3, 1), kind="bmc", is_index=True)
     # (a listener's own writes, e.g. follow-up re-planning, send theirs while the event is being delivered)
     assert sent[0] == ("records_changed", {"episode_ids": [episode.pk], "patient_ids": []})
-    assert ("procedure_recorded", {"procedure": procedure, "created": True, "was_index": False,
-                                   "previous_date": None}) in sent
+    assert ("procedure_recorded", {"changes": [events.ProcedureChange(procedure=procedure, created=True,
+                                                                      was_index=False, previous_date=None)]}) in sent
     sent.clear()
     registry.patient_update(patient=patient, status="withdrawn", status_date=dt.date(2025, 6, 1))
     assert sent[0] == ("records_changed", {"episode_ids": [], "patient_ids": [patient.pk]})

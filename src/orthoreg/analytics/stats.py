@@ -14,12 +14,21 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats as _st
+
+
+@functools.cache
+def _scipy_stats():
+    """scipy.stats, imported when a confidence interval first needs it (it takes seconds to import, and every
+    process imports this module: analytics' event handlers are connected at start-up, e.g. by an import)."""
+    from scipy import stats
+
+    return stats
 
 Z95 = 1.959963984540054  # two-sided 95% normal quantile
 ALPHA = 0.05
@@ -80,7 +89,7 @@ def mean_ci(n: int, mean: float | None, sd: float | None) -> tuple[float | None,
     """Student t 95% interval of a mean; needs n >= 2 and a standard deviation."""
     if n is None or n < 2 or mean is None or sd is None:
         return None, None
-    half = _st.t.ppf(1 - ALPHA / 2, n - 1) * sd / math.sqrt(n)
+    half = _scipy_stats().t.ppf(1 - ALPHA / 2, n - 1) * sd / math.sqrt(n)
     return mean - half, mean + half
 
 
@@ -95,7 +104,7 @@ def mean_difference_ci(n1: int, m1: float | None, s1: float | None, n2: int, m2:
     if se == 0:
         return d, d, d
     df = (v1 + v2) ** 2 / ((v1 * v1) / (n1 - 1) + (v2 * v2) / (n2 - 1))
-    half = _st.t.ppf(1 - ALPHA / 2, df) * se
+    half = _scipy_stats().t.ppf(1 - ALPHA / 2, df) * se
     return d, d - half, d + half
 
 
@@ -112,8 +121,8 @@ def median_ci_ranks(n: int) -> tuple[int, int] | None:
     if n < 6:
         return None
     # j = the smallest k with P(X <= k) > 2.5%, so that P(X < j) = P(X <= j - 1) <= 2.5%.
-    j = int(_st.binom.ppf(ALPHA / 2, n, 0.5))
-    if _st.binom.cdf(j, n, 0.5) <= ALPHA / 2:
+    j = int(_scipy_stats().binom.ppf(ALPHA / 2, n, 0.5))
+    if _scipy_stats().binom.cdf(j, n, 0.5) <= ALPHA / 2:
         j += 1
     return (j, n - j + 1) if j >= 1 else None
 

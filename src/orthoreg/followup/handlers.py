@@ -7,10 +7,12 @@ from orthoreg.registry.coding import SURGICAL_KINDS
 from .services import answers, schedule
 
 
-def on_procedure_recorded(*, procedure, created, was_index, previous_date) -> None:
-    """An index procedure recorded or moved, or a later surgery (a conversion), re-plans the episode."""
-    if procedure.is_index or was_index or procedure.kind in SURGICAL_KINDS:
-        schedule.episode_schedule(episode=procedure.episode)
+def on_procedure_recorded(*, changes) -> None:
+    """An index procedure recorded or moved, or a later surgery (a conversion), re-plans its episode: every
+    episode the changes touch once, together."""
+    relevant = [c.procedure for c in changes
+                if c.procedure.is_index or c.was_index or c.procedure.kind in SURGICAL_KINDS]
+    schedule.episodes_schedule(episodes=[p.episode for p in relevant], recorded=relevant)
 
 
 def on_patient_status_changed(*, patient, previous_status) -> None:

@@ -173,9 +173,13 @@ class Patient(models.Model):
         if errors:
             raise ValidationError(errors)
 
-    def save(self, *args, **kwargs):
+    def derive_fields(self) -> None:
+        """What is derived before the record is stored (save, and a bulk insert: registry.services.records_store)."""
         if not self.initials:
             self.initials = self.initials_from(self.given_name, self.family_name)
+
+    def save(self, *args, **kwargs):
+        self.derive_fields()
         super().save(*args, **kwargs)
 
 
@@ -263,10 +267,14 @@ class Episode(models.Model):
         if errors:
             raise ValidationError(errors)
 
-    def save(self, *args, **kwargs):
+    def derive_fields(self) -> None:
+        """What is derived before the record is stored (save, and a bulk insert: registry.services.records_store)."""
         derived = self.derived_icd10
         if derived:
             self.icd10_code = derived
+
+    def save(self, *args, **kwargs):
+        self.derive_fields()
         super().save(*args, **kwargs)
 
 
@@ -474,9 +482,13 @@ class Procedure(models.Model):
         if errors:
             raise ValidationError(errors)
 
-    def save(self, *args, **kwargs):
+    def derive_fields(self) -> None:
+        """What is derived before the record is stored (save, and a bulk insert: registry.services.records_store)."""
         if not self.category and self.kind:
             self.category = coding.KIND_CATEGORY[self.kind]
+
+    def save(self, *args, **kwargs):
+        self.derive_fields()
         super().save(*args, **kwargs)
 
 

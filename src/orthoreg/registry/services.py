@@ -6,14 +6,16 @@ messages) on bad input and then stores nothing.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, models, transaction
+from simple_history.utils import bulk_create_with_history
 
 from orthoreg import events
 from orthoreg.accounts.models import AuditEvent
-from orthoreg.accounts.services import audit_record
+from orthoreg.accounts.services import audit_record, audit_record_bulk
 
 from . import grading
 from .coding import ProcedureKind
@@ -38,35 +40,85 @@ def _touched(instance: models.Model, *, deleting: bool = False) -> tuple[list[in
     if isinstance(instance, (Procedure, Grade, Exam)):
         return [instance.episode_id], []
     if isinstance(instance, AdverseEvent):
+        if AdverseEvent.procedure.is_cached(instance):
+            return [instance.procedure.episode_id], []
         return [Procedure.objects.filter(pk=instance.procedure_id).values_list("episode_id", flat=True).first()], []
     return [], []  # clinics and notes: no report reads them
 
 
-def _save(instance: M, *, action: str, request=None, actor=None, detail: str = "") -> M:
-    """Validate, save and audit one record inside the caller's transaction (what reads it is told: records_changed)."""
-    instance.full_clean()
+@dataclass
+class Pending:
+    """A record validated by record_build and not yet stored: records_store stores many together."""
+    instance: Any
+    action: str
+    detail: str = ""
+    was_index: bool = False  # a procedure: was it the index procedure before this change, and on which day
+    previous_date: Any = None
+
+
+def record_build(model: type[models.Model], *, instance: models.Model | None = None, **fields: Any) -> Pending:
+    """A new record (or instance with these fields changed), validated whole (full_clean), not saved yet.
+    Raises ValidationError."""
+    if instance is None:
+        pending = Pending(model(**fields), AuditEvent.Action.CREATE)
+    else:
+        changed = sorted(name for name, value in fields.items() if getattr(instance, name) != value)
+        _apply(instance, fields)
+        pending = Pending(instance, AuditEvent.Action.UPDATE,
+                          detail=f"changed: {', '.join(changed)}" if changed else "no change")
+    pending.instance.full_clean()
+    return pending
+
+
+@transaction.atomic
+def records_store(pending: list[Pending], *, request=None, actor=None) -> list:
+    """Store records built by record_build, in one transaction: new ones inserted together per model with their
+    history rows, changed ones saved, one audit entry each, records_changed once for everything they touch. The
+    bulk twin of record_create and record_update (an import's chunk), which store their one record through it."""
+    if not pending:
+        return []
+    history_user = getattr(request, "user", None) if request is not None else actor
+    if not getattr(history_user, "is_authenticated", False):
+        history_user = None
+    new: dict[type, list] = {}
     try:
         with transaction.atomic():
-            instance.save()
+            for p in pending:
+                if p.action == AuditEvent.Action.CREATE:
+                    new.setdefault(type(p.instance), []).append(p.instance)
+                else:
+                    p.instance.save()
+            for model, objs in new.items():
+                for obj in objs:
+                    derive = getattr(obj, "derive_fields", None)  # what save() derives (initials, ICD-10, category)
+                    if derive is not None:
+                        derive()
+                bulk_create_with_history(objs, model, batch_size=500, default_user=history_user)
     except IntegrityError as exc:  # a race past clean(): report it as a validation error, store nothing
         raise ValidationError(f"This record conflicts with one saved meanwhile: {exc}") from exc
-    audit_record(request=request, user=actor, action=action, obj=instance, detail=detail)
-    episode_ids, patient_ids = _touched(instance)
+    for action in (AuditEvent.Action.CREATE, AuditEvent.Action.UPDATE):
+        entries = [(p.instance, None, p.detail) for p in pending if p.action == action]
+        if entries:
+            audit_record_bulk(request=request, user=actor, action=action, entries=entries)
+    episode_ids: list[int] = []
+    patient_ids: list[int] = []
+    for p in pending:
+        episodes, patients = _touched(p.instance)
+        episode_ids.extend(episodes)
+        patient_ids.extend(patients)
     events.records_changed_send(episode_ids=episode_ids, patient_ids=patient_ids)
-    return instance
+    return [p.instance for p in pending]
 
 
 @transaction.atomic
 def record_create(model: type[M], *, request=None, actor=None, **fields) -> M:
-    return _save(model(**fields), action=AuditEvent.Action.CREATE, request=request, actor=actor)
+    return records_store([record_build(model, **fields)], request=request, actor=actor)[0]
 
 
 @transaction.atomic
 def record_update(instance: M, *, request=None, actor=None, **fields) -> M:
-    changed = sorted(name for name, value in fields.items() if getattr(instance, name) != value)
-    _apply(instance, fields)
-    return _save(instance, action=AuditEvent.Action.UPDATE, request=request, actor=actor,
-                 detail=f"changed: {', '.join(changed)}" if changed else "no change")
+    return records_store([record_build(type(instance), instance=instance, **fields)], request=request,
+                         actor=actor)[0]
 
 
 @transaction.atomic
@@ -136,19 +188,37 @@ def grade_record(*, episode: Episode, system: str, date, inputs: dict, grade: in
     return record_update(instance, request=request, actor=actor, **fields)
 
 
+def procedure_build(*, episode: Episode | None = None, instance: Procedure | None = None, **fields) -> Pending:
+    """A procedure created (or instance changed), validated, not stored yet: procedures_store stores it."""
+    previous_date = instance.date if instance is not None and instance.is_index else None
+    was_index = bool(instance is not None and instance.is_index)
+    if instance is None:
+        pending = record_build(Procedure, episode=episode, **fields)
+    else:
+        pending = record_build(Procedure, instance=instance, **fields)
+    pending.was_index, pending.previous_date = was_index, previous_date
+    return pending
+
+
+@transaction.atomic
+def procedures_store(pending: list[Pending], *, request=None, actor=None) -> list[Procedure]:
+    """Store procedures built by procedure_build together (records_store), then tell follow-up once
+    (procedure_recorded with every change): each episode they touch is re-planned once. The bulk twin of
+    procedure_record."""
+    stored = records_store(pending, request=request, actor=actor)
+    if pending:
+        events.procedure_recorded.send(changes=[
+            events.ProcedureChange(procedure=p.instance, created=p.action == AuditEvent.Action.CREATE,
+                                   was_index=p.was_index, previous_date=p.previous_date) for p in pending])
+    return stored
+
+
 @transaction.atomic
 def procedure_record(*, episode: Episode, request=None, actor=None, instance: Procedure | None = None,
                      **fields) -> Procedure:
     """Create (or update, with instance=) a procedure; an index procedure change re-plans follow-up."""
-    previous_date = instance.date if instance is not None and instance.is_index else None
-    was_index = bool(instance is not None and instance.is_index)
-    if instance is None:
-        procedure = record_create(Procedure, request=request, actor=actor, episode=episode, **fields)
-    else:
-        procedure = record_update(instance, request=request, actor=actor, **fields)
-    events.procedure_recorded.send(procedure=procedure, created=instance is None, was_index=was_index,
-                                   previous_date=previous_date)
-    return procedure
+    return procedures_store([procedure_build(episode=episode, instance=instance, **fields)], request=request,
+                            actor=actor)[0]
 
 
 def exam_record(*, episode: Episode, request=None, actor=None, instance: Exam | None = None, **fields) -> Exam:

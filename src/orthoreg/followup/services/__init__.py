@@ -48,6 +48,7 @@ from .schedule import (
     ScheduleResult,
     assessment_cancel,
     episode_schedule,
+    episodes_schedule,
     patient_schedule,
     time_point_cancel,
 )
@@ -67,7 +68,7 @@ __all__ = [
     "HOST", "LEASE", "MAX_BACKOFF", "NOT_PENDING", "POSSIBLY_SENT_NOTE", "PROTOCOL_FIELDS", "REPLANNABLE",
     "REPLAN_BATCH", "REPLAN_BATCH_SECONDS", "REPLAN_INLINE", "TIME_POINT_FIELDS", "LinkError", "ScheduleResult",
     "SendResult", "ValidationError", "assessment_answer", "assessment_cancel", "assessment_save_draft",
-    "episode_schedule", "episode_unsubscribe", "hash_token", "invitation_for_token",
+    "episode_schedule", "episode_unsubscribe", "episodes_schedule", "hash_token", "invitation_for_token",
     "invitation_resend", "invitation_revoke", "invitations_claim", "invitations_expire", "invitations_plan",
     "invitations_send", "link_responses", "open_assessments", "patient_schedule", "protocol_copy_for_clinic",
     "protocol_save", "replan_run", "replan_step", "response_link", "responses_link", "survey_url", "time_point_cancel", "token_issue",

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Exists, OuterRef
+from django.db.models import Exists, OuterRef, Subquery
 from django.utils import timezone
-from simple_history.utils import bulk_update_with_history
 
 from orthoreg import events
 from orthoreg.accounts.models import AuditEvent
@@ -120,13 +119,25 @@ def responses_link(*, responses, announce: bool = True) -> list[Assessment | Non
         completed.append(assessment)
     done = [a for a in completed if a is not None]
     if done:
-        bulk_update_with_history(done, Assessment, ["status", "completed_at", "response", "draft", "updated_at"],
-                                 batch_size=500)
+        _complete_all(done, now)
         changed = sorted({a.episode_id for a in done})
         _complete_answered_invitations(episode_id__in=changed)
         if announce:
             events.records_changed_send(episode_ids=changed)
     return completed
+
+
+def _complete_all(done: list[Assessment], now) -> None:
+    """Store these completed assessments (and their history rows). Only the response differs from one to the
+    next: it is set per row (one CASE), the rest in one plain update, the completion time read from the response
+    (Django's bulk_update of five fields spent most of an import's time building its CASE expressions)."""
+    Assessment.objects.bulk_update(done, ["response"], batch_size=500)
+    ids = [a.pk for a in done]
+    completed_at = Subquery(Response.objects.filter(pk=OuterRef("response_id")).values("completed_at")[:1])
+    for start in range(0, len(ids), 500):
+        Assessment.objects.filter(pk__in=ids[start:start + 500]).update(
+            status=Assessment.Status.COMPLETED, completed_at=completed_at, draft={}, updated_at=now)
+    Assessment.history.bulk_history_create(done, batch_size=500, update=True)
 
 
 def link_responses(*, episode_ids) -> int:

@@ -15,7 +15,7 @@ import json
 import re
 from collections import Counter, OrderedDict
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -29,7 +29,6 @@ from fhir.resources.R4B import get_fhir_model_class
 from pydantic import ValidationError as PydanticValidationError
 
 from orthoreg.imaging.models import ImagingStudy
-from orthoreg.imaging.services import imaging_study_record
 from orthoreg.instruments import definitions
 from orthoreg.instruments.definitions import UnknownInstrument
 from orthoreg.instruments.fhir import flat_items
@@ -344,11 +343,15 @@ class Unit:
         self.installed: list[tuple[Path, bytes | None]] = []  # instrument files written by this unit
         self.pending: dict[str, TypeSummary] = {}
         self.new_links: dict[tuple[str, str], int] = {}
-        # The bulk path of a streamed unit: responses validated and scored one by one, stored together (flush).
+        # The bulk path of a streamed unit: new records (patients, conditions, procedures, adverse events,
+        # responses) validated one by one, stored together by their services' bulk twins (flush).
         self.bulk = False
         self.instruments: dict[str, str | None] = {}  # Questionnaire canonical -> installed instrument code
         self.deferred: list[tuple[Entry, str, Any]] = []
         self.deferred_keys: set[tuple[str, str]] = set()
+        self.deferred_types: set[str] = set()
+        self.builds: dict[int, services.Pending] = {}  # id(record) -> its registry build (record_build)
+        self.deferred_mrns: set[tuple[int, str]] = set()  # (clinic, MRN) of the deferred patients
         # Keys looked up for a whole chunk of entries in one query: found ones, and every key asked for.
         self.prefetched: dict[tuple[str, str], int] = {}
         self.prefetch_asked: set[tuple[str, str]] = set()
@@ -533,20 +536,53 @@ class Unit:
                     self.prefetched.setdefault((t, k), pk)
         self.prefetch_asked.update(wanted)
 
-    def defer(self, entry: Entry, resource_type: str, obj: Any) -> None:
-        """A validated, unsaved record stored by the next flush (with its links)."""
+    def defer(self, entry: Entry, resource_type: str, obj: Any, build: services.Pending | None = None) -> None:
+        """A validated, unsaved record stored by the next flush (with its links); a registry record with its
+        build (services.record_build)."""
         self.deferred.append((entry, resource_type, obj))
         self.deferred_keys.update((resource_type, k) for k in self.keys_of(entry))
+        self.deferred_types.add(resource_type)
+        if build is not None:
+            self.builds[id(obj)] = build
+            if isinstance(obj, Patient):
+                self.deferred_mrns.add((obj.clinic_id, obj.mrn))
+
+    def deferred_index(self, episode: Episode) -> bool:
+        """Is one of the deferred procedures the index procedure of this episode?"""
+        return any(isinstance(obj, Procedure) and obj.is_index and obj.episode_id == episode.pk
+                   for _, _, obj in self.deferred)
 
     def flush(self) -> None:
-        """Store the deferred responses together through the instruments service, then link their keys."""
+        """Store the deferred records together through their services' bulk twins (registry records_store and
+        procedures_store, instruments responses_store), then link their keys. Raises ValidationError."""
         if not self.deferred:
             return
-        user = self.ctx.actor if getattr(self.ctx.actor, "is_authenticated", False) else None
-        responses_store(responses=[obj for _, _, obj in self.deferred], request=self.ctx.request, entered_by=user)
-        self.link_many(self.deferred)
-        self.deferred.clear()
-        self.deferred_keys.clear()
+        try:
+            request, actor = self.ctx.request, self.ctx.actor
+            builds = [self.builds[id(obj)] for _, _, obj in self.deferred if id(obj) in self.builds]
+            services.records_store([b for b in builds if not isinstance(b.instance, Procedure)], request=request,
+                                   actor=actor)
+            services.procedures_store([b for b in builds if isinstance(b.instance, Procedure)], request=request,
+                                      actor=actor)
+            responses = [obj for _, _, obj in self.deferred if isinstance(obj, Response)]
+            if responses:
+                user = actor if getattr(actor, "is_authenticated", False) else None
+                responses_store(responses=responses, request=request, entered_by=user)
+            self.link_many(self.deferred)
+        finally:
+            self.deferred.clear()
+            self.deferred_keys.clear()
+            self.deferred_types.clear()
+            self.builds.clear()
+            self.deferred_mrns.clear()
+
+    def flush_or_refuse(self) -> None:
+        """flush, a refusal of the unit naming what the registry refused."""
+        kind = next(iter(self.deferred_types), "(file)")
+        try:
+            self.flush()
+        except ValidationError as exc:
+            self.refuse(None, kind, f"the registry refuses it: {_messages(exc)}")
 
 
 # --- mapping, one function per resource type -----------------------------------------------------------------
@@ -631,7 +667,13 @@ def map_patient(unit: Unit, entry: Entry, res: dict) -> tuple[str, Any]:
     patient = unit.existing(entry, "Patient")
     if patient is None:
         clinic = _clinic_for(unit, res)
+        if (clinic.pk, mrn) in unit.deferred_mrns:
+            unit.flush()  # the same patient twice in a chunk: the first is stored first
         patient = Patient.objects.filter(clinic=clinic, mrn=mrn).first()
+        if patient is None and unit.bulk:
+            build = services.record_build(Patient, clinic=clinic, mrn=mrn, **fields)
+            unit.defer(entry, "Patient", build.instance, build)
+            return "created", build.instance
         if patient is None:
             created = services.patient_create(clinic=clinic, request=unit.ctx.request, actor=unit.ctx.actor,
                                               mrn=mrn, **fields)
@@ -690,11 +732,15 @@ def map_condition(unit: Unit, entry: Entry, res: dict) -> tuple[str, Any]:
     patient = unit.resolve(res.get("subject"), "Patient", entry, "subject")
     status = CLINICAL_TO_STATUS.get(_code(res.get("clinicalStatus"), codes.CONDITION_CLINICAL) or "active",
                                     Episode.Status.ACTIVE)
-    fields = {"body_site": site, "side": side, "condition": condition, "status": status,
+    fields: dict[str, Any] = {"body_site": site, "side": side, "condition": condition, "status": status,
               "onset_date": _day(res.get("onsetDateTime"), "onsetDateTime"),
               "notes": "\n".join(str(n.get("text")) for n in res.get("note") or [] if n.get("text")),
               "icd10_code": coding.join_codes(icd) if not coding.icd10_for(condition, site, side) else ""}
     episode = unit.existing(entry, "Condition")
+    if episode is None and unit.bulk:
+        build = services.record_build(Episode, patient=patient, **fields)
+        unit.defer(entry, "Condition", build.instance, build)
+        return "created", build.instance
     if episode is None:
         return "created", services.episode_create(patient=patient, request=unit.ctx.request, actor=unit.ctx.actor,
                                                   **fields)
@@ -762,12 +808,20 @@ def map_procedure(unit: Unit, entry: Entry, res: dict) -> tuple[str, Any]:
         fields[name] = _typed(name, _ext_value(part))
     existing = unit.existing(entry, "Procedure")
     index = _ext_value(_ext(res, codes.EXT_INDEX))
+    pending_index = unit.deferred_index(episode)
     if index is None:  # a foreign procedure: the first one of an episode without an index procedure anchors it
-        index = existing.is_index if existing is not None else not episode.procedures.filter(is_index=True).exists()
+        index = existing.is_index if existing is not None else not (
+            pending_index or episode.procedures.filter(is_index=True).exists())
     fields["is_index"] = bool(index)
     if existing is not None and existing.episode_id != episode.pk:
         raise Refused(f"this Procedure is already recorded for another episode ({existing.episode_id})",
                       "reasonReference")
+    if index and pending_index:
+        unit.flush()  # two index procedures of one episode: the registry refuses the second, once the first is in
+    if existing is None and unit.bulk:
+        build = services.procedure_build(episode=episode, **fields)
+        unit.defer(entry, "Procedure", build.instance, build)
+        return "created", build.instance
     procedure = services.procedure_record(episode=episode, instance=existing, request=unit.ctx.request,
                                           actor=unit.ctx.actor, **fields)
     return ("updated" if existing is not None else "created"), procedure
@@ -922,6 +976,9 @@ def map_imaging_study(unit: Unit, entry: Entry, res: dict) -> tuple[str, Any]:
     if existing is not None and existing.episode_id != episode.pk:
         raise Refused(f"this ImagingStudy is already recorded for another episode ({existing.episode_id})",
                       "reasonReference")
+    # (imported here: the imaging services load pydicom and scipy, seconds of every import's start-up)
+    from orthoreg.imaging.services import imaging_study_record
+
     study = imaging_study_record(episode=episode, date=day, description=str(res.get("description") or ""),
                                  user=unit.ctx.actor, request=unit.ctx.request, instance=existing)
     if res.get("series"):
@@ -952,11 +1009,15 @@ def map_adverse_event(unit: Unit, entry: Entry, res: dict) -> tuple[str, Any]:
         raise Skipped("no severity (mild, moderate or severe)")
     event = res.get("event") or {}
     description = event.get("text") or next((c.get("display") for c in _codings(event) if c.get("display")), "")
-    fields = {"date": day, "severity": severity,
+    fields: dict[str, Any] = {"date": day, "severity": severity,
               "serious": _code(res.get("seriousness"), codes.AE_SERIOUSNESS) == "serious",
               "description": description or "Adverse event (no description given)",
               "resolved_date": _day(_ext_value(_ext(res, codes.EXT_RESOLVED)), "resolved date")}
     existing = unit.existing(entry, "AdverseEvent")
+    if existing is None and unit.bulk:
+        build = services.record_build(AdverseEvent, procedure=procedure, **fields)
+        unit.defer(entry, "AdverseEvent", build.instance, build)
+        return "created", build.instance
     ae = services.adverse_event_record(procedure=procedure, instance=existing, request=unit.ctx.request,
                                        actor=unit.ctx.actor, **fields)
     return ("updated" if existing is not None else "created"), ae
@@ -1136,8 +1197,11 @@ def _map(unit: Unit, entry: Entry, resource_type: str) -> None:
         tally.skipped_reasons[f"{resource_type} is not imported (the registry has no place for it)"] += 1
         unit.outcome[id(entry)] = ("skipped", f"{resource_type} is not imported")
         return
+    # A savepoint per entry, so that an entry skipped or refused leaves nothing behind; but a streamed unit is
+    # all or nothing (any refusal rolls the whole file back), its mappers skip before they write and its services
+    # roll back their own writes on error: there it is left out (two statements of every line's three or four).
     try:
-        with transaction.atomic():
+        with nullcontext() if unit.bulk else transaction.atomic():
             state, obj = mapper(unit, entry, entry.resource)
             if resource_type in MODEL_OF and obj.pk is not None:  # (a deferred one is linked when stored)
                 unit.link(entry, resource_type, obj)
@@ -1249,8 +1313,11 @@ def import_entries(name: str, entries: Iterable[Entry], *, ctx: Context, summary
                                 checked.append((entry, resource_type))
                         unit.prefetch(checked)
                         for entry, resource_type in checked:
-                            if unit.deferred_keys.intersection((resource_type, k) for k in unit.keys_of(entry)):
-                                unit.flush()  # the same record twice in a chunk: the first is stored first
+                            if unit.deferred_keys.intersection((resource_type, k) for k in unit.keys_of(entry)) \
+                                    or unit.deferred_types - {resource_type}:
+                                # The same record twice in a chunk, or one of another type (it may refer to the
+                                # deferred ones): what is deferred is stored first.
+                                unit.flush_or_refuse()
                             unit.index(entry)
                             _map(unit, entry, resource_type)
                             unit.outcome.pop(id(entry), None)  # a later line refers by key, not by entry
@@ -1258,7 +1325,7 @@ def import_entries(name: str, entries: Iterable[Entry], *, ctx: Context, summary
                             unit.by_url.clear()
                             unit.by_type_id.clear()
                         if not unit.errors:
-                            unit.flush()
+                            unit.flush_or_refuse()
                 else:
                     checked = []
                     for entry in entries:

@@ -15,6 +15,9 @@ HANDLERS = {
 class Command(BaseCommand):
     help = ("Imports. 'fhir': FHIR R4 Bundles, resources and Bulk Data ndjson; 'redcap': a REDCap project (data "
             "dictionary, records, mapping).")
+    # Django's system checks import every view (scipy, pydicom, ...): seconds of each import's start-up, for
+    # checks of the web site an import does not use (`orthoreg serve` and `orthoreg manage check` run them).
+    requires_system_checks: list = []
 
     def add_arguments(self, parser):
         sub = parser.add_subparsers(dest="what", required=True)
