@@ -130,7 +130,15 @@ def responses_link(*, responses, announce: bool = True) -> list[Assessment | Non
 def _complete_all(done: list[Assessment], now) -> None:
     """Store these completed assessments (and their history rows). Only the response differs from one to the
     next: it is set per row (one CASE), the rest in one plain update, the completion time read from the response
-    (Django's bulk_update of five fields spent most of an import's time building its CASE expressions)."""
+    (Django's bulk_update of five fields spent most of an import's time building its CASE expressions). A single
+    assessment is one UPDATE of every field."""
+    if len(done) == 1:  # one answer (a patient's or staff's submission): one UPDATE, every field at once
+        one = done[0]
+        Assessment.objects.filter(pk=one.pk).update(
+            response=one.response, status=Assessment.Status.COMPLETED, completed_at=one.completed_at, draft={},
+            updated_at=now)
+        Assessment.history.bulk_history_create(done, update=True)
+        return
     Assessment.objects.bulk_update(done, ["response"], batch_size=500)
     ids = [a.pk for a in done]
     completed_at = Subquery(Response.objects.filter(pk=OuterRef("response_id")).values("completed_at")[:1])
