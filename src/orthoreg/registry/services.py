@@ -56,6 +56,10 @@ class Pending:
     previous_date: Any = None
 
 
+# Models whose clean() enforces every one of their Meta.constraints (and says which record is in the way).
+CLEAN_CHECKS_CONSTRAINTS = (Patient, Procedure)
+
+
 def record_build(model: type[models.Model], *, instance: models.Model | None = None, **fields: Any) -> Pending:
     """A new record (or instance with these fields changed), validated whole (full_clean), not saved yet.
     Raises ValidationError."""
@@ -66,7 +70,10 @@ def record_build(model: type[models.Model], *, instance: models.Model | None = N
         _apply(instance, fields)
         pending = Pending(instance, AuditEvent.Action.UPDATE,
                           detail=f"changed: {', '.join(changed)}" if changed else "no change")
-    pending.instance.full_clean()
+    # Patient.clean() refuses a used MRN and Procedure.clean() a second index procedure of an episode, with
+    # their own messages: Django's check of the same constraints would only ask the database again (the
+    # constraints themselves stay in the database).
+    pending.instance.full_clean(validate_constraints=model not in CLEAN_CHECKS_CONSTRAINTS)
     return pending
 
 
@@ -192,10 +199,8 @@ def procedure_build(*, episode: Episode | None = None, instance: Procedure | Non
     """A procedure created (or instance changed), validated, not stored yet: procedures_store stores it."""
     previous_date = instance.date if instance is not None and instance.is_index else None
     was_index = bool(instance is not None and instance.is_index)
-    if instance is None:
-        pending = record_build(Procedure, episode=episode, **fields)
-    else:
-        pending = record_build(Procedure, instance=instance, **fields)
+    pending = record_build(Procedure, instance=instance, **({"episode": episode} if instance is None else {}),
+                           **fields)
     pending.was_index, pending.previous_date = was_index, previous_date
     return pending
 

@@ -108,6 +108,16 @@ class Validator:
             raise ExportError(f"{resource['resourceType']}/{resource.get('id')} does not validate: {exc}") from exc
         return resource
 
+    def passes(self, resource: dict, model: type[FHIRAbstractModel]) -> bool:
+        """Does resource validate with model, checked element by element (False whatever the fault: the caller
+        then validates it whole, for the verdict and the message `model.model_validate` gives)? The import's
+        check of arbitrary input: a True here is the whole validation's True."""
+        try:
+            model.model_validate(self._with_elements(resource, model))
+        except Exception:  # any fault: validated whole again by the caller
+            return False
+        return True
+
     def _with_elements(self, value: dict, model: type[FHIRAbstractModel]) -> dict:
         """A copy of value with each of its complex elements replaced by its validated model instance."""
         fields = _element_fields(model)

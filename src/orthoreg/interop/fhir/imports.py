@@ -41,7 +41,7 @@ from orthoreg.registry.models import AdverseEvent, Clinic, Episode, Patient, Pro
 
 from ..models import FhirLink
 from . import codes
-from .export import ORTHOBIOLOGIC_FIELDS, RESOURCE_ORDER
+from .export import ORTHOBIOLOGIC_FIELDS, RESOURCE_ORDER, Validator
 
 BUNDLE_TYPES = ("transaction", "batch", "collection", "searchset")
 # The order resources of one Bundle are mapped in, so that what they refer to exists first.
@@ -322,6 +322,7 @@ class Context:
     links: dict[tuple[str, str], int] = field(default_factory=dict)
     objects: OrderedDict = field(default_factory=OrderedDict)
     installed: list[tuple[Path, bytes | None]] = field(default_factory=list)  # undone at the end of a dry run
+    validator: Validator = field(default_factory=Validator)  # the elements validated by this import
 
 
 class Unit:
@@ -1179,7 +1180,8 @@ def _check(unit: Unit, entry: Entry, expected_type: str | None) -> str | None:
                                           "resources", "resourceType")
         return None
     try:
-        model.model_validate(res)
+        if not unit.ctx.validator.passes(res, model):  # each distinct element validated once per import
+            model.model_validate(res)  # the whole resource: the verdict and the message with its path
     except PydanticValidationError as exc:
         unit.refuse(entry, resource_type, _pydantic_message(exc))
         return None
