@@ -18,8 +18,10 @@ import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import numpy as np
+if TYPE_CHECKING:  # numpy is imported where it is used: loading it is a good part of every command's start-up
+    import numpy as np
 
 
 @functools.cache
@@ -208,6 +210,7 @@ def kaplan_meier(durations: Sequence[float], events: Sequence[bool]) -> KaplanMe
     n = len(durations)
     if n == 0:
         return KaplanMeier(0, 0, [], [], None, None, None)
+    import numpy as np
     from lifelines import KaplanMeierFitter
 
     observed = np.asarray(events, dtype=bool)
@@ -284,11 +287,15 @@ class CumulativeIncidence:
 
     def index_at(self, time: float) -> int | None:
         """The row holding at `time` (the last at or before it); None before the first or past the last time."""
+        import numpy as np
+
         i = int(np.searchsorted(self.time, time, side="right")) - 1
         return None if i < 0 or time > self.time[-1] else i
 
     def at_risk_at(self, time: float) -> int:
         """Number still followed and free of both events just before `time`."""
+        import numpy as np
+
         i = int(np.searchsorted(self.time, time, side="left"))
         return int(self.at_risk[i]) if i < len(self.time) else 0
 
@@ -309,6 +316,8 @@ def aalen_johansen(durations, status, counts=None) -> CumulativeIncidence:
     within (0, 1). Where F is still 0 that transform is undefined: the interval is [0, Wilson upper limit of no
     event among those at risk], as the Kaplan-Meier band before the first event (`kaplan_meier`).
     Ties between the two kinds of event are taken as they are (lifelines instead jitters them apart at random)."""
+    import numpy as np
+
     t = np.asarray(durations, dtype=float)
     s = np.asarray(status, dtype=int)
     w = np.ones(len(t), dtype=np.int64) if counts is None else np.asarray(counts, dtype=np.int64)

@@ -18,8 +18,6 @@ from django.core.management.base import CommandError
 
 from orthoreg.registry.selectors import UnknownClinic, clinic_by_code
 
-from . import redcap
-
 BAD_INPUT = 2
 
 
@@ -37,6 +35,10 @@ def add_parser(subparsers) -> None:
 
 def handle(command, *, dictionary: Path, records: Path | None, mapping: Path | None, clinic: str | None,
            dry_run: bool, format: str, suggest_mapping: bool, **_) -> None:
+    # (imported here: the REDCap import's modules would be a tenth of a second of every `orthoreg import`'s
+    # start-up, a FHIR import's too)
+    from . import redcap
+
     try:
         if suggest_mapping:
             command.stdout.write(json.dumps(redcap.suggest_mapping(dictionary=dictionary, records=records),
