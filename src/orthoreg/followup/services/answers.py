@@ -3,9 +3,13 @@ time point is left, its invitation; drafts; the patient's unsubscribe."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.core.exceptions import ValidationError
-from django.db import transaction
-from django.db.models import Exists, OuterRef, Subquery
+from django.db import connection, transaction
+from django.db.models import Exists, Field, OuterRef
+from django.db.models.expressions import RawSQL
+from django.db.models.functions import Cast
 from django.utils import timezone
 
 from orthoreg import events
@@ -128,24 +132,33 @@ def responses_link(*, responses, announce: bool = True) -> list[Assessment | Non
 
 
 def _complete_all(done: list[Assessment], now) -> None:
-    """Store these completed assessments (and their history rows). Only the response differs from one to the
-    next: it is set per row (one CASE), the rest in one plain update, the completion time read from the response
-    (Django's bulk_update of five fields spent most of an import's time building its CASE expressions). A single
-    assessment is one UPDATE of every field."""
-    if len(done) == 1:  # one answer (a patient's or staff's submission): one UPDATE, every field at once
-        one = done[0]
-        Assessment.objects.filter(pk=one.pk).update(
-            response=one.response, status=Assessment.Status.COMPLETED, completed_at=one.completed_at, draft={},
-            updated_at=now)
-        Assessment.history.bulk_history_create(done, update=True)
-        return
-    Assessment.objects.bulk_update(done, ["response"], batch_size=500)
-    ids = [a.pk for a in done]
-    completed_at = Subquery(Response.objects.filter(pk=OuterRef("response_id")).values("completed_at")[:1])
-    for start in range(0, len(ids), 500):
-        Assessment.objects.filter(pk__in=ids[start:start + 500]).update(
-            status=Assessment.Status.COMPLETED, completed_at=completed_at, draft={}, updated_at=now)
+    """Store these completed assessments (and their history rows): one UPDATE per 500 of them, their response
+    and completion time set per row (a CASE on the id each), the rest plain. The CASEs are written out (Django's
+    bulk_update spent most of an import's time building its CASE expressions, one When per row and field), cast
+    as bulk_update casts them where the database needs it (PostgreSQL). One assessment (a patient's or staff's
+    submission) is one UPDATE too."""
+    for start in range(0, len(done), 500):
+        batch = done[start:start + 500]
+        Assessment.objects.filter(pk__in=[a.pk for a in batch]).update(
+            response=_per_row(batch, "response", [a.response_id for a in batch]),
+            completed_at=_per_row(batch, "completed_at", [a.completed_at for a in batch]),
+            status=Assessment.Status.COMPLETED, draft={}, updated_at=now)
     Assessment.history.bulk_history_create(done, batch_size=500, update=True)
+
+
+def _per_row(rows: list[Assessment], name: str, values: list) -> Any:
+    """`CASE id WHEN <row's id> THEN <its value> ... END` for an UPDATE of these rows' field `name`."""
+    field = Assessment._meta.get_field(name)
+    assert isinstance(field, Field)
+    pk = connection.ops.quote_name(Assessment._meta.pk.column)
+    sql = f"CASE {pk} {' '.join(['WHEN %s THEN %s'] * len(rows))} END"
+    params: list = []
+    for row, value in zip(rows, values):
+        params += [row.pk, field.get_db_prep_save(value, connection=connection)]
+    expression = RawSQL(sql, params, output_field=field)
+    if connection.features.requires_casted_case_in_updates:
+        return Cast(expression, output_field=field)
+    return expression
 
 
 def link_responses(*, episode_ids) -> int:
