@@ -475,7 +475,9 @@ class Procedure(models.Model):
         elif problem := coding.cpt_guidance_problem(self.cpt_code, self.image_guidance):
             errors["cpt_code"] = problem
         if self.is_index and self.episode_id:
-            other = Procedure.objects.filter(episode_id=self.episode_id, is_index=True).exclude(pk=self.pk).first()
+            # (by id: the episode has one index procedure at most; the default order joins the patient to sort)
+            other = (Procedure.objects.filter(episode_id=self.episode_id, is_index=True).exclude(pk=self.pk)
+                     .order_by("pk").first())
             if other is not None:
                 errors["is_index"] = (f"This episode already has an index procedure ({other}); "
                                       "unmark it first.")

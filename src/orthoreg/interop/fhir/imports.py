@@ -130,6 +130,7 @@ class Entry:
     method: str = ""
     request_url: str = ""
     size: int = 0  # bytes of its ndjson line
+    keys: list[str] | None = None  # what it is found by (Unit.keys_of, worked out once)
 
 
 class UnitError(Exception):
@@ -323,6 +324,7 @@ class Context:
     objects: OrderedDict = field(default_factory=OrderedDict)
     installed: list[tuple[Path, bytes | None]] = field(default_factory=list)  # undone at the end of a dry run
     validator: Validator = field(default_factory=Validator)  # the elements validated by this import
+    clinics: dict[str | None, Clinic] = field(default_factory=dict)  # managingOrganization's code -> clinic
 
 
 class Unit:
@@ -481,6 +483,12 @@ class Unit:
         return self.fetch(resource_type, ids[0]) if ids else None
 
     def keys_of(self, entry: Entry) -> list[str]:
+        if entry.keys is None:
+            entry.keys = self._keys(entry)
+        return entry.keys
+
+    @staticmethod
+    def _keys(entry: Entry) -> list[str]:
         res = entry.resource or {}
         keys = []
         identifiers = res.get("identifier")
@@ -548,6 +556,12 @@ class Unit:
             if isinstance(obj, Patient):
                 self.deferred_mrns.add((obj.clinic_id, obj.mrn))
 
+    def defer_new(self, entry: Entry, resource_type: str, build: services.Pending) -> tuple[str, Any]:
+        """A new registry record built (and validated) by its service, stored by the next flush: what a mapper
+        returns for it."""
+        self.defer(entry, resource_type, build.instance, build)
+        return "created", build.instance
+
     def deferred_index(self, episode: Episode) -> bool:
         """Is one of the deferred procedures the index procedure of this episode?"""
         return any(isinstance(obj, Procedure) and obj.is_index and obj.episode_id == episode.pk
@@ -608,10 +622,21 @@ def _mrn(res: dict) -> str:
 
 
 def _clinic_for(unit: Unit, res: dict) -> Clinic:
+    """The clinic of a new patient: --clinic, else the one its managingOrganization names, else the only one
+    (asked once per import and named clinic: an import creates no clinic)."""
     if unit.ctx.clinic is not None:
         return unit.ctx.clinic
     org = res.get("managingOrganization") or {}
     ident = org.get("identifier") if isinstance(org, dict) else None
+    named = ident.get("value") if isinstance(ident, dict) and ident.get("system") == codes.CLINIC_SYSTEM else None
+    key = str(named) if named is not None else None
+    clinic = unit.ctx.clinics.get(key)
+    if clinic is None:
+        clinic = unit.ctx.clinics[key] = _find_clinic(unit, ident)
+    return clinic
+
+
+def _find_clinic(unit: Unit, ident: Any) -> Clinic:
     clinics = Clinic.objects.all()
     if unit.ctx.allowed_clinic_ids is not None:
         clinics = clinics.filter(pk__in=unit.ctx.allowed_clinic_ids)
@@ -672,9 +697,7 @@ def map_patient(unit: Unit, entry: Entry, res: dict) -> tuple[str, Any]:
             unit.flush()  # the same patient twice in a chunk: the first is stored first
         patient = Patient.objects.filter(clinic=clinic, mrn=mrn).first()
         if patient is None and unit.bulk:
-            build = services.record_build(Patient, clinic=clinic, mrn=mrn, **fields)
-            unit.defer(entry, "Patient", build.instance, build)
-            return "created", build.instance
+            return unit.defer_new(entry, "Patient", services.record_build(Patient, clinic=clinic, mrn=mrn, **fields))
         if patient is None:
             created = services.patient_create(clinic=clinic, request=unit.ctx.request, actor=unit.ctx.actor,
                                               mrn=mrn, **fields)
@@ -739,9 +762,7 @@ def map_condition(unit: Unit, entry: Entry, res: dict) -> tuple[str, Any]:
               "icd10_code": coding.join_codes(icd) if not coding.icd10_for(condition, site, side) else ""}
     episode = unit.existing(entry, "Condition")
     if episode is None and unit.bulk:
-        build = services.record_build(Episode, patient=patient, **fields)
-        unit.defer(entry, "Condition", build.instance, build)
-        return "created", build.instance
+        return unit.defer_new(entry, "Condition", services.record_build(Episode, patient=patient, **fields))
     if episode is None:
         return "created", services.episode_create(patient=patient, request=unit.ctx.request, actor=unit.ctx.actor,
                                                   **fields)
@@ -820,9 +841,7 @@ def map_procedure(unit: Unit, entry: Entry, res: dict) -> tuple[str, Any]:
     if index and pending_index:
         unit.flush()  # two index procedures of one episode: the registry refuses the second, once the first is in
     if existing is None and unit.bulk:
-        build = services.procedure_build(episode=episode, **fields)
-        unit.defer(entry, "Procedure", build.instance, build)
-        return "created", build.instance
+        return unit.defer_new(entry, "Procedure", services.procedure_build(episode=episode, **fields))
     procedure = services.procedure_record(episode=episode, instance=existing, request=unit.ctx.request,
                                           actor=unit.ctx.actor, **fields)
     return ("updated" if existing is not None else "created"), procedure
@@ -1016,9 +1035,8 @@ def map_adverse_event(unit: Unit, entry: Entry, res: dict) -> tuple[str, Any]:
               "resolved_date": _day(_ext_value(_ext(res, codes.EXT_RESOLVED)), "resolved date")}
     existing = unit.existing(entry, "AdverseEvent")
     if existing is None and unit.bulk:
-        build = services.record_build(AdverseEvent, procedure=procedure, **fields)
-        unit.defer(entry, "AdverseEvent", build.instance, build)
-        return "created", build.instance
+        return unit.defer_new(entry, "AdverseEvent", services.record_build(AdverseEvent, procedure=procedure,
+                                                                            **fields))
     ae = services.adverse_event_record(procedure=procedure, instance=existing, request=unit.ctx.request,
                                        actor=unit.ctx.actor, **fields)
     return ("updated" if existing is not None else "created"), ae
