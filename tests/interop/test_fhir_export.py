@@ -183,6 +183,30 @@ def test_the_export_validator_refuses_what_validate_refuses(tmp_path, df):
     assert refused > 50 and accepted < refused
 
 
+def test_the_import_check_passes_exactly_what_whole_validation_passes(tmp_path, df):
+    """Validator.passes (the import's check of each resource, its elements validated once): True exactly when the
+    resource validates whole, with the valid elements already remembered."""
+    from fhir.resources.R4B import get_fhir_model_class
+
+    from orthoreg.interop.fhir.export import ExportError, Validator, validate
+
+    resources = _resources(tmp_path, df)
+    check = Validator()
+    for resource in resources:
+        assert check.passes(resource, get_fhir_model_class(resource["resourceType"]))
+    refused = 0
+    for resource in {r["resourceType"]: r for r in reversed(resources)}.values():
+        for broken in _broken(resource):
+            try:
+                validate(broken)
+                whole = True
+            except ExportError:
+                whole = False
+                refused += 1
+            assert check.passes(broken, get_fhir_model_class(broken["resourceType"])) is whole
+    assert refused > 50
+
+
 def test_the_export_validator_tells_equal_looking_values_apart(tmp_path, df):
     from orthoreg.interop.fhir.export import ExportError, Validator
 
