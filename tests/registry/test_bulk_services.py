@@ -97,3 +97,25 @@ def test_episodes_schedule_queries_do_not_grow_with_the_episodes(clinic):
     assert queries(episodes[:2]) == queries(episodes[2:])
     assert _plan(episodes[0]) == _plan(episodes[7])
     assert followup.episode_schedule(episode=episodes[0]).created == 0  # idempotent
+
+
+def test_record_build_refuses_what_the_constraints_refuse_by_clean(clinic, index_procedure):
+    """record_build leaves Django's re-check of Patient's and Procedure's constraints out (their clean() enforces
+    them): a used MRN and a second index procedure are still refused, with clean()'s messages; a new patient is
+    checked in two queries (its clinic exists, its MRN is free), not three."""
+    from django.core.exceptions import ValidationError
+
+    Patient.objects.create(clinic=clinic, mrn="DUP-1", given_name="Ann", family_name="Lee",
+                           birth_date=dt.date(1970, 1, 1))
+    with pytest.raises(ValidationError) as err:
+        registry.record_build(Patient, clinic=clinic, mrn="DUP-1", given_name="Bo", family_name="Ray",
+                              birth_date=dt.date(1971, 1, 1))
+    assert err.value.message_dict["mrn"] == ["MRN DUP-1 is already used by another patient of this clinic."]
+    with CaptureQueriesContext(connection) as ctx:
+        registry.record_build(Patient, clinic=clinic, mrn="NEW-1", given_name="Bo", family_name="Ray",
+                              birth_date=dt.date(1971, 1, 1))
+    assert len(ctx.captured_queries) == 2
+    with pytest.raises(ValidationError) as err:
+        registry.procedure_build(episode=index_procedure.episode, date=index_procedure.date, kind="bmc",
+                                 is_index=True, target_structure="joint", image_guidance="ultrasound")
+    assert "already has an index procedure" in err.value.message_dict["is_index"][0]
