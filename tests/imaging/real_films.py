@@ -108,3 +108,36 @@ def draw(joint: Joint, result, path: Path, scale: int = 8, pad: int = 25) -> Non
             canvas.ellipse([x - 4, y - 4, x + 4, y + 4], outline=(0, 255, 0))
     path.parent.mkdir(parents=True, exist_ok=True)
     image.save(path)
+
+
+def variants(folder: Path) -> dict[str, Path]:
+    """The ankle film re-encoded (pixels unchanged): RLE Lossless, and as 8-bit RGB (three different channels
+    made from its pixels), uncompressed and RLE; written under `folder`."""
+    import pydicom
+    from pydicom.uid import ExplicitVRLittleEndian, RLELossless
+
+    folder.mkdir(parents=True, exist_ok=True)
+    files = {}
+    ds = pydicom.dcmread(film_path("ankle"))
+    ds.compress(RLELossless, encoding_plugin="pydicom")
+    files["ankle RLE"] = folder / "ankle-rle.dcm"
+    ds.save_as(files["ankle RLE"], enforce_file_format=True)
+    ds = pydicom.dcmread(film_path("ankle"))
+    grey = ds.pixel_array.astype(np.float32)
+    grey = np.rint(255 * (grey - grey.min()) / max(float(np.ptp(grey)), 1)).astype(np.uint8)
+    ds.PhotometricInterpretation = "RGB"
+    ds.SamplesPerPixel, ds.PlanarConfiguration = 3, 0
+    ds.BitsAllocated = ds.BitsStored = 8
+    ds.HighBit = 7
+    ds.PixelRepresentation = 0
+    for keyword in ("WindowCenter", "WindowWidth", "RescaleSlope", "RescaleIntercept", "PresentationLUTShape"):
+        if keyword in ds:
+            delattr(ds, keyword)
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.PixelData = np.stack([grey, grey // 2, 255 - grey], axis=-1).tobytes()
+    files["ankle RGB"] = folder / "ankle-rgb.dcm"
+    ds.save_as(files["ankle RGB"], enforce_file_format=True)
+    ds.compress(RLELossless, encoding_plugin="pydicom")
+    files["ankle RGB RLE"] = folder / "ankle-rgb-rle.dcm"
+    ds.save_as(files["ankle RGB RLE"], enforce_file_format=True)
+    return files

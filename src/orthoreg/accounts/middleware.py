@@ -59,9 +59,10 @@ class TwoFactorMiddleware:
         user = getattr(request, "user", None)
         if user is not None and user.is_authenticated and not request.path.startswith(self.EXEMPT) \
                 and not user.is_verified():
-            if twofactor.has_device(user):
+            step = twofactor.gate(user)
+            if step == "verify":
                 return redirect(f"{reverse('accounts:2fa_verify')}?next={request.get_full_path()}")
-            if twofactor.required_for(user):
+            if step == "setup":
                 return redirect(f"{reverse('accounts:2fa_setup')}?next={request.get_full_path()}")
         return self.get_response(request)
 

@@ -16,26 +16,39 @@ from django.utils import timezone
 from django_otp import login as otp_login
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from .models import AuditEvent, EnrolmentCode, Membership, Role
+from . import access
+from .models import AuditEvent, EnrolmentCode, Role
 from .services import audit_record
 
 ENROLMENT_DAYS = 7
 _CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read aloud or typed from paper
 
 
-def required_for(user) -> bool:
-    """Admins always; everyone when ORTHOREG_REQUIRE_2FA is set; anyone who has set up a device."""
+def required_for(user, *, device: bool | None = None) -> bool:
+    """Admins always; everyone when ORTHOREG_REQUIRE_2FA is set; anyone who has set up a device (`device`:
+    whether they have, when the caller already knows). The roles are the request's own (read once)."""
     if not getattr(user, "is_authenticated", False):
         return False
     if user.is_superuser or user.is_staff or settings.REQUIRE_2FA_FOR_ALL:
         return True
-    if Membership.objects.filter(user=user, role=Role.ADMIN).exists():
+    if Role.ADMIN in access.roles(user):
         return True
-    return TOTPDevice.objects.filter(user=user, confirmed=True).exists()
+    return has_device(user) if device is None else device
 
 
 def has_device(user) -> bool:
     return TOTPDevice.objects.filter(user=user, confirmed=True).exists()
+
+
+def gate(user) -> str:
+    """Where a signed-in user whose session is not verified must go first: "verify" (they have a confirmed
+    device), "setup" (two-factor is required of them and they have no device yet) or "" (nowhere). One device
+    query."""
+    if has_device(user):
+        return "verify"
+    if required_for(user, device=False):
+        return "setup"
+    return ""
 
 
 @transaction.atomic

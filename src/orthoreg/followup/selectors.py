@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 from dataclasses import dataclass
 from functools import cached_property
@@ -181,8 +182,9 @@ def completeness(*, user, clinic: str = "", today: dt.date | None = None) -> lis
     """Per time point: due (window closed or answered), completed, and the percentage, in one GROUP BY; kept in the
     cache for COMPLETENESS_SECONDS per scope."""
     today = today or timezone.localdate()
-    key = "orthoreg:completeness:" + json.dumps([sorted(access.clinic_ids(user, access.CONTACT)), clinic,
-                                                 today.isoformat()])
+    scope = json.dumps([sorted(access.clinic_ids(user, access.CONTACT)), clinic, today.isoformat()])
+    # hashed: the clinic filter comes from the query string, and any backend (memcached) takes this key
+    key = "orthoreg:completeness:" + hashlib.sha256(scope.encode()).hexdigest()
     cached = cache.get(key)
     if cached is None:
         cached = _completeness(user=user, clinic=clinic, today=today)

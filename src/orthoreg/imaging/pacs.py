@@ -10,8 +10,12 @@ words; callers show it, never a traceback.
 from __future__ import annotations
 
 import datetime as dt
-import io
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
+from urllib.parse import quote
 
 import pydicom
 import requests
@@ -70,8 +74,8 @@ class Instance:
 @dataclass
 class Retrieved:
     instance: Instance
-    data: bytes
-    dataset: pydicom.Dataset = field(repr=False)
+    path: str  # the DICOM file on disk (removed when the `retrieved` block ends)
+    dataset: pydicom.Dataset = field(repr=False)  # its header (no pixel data)
 
 
 def configured() -> bool:
@@ -87,17 +91,21 @@ def client() -> DICOMwebClient:
     if not configured():
         raise PacsError("No PACS is configured: set ORTHOREG_DICOMWEB_URL to the DICOMweb address of the clinic's "
                         "PACS (for example http://pacs.example.org:8042/dicom-web).")
-    session = requests.Session()
-    if settings.DICOMWEB_USER:
-        session.auth = (settings.DICOMWEB_USER, settings.DICOMWEB_PASSWORD)
     try:
-        web = DICOMwebClient(url=settings.DICOMWEB_URL, session=session, timeout=float(settings.DICOMWEB_TIMEOUT))
+        web = DICOMwebClient(url=settings.DICOMWEB_URL, session=_session(), timeout=float(settings.DICOMWEB_TIMEOUT))
     except (ValueError, TypeError) as exc:
         raise PacsError(f"ORTHOREG_DICOMWEB_URL={settings.DICOMWEB_URL!r} is not a usable address ({exc}).") from None
     # dicomweb-client retries every failure (a refused connection too) with exponential back-off, 30 s in all:
     # a page waiting on a PACS that is down answers at once instead, and the user may try again.
     web.set_http_retry_params(retry=False)
     return web
+
+
+def _session() -> requests.Session:
+    session = requests.Session()
+    if settings.DICOMWEB_USER:
+        session.auth = (settings.DICOMWEB_USER, settings.DICOMWEB_PASSWORD)
+    return session
 
 
 def _words(exc: Exception, doing: str) -> PacsError:
@@ -207,22 +215,128 @@ def study_instances(study_uid: str, *, patient_id: str) -> list[Instance]:
     return sorted(instances, key=lambda i: (i.series_uid, i.number or 0, i.uid))
 
 
-def retrieve(instance: Instance, *, patient_id: str) -> Retrieved:
-    """One instance (WADO-RS) as the bytes of a DICOM file, checked to be of the patient."""
+_CHUNK = 1 << 20  # the WADO-RS answer is read and written 1 MiB at a time
+_MAX_PART_HEADERS = 64 * 1024
+# What dicomweb-client's retrieve_instance asks for: the instance as the PACS stores it (no transcoding).
+_ACCEPT = 'multipart/related; type="application/dicom"; transfer-syntax=*'
+
+
+@contextmanager
+def retrieved(instance: Instance, *, patient_id: str, directory: str | None = None) -> Iterator[Retrieved]:
+    """One instance (WADO-RS) as a DICOM file on disk, checked to be of the patient; the file is removed when the
+    block ends.
+
+    The PACS's answer is streamed to a temporary file a chunk at a time (never whole in memory), and the file kept
+    is the one dicomweb-client's `retrieve_instance` + pydicom's `save_as` made before (the same bytes): the
+    dataset is read from disk with its pixel data deferred and written to a second temporary file."""
+    received = _temporary(directory, "pacs-", ".part")
+    kept = _temporary(directory, "pacs-", ".dcm")
     try:
-        dataset = client().retrieve_instance(instance.study_uid, instance.series_uid, instance.uid)
-        if str(dataset.get("PatientID", "")) != patient_id:
-            raise PacsError(f"Image {instance.uid} on the PACS belongs to another patient "
-                            f"({dataset.get('PatientID', 'no PatientID')}), not {patient_id}: not imported.")
-        buffer = io.BytesIO()
-        if not getattr(dataset, "file_meta", None) or "TransferSyntaxUID" not in dataset.file_meta:
-            raise ValueError("the instance came without its transfer syntax")
-        dataset.save_as(buffer, enforce_file_format=True)
-    except PacsError:
-        raise
-    except _FAILURES as exc:
-        raise _words(exc, f"send image {instance.uid}") from None
-    return Retrieved(instance=instance, data=buffer.getvalue(), dataset=dataset)
+        try:
+            _download(instance, received)
+            dataset = pydicom.dcmread(received, defer_size="256 KB")
+            if str(dataset.get("PatientID", "")) != patient_id:
+                raise PacsError(f"Image {instance.uid} on the PACS belongs to another patient "
+                                f"({dataset.get('PatientID', 'no PatientID')}), not {patient_id}: not imported.")
+            if not getattr(dataset, "file_meta", None) or "TransferSyntaxUID" not in dataset.file_meta:
+                raise ValueError("the instance came without its transfer syntax")
+            dataset.save_as(kept, enforce_file_format=True)
+            del dataset  # its pixel data, read for the copy
+            with suppress(OSError):
+                os.unlink(received)
+            header = pydicom.dcmread(kept, stop_before_pixels=True)
+        except PacsError:
+            raise
+        except _FAILURES as exc:
+            raise _words(exc, f"send image {instance.uid}") from None
+        yield Retrieved(instance=instance, path=kept, dataset=header)
+    finally:
+        for path in (received, kept):
+            with suppress(OSError):
+                os.unlink(path)
+
+
+def _temporary(directory: str | None, prefix: str, suffix: str) -> str:
+    fd, path = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=directory)
+    os.close(fd)
+    return path
+
+
+def _download(instance: Instance, path: str) -> None:
+    """The instance's part of the WADO-RS answer written to `path`, read a chunk at a time. Parsed as
+    dicomweb-client parses it (multipart/related, its one part; a server that sends the part bare, as
+    application/dicom, is accepted too); ValueError when the answer is not one instance."""
+    client()  # the settings checked as for every other request (the stream is read with requests itself)
+    url = "/".join([settings.DICOMWEB_URL.rstrip("/"), "studies", quote(instance.study_uid, safe=""), "series",
+                    quote(instance.series_uid, safe=""), "instances", quote(instance.uid, safe="")])
+    with _session().get(url, headers={"Accept": _ACCEPT}, stream=True,
+                        timeout=float(settings.DICOMWEB_TIMEOUT)) as response:
+        response.raise_for_status()
+        content_type = response.headers.get("content-type", "")
+        chunks = response.iter_content(chunk_size=_CHUNK)
+        with open(path, "wb") as out:
+            if content_type.startswith("application/dicom"):
+                for chunk in chunks:
+                    out.write(chunk)
+                return
+            media_type, *parameters = [part.strip() for part in content_type.split(";")]
+            if media_type.lower() != "multipart/related":
+                raise ValueError(f'Unexpected media type: "{media_type}". Expected "multipart/related".')
+            boundary = next((value.strip('"') for attr, _, value in (p.partition("=") for p in parameters)
+                             if attr.lower() == "boundary"), None)
+            if boundary is None:  # a single part sent without a boundary: the body as it is
+                for chunk in chunks:
+                    out.write(chunk)
+                return
+            if _write_single_part(chunks, b"\r\n--" + boundary.encode(), out) != 1:
+                raise ValueError("the PACS did not send exactly one instance")
+
+
+def _write_single_part(chunks: Iterator[bytes], delimiter: bytes, out) -> int:
+    """Write the content of a multipart body's first part to `out` (`delimiter` is CRLF "--" boundary, the body
+    split on it as dicomweb-client splits it), holding at most a chunk and a delimiter in memory; returns the
+    number of parts with content (a second one makes the answer unusable: not written)."""
+    data = bytearray()
+    parts = 0
+    in_body = False
+    for chunk in chunks:
+        data += chunk
+        while True:
+            if not in_body:
+                if len(data) < len(delimiter):
+                    break  # too little to tell a closing "--" from a part's headers: read on
+                if data.startswith(b"--") and not data.startswith(delimiter[2:]):
+                    return parts  # the closing delimiter's "--": the end of the message
+                end = data.find(b"\r\n\r\n")
+                if end < 0:
+                    if len(data) > _MAX_PART_HEADERS:
+                        raise ValueError("Message part does not contain CRLF CRLF")
+                    break
+                del data[:end + 4]
+                in_body, parts = True, parts + 1
+            found = data.find(delimiter)
+            if found < 0:
+                keep = len(delimiter) - 1
+                if len(data) > keep:
+                    if parts == 1:
+                        out.write(data[:-keep])
+                    del data[:-keep]
+                break
+            if parts == 1:
+                out.write(data[:found])
+            del data[:found + len(delimiter)]
+            in_body = False
+    if in_body:  # no closing delimiter: the part runs to the end of the body
+        if parts == 1:
+            out.write(data)
+    elif bytes(data) not in (b"", b"--", b"\r\n") and not data.startswith(b"--\r\n"):
+        end = data.find(b"\r\n\r\n")  # the last part, shorter than a delimiter
+        if end < 0:
+            raise ValueError("Message part does not contain CRLF CRLF")
+        parts += 1
+        if parts == 1:
+            out.write(data[end + 4:])
+    return parts
 
 
 def store(dataset: pydicom.Dataset) -> None:

@@ -509,6 +509,13 @@ def _view_from_header(view_position: str) -> str:
     return _VIEW_POSITIONS.get(position, Image.View.OTHER)
 
 
+class _FileOnDisk(File):
+    """A file already on disk, used where it is by the upload (like Django's TemporaryUploadedFile)."""
+
+    def temporary_file_path(self) -> str:
+        return self.file.name
+
+
 def pacs_import(*, episode: Episode, study_uids: Sequence[str], user=None, request=None,
                 progress: Callable[[PulledInstance], None] | None = None,
                 on_total: Callable[[int], None] | None = None) -> list[PulledInstance]:
@@ -537,18 +544,20 @@ def pacs_import(*, episode: Episode, study_uids: Sequence[str], user=None, reque
         elif existing is not None:
             outcome.reason = f"already on this episode (radiograph {existing.pk} of {format_date(existing.date)})"
         else:
-            pulled = pacs.retrieve(instance, patient_id=patient_id)
-            laterality = str(pulled.dataset.get("ImageLaterality") or pulled.dataset.get("Laterality") or "")
-            side = _LATERALITY.get(laterality.strip().upper(), "")
-            try:
-                outcome.image = image_upload(
-                    episode=episode, file=ContentFile(pulled.data, name=f"{instance.uid}.dcm"),
-                    view=_view_from_header(str(pulled.dataset.get("ViewPosition") or "")), side=side,
-                    description=str(pulled.dataset.get("StudyDescription") or ""), origin="the PACS",
-                    user=user, request=request)
-            except ValidationError as exc:
-                messages = exc.message_dict if hasattr(exc, "error_dict") else {"file": exc.messages}
-                outcome.reason = " ".join(m for items in messages.values() for m in items)
+            # On disk from the PACS's answer to storage, never whole in memory.
+            with pacs.retrieved(instance, patient_id=patient_id, directory=upload_temp_dir()) as pulled, \
+                    open(pulled.path, "rb") as fh:
+                laterality = str(pulled.dataset.get("ImageLaterality") or pulled.dataset.get("Laterality") or "")
+                side = _LATERALITY.get(laterality.strip().upper(), "")
+                try:
+                    outcome.image = image_upload(
+                        episode=episode, file=_FileOnDisk(fh, name=f"{instance.uid}.dcm"),
+                        view=_view_from_header(str(pulled.dataset.get("ViewPosition") or "")), side=side,
+                        description=str(pulled.dataset.get("StudyDescription") or ""), origin="the PACS",
+                        user=user, request=request)
+                except ValidationError as exc:
+                    messages = exc.message_dict if hasattr(exc, "error_dict") else {"file": exc.messages}
+                    outcome.reason = " ".join(m for items in messages.values() for m in items)
         outcomes.append(outcome)
         if progress:
             progress(outcome)
