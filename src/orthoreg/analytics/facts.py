@@ -134,7 +134,7 @@ def ensure_current() -> int:
     return refresh()
 
 
-RULES_VERSION = 1  # raise when the meaning of a fact changes: every fact is rebuilt on the next refresh
+RULES_VERSION = 2  # raise when the meaning of a fact changes: every fact is rebuilt on the next refresh
 
 
 def rules_stamp() -> str:
@@ -319,7 +319,7 @@ def cell_rows(outcomes: QuerySet, sign: int) -> QuerySet:
                       default=F("window_end"), output_field=DateField()),
         c_has_score=_flag(Q(score__isnull=False)), c_score=Coalesce(F("score"), Value(0.0)),
         c_has_base=_flag(Q(base__isnull=False)), c_base=Coalesce(F("base"), Value(0.0)))
-        .values("clinic_id", "time_point", "instrument", "answered", "converted", "c_excused", "c_window",
+        .values("clinic_id", "index_kind", "time_point", "instrument", "answered", "converted", "c_excused", "c_window",
                 "c_has_score", "c_score", "c_has_base", "c_base")
         .annotate(c_order=Min("time_point_order"), c_n=Sum(Value(sign)),
                   c_oarsi=Sum(Case(When(oarsi=True, then=Value(sign)), default=Value(0))))
@@ -406,7 +406,7 @@ def baseline_rows(ids: Sequence[int]) -> QuerySet:
             .exclude(Exists(later)).values_list("pk", "episode_id", "instrument", "score").order_by())
 
 
-OUTCOME_COLUMNS = ["id", "episode_id", "clinic_id", "time_point", "time_point_order", "instrument", "due_date",
+OUTCOME_COLUMNS = ["id", "episode_id", "clinic_id", "index_kind", "time_point", "time_point_order", "instrument", "due_date",
                    "window_end", "answered", "score", "base", "converted", "excused", "oarsi"]
 SCORED = Q(response__valid=True, response__score__isnull=False)
 
@@ -427,7 +427,7 @@ def outcome_rows(ids: Sequence[int], infos: dict[str, InstrumentInfo]) -> QueryS
                 f_converted=_flag(Q(episode__fact__conversion_date__lte=F("due_date"))),
                 f_excused=_flag(Q(episode__fact__gone_date__lte=F("due_date"))),
                 f_oarsi=Value(False, output_field=BooleanField()))
-            .values_list("pk", "episode_id", "episode__fact__clinic_id", "time_point", "time_point_order",
+            .values_list("pk", "episode_id", "episode__fact__clinic_id", "episode__fact__index_kind", "time_point", "time_point_order",
                          "instrument", "due_date", "window_end", "f_answered", "f_score", "f_base",
                          "f_converted", "f_excused", "f_oarsi")
             .order_by())

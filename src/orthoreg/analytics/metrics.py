@@ -156,10 +156,14 @@ def outcome_cells_of(cohorts: list[QuerySet], *, as_of: dt.date, disjoint: bool 
     return out
 
 
-def clinic_cells(clinic_ids: list[int], *, as_of: dt.date) -> list[dict]:
-    """The same frequency table as outcome_cells for every treated episode of whole clinics, read from the
-    clinics' counted cells (models.OutcomeCell) instead of one row per assessment."""
-    cells = (OutcomeCell.objects.filter(clinic_id__in=clinic_ids)
+def clinic_cells(clinic_ids: list[int], *, as_of: dt.date, index_kind: str | None = None) -> list[dict]:
+    """The same frequency table as outcome_cells for every treated episode of whole clinics (with `index_kind`, every
+    one of that index procedure), read from the clinics' counted cells (models.OutcomeCell) instead of one row per
+    assessment."""
+    counted = OutcomeCell.objects.filter(clinic_id__in=clinic_ids)
+    if index_kind is not None:
+        counted = counted.filter(index_kind=index_kind)
+    cells = (counted
              .filter(Q(answered=True) | Q(window_end__lt=as_of, excused=False))
              .values("time_point", "instrument", "answered", "converted", "has_score", "score", "has_base", "base")
              .annotate(total=Sum("n"), order=Min("time_point_order"), responders=Sum("oarsi"))

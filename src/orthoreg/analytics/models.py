@@ -66,6 +66,7 @@ class OutcomeFact(models.Model):
     episode = models.ForeignKey("registry.Episode", on_delete=models.DO_NOTHING, db_constraint=False,
                                 related_name="outcome_facts")
     clinic_id = models.BigIntegerField()
+    index_kind = models.CharField(max_length=24, default="")  # the episode's (EpisodeFact.index_kind), for the cells
     time_point = models.CharField(max_length=16)
     time_point_order = models.PositiveSmallIntegerField()
     instrument = models.CharField(max_length=40)
@@ -90,8 +91,8 @@ class OutcomeFact(models.Model):
 
 
 class OutcomeCell(models.Model):
-    """The outcome facts counted per clinic and cell: what a report of whole clinics reads (a few hundred
-    thousand rows at most, instead of one per assessment). Kept by facts.rebuild, which subtracts an episode's
+    """The outcome facts counted per clinic, index treatment and cell: what a report of whole clinics reads, and a
+    report of one index treatment in whole clinics (a comparison of treatments), instead of one row per assessment. Kept by facts.rebuild, which subtracts an episode's
     old facts and adds its new ones in the same transaction.
 
     An answered row's eligibility never changes: its cell is its score and baseline (`window_end` and `excused`
@@ -102,6 +103,7 @@ class OutcomeCell(models.Model):
     ANSWERED_WINDOW = "0001-01-01"
 
     clinic_id = models.BigIntegerField()
+    index_kind = models.CharField(max_length=24, default="")
     time_point = models.CharField(max_length=16)
     instrument = models.CharField(max_length=40)
     answered = models.BooleanField()
@@ -116,13 +118,13 @@ class OutcomeCell(models.Model):
     n = models.BigIntegerField()
     oarsi = models.BigIntegerField()
 
-    KEY = ("clinic_id", "time_point", "instrument", "answered", "converted", "excused", "window_end", "has_score",
+    KEY = ("clinic_id", "index_kind", "time_point", "instrument", "answered", "converted", "excused", "window_end", "has_score",
            "score", "has_base", "base")
 
     class Meta:
         db_table = "analytics_cell"
         constraints = [models.UniqueConstraint(
-            fields=["clinic_id", "time_point", "instrument", "answered", "converted", "excused", "window_end",
+            fields=["clinic_id", "index_kind", "time_point", "instrument", "answered", "converted", "excused", "window_end",
                     "has_score", "score", "has_base", "base"], name="analytics_cell_key")]
 
     def __str__(self) -> str:
