@@ -39,7 +39,7 @@ from django.db.models.functions import Cast
 from orthoreg.instruments.definitions import UnknownInstrument, available_codes, get_definition
 from orthoreg.instruments.types import DefinitionError
 
-from .models import OutcomeCell, OutcomeFact
+from .models import OutcomeCell, OutcomeFact, OutcomeKindCell
 from .survival import with_end
 
 EPS = 1e-9  # tolerance of threshold comparisons (0.2 x 15 is 3.0000000000000004 in floating point)
@@ -159,11 +159,10 @@ def outcome_cells_of(cohorts: list[QuerySet], *, as_of: dt.date, disjoint: bool 
 
 def clinic_cells(clinic_ids: list[int], *, as_of: dt.date, index_kind: str | None = None) -> list[dict]:
     """The same frequency table as outcome_cells for every treated episode of whole clinics (with `index_kind`, every
-    one of that index procedure), read from the clinics' counted cells (models.OutcomeCell) instead of one row per
+    one of that index procedure), read from the clinics' counted cells (models.OutcomeCell, OutcomeKindCell) instead of one row per
     assessment."""
-    counted = OutcomeCell.objects.filter(clinic_id__in=clinic_ids)
-    if index_kind is not None:
-        counted = counted.filter(index_kind=index_kind)
+    counted = OutcomeCell.objects.filter(clinic_id__in=clinic_ids) if index_kind is None else \
+        OutcomeKindCell.objects.filter(clinic_id__in=clinic_ids, index_kind=index_kind)
     cells = (counted
              .filter(Q(answered=True) | Q(window_end__lt=as_of, excused=False))
              .values("time_point", "instrument", "answered", "converted", "has_score", "score", "has_base", "base")
