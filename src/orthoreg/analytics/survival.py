@@ -16,8 +16,10 @@ from django.db.models import (
     Case,
     Count,
     DateField,
+    Exists,
     F,
     IntegerField,
+    OuterRef,
     Q,
     QuerySet,
     Value,
@@ -66,14 +68,13 @@ def competing_rows(members: QuerySet, *, as_of: dt.date) -> list[tuple[int, int,
     day = Value(as_of, output_field=DateField())
     last_contact = Greatest(F("index_date"), Least(F("contact"), day), output_field=DateField())
     converted = Q(conversion_date__isnull=False, conversion_date__lte=day)
-    # the deceased patients in one IN (subquery) the database evaluates once (a hashed set), not a look-up per row
-    deceased = Patient.objects.filter(status=Patient.Status.DECEASED).values("pk")
-    died = Q(patient_id__in=deceased, gone_date__isnull=False, gone_date__lte=day)
+    died = Q(died=True, gone_date__isnull=False, gone_date__lte=day)
     end = Case(When(converted, then=F("conversion_date")), When(died, then=F("gone_date")), default=last_contact,
                output_field=DateField())
     status = Case(When(converted, then=Value(1)), When(died, then=Value(2)), default=Value(0),
                   output_field=IntegerField())
-    rows = (members.annotate(days=DaysBetween(end, F("index_date")), status=status)
+    deceased = Patient.objects.filter(pk=OuterRef("patient_id"), status=Patient.Status.DECEASED)
+    rows = (members.annotate(died=Exists(deceased)).annotate(days=DaysBetween(end, F("index_date")), status=status)
             .values_list("days", "status").annotate(n=Count("pk")).order_by())
     return [(max(0, days), int(st), n) for days, st, n in rows]
 
