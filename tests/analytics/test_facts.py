@@ -9,6 +9,8 @@ import threading
 
 import pytest
 from django.core.management import call_command
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -16,7 +18,15 @@ from hypothesis import strategies as st
 from orthoreg import events
 from orthoreg.analytics import cohorts, facts, selectors
 from orthoreg.analytics.filters import CohortFilter
-from orthoreg.analytics.models import BaselineFact, EpisodeFact, FactsState, OutcomeCell, OutcomeFact, StaleEpisode
+from orthoreg.analytics.models import (
+    BaselineFact,
+    EpisodeFact,
+    FactsState,
+    OutcomeCell,
+    OutcomeFact,
+    OutcomeKindCell,
+    StaleEpisode,
+)
 from orthoreg.followup import services as followup
 from orthoreg.followup.models import Assessment, WorkerRun
 from orthoreg.followup.services import worker_loop
@@ -35,9 +45,10 @@ def snapshot() -> dict:
         return sorted(model.objects.values_list(*names), key=repr)
 
     kept = {m.__name__: rows(m) for m in (EpisodeFact, BaselineFact, OutcomeFact)}
-    assert not OutcomeCell.objects.filter(n__lt=0).exists() and not OutcomeCell.objects.filter(oarsi__lt=0).exists()
-    cells = OutcomeCell.objects.filter(n__gt=0)  # counts that fell to 0 may stay: they add nothing
-    kept["OutcomeCell"] = sorted(cells.values_list(*OutcomeCell.KEY, "time_point_order", "n", "oarsi"), key=repr)
+    for model in facts.CELLS:
+        assert not model.objects.filter(n__lt=0).exists() and not model.objects.filter(oarsi__lt=0).exists()
+        cells = model.objects.filter(n__gt=0)  # counts that fell to 0 may stay: they add nothing
+        kept[model.__name__] = sorted(cells.values_list(*model.KEY, "time_point_order", "n", "oarsi"), key=repr)
     return kept
 
 
@@ -45,9 +56,33 @@ def assert_facts_match_a_rebuild():
     facts.refresh()
     assert not StaleEpisode.objects.exists()
     kept = snapshot()
+    assert_cells_are_a_group_by_of_the_facts()
     assert_clinic_cells_match_the_facts()
     facts.rebuild_all()
     assert snapshot() == kept
+    assert_cells_are_a_group_by_of_the_facts()
+
+
+def assert_cells_are_a_group_by_of_the_facts():
+    """The counted cells are the outcome facts grouped by clinic (OutcomeCell), by clinic and index procedure
+    (OutcomeKindCell) and cell, counted here in Python from every fact."""
+    kinds = dict(EpisodeFact.objects.values_list("pk", "index_kind"))
+    assert all(f.index_kind == kinds[f.episode_id] for f in OutcomeFact.objects.all())
+    for model in (OutcomeCell, OutcomeKindCell):
+        expected: dict[tuple, list[int]] = {}
+        for f in OutcomeFact.objects.all():
+            answered = f.answered
+            key = (f.clinic_id, *([f.index_kind] if model is OutcomeKindCell else []), f.time_point, f.instrument,
+                   answered, f.converted, (not answered) and f.excused,
+                   dt.date(1, 1, 1) if answered else f.window_end,
+                   f.score is not None, f.score or 0.0, f.base is not None, f.base or 0.0)
+            counts = expected.setdefault(key, [0, 0, f.time_point_order])
+            counts[0] += 1
+            counts[1] += int(f.oarsi)
+        cells = {tuple(c[:-3]): [c[-2], c[-1], c[-3]] for c in model.objects.filter(n__gt=0).values_list(
+            *model.KEY, "time_point_order", "n", "oarsi")}
+        assert not model.objects.filter(n=0, oarsi__gt=0).exists()
+        assert cells == expected, model.__name__
 
 
 def assert_clinic_cells_match_the_facts():
@@ -62,6 +97,37 @@ def assert_clinic_cells_match_the_facts():
         facts.refresh()  # what the worker (or a page, once at its top) does before reading
         by_facts = selectors.cohort_report(everyone, clinic_ids=clinic_ids, as_of=as_of, use_cache=False).document()
         assert by_cells["time_points"] == by_facts["time_points"]
+        # one index procedure in whole clinics: its cells, against its outcome facts
+        for kind in EpisodeFact.objects.values_list("index_kind", flat=True).distinct():
+            one = CohortFilter(procedures=(kind,))
+            assert cohorts.clinics_and_kind_only(one) and not cohorts.clinics_and_kind_only(
+                one.replace(index_from=D(1900, 1, 1)))
+            by_cells = selectors.cohort_report(one, clinic_ids=clinic_ids, as_of=as_of, use_cache=False).document()
+            by_facts = selectors.cohort_report(one.replace(index_from=D(1900, 1, 1)), clinic_ids=clinic_ids,
+                                               as_of=as_of, use_cache=False).document()
+            assert by_cells["time_points"] == by_facts["time_points"]
+
+
+def test_a_comparison_of_treatments_reads_the_counted_cells_not_the_outcome_facts(scheduled, builder):
+    episodes, _ = scheduled
+    other = builder.episode(index_date=D(2025, 2, 1), kind="prp", grade=2)
+    followup.episode_schedule(episode=other)
+    for e in (episodes[0], other):
+        op_answer(builder, e)
+    facts.refresh()
+    clinic_ids = [builder.clinic.pk]
+    bmc, prp = CohortFilter(procedures=("bmc",)), CohortFilter(procedures=("prp",))
+    with CaptureQueriesContext(connection) as read:
+        tables = selectors.outcome_cells([bmc, prp], clinic_ids=clinic_ids, as_of=AS_OF, disjoint=True)
+    assert not any(OutcomeFact._meta.db_table in q["sql"] for q in read.captured_queries)
+    assert all(OutcomeKindCell._meta.db_table in q["sql"] for q in read.captured_queries
+               if "analytics_" in q["sql"])
+    assert sum(c["n"] for c in tables[0]) > sum(c["n"] for c in tables[1]) > 0
+    # a combination of treatments is not a cell: counted from its facts
+    with CaptureQueriesContext(connection) as read:
+        selectors.outcome_cells([CohortFilter(procedures=("bmc", "prp"))], clinic_ids=clinic_ids, as_of=AS_OF)
+    assert any(OutcomeFact._meta.db_table in q["sql"] for q in read.captured_queries)
+    assert_facts_match_a_rebuild()
 
 
 def nprs(builder, episode, time_point, score, day):
@@ -94,6 +160,12 @@ def op_withdraw(builder, episode):
 def op_move_index(builder, episode):
     index = episode.procedures.get(is_index=True)
     registry.procedure_record(episode=episode, instance=index, date=index.date - dt.timedelta(days=10))
+
+
+def op_change_index_kind(builder, episode):
+    """The index procedure was another treatment: the episode's outcomes move to that treatment's cells."""
+    index = episode.procedures.get(is_index=True)
+    registry.procedure_record(episode=episode, instance=index, kind="prp" if index.kind != "prp" else "bmc")
 
 
 def op_regrade(builder, episode):
@@ -148,7 +220,8 @@ def op_delete_adverse_event(builder, episode):
     registry.record_delete(event)
 
 
-OPS = [op_adverse_event, op_delete_adverse_event, op_answer, op_convert, op_withdraw, op_move_index, op_regrade, op_delete_response, op_cancel_time_point,
+OPS = [op_adverse_event, op_delete_adverse_event, op_answer, op_convert, op_withdraw, op_move_index,
+       op_change_index_kind, op_regrade, op_delete_response, op_cancel_time_point,
        op_exam, op_change_condition, op_delete_episode, op_staff_baseline]
 
 

@@ -51,6 +51,12 @@ def clinics_only(f: CohortFilter) -> bool:
     return f.replace(clinics=()) == CohortFilter(within_days=f.within_days)
 
 
+def clinics_and_kind_only(f: CohortFilter) -> bool:
+    """True when the cohort is every treated episode of one index procedure in some clinics (nothing else narrows
+    it: no further procedure combined with it)."""
+    return len(f.procedures) == 1 and f.replace(clinics=(), procedures=()) == CohortFilter(within_days=f.within_days)
+
+
 def clinic_codes(clinic_ids) -> list[str]:
     return list(Clinic.objects.filter(pk__in=list(clinic_ids)).order_by("code").values_list("code", flat=True))
 

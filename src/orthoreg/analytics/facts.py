@@ -63,7 +63,16 @@ from orthoreg.registry.rules import GRADE_GRACE_DAYS, conversion_date_subquery, 
 
 from . import definitions as defs
 from .metrics import EPS, InstrumentInfo, instrument_infos
-from .models import BaselineFact, EpisodeFact, FactsState, OutcomeCell, OutcomeFact, StaleEpisode
+from .models import (
+    BaselineFact,
+    CellCounts,
+    EpisodeFact,
+    FactsState,
+    OutcomeCell,
+    OutcomeFact,
+    OutcomeKindCell,
+    StaleEpisode,
+)
 
 CHUNK = 5000  # episodes rebuilt per transaction
 ANALYZE_EVERY = 20  # chunks of a large refresh between two ANALYZEs of the fact tables (PostgreSQL)
@@ -134,7 +143,7 @@ def ensure_current() -> int:
     return refresh()
 
 
-RULES_VERSION = 1  # raise when the meaning of a fact changes: every fact is rebuilt on the next refresh
+RULES_VERSION = 2  # raise when the meaning of a fact changes: every fact is rebuilt on the next refresh
 
 
 def rules_stamp() -> str:
@@ -155,7 +164,7 @@ def _replace_everything(stamp: str, *, force: bool = False) -> None:
         _lock()
         if not force and FactsState.objects.filter(name="rules", value=stamp).exists():
             return  # another process did it while we waited
-        for model in (EpisodeFact, BaselineFact, OutcomeFact, OutcomeCell, StaleEpisode):
+        for model in (EpisodeFact, BaselineFact, OutcomeFact, OutcomeCell, OutcomeKindCell, StaleEpisode):
             model.objects.all().delete()
         with connection.cursor() as cursor:
             sql, params = Episode.objects.order_by().values("pk").query.sql_with_params()
@@ -172,13 +181,15 @@ def _recount_cells() -> None:
         _lock()
         if not FactsState.objects.filter(name="cells").exists():
             return  # another process did it while we waited
-        OutcomeCell.objects.all().delete()
-        sql, params = cell_rows(OutcomeFact.objects.all(), +1).query.sql_with_params()
-        columns = ", ".join((*OutcomeCell.KEY, "time_point_order", "n", "oarsi"))
-        with connection.cursor() as cursor:
-            cursor.execute(f"INSERT INTO {OutcomeCell._meta.db_table} ({columns}) {sql}", params)
+        for model in CELLS:
+            model._default_manager.all().delete()
+            sql, params = cell_rows(OutcomeFact.objects.all(), +1, model).query.sql_with_params()
+            columns = ", ".join((*model.KEY, "time_point_order", "n", "oarsi"))
+            with connection.cursor() as cursor:
+                cursor.execute(f"INSERT INTO {model._meta.db_table} ({columns}) {sql}", params)
         FactsState.objects.filter(name="cells").delete()
         _bump()
+    _analyze()  # the cells were counted anew: without it PostgreSQL plans the next report as if there were none
 
 
 def _analyze(*, everything: bool = False) -> None:
@@ -192,8 +203,9 @@ def _analyze(*, everything: bool = False) -> None:
             if everything:
                 cursor.execute("ANALYZE")
                 return
-            for model in (EpisodeFact, BaselineFact, OutcomeFact):
-                cursor.execute(f"ANALYZE {model._meta.db_table}")
+            for table in [m._meta.db_table for m in (EpisodeFact, BaselineFact, OutcomeFact)] + \
+                    [m._meta.db_table for m in CELLS]:
+                cursor.execute(f"ANALYZE {table}")
 
 
 def _lock() -> None:
@@ -310,8 +322,12 @@ def contiguous(ids: list[int]) -> Sequence[int]:
     return ids
 
 
-def cell_rows(outcomes: QuerySet, sign: int) -> QuerySet:
-    """The outcome facts grouped into OutcomeCell keys, counted with `sign` (+1 to add, -1 to take out)."""
+CELLS: tuple[type[CellCounts], ...] = (OutcomeCell, OutcomeKindCell)  # the counted cells, kept alike
+
+
+def cell_rows(outcomes: QuerySet, sign: int, model: type[CellCounts] = OutcomeCell) -> QuerySet:
+    """The outcome facts grouped into the keys of the cells `model` (OutcomeCell: per clinic; OutcomeKindCell: per
+    clinic and index procedure), counted with `sign` (+1 to add, -1 to take out), in the order of model.KEY."""
     answered = Q(answered=True)
     return (outcomes.annotate(
         c_excused=_flag(~answered & Q(excused=True)),
@@ -319,7 +335,7 @@ def cell_rows(outcomes: QuerySet, sign: int) -> QuerySet:
                       default=F("window_end"), output_field=DateField()),
         c_has_score=_flag(Q(score__isnull=False)), c_score=Coalesce(F("score"), Value(0.0)),
         c_has_base=_flag(Q(base__isnull=False)), c_base=Coalesce(F("base"), Value(0.0)))
-        .values("clinic_id", "time_point", "instrument", "answered", "converted", "c_excused", "c_window",
+        .values("clinic_id", *model.BY, "time_point", "instrument", "answered", "converted", "c_excused", "c_window",
                 "c_has_score", "c_score", "c_has_base", "c_base")
         .annotate(c_order=Min("time_point_order"), c_n=Sum(Value(sign)),
                   c_oarsi=Sum(Case(When(oarsi=True, then=Value(sign)), default=Value(0))))
@@ -327,16 +343,18 @@ def cell_rows(outcomes: QuerySet, sign: int) -> QuerySet:
 
 
 def _count_cells(ids: Sequence[int], sign: int) -> None:
-    try:
-        sql, params = cell_rows(OutcomeFact.objects.filter(among("episode_id", ids)), sign).query.sql_with_params()
-    except EmptyResultSet:
-        return
-    table, key = OutcomeCell._meta.db_table, ", ".join(OutcomeCell.KEY)
-    columns = f"{key}, time_point_order, n, oarsi"
-    with connection.cursor() as cursor:
-        cursor.execute(f"INSERT INTO {table} ({columns}) {sql} ON CONFLICT ({key}) DO UPDATE SET "
-                       f"n = {table}.n + excluded.n, oarsi = {table}.oarsi + excluded.oarsi, "
-                       f"time_point_order = excluded.time_point_order", params)
+    for model in CELLS:
+        try:
+            sql, params = cell_rows(OutcomeFact.objects.filter(among("episode_id", ids)), sign,
+                                    model).query.sql_with_params()
+        except EmptyResultSet:
+            return
+        table, key = model._meta.db_table, ", ".join(model.KEY)
+        columns = f"{key}, time_point_order, n, oarsi"
+        with connection.cursor() as cursor:
+            cursor.execute(f"INSERT INTO {table} ({columns}) {sql} ON CONFLICT ({key}) DO UPDATE SET "
+                           f"n = {table}.n + excluded.n, oarsi = {table}.oarsi + excluded.oarsi, "
+                           f"time_point_order = excluded.time_point_order", params)
 
 
 def _insert(model, columns: list[str], rows: QuerySet) -> None:
@@ -406,7 +424,7 @@ def baseline_rows(ids: Sequence[int]) -> QuerySet:
             .exclude(Exists(later)).values_list("pk", "episode_id", "instrument", "score").order_by())
 
 
-OUTCOME_COLUMNS = ["id", "episode_id", "clinic_id", "time_point", "time_point_order", "instrument", "due_date",
+OUTCOME_COLUMNS = ["id", "episode_id", "clinic_id", "index_kind", "time_point", "time_point_order", "instrument", "due_date",
                    "window_end", "answered", "score", "base", "converted", "excused", "oarsi"]
 SCORED = Q(response__valid=True, response__score__isnull=False)
 
@@ -427,7 +445,7 @@ def outcome_rows(ids: Sequence[int], infos: dict[str, InstrumentInfo]) -> QueryS
                 f_converted=_flag(Q(episode__fact__conversion_date__lte=F("due_date"))),
                 f_excused=_flag(Q(episode__fact__gone_date__lte=F("due_date"))),
                 f_oarsi=Value(False, output_field=BooleanField()))
-            .values_list("pk", "episode_id", "episode__fact__clinic_id", "time_point", "time_point_order",
+            .values_list("pk", "episode_id", "episode__fact__clinic_id", "episode__fact__index_kind", "time_point", "time_point_order",
                          "instrument", "due_date", "window_end", "f_answered", "f_score", "f_base",
                          "f_converted", "f_excused", "f_oarsi")
             .order_by())

@@ -66,6 +66,7 @@ class OutcomeFact(models.Model):
     episode = models.ForeignKey("registry.Episode", on_delete=models.DO_NOTHING, db_constraint=False,
                                 related_name="outcome_facts")
     clinic_id = models.BigIntegerField()
+    index_kind = models.CharField(max_length=24, default="")  # the episode's (EpisodeFact.index_kind), for the cells
     time_point = models.CharField(max_length=16)
     time_point_order = models.PositiveSmallIntegerField()
     instrument = models.CharField(max_length=40)
@@ -89,10 +90,10 @@ class OutcomeFact(models.Model):
         return f"outcome of assessment {self.id}"
 
 
-class OutcomeCell(models.Model):
-    """The outcome facts counted per clinic and cell: what a report of whole clinics reads (a few hundred
-    thousand rows at most, instead of one per assessment). Kept by facts.rebuild, which subtracts an episode's
-    old facts and adds its new ones in the same transaction.
+class CellCounts(models.Model):
+    """Outcome facts counted per cell (the concrete tables below): what a report of whole clinics reads (a few
+    hundred thousand rows at most, instead of one per assessment). Kept by facts.rebuild, which subtracts an
+    episode's old facts and adds its new ones in the same transaction.
 
     An answered row's eligibility never changes: its cell is its score and baseline (`window_end` and `excused`
     are fixed at ANSWERED_WINDOW and False). An unanswered row becomes eligible when its window closes unless the
@@ -116,8 +117,21 @@ class OutcomeCell(models.Model):
     n = models.BigIntegerField()
     oarsi = models.BigIntegerField()
 
-    KEY = ("clinic_id", "time_point", "instrument", "answered", "converted", "excused", "window_end", "has_score",
-           "score", "has_base", "base")
+    KEY: tuple[str, ...] = ()
+    BY: tuple[str, ...] = ()  # the columns of the facts grouped on besides the clinic and the cell
+
+    class Meta:
+        abstract = True
+
+
+CELL_KEY = ("time_point", "instrument", "answered", "converted", "excused", "window_end", "has_score", "score",
+            "has_base", "base")
+
+
+class OutcomeCell(CellCounts):
+    """The outcome facts counted per clinic and cell: what a report of whole clinics reads."""
+
+    KEY = ("clinic_id", *CELL_KEY)
 
     class Meta:
         db_table = "analytics_cell"
@@ -127,6 +141,26 @@ class OutcomeCell(models.Model):
 
     def __str__(self) -> str:
         return f"{self.n} x {self.time_point} {self.instrument} (clinic {self.clinic_id})"
+
+
+class OutcomeKindCell(CellCounts):
+    """The outcome facts counted per clinic, index procedure and cell: what a report of one index procedure in whole
+    clinics reads (a comparison of treatments). A table of its own, so that a report of whole clinics keeps reading
+    as few cells as before (per clinic and treatment there are about three times as many)."""
+
+    index_kind = models.CharField(max_length=24)
+
+    KEY = ("clinic_id", "index_kind", *CELL_KEY)
+    BY = ("index_kind",)
+
+    class Meta:
+        db_table = "analytics_kind_cell"
+        constraints = [models.UniqueConstraint(
+            fields=["clinic_id", "index_kind", "time_point", "instrument", "answered", "converted", "excused",
+                    "window_end", "has_score", "score", "has_base", "base"], name="analytics_kind_cell_key")]
+
+    def __str__(self) -> str:
+        return f"{self.n} x {self.time_point} {self.instrument} (clinic {self.clinic_id}, {self.index_kind})"
 
 
 class StaleEpisode(models.Model):

@@ -284,16 +284,19 @@ def cohort_report(f: CohortFilter, *, clinic_ids, as_of: dt.date | None = None, 
 
 def outcome_cells(filters: list[CohortFilter], *, clinic_ids, as_of: dt.date, disjoint: bool = False
                   ) -> list[list[dict]]:
-    """The outcome table of each cohort: from the clinics' counted cells for whole clinics, else counted from the
-    cohort's outcome facts (metrics.outcome_cells); cohorts without a common episode (`disjoint`) in one pass where
-    the database does that faster (metrics.outcome_cells_of)."""
+    """The outcome table of each cohort: from the clinics' counted cells for whole clinics or one index procedure in
+    whole clinics, else counted from the cohort's outcome facts (metrics.outcome_cells); cohorts without a common
+    episode (`disjoint`) in one pass where the database does that faster (metrics.outcome_cells_of)."""
     out: list[list[dict] | None] = [None] * len(filters)
     counted = []
     for i, f in enumerate(filters):
-        if cohorts.clinics_only(f):  # the whole of some clinics: their counted cells give the outcome table
+        # the whole of some clinics, or all of their episodes of one index procedure: their counted cells give
+        # the outcome table
+        whole, one_kind = cohorts.clinics_only(f), cohorts.clinics_and_kind_only(f)
+        if whole or one_kind:
             everyone = list(Clinic.objects.filter(pk__in=list(clinic_ids), code__in=f.clinics).values_list(
                 "pk", flat=True)) if f.clinics else list(clinic_ids)
-            out[i] = metrics.clinic_cells(everyone, as_of=as_of)
+            out[i] = metrics.clinic_cells(everyone, as_of=as_of, index_kind=f.index_kind if one_kind else None)
         else:
             counted.append(i)
     tables = metrics.outcome_cells_of([cohorts.cohort_episodes(filters[i], clinic_ids=clinic_ids) for i in counted],
