@@ -157,3 +157,30 @@ def test_comparison_limits_state_each_cohorts_loss_to_follow_up(hand_cohort, cli
     lopsided = selectors.comparison_report(CohortFilter(sex="female"), CohortFilter(grade_min=4),
                                            clinic_ids={clinic.pk}, as_of=AS_OF).document()
     assert "A: at 6 months, 1 of 4" in lopsided["limits"] and "B:" not in lopsided["limits"]  # B is empty
+
+
+def test_disjoint_cohorts_share_no_episode(builder, clinic):
+    """cohorts.disjoint (which spares a comparison its overlap count) is only True for cohorts the database finds
+    no common episode in; cohorts it cannot tell apart are counted."""
+    bmc_knee = builder.episode(index_date=D(2025, 3, 1))
+    builder.episode(index_date=D(2025, 3, 1), kind="prolotherapy")
+    builder.episode(index_date=D(2025, 3, 1), kind="hyaluronic_acid")
+    kinds = {"bmc", "prolotherapy", "hyaluronic_acid"}
+    filters = [CohortFilter(), CohortFilter(sex="male"), CohortFilter(sex="female")]
+    filters += [CohortFilter(procedures=(k,)) for k in sorted(kinds)]
+    filters += [CohortFilter(procedures=(k,), sex=s) for k in sorted(kinds) for s in ("male", "female")]
+    filters += [CohortFilter(condition=bmc_knee.condition), CohortFilter(condition="tendinopathy"),
+                CohortFilter(side=bmc_knee.side), CohortFilter(site=bmc_knee.body_site)]
+    assert all(select(CohortFilter(procedures=(k,)), {clinic.pk}) for k in kinds)  # none of them empty
+    told = 0
+    for a in filters:
+        for b in filters:
+            common = select(a, {clinic.pk}) & select(b, {clinic.pk})
+            if cohorts.disjoint(a, b):
+                told += 1
+                assert not common, (a, b)
+            elif a == b:
+                assert not cohorts.disjoint(a, b)
+    assert told >= 20  # the rule was exercised: different index procedures, sexes and conditions
+    assert not cohorts.disjoint(CohortFilter(procedures=("bmc", "prolotherapy")), CohortFilter(procedures=("bmc",)))
+    assert cohorts.disjoint(CohortFilter(procedures=("bmc", "prolotherapy")), CohortFilter(procedures=("prp",)))

@@ -46,6 +46,14 @@ def cohort_episodes(f: CohortFilter, *, clinic_ids) -> QuerySet[EpisodeFact]:
     return qs
 
 
+def disjoint(a: CohortFilter, b: CohortFilter) -> bool:
+    """True when no episode can be in both cohorts: they ask for different values of something an episode has
+    one of (its index procedure, condition, site, side, the patient's sex). False means they may share episodes
+    (count them)."""
+    return any(getattr(a, name) and getattr(b, name) and getattr(a, name) != getattr(b, name)
+               for name in ("index_kind", "condition", "site", "side", "sex"))
+
+
 def clinics_only(f: CohortFilter) -> bool:
     """True when the cohort is every treated episode of some clinics (nothing narrows it but the clinic)."""
     return f.replace(clinics=()) == CohortFilter(within_days=f.within_days)

@@ -338,7 +338,7 @@ def comparison_report(a: CohortFilter, b: CohortFilter, *, clinic_ids, as_of: dt
         return hit
     rows = CohortRows(a, b, clinic_ids=clinic_ids, as_of=as_of)
     with analytics_session():
-        overlap = cohorts.cohort_episodes(a, clinic_ids=clinic_ids).filter(
+        overlap = 0 if cohorts.disjoint(a, b) else cohorts.cohort_episodes(a, clinic_ids=clinic_ids).filter(
             pk__in=cohorts.cohort_episodes(b, clinic_ids=clinic_ids).values("pk")).count()
         # both outcome tables in one pass over the outcome facts where the database does that faster
         cells_a, cells_b = outcome_cells([a, b], clinic_ids=clinic_ids, as_of=as_of, disjoint=not overlap)
