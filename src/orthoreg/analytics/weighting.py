@@ -84,15 +84,21 @@ def _smd(x: np.ndarray, a: np.ndarray, w: np.ndarray | None = None) -> np.ndarra
 def propensity(x: np.ndarray, a: np.ndarray) -> np.ndarray | None:
     """P(A | x) by logistic regression (statsmodels Logit, intercept added); None when it cannot be fitted."""
     import statsmodels.api as sm  # heavy: imported only when a comparison is adjusted
-    from statsmodels.tools.sm_exceptions import ConvergenceWarning, PerfectSeparationError
+    from statsmodels.tools.sm_exceptions import (
+        ConvergenceWarning,
+        PerfectSeparationError,
+        PerfectSeparationWarning,
+    )
 
     design_ = sm.add_constant(x, has_constant="add")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", ConvergenceWarning)
+            # statsmodels 0.14 warns (at every iteration) where older releases raised: the same verdict, no noise
+            warnings.simplefilter("error", PerfectSeparationWarning)
             warnings.simplefilter("ignore", RuntimeWarning)
             fit = sm.Logit(a.astype(float), design_).fit(disp=0, maxiter=100)
-    except (PerfectSeparationError, ConvergenceWarning, np.linalg.LinAlgError, ValueError):
+    except (PerfectSeparationError, PerfectSeparationWarning, ConvergenceWarning, np.linalg.LinAlgError, ValueError):
         return None
     ps = fit.predict(design_)
     if not np.all(np.isfinite(ps)) or ps.min() <= 1e-6 or ps.max() >= 1 - 1e-6:
