@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+from collections import Counter
 from collections.abc import Callable
 from contextlib import contextmanager
 
@@ -59,18 +60,25 @@ def analytics_session():
 
 # ------------------------------------------------------------------------------------------------ sections
 
-def cohort_summary(members) -> dict:
-    """Who is in the cohort: counts, index dates, age and sex, grades and index procedures (three queries on the
-    cohort's episode facts)."""
+def cohort_summary(members) -> tuple[dict, dict, list[int]]:
+    """Who is in the cohort (counts, index dates, age and sex, grades and index procedures), its adverse events
+    (adverse_events) and its clinics' ids, in two passes over the cohort's episode facts."""
     sexes = Patient.Sex.values
     data = members.aggregate(
         episodes=Count("pk"), patients=Count("patient_id", distinct=True),
         clinics=Count("clinic_id", distinct=True), index_from=Min("index_date"), index_to=Max("index_date"),
         age_mean=Avg("age"), age_min=Min("age"), age_max=Max("age"),
+        ae_any=Count("pk", filter=Q(adverse_event=True)), ae_serious=Count("pk", filter=Q(serious_adverse_event=True)),
         **{f"sex_{s}": Count("pk", filter=Q(sex=s)) for s in sexes})
-    grades = dict(members.values("grade").annotate(n=Count("pk")).values_list("grade", "n").order_by())
-    kinds = dict(members.values("index_kind").annotate(n=Count("pk")).values_list("index_kind", "n").order_by())
-    return {
+    grades: Counter = Counter()
+    kinds: Counter = Counter()
+    clinic_ids: set[int] = set()
+    for grade, kind, clinic_id, n in (members.values("grade", "index_kind", "clinic_id").annotate(n=Count("pk"))
+                                      .values_list("grade", "index_kind", "clinic_id", "n").order_by()):
+        grades[grade] += n
+        kinds[kind] += n
+        clinic_ids.add(clinic_id)
+    summary = {
         "episodes": data["episodes"], "patients": data["patients"], "clinics": data["clinics"],
         "index_from": _iso(data["index_from"]), "index_to": _iso(data["index_to"]),
         "age": {"mean": None if data["age_mean"] is None else round(float(data["age_mean"]), 1),
@@ -81,14 +89,13 @@ def cohort_summary(members) -> dict:
         "index_procedures": [{"kind": k, "label": kind_label(k), "episodes": kinds[k]}
                              for k in sorted(kinds, key=lambda k: (-kinds[k], k))],
     }
+    return summary, adverse_events(data["episodes"], data["ae_any"], data["ae_serious"]), sorted(clinic_ids)
 
 
-def adverse_events(members) -> dict:
-    """Episodes with any / a serious adverse event of the index procedure or a later non-surgical procedure."""
-    data = members.aggregate(n=Count("pk"), any=Count("pk", filter=Q(adverse_event=True)),
-                             serious=Count("pk", filter=Q(serious_adverse_event=True)))
-    return {"any": summaries.proportion(data["any"], data["n"]),
-            "serious": summaries.proportion(data["serious"], data["n"])}
+def adverse_events(episodes: int, any_: int, serious: int) -> dict:
+    """Episodes with any / a serious adverse event of the index procedure or a later non-surgical procedure
+    (counted by cohort_summary), as proportions of the cohort's episodes."""
+    return {"any": summaries.proportion(any_, episodes), "serious": summaries.proportion(serious, episodes)}
 
 
 def survival_section(pairs: list[tuple[int, bool]]) -> dict:
@@ -213,7 +220,7 @@ def _compute(f: CohortFilter, *, clinic_ids, as_of: dt.date, analyses: bool = Tr
     of the groups is then taken from them instead of another pass over the outcome facts."""
     infos = metrics.instrument_infos()
     members = cohorts.cohort_episodes(f, clinic_ids=clinic_ids)
-    summary = cohort_summary(members)
+    summary, events, clinic_ids_in = cohort_summary(members)
     treated = summary["episodes"]
     if not treated:
         cells = []
@@ -224,8 +231,6 @@ def _compute(f: CohortFilter, *, clinic_ids, as_of: dt.date, analyses: bool = Tr
         pairs = [(d, st == 1) for d, st, k in competing for _ in range(k)]
     else:
         pairs = survival.survival_pairs(members, as_of=as_of) if treated else []
-    events = adverse_events(members) if treated else {
-        "any": summaries.proportion(0, 0), "serious": summaries.proportion(0, 0)}
     passes = {code: p for code, p in metrics.pass_infos().items() if p.applies(f.condition, f.site)} \
         if analyses else {}
     points = summaries.time_points(cells, infos, treated=treated, passes=passes, distributions=analyses)
@@ -250,7 +255,7 @@ def _compute(f: CohortFilter, *, clinic_ids, as_of: dt.date, analyses: bool = Tr
         sections["loss_to_follow_up"] = summaries.loss_to_follow_up(points, groups, defs.PAIN_INSTRUMENT)
     report = CohortReport.model_validate(sections)
     if analyses:
-        names = list(Clinic.objects.filter(pk__in=members.values("clinic_id")).order_by("name")
+        names = list(Clinic.objects.filter(pk__in=clinic_ids_in).order_by("name")
                      .values_list("name", flat=True)) if treated else []
         report.methods = methods.methods(report, f, clinic_names=names)
     return report, pairs
