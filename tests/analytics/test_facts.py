@@ -157,6 +157,18 @@ def op_withdraw(builder, episode):
                             status_date=index.date + dt.timedelta(days=100))
 
 
+def op_die(builder, episode):
+    """The patient died (the competing event of conversion: EpisodeFact.died)."""
+    index = episode.procedures.get(is_index=True)
+    registry.patient_update(patient=episode.patient, status=Patient.Status.DECEASED,
+                            status_date=index.date + dt.timedelta(days=200))
+
+
+def op_status_corrected(builder, episode):
+    """A death or withdrawal recorded by mistake, taken back."""
+    registry.patient_update(patient=episode.patient, status=Patient.Status.ACTIVE, status_date=None)
+
+
 def op_move_index(builder, episode):
     index = episode.procedures.get(is_index=True)
     registry.procedure_record(episode=episode, instance=index, date=index.date - dt.timedelta(days=10))
@@ -220,7 +232,8 @@ def op_delete_adverse_event(builder, episode):
     registry.record_delete(event)
 
 
-OPS = [op_adverse_event, op_delete_adverse_event, op_answer, op_convert, op_withdraw, op_move_index,
+OPS = [op_adverse_event, op_delete_adverse_event, op_answer, op_convert, op_withdraw, op_die, op_status_corrected,
+       op_move_index,
        op_change_index_kind, op_regrade, op_delete_response, op_cancel_time_point,
        op_exam, op_change_condition, op_delete_episode, op_staff_baseline]
 
@@ -428,3 +441,19 @@ def test_a_rebuild_interrupted_midway_finishes_on_the_next_refresh(builder, monk
     assert facts.refresh() == 1
     assert not FactsState.objects.filter(name="cells").exists()
     assert snapshot() == kept
+
+
+def test_a_death_is_a_fact_of_the_patients_episodes(scheduled, builder):
+    """EpisodeFact.died (what the competing-risk rows read) follows the patient's status both ways."""
+    from orthoreg.analytics.models import EpisodeFact
+
+    episodes, _ = scheduled
+    facts.refresh()
+    assert not EpisodeFact.objects.get(pk=episodes[0].pk).died
+    op_die(builder, episodes[0])
+    facts.refresh()
+    fact = EpisodeFact.objects.get(pk=episodes[0].pk)
+    assert fact.died and fact.gone_date is not None
+    op_status_corrected(builder, episodes[0])
+    facts.refresh()
+    assert not EpisodeFact.objects.get(pk=episodes[0].pk).died

@@ -143,7 +143,7 @@ def ensure_current() -> int:
     return refresh()
 
 
-RULES_VERSION = 2  # raise when the meaning of a fact changes: every fact is rebuilt on the next refresh
+RULES_VERSION = 3  # raise when the meaning of a fact changes: every fact is rebuilt on the next refresh
 
 
 def rules_stamp() -> str:
@@ -373,7 +373,7 @@ def _latest(model, expression) -> Subquery:
 
 EPISODE_COLUMNS = ["episode_id", "patient_id", "clinic_id", "condition", "body_site", "side", "consent",
                    "index_date", "index_kind", "conversion_date", "gone_date", "contact", "sex", "age", "grade",
-                   "adverse_event", "serious_adverse_event"]
+                   "adverse_event", "serious_adverse_event", "died"]
 
 
 def adverse_events_subquery() -> QuerySet:
@@ -403,10 +403,12 @@ def episode_rows(ids: Sequence[int]) -> QuerySet:
                       f_conversion=conversion_date_subquery(), f_gone=gone, f_contact=contact,
                       f_age=AgeYears(F("patient__birth_date"), index), f_grade=grade_at_treatment_subquery(),
                       f_ae=Exists(adverse_events_subquery()),
-                      f_sae=Exists(adverse_events_subquery().filter(serious=True)))
+                      f_sae=Exists(adverse_events_subquery().filter(serious=True)),
+                      f_died=Case(When(patient__status=Patient.Status.DECEASED, then=Value(True)),
+                                  default=Value(False), output_field=BooleanField()))
             .values_list("pk", "patient_id", "patient__clinic_id", "condition", "body_site", "side",
                          "patient__consent_registry", "index_date", "f_kind", "f_conversion", "f_gone", "f_contact",
-                         "patient__sex", "f_age", "f_grade", "f_ae", "f_sae")
+                         "patient__sex", "f_age", "f_grade", "f_ae", "f_sae", "f_died")
             .order_by())
 
 

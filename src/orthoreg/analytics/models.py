@@ -37,6 +37,7 @@ class EpisodeFact(models.Model):
     # an adverse event of the index procedure or of a later non-surgical procedure (any / serious)
     adverse_event = models.BooleanField(default=False)
     serious_adverse_event = models.BooleanField(default=False)
+    died = models.BooleanField(default=False)  # the patient died (gone_date is then the date of death)
 
     class Meta:
         db_table = "analytics_episode"

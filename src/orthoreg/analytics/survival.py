@@ -16,10 +16,8 @@ from django.db.models import (
     Case,
     Count,
     DateField,
-    Exists,
     F,
     IntegerField,
-    OuterRef,
     Q,
     QuerySet,
     Value,
@@ -28,7 +26,6 @@ from django.db.models import (
 from django.db.models.functions import Greatest, Least
 
 from orthoreg.registry.db import DaysBetween
-from orthoreg.registry.models import Patient
 
 from . import stats
 
@@ -73,8 +70,7 @@ def competing_rows(members: QuerySet, *, as_of: dt.date) -> list[tuple[int, int,
                output_field=DateField())
     status = Case(When(converted, then=Value(1)), When(died, then=Value(2)), default=Value(0),
                   output_field=IntegerField())
-    deceased = Patient.objects.filter(pk=OuterRef("patient_id"), status=Patient.Status.DECEASED)
-    rows = (members.annotate(died=Exists(deceased)).annotate(days=DaysBetween(end, F("index_date")), status=status)
+    rows = (members.annotate(days=DaysBetween(end, F("index_date")), status=status)
             .values_list("days", "status").annotate(n=Count("pk")).order_by())
     return [(max(0, days), int(st), n) for days, st, n in rows]
 
