@@ -161,7 +161,7 @@ def measure(repeat: int, phases: bool, rebuild: bool) -> dict:
             pain = infos[defs.PAIN_INSTRUMENT]
             result["phases"] = {
                 "facts up to date? (2 queries)": _timed(facts.refresh, 1),
-                "summary (3 queries)": _timed(lambda: selectors.cohort_summary(members), 1),
+                "summary with the adverse events (2 queries)": _timed(lambda: selectors.cohort_summary(members), 1),
                 "outcome cells of the clinics (1 query)": _timed(
                     lambda: metrics.clinic_cells(sorted(ids), as_of=as_of), 1),
                 "the same from the outcome facts (1 query)": _timed(
@@ -169,7 +169,6 @@ def measure(repeat: int, phases: bool, rebuild: bool) -> dict:
                 "arithmetic on the cells": _timed(lambda: summaries.time_points(cells, infos, treated=1), 1),
                 "survival pairs (1 query)": _timed(lambda: survival_pairs(members, as_of=as_of), 1),
                 "Kaplan-Meier (lifelines)": _timed(lambda: selectors.survival_section(pairs), 1),
-                "adverse events (1 query)": _timed(lambda: selectors.adverse_events(members), 1),
                 "issue 16: competing-risk rows (1 query)": _timed(
                     lambda: survival.competing_rows(members, as_of=as_of), 1),
                 "issue 16: Aalen-Johansen": _timed(lambda: selectors.incidence_section(competing), 1),

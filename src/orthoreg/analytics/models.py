@@ -41,7 +41,10 @@ class EpisodeFact(models.Model):
 
     class Meta:
         db_table = "analytics_episode"
-        indexes = [models.Index(fields=["clinic_id", "condition", "body_site"])]
+        # a cohort is some clinics' episodes, often of one condition or one index procedure (a comparison of
+        # treatments): each index reads only those episodes' entries
+        indexes = [models.Index(fields=["clinic_id", "condition", "body_site"]),
+                   models.Index(fields=["clinic_id", "index_kind"], name="analytics_episode_kind")]
 
     def __str__(self) -> str:
         return f"facts of episode {self.episode_id}"
