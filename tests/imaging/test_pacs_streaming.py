@@ -113,3 +113,35 @@ def test_retrieve_holds_at_most_two_copies_of_the_pixels(orthanc, patient, tmp_p
     # before: 5.0 x (the answer, its part, the dataset, save_as's buffer and its getvalue); now pydicom's save_as of
     # the deferred pixel data (the value read, and its write buffer): 2.0 x
     assert peak < 2.5 * pixels, f"peak {peak / 1e6:.1f} MB for {pixels / 1e6:.1f} MB of pixels"
+
+
+def test_a_capped_file_stops_at_its_limit():
+    out = io.BytesIO()
+    instance = pacs.Instance(study_uid="1.2", series_uid="1.2.3", uid="1.2.3.4", sop_class_uid="", number=None)
+    capped = pacs._Capped(out, 10, instance)
+    chunks = iter([_message(b"x" * 6 + b"y" * 6)[i:i + 5] for i in range(0, 200, 5)])
+    with pytest.raises(pacs.TooLarge, match="1.2.3.4 on the PACS is larger than"):
+        pacs._write_single_part(chunks, DELIMITER, capped)
+    assert len(out.getvalue()) <= 10  # never more than the limit written
+    whole = io.BytesIO()
+    assert pacs._write_single_part(iter([_message(b"x" * 10)]), DELIMITER, pacs._Capped(whole, 10, instance)) == 1
+    assert whole.getvalue() == b"x" * 10  # exactly the limit is accepted
+
+
+@pytest.mark.django_db
+def test_an_image_larger_than_an_upload_may_be_is_left_out_and_nothing_kept(orthanc, patient, episode, tmp_path,
+                                                                           settings):
+    settings.FILE_UPLOAD_TEMP_DIR = str(tmp_path / "uploads")
+    settings.MAX_UPLOAD_MB = 8
+    small, big = film_for("ankle", patient.mrn), film_for("cat", patient.mrn)  # files of 6 MB and 16 MB
+    big.StudyInstanceUID = small.StudyInstanceUID  # one study, two images
+    orthanc.upload(small)
+    orthanc.upload(big)
+    outcomes = {o.instance_uid: o for o in services.pacs_import(episode=episode, study_uids=[small.StudyInstanceUID])}
+    assert outcomes[small.SOPInstanceUID].image is not None  # the other image of the study still comes in
+    refused = outcomes[big.SOPInstanceUID]
+    assert refused.image is None
+    assert refused.reason == (f"Image {big.SOPInstanceUID} on the PACS is larger than 8 MB, the largest accepted "
+                              "(ORTHOREG_MAX_UPLOAD_MB): not imported.")
+    assert Image.objects.filter(study__episode=episode).count() == 1
+    assert os.listdir(services.upload_temp_dir()) == []

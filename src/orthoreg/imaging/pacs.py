@@ -38,6 +38,10 @@ class PacsError(Exception):
     """The PACS could not be asked, or refused: the message is for the user."""
 
 
+class TooLarge(PacsError):
+    """The instance is larger than the caller accepts: its download stopped there (nothing kept)."""
+
+
 @dataclass(frozen=True)
 class Study:
     uid: str
@@ -222,9 +226,11 @@ _ACCEPT = 'multipart/related; type="application/dicom"; transfer-syntax=*'
 
 
 @contextmanager
-def retrieved(instance: Instance, *, patient_id: str, directory: str | None = None) -> Iterator[Retrieved]:
+def retrieved(instance: Instance, *, patient_id: str, directory: str | None = None,
+              max_bytes: int | None = None) -> Iterator[Retrieved]:
     """One instance (WADO-RS) as a DICOM file on disk, checked to be of the patient; the file is removed when the
-    block ends.
+    block ends. An instance larger than `max_bytes` raises TooLarge as soon as the PACS has sent that much (its
+    announced length is checked first): a huge or endless answer never fills the disk.
 
     The PACS's answer is streamed to a temporary file a chunk at a time (never whole in memory), and the file kept
     is the one dicomweb-client's `retrieve_instance` + pydicom's `save_as` made before (the same bytes): the
@@ -233,7 +239,7 @@ def retrieved(instance: Instance, *, patient_id: str, directory: str | None = No
     kept = _temporary(directory, "pacs-", ".dcm")
     try:
         try:
-            _download(instance, received)
+            _download(instance, received, max_bytes)
             dataset = pydicom.dcmread(received, defer_size="256 KB")
             if str(dataset.get("PatientID", "")) != patient_id:
                 raise PacsError(f"Image {instance.uid} on the PACS belongs to another patient "
@@ -262,10 +268,30 @@ def _temporary(directory: str | None, prefix: str, suffix: str) -> str:
     return path
 
 
-def _download(instance: Instance, path: str) -> None:
+class _Capped:
+    """A file that refuses (TooLarge) to grow beyond `limit` bytes (None: no limit)."""
+
+    def __init__(self, out, limit: int | None, instance: Instance):
+        self.out, self.limit, self.instance, self.written = out, limit, instance, 0
+
+    def write(self, data) -> None:
+        self.written += len(data)
+        if self.limit is not None and self.written > self.limit:
+            raise too_large(self.instance, self.limit)
+        self.out.write(data)
+
+
+def too_large(instance: Instance, limit: int) -> TooLarge:
+    return TooLarge(f"Image {instance.uid} on the PACS is larger than {limit / 1048576:g} MB, the largest accepted "
+                    "(ORTHOREG_MAX_UPLOAD_MB): not imported.")
+
+
+def _download(instance: Instance, path: str, max_bytes: int | None = None) -> None:
     """The instance's part of the WADO-RS answer written to `path`, read a chunk at a time. Parsed as
     dicomweb-client parses it (multipart/related, its one part; a server that sends the part bare, as
-    application/dicom, is accepted too); ValueError when the answer is not one instance."""
+    application/dicom, is accepted too); ValueError when the answer is not one instance, TooLarge as soon as more
+    than `max_bytes` of it arrived (or the answer announces more: its Content-Length counts the multipart framing,
+    a few hundred bytes, so it is compared with a margin)."""
     client()  # the settings checked as for every other request (the stream is read with requests itself)
     url = "/".join([settings.DICOMWEB_URL.rstrip("/"), "studies", quote(instance.study_uid, safe=""), "series",
                     quote(instance.series_uid, safe=""), "instances", quote(instance.uid, safe="")])
@@ -273,8 +299,12 @@ def _download(instance: Instance, path: str) -> None:
                         timeout=float(settings.DICOMWEB_TIMEOUT)) as response:
         response.raise_for_status()
         content_type = response.headers.get("content-type", "")
+        announced = response.headers.get("content-length", "")
+        if max_bytes is not None and announced.isdigit() and int(announced) > max_bytes + _MAX_PART_HEADERS:
+            raise too_large(instance, max_bytes)
         chunks = response.iter_content(chunk_size=_CHUNK)
-        with open(path, "wb") as out:
+        with open(path, "wb") as raw:
+            out = _Capped(raw, max_bytes, instance)
             if content_type.startswith("application/dicom"):
                 for chunk in chunks:
                     out.write(chunk)

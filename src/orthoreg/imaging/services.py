@@ -544,24 +544,32 @@ def pacs_import(*, episode: Episode, study_uids: Sequence[str], user=None, reque
         elif existing is not None:
             outcome.reason = f"already on this episode (radiograph {existing.pk} of {format_date(existing.date)})"
         else:
-            # On disk from the PACS's answer to storage, never whole in memory.
-            with pacs.retrieved(instance, patient_id=patient_id, directory=upload_temp_dir()) as pulled, \
-                    open(pulled.path, "rb") as fh:
-                laterality = str(pulled.dataset.get("ImageLaterality") or pulled.dataset.get("Laterality") or "")
-                side = _LATERALITY.get(laterality.strip().upper(), "")
-                try:
-                    outcome.image = image_upload(
-                        episode=episode, file=_FileOnDisk(fh, name=f"{instance.uid}.dcm"),
-                        view=_view_from_header(str(pulled.dataset.get("ViewPosition") or "")), side=side,
-                        description=str(pulled.dataset.get("StudyDescription") or ""), origin="the PACS",
-                        user=user, request=request)
-                except ValidationError as exc:
-                    messages = exc.message_dict if hasattr(exc, "error_dict") else {"file": exc.messages}
-                    outcome.reason = " ".join(m for items in messages.values() for m in items)
+            try:
+                outcome.image = _pull_one(instance, episode=episode, patient_id=patient_id, user=user,
+                                          request=request)
+            except pacs.TooLarge as exc:  # the upload's limit, checked while it arrives: left out like a refusal
+                outcome.reason = str(exc)
+            except ValidationError as exc:
+                messages = exc.message_dict if hasattr(exc, "error_dict") else {"file": exc.messages}
+                outcome.reason = " ".join(m for items in messages.values() for m in items)
         outcomes.append(outcome)
         if progress:
             progress(outcome)
     return outcomes
+
+
+def _pull_one(instance: pacs.Instance, *, episode: Episode, patient_id: str, user, request) -> Image:
+    """One PACS instance through image_upload: on disk from the PACS's answer to storage, never whole in memory,
+    and never more of it than an upload may be (max_upload_bytes)."""
+    with pacs.retrieved(instance, patient_id=patient_id, directory=upload_temp_dir(),
+                        max_bytes=max_upload_bytes()) as pulled, open(pulled.path, "rb") as fh:
+        laterality = str(pulled.dataset.get("ImageLaterality") or pulled.dataset.get("Laterality") or "")
+        return image_upload(
+            episode=episode, file=_FileOnDisk(fh, name=f"{instance.uid}.dcm"),
+            view=_view_from_header(str(pulled.dataset.get("ViewPosition") or "")),
+            side=_LATERALITY.get(laterality.strip().upper(), ""),
+            description=str(pulled.dataset.get("StudyDescription") or ""), origin="the PACS", user=user,
+            request=request)
 
 
 # --- Measurement reports (DICOM SR) -------------------------------------------------------------------
