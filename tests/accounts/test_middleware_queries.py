@@ -48,3 +48,18 @@ def test_user_with_device_is_sent_to_verify_with_one_device_query(clinician):
     response, sqls = _queries(login(clinician), reverse("registry:patient_list"))
     assert response.status_code == 302 and reverse("accounts:2fa_verify") in response["Location"]
     assert _count(sqls, "otp_totp_totpdevice") == 1
+
+
+def test_setup_page_reads_the_devices_twice(clinic):
+    """The set-up page: one look for a confirmed device and one for the pending one (it asked six times)."""
+    admin = make_user("boss", Role.ADMIN, clinic)
+    response, sqls = _queries(login(admin), reverse("accounts:2fa_setup"))
+    assert response.status_code == 200 and b"enrolment" in response.content.lower()
+    assert _count(sqls, "otp_totp_totpdevice") == 2
+
+
+def test_verify_page_reads_the_devices_once(clinician):
+    TOTPDevice.objects.create(user=clinician, name="phone", confirmed=True)
+    response, sqls = _queries(login(clinician), reverse("accounts:2fa_verify"))
+    assert response.status_code == 200
+    assert _count(sqls, "otp_totp_totpdevice") == 1

@@ -73,9 +73,11 @@ def _hash(code: str) -> str:
     return hashlib.sha256(code.strip().upper().replace("-", "").replace(" ", "").encode()).hexdigest()
 
 
-def enrolment_needed(user) -> bool:
-    """A user who must use two-factor and has no device yet sets it up only with an enrolment code."""
-    return required_for(user) and not has_device(user)
+def enrolment_needed(user, *, device: bool | None = None) -> bool:
+    """A user who must use two-factor and has no device yet sets it up only with an enrolment code (`device`:
+    whether they have one, when the caller already knows; else one device query)."""
+    has = has_device(user) if device is None else device
+    return not has and required_for(user, device=has)
 
 
 @transaction.atomic

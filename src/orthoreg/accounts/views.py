@@ -31,7 +31,7 @@ def twofactor_setup(request):
     if twofactor.has_device(request.user):
         return redirect("accounts:2fa_verify")
     device = twofactor.device_start(user=request.user)
-    needs_code = twofactor.enrolment_needed(request.user)
+    needs_code = twofactor.enrolment_needed(request.user, device=False)  # no device: just asked
     form = EnrolmentForm(request.POST or None, needs_code=needs_code)
     if request.method == "POST" and form.is_valid():
         problems = twofactor.device_confirm(request=request, device=device, token=form.cleaned_data["token"],
@@ -41,7 +41,7 @@ def twofactor_setup(request):
         for field, message in problems.items():
             form.add_error(field, message)
     context = {"form": form, "qr": twofactor.qr_svg(device), "secret": twofactor.secret_of(device),
-               "next": _next_url(request), "required": twofactor.required_for(request.user)}
+               "next": _next_url(request), "required": twofactor.required_for(request.user, device=False)}
     return render(request, "accounts/2fa_setup.html", context, status=400 if form.errors else 200)
 
 
