@@ -380,6 +380,23 @@ def test_with_a_worker_running_the_worker_refreshes_and_a_report_says_when_its_f
     assert "6m" in [t["time_point"] for t in fresh["time_points"]]
 
 
+def test_after_an_upgrade_the_report_says_its_facts_follow_old_rules_until_the_worker_begins(builder, clinic,
+                                                                                            monkeypatch):
+    """Between an upgrade that changes the rules (RULES_VERSION) and the worker's next pass, the facts are those of
+    the old rules (a new table may even be empty): the report must not call them current."""
+    e = builder.episode(index_date=D(2025, 1, 1))
+    builder.assessment(e, "baseline", score=8)
+    facts.refresh()
+    assert facts.freshness().current
+    WorkerRun.objects.create(worker="elsewhere", interval=60, finished_at=timezone.now())  # a worker loop runs
+    monkeypatch.setattr(facts, "RULES_VERSION", facts.RULES_VERSION + 1)  # the upgrade
+    assert facts.ensure_current() == 0  # the request does not rebuild: the worker will
+    upgraded = facts.freshness()
+    assert upgraded.rules_changed and not upgraded.current and upgraded.pending == 1
+    worker_loop(name="test", interval=0, stop=threading.Event(), once=True)
+    assert facts.freshness().current
+
+
 def test_reads_never_refresh(builder, clinic, django_assert_num_queries):
     e = builder.episode(index_date=D(2025, 1, 1))
     builder.assessment(e, "baseline", score=8)

@@ -6,8 +6,11 @@ import json
 
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
 from orthoreg.accounts.models import AuditEvent
+from orthoreg.analytics import facts
+from orthoreg.followup.models import WorkerRun
 from orthoreg.registry.models import Patient
 from tests.conftest import login
 
@@ -85,6 +88,16 @@ def test_comparison_page(clinician_client, registry):
     html = page.content.decode()
     assert "Differences (A minus B)" in html and "not a randomized trial" in html
     assert "no log-rank test (too few treated in a cohort)" in html  # 3 men vs 3 women: the small-number rule
+
+
+def test_the_page_says_how_current_its_figures_are(clinician_client, registry, monkeypatch):
+    html = clinician_client.get(COHORT, {"show": "1"}).content.decode()
+    assert "Figures from every record up to" in html
+    WorkerRun.objects.create(worker="elsewhere", interval=60, finished_at=timezone.now())  # the worker's job
+    monkeypatch.setattr(facts, "RULES_VERSION", facts.RULES_VERSION + 1)  # an upgrade the worker has not seen
+    html = clinician_client.get(COHORT, {"show": "1"}).content.decode()
+    assert "The figures are being recomputed by the worker under new rules" in html
+    assert "Figures from every record" not in html
 
 
 def test_downloads_are_audited(clinician_client, clinician, registry):

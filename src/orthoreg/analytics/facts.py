@@ -119,14 +119,20 @@ class Freshness:
 
     as_of: object  # datetime
     pending: int
+    # the rules changed (an upgrade, a new instrument, a setting: rules_stamp) and the worker has not begun to
+    # recompute every fact under them: until it has, some figures may be missing or follow the old rules
+    rules_changed: bool = False
 
     @property
     def current(self) -> bool:
-        return self.pending == 0
+        return self.pending == 0 and not self.rules_changed
 
 
 def freshness() -> Freshness:
-    """The facts' moment: the time the oldest waiting change was queued (an index look-up), or now."""
+    """The facts' moment: the time the oldest waiting change was queued (an index look-up), or now; whether they
+    were computed under other rules than today's (one more look-up)."""
+    if FactsState.objects.filter(name="rules").values_list("value", flat=True).first() != rules_stamp():
+        return Freshness(as_of=timezone.now(), pending=Episode.objects.count(), rules_changed=True)
     oldest = StaleEpisode.objects.order_by("queued_at").values_list("queued_at", flat=True).first()
     if oldest is None:
         return Freshness(as_of=timezone.now(), pending=0)
