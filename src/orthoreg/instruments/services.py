@@ -11,9 +11,8 @@ from pathlib import Path
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
-from simple_history.utils import bulk_create_with_history
 
-from orthoreg import events
+from orthoreg import bulkinsert, events
 from orthoreg.accounts.models import AuditEvent
 from orthoreg.accounts.services import audit_record, audit_record_bulk
 from orthoreg.registry import rules
@@ -95,7 +94,8 @@ def responses_store(*, responses: list[Response], request=None, entered_by=None)
     if not getattr(history_user, "is_authenticated", False):
         history_user = None
     with transaction.atomic():
-        stored = bulk_create_with_history(responses, Response, batch_size=500, default_user=history_user)
+        stored = bulkinsert.insert_objects(Response, responses)
+        bulkinsert.history_insert(Response, stored, default_user=history_user, default_change_reason=None)
         audit_record_bulk(request=request, user=None if request is not None else entered_by,
                           action=AuditEvent.Action.CREATE,
                           entries=[(r, r.patient, _audit_detail(r)) for r in stored])
