@@ -28,6 +28,7 @@ from .types import EXT, Definition, DefinitionError, format_number
 TIME_POINTS = rules.time_point_choices()  # the form's choices: the standard time points, labelled
 time_point_label = rules.time_point_label  # (registry.rules: one home)
 CLOCK_SKEW = dt.timedelta(minutes=5)
+SOURCES = frozenset(Response.Source.values)  # (the enum's .values builds its list at each call)
 # Words that are paths under /instruments/, so never instrument codes.
 RESERVED_CODES = frozenset({"patients", "episodes", "responses", "new"})
 
@@ -54,7 +55,7 @@ def response_build(*, patient, episode, instrument: str, answers, time_point: st
     if time_point and not TIME_POINT_RE.match(time_point):
         errors.setdefault("time_point", []).append(
             "Use 'baseline' or a number with d, w, m or y after the index procedure (e.g. 6w, 3m, 12m).")
-    if source not in Response.Source.values:
+    if source not in SOURCES:
         errors.setdefault("source", []).append(f"Unknown source {source!r}; use one of "
                                                f"{', '.join(Response.Source.values)}.")
     completed_at = completed_at or timezone.now()
