@@ -87,7 +87,8 @@ def _plan(model: type[models.Model]) -> _Plan:
     return plan
 
 
-def _preparer(column: _Column, connection) -> Callable[[Any], Any]:
+def _preparer(column: _Column, connection) -> tuple[tuple[type, ...], Callable[[Any], Any]]:
+    """(the types whose values go as they are, None too; how any other value is prepared)."""
     field, types = column.field, column.types
     # A date in a DateField and an aware datetime in a DateTimeField: get_db_prep_save's to_python returns them
     # as they are and its last step is the backend's adapter; it is called directly.
@@ -120,7 +121,7 @@ def _preparer(column: _Column, connection) -> Callable[[Any], Any]:
             raise TypeError(f"{field}: an expression ({value!r}) is not supported by bulkinsert (use bulk_create)")
         return field.get_db_prep_save(value, connection=connection)
 
-    return prepare
+    return (type(None), *types), prepare
 
 
 def _execute(model: type[models.Model], columns: Sequence[_Column], rows: list[list], *, returning: bool,
@@ -130,7 +131,7 @@ def _execute(model: type[models.Model], columns: Sequence[_Column], rows: list[l
     plan = _plan(model)
     qn = connection.ops.quote_name
     fields = [c.field for c in columns]
-    preparers = [_preparer(c, connection) for c in columns]
+    plans = [_preparer(c, connection) for c in columns]
     on_conflict = OnConflict.IGNORE if ignore_conflicts else None
     head = (f"{connection.ops.insert_statement(on_conflict=on_conflict)} {qn(plan.table)} "
             f"({', '.join(qn(f.column) for f in fields)}) ")
@@ -146,8 +147,9 @@ def _execute(model: type[models.Model], columns: Sequence[_Column], rows: list[l
         for start in range(0, len(rows), batch):
             chunk = rows[start:start + batch]
             params: list = []
-            for row in chunk:
-                params.extend([prepare(value) for prepare, value in zip(preparers, row)])
+            for row in chunk:  # (the common case, a value that goes as it is, without a call)
+                params.extend([value if type(value) in as_is else prepare(value)
+                               for (as_is, prepare), value in zip(plans, row)])
             sql = head + "VALUES " + ", ".join([row_sql] * len(chunk)) + (" " + tail if tail else "")
             cursor.execute(sql, (*params, *tail_params))
             if returning:
