@@ -7,6 +7,8 @@ from django.core.exceptions import PermissionDenied
 from django.db import models, router
 from django.utils import timezone
 
+from orthoreg import bulkinsert
+
 from . import auditchain
 
 
@@ -40,7 +42,11 @@ class AuditQuerySet(models.QuerySet):
             if obj.pk is not None:
                 raise PermissionDenied("The audit log is append-only.")
             obj.at = obj.at or timezone.now()
-        return auditchain.append(objs, lambda: super(AuditQuerySet, self).bulk_create(objs, *args, **kwargs),
+        self._for_write = True  # (self.db: the database written to, as bulk_create's own)
+        if args or set(kwargs) - {"batch_size"}:
+            return auditchain.append(objs, lambda: super(AuditQuerySet, self).bulk_create(objs, *args, **kwargs),
+                                     using=self.db)
+        return auditchain.append(objs, lambda: bulkinsert.insert_objects(self.model, objs, using=self.db),
                                  using=self.db)
 
     def update(self, **kwargs):

@@ -11,9 +11,8 @@ from pathlib import Path
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
-from simple_history.utils import bulk_create_with_history
 
-from orthoreg import events
+from orthoreg import bulkinsert, events
 from orthoreg.accounts.models import AuditEvent
 from orthoreg.accounts.services import audit_record, audit_record_bulk
 from orthoreg.registry import rules
@@ -29,6 +28,7 @@ from .types import EXT, Definition, DefinitionError, format_number
 TIME_POINTS = rules.time_point_choices()  # the form's choices: the standard time points, labelled
 time_point_label = rules.time_point_label  # (registry.rules: one home)
 CLOCK_SKEW = dt.timedelta(minutes=5)
+SOURCES = frozenset(Response.Source.values)  # (the enum's .values builds its list at each call)
 # Words that are paths under /instruments/, so never instrument codes.
 RESERVED_CODES = frozenset({"patients", "episodes", "responses", "new"})
 
@@ -55,7 +55,7 @@ def response_build(*, patient, episode, instrument: str, answers, time_point: st
     if time_point and not TIME_POINT_RE.match(time_point):
         errors.setdefault("time_point", []).append(
             "Use 'baseline' or a number with d, w, m or y after the index procedure (e.g. 6w, 3m, 12m).")
-    if source not in Response.Source.values:
+    if source not in SOURCES:
         errors.setdefault("source", []).append(f"Unknown source {source!r}; use one of "
                                                f"{', '.join(Response.Source.values)}.")
     completed_at = completed_at or timezone.now()
@@ -95,7 +95,8 @@ def responses_store(*, responses: list[Response], request=None, entered_by=None)
     if not getattr(history_user, "is_authenticated", False):
         history_user = None
     with transaction.atomic():
-        stored = bulk_create_with_history(responses, Response, batch_size=500, default_user=history_user)
+        stored = bulkinsert.insert_objects(Response, responses)
+        bulkinsert.history_insert(Response, stored, default_user=history_user, default_change_reason=None)
         audit_record_bulk(request=request, user=None if request is not None else entered_by,
                           action=AuditEvent.Action.CREATE,
                           entries=[(r, r.patient, _audit_detail(r)) for r in stored])

@@ -11,9 +11,8 @@ from typing import Any, TypeVar
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, models, transaction
-from simple_history.utils import bulk_create_with_history
 
-from orthoreg import events
+from orthoreg import bulkinsert, events
 from orthoreg.accounts.models import AuditEvent
 from orthoreg.accounts.services import audit_record, audit_record_bulk
 
@@ -100,7 +99,8 @@ def records_store(pending: list[Pending], *, request=None, actor=None) -> list:
                     derive = getattr(obj, "derive_fields", None)  # what save() derives (initials, ICD-10, category)
                     if derive is not None:
                         derive()
-                bulk_create_with_history(objs, model, batch_size=500, default_user=history_user)
+                bulkinsert.insert_objects(model, objs)
+                bulkinsert.history_insert(model, objs, default_user=history_user, default_change_reason=None)
     except IntegrityError as exc:  # a race past clean(): report it as a validation error, store nothing
         raise ValidationError(f"This record conflicts with one saved meanwhile: {exc}") from exc
     for action in (AuditEvent.Action.CREATE, AuditEvent.Action.UPDATE):

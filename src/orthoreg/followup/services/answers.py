@@ -12,7 +12,7 @@ from django.db.models.expressions import RawSQL
 from django.db.models.functions import Cast
 from django.utils import timezone
 
-from orthoreg import events
+from orthoreg import bulkinsert, events
 from orthoreg.accounts.models import AuditEvent
 from orthoreg.accounts.services import audit_record
 from orthoreg.instruments.models import Response
@@ -143,7 +143,7 @@ def _complete_all(done: list[Assessment], now) -> None:
             response=_per_row(batch, "response", [a.response_id for a in batch]),
             completed_at=_per_row(batch, "completed_at", [a.completed_at for a in batch]),
             status=Assessment.Status.COMPLETED, draft={}, updated_at=now)
-    Assessment.history.bulk_history_create(done, batch_size=500, update=True)
+    bulkinsert.history_insert(Assessment, done, update=True)
 
 
 def _per_row(rows: list[Assessment], name: str, values: list) -> Any:

@@ -12,7 +12,7 @@ from django.db import transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
-from orthoreg import events
+from orthoreg import bulkinsert, events
 from orthoreg.accounts.models import AuditEvent
 from orthoreg.accounts.services import audit_record
 from orthoreg.formats import format_date
@@ -94,9 +94,9 @@ def episodes_schedule(*, episodes, recorded: Sequence[Procedure] = ()) -> list[S
         results.append(result)
         if result.created or result.updated or result.cancelled:
             changed.append(pk)
-    Assessment.objects.bulk_create(to_create)
-    Assessment.history.bulk_history_create(  # (as saving them after their insert would have written)
-        [a for a in to_create for _ in range(getattr(a, "_changes_before_insert", 0))], update=True)
+    bulkinsert.insert_objects(Assessment, to_create)
+    bulkinsert.history_insert(  # (as saving them after their insert would have written)
+        Assessment, [a for a in to_create for _ in range(getattr(a, "_changes_before_insert", 0))], update=True)
     events.records_changed_send(episode_ids=changed)
     _close_invitations_without_work(ids)
     return results

@@ -28,6 +28,7 @@ from django.utils import timezone
 from fhir.resources.R4B import get_fhir_model_class
 from pydantic import ValidationError as PydanticValidationError
 
+from orthoreg import bulkinsert
 from orthoreg.imaging.models import ImagingStudy
 from orthoreg.instruments import definitions
 from orthoreg.instruments.definitions import UnknownInstrument
@@ -521,16 +522,18 @@ class Unit:
     def link_many(self, records: list[tuple[Entry, str, Any]]) -> None:
         """Record the keys these entries were found by for the records they became (one insert)."""
         rows = []
+        now = timezone.now()  # (created_at: auto_now_add)
         for entry, resource_type, obj in records:
             for key in self.keys_of(entry):
                 if (resource_type, key) in self.new_links or (resource_type, key) in self.ctx.links:
                     continue
-                rows.append(FhirLink(resource_type=resource_type, key=key, object_id=obj.pk))
+                rows.append((resource_type, key, obj.pk, now))
                 self.new_links[(resource_type, key)] = obj.pk
             if self.ctx.allowed_clinic_ids is None:
                 self.ctx.objects[(type(obj), obj.pk)] = obj
         # A key another record already holds keeps pointing there (the first import that used it wins).
-        FhirLink.objects.bulk_create(rows, ignore_conflicts=True, batch_size=500)
+        bulkinsert.insert_rows(FhirLink, ("resource_type", "key", "object_id", "created_at"), rows,
+                               ignore_conflicts=True)
 
     def prefetch(self, checked: list[tuple[Entry, str]]) -> None:
         """Look up the keys of a chunk of entries in one query (instead of one per entry)."""
