@@ -102,7 +102,7 @@ def test_episodes_schedule_queries_do_not_grow_with_the_episodes(clinic):
 def test_record_build_refuses_what_the_constraints_refuse_by_clean(clinic, index_procedure):
     """record_build leaves Django's re-check of Patient's and Procedure's constraints out (their clean() enforces
     them): a used MRN and a second index procedure are still refused, with clean()'s messages; a new patient is
-    checked in two queries (its clinic exists, its MRN is free), not three."""
+    checked in one query (its MRN is free), not three."""
     from django.core.exceptions import ValidationError
 
     Patient.objects.create(clinic=clinic, mrn="DUP-1", given_name="Ann", family_name="Lee",
@@ -114,8 +114,34 @@ def test_record_build_refuses_what_the_constraints_refuse_by_clean(clinic, index
     with CaptureQueriesContext(connection) as ctx:
         registry.record_build(Patient, clinic=clinic, mrn="NEW-1", given_name="Bo", family_name="Ray",
                               birth_date=dt.date(1971, 1, 1))
-    assert len(ctx.captured_queries) == 2
+    assert len(ctx.captured_queries) == 1  # its MRN is free (its clinic is the record given: not looked up)
     with pytest.raises(ValidationError) as err:
         registry.procedure_build(episode=index_procedure.episode, date=index_procedure.date, kind="bmc",
                                  is_index=True, target_structure="joint", image_guidance="ultrasound")
     assert "already has an index procedure" in err.value.message_dict["is_index"][0]
+
+
+def test_record_build_looks_up_a_foreign_key_given_as_an_id_only(clinic):
+    """A related record given as a record read from the database is not looked up again; one given as an id is, and
+    one that is not there is refused with Django's message, the other fields still checked."""
+    from django.core.exceptions import ValidationError
+
+    (patient,) = registry.records_store(_patients(clinic, 1))
+    with CaptureQueriesContext(connection) as ctx:
+        registry.record_build(Episode, patient=patient, body_site="first_mtp", side="right", condition="hallux_rigidus")
+    assert not [q for q in ctx.captured_queries if "registry_patient" in q["sql"]]
+    with CaptureQueriesContext(connection) as ctx:
+        registry.record_build(Episode, patient_id=patient.pk, body_site="first_mtp", side="right",
+                              condition="hallux_rigidus")
+    assert [q for q in ctx.captured_queries if "registry_patient" in q["sql"]]
+    with pytest.raises(ValidationError) as err:
+        registry.record_build(Episode, patient_id=patient.pk + 1000, body_site="first_mtp", side="nowhere",
+                              condition="hallux_rigidus")
+    assert err.value.message_dict == {"patient": [f"patient instance with id {patient.pk + 1000} is not a valid choice."],
+                                      "side": ["Value 'nowhere' is not a valid choice."]}
+    unsaved = Patient(clinic=clinic, mrn="NOT-SAVED", given_name="Ann", family_name="Lee",
+                      birth_date=dt.date(1970, 1, 1))
+    with pytest.raises(ValidationError) as err:  # an attached record never stored is no proof of anything
+        registry.record_build(Episode, patient=unsaved, body_site="first_mtp", side="right",
+                              condition="hallux_rigidus")
+    assert err.value.message_dict == {"patient": ["This field cannot be null."]}
