@@ -277,11 +277,11 @@ class _Capped:
     def write(self, data) -> None:
         self.written += len(data)
         if self.limit is not None and self.written > self.limit:
-            raise too_large(self.instance, self.limit)
+            raise _too_large(self.instance, self.limit)
         self.out.write(data)
 
 
-def too_large(instance: Instance, limit: int) -> TooLarge:
+def _too_large(instance: Instance, limit: int) -> TooLarge:
     return TooLarge(f"Image {instance.uid} on the PACS is larger than {limit / 1048576:g} MB, the largest accepted "
                     "(ORTHOREG_MAX_UPLOAD_MB): not imported.")
 
@@ -301,7 +301,7 @@ def _download(instance: Instance, path: str, max_bytes: int | None = None) -> No
         content_type = response.headers.get("content-type", "")
         announced = response.headers.get("content-length", "")
         if max_bytes is not None and announced.isdigit() and int(announced) > max_bytes + _MAX_PART_HEADERS:
-            raise too_large(instance, max_bytes)
+            raise _too_large(instance, max_bytes)
         chunks = response.iter_content(chunk_size=_CHUNK)
         with open(path, "wb") as raw:
             out = _Capped(raw, max_bytes, instance)
