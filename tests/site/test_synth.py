@@ -82,3 +82,18 @@ def test_the_command_refuses_no_writers(db, value):
 
     with pytest.raises(CommandError, match="--writers"):
         call_command("synth", "--patients", "3", "--writers", value, "--no-progress")
+
+
+def test_nothing_is_answered_later_than_now(db):
+    """Responses of today's follow-ups were once dated later today (a random hour): records the registry itself
+    refuses as in the future (an export of them could not be imported again)."""
+    from django.utils import timezone
+
+    clinic = Clinic.objects.create(code="s", name="S")
+    generator = Generator(clinics=[clinic], seed=11)
+    started = generator.now  # (the moment the generator started)
+    generator.run(60)
+    today = timezone.localdate()
+    assert Response.objects.filter(completed_at__date__gte=today - dt.timedelta(days=1)).exists()  # (some, lately)
+    assert not Response.objects.filter(completed_at__gt=started).exists()
+    assert not Assessment.objects.filter(completed_at__gt=started).exists()

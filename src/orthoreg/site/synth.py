@@ -430,7 +430,8 @@ class Generator:
             pain = baseline if offset <= 0 else baseline * (1 - improvement * reach) + rng.gauss(0, 0.6)
             pain = int(min(10, max(0, round(pain))))
             better = round(100 * improvement * reach + rng.gauss(0, 8))
-            completed = dt.datetime.combine(day, dt.time(hour=rng.randint(7, 21)), tzinfo=self.tz)
+            # (answered today: not later than now, which the registry's own validation would refuse as future)
+            completed = min(dt.datetime.combine(day, dt.time(hour=rng.randint(7, 21)), tzinfo=self.tz), self.now)
             if answered:
                 responded_points += 1
             status = "completed" if answered else ("cancelled" if stop else "scheduled")
