@@ -241,6 +241,14 @@ def test_malformed_ndjson_line(tmp_path, clinic):
     refused(tmp_path, "Patient.ndjson", text, "malformed JSON", location="line 2")
 
 
+@pytest.mark.parametrize("line", ["[1, 2]", '"Patient"', "null", "42"])
+def test_an_ndjson_line_that_is_not_an_object(tmp_path, clinic, line):
+    """(A list on a line once stopped the command with a traceback.)"""
+    text = json.dumps(PATIENT) + "\n" + line + "\n"
+    refused(tmp_path, "Patient.ndjson", text, "not a FHIR resource: each line of an ndjson file must be a JSON "
+                                              "object", location="line 2")
+
+
 def test_unknown_resource_type(tmp_path, clinic):
     refused(tmp_path, "x.json", {**PATIENT, "resourceType": "Patinet"}, "unknown resourceType 'Patinet'")
 
@@ -401,6 +409,19 @@ def test_any_json_document_is_imported_or_refused_with_a_location(clinic, docume
     assert summary.units[0]["status"] in ("imported", "refused")
     for error in (e for s in summary.types.values() for e in s.errors):
         assert error["location"].startswith("doc.json") and error["message"]
+    if not summary.ok:
+        assert not FhirLink.objects.exists()
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(lines=st.lists(json_values | resource_like, min_size=1, max_size=3))
+def test_any_json_lines_of_ndjson_are_imported_or_refused_with_a_location(tmp_path, clinic, lines):
+    path = tmp_path / "Patient.ndjson"
+    path.write_text("\n".join(json.dumps(line) for line in lines) + "\n", encoding="utf-8")
+    summary = imports.import_paths([str(path)])
+    assert summary.units[0]["status"] in ("imported", "refused")
+    for error in (e for s in summary.types.values() for e in s.errors):
+        assert error["location"].startswith("Patient.ndjson: line ") and error["message"]
     if not summary.ok:
         assert not FhirLink.objects.exists()
 

@@ -73,7 +73,8 @@ def handle_import(command, options) -> None:
         clinic = Clinic.objects.filter(code=options["clinic"]).first()
         if clinic is None:
             raise CommandError(f"Unknown clinic code: {options['clinic']}", returncode=2)
-    summary = imports.import_paths(options["paths"], clinic=clinic, dry_run=options["dry_run"])
+    summary = imports.import_paths(options["paths"], clinic=clinic, dry_run=options["dry_run"],
+                                   ahead_min_bytes=imports.AHEAD_MIN_BYTES)
     if options["format"] == "json":
         command.stdout.write(json.dumps(summary.as_dict(), indent=1, ensure_ascii=False))
     else:

@@ -41,6 +41,7 @@ from orthoreg.registry.coding import BodySite, Side
 from orthoreg.registry.models import AdverseEvent, Clinic, Episode, Patient, Procedure
 
 from ..models import FhirLink
+from . import ahead as ahead_process
 from . import codes
 from .export import ORTHOBIOLOGIC_FIELDS, RESOURCE_ORDER, Validator
 
@@ -48,11 +49,16 @@ BUNDLE_TYPES = ("transaction", "batch", "collection", "searchset")
 # The order resources of one Bundle are mapped in, so that what they refer to exists first.
 MAP_ORDER = {t: n for n, t in enumerate(("Questionnaire", "Patient", "Condition", "Procedure",
                                          "QuestionnaireResponse", "ImagingStudy", "Observation", "AdverseEvent"))}
+AHEAD_MIN_BYTES = 1_000_000  # the command line validates ndjson files this large in all in a second process
 OBJECT_CACHE = 5000  # recently used records kept by an import (bounded, whatever the file's size)
 MODEL_OF = {"Patient": Patient, "Condition": Episode, "Procedure": Procedure, "QuestionnaireResponse": Response,
             "Observation": Response, "AdverseEvent": AdverseEvent, "ImagingStudy": ImagingStudy}
 OWN_KIND = {"Patient": "patient", "Condition": "episode", "Procedure": "procedure",
             "QuestionnaireResponse": "response", "AdverseEvent": "adverse-event", "ImagingStudy": "imaging-study"}
+
+
+# A resource's verdict: None when it may be imported, else (resource type, message, where) of its refusal.
+Verdict = tuple[str, str, str] | None
 
 
 class Refused(Exception):
@@ -131,6 +137,7 @@ class Entry:
     method: str = ""
     request_url: str = ""
     size: int = 0  # bytes of its ndjson line
+    line: int = 0  # its line number in an ndjson file (0: not from one)
     keys: list[str] | None = None  # what it is found by (Unit.keys_of, worked out once)
 
 
@@ -203,7 +210,11 @@ def ndjson_entries(path: Path) -> Iterator[Entry]:
             text = _decode(line, where).strip()
             if not text:
                 continue
-            yield Entry(location=where, resource=_loads(text, where), size=len(line))
+            resource = _loads(text, where)
+            if not isinstance(resource, dict):
+                raise UnitError(where, "not a FHIR resource: each line of an ndjson file must be a JSON object with "
+                                       "a resourceType")
+            yield Entry(location=where, resource=resource, size=len(line), line=n)
 
 
 def _ndjson_order(path: Path) -> tuple:
@@ -325,6 +336,10 @@ class Context:
     objects: OrderedDict = field(default_factory=OrderedDict)
     installed: list[tuple[Path, bytes | None]] = field(default_factory=list)  # undone at the end of a dry run
     validator: Validator = field(default_factory=Validator)  # the elements validated by this import
+    # ndjson files of at least this many bytes in all are validated ahead in a second process (ahead.py) where
+    # there is a second core; None: never (the API: a request's Bundle is small and its server has other work)
+    ahead_min_bytes: int | None = None
+    ahead: ahead_process.Ahead | None = None  # that process, while the run lasts
     clinics: dict[str | None, Clinic] = field(default_factory=dict)  # managingOrganization's code -> clinic
 
 
@@ -1177,6 +1192,30 @@ MAPPERS = {"Patient": map_patient, "Condition": map_condition, "Procedure": map_
 
 # --- driving a unit -----------------------------------------------------------------------------------------------
 
+def resource_verdict(res: dict, expected_type: str | None, validator: Validator) -> Verdict:
+    """Whether one resource may be imported as FHIR R4: None when it validates against its R4B model, else
+    (resource type, message, where) of its refusal. A pure function of the resource (the same verdict in this
+    process or in the one validating ahead, `ahead.py`)."""
+    resource_type = res.get("resourceType")
+    if not isinstance(resource_type, str) or not resource_type:
+        return "(unknown)", "no resourceType", "resourceType"
+    try:
+        model = get_fhir_model_class(resource_type)
+    except (ValueError, KeyError, AttributeError):
+        return resource_type, f"unknown resourceType {resource_type!r}: not a FHIR R4 resource", "resourceType"
+    if expected_type and resource_type != expected_type:
+        return resource_type, f"wrong resourceType {resource_type!r} in a file of {expected_type} resources", \
+            "resourceType"
+    try:
+        if not validator.passes(res, model):  # each distinct element validated once per import
+            model.model_validate(res)  # the whole resource: the verdict and the message with its path
+    except PydanticValidationError as exc:
+        return resource_type, _pydantic_message(exc), ""
+    except (ValueError, TypeError) as exc:
+        return resource_type, str(exc), ""
+    return None
+
+
 def _check(unit: Unit, entry: Entry, expected_type: str | None) -> str | None:
     """Validate one entry's resource; returns its type, or None when refused/skipped here."""
     res = entry.resource
@@ -1186,30 +1225,15 @@ def _check(unit: Unit, entry: Entry, expected_type: str | None) -> str | None:
         unit.tally(what).skipped_reasons[f"{entry.method or 'an entry'} without a resource: not carried out "
                                          "(an import never deletes or reads)"] += 1
         return None
-    resource_type = res.get("resourceType")
-    if not isinstance(resource_type, str) or not resource_type:
-        unit.refuse(entry, "(unknown)", "no resourceType", "resourceType")
+    ahead = unit.ctx.ahead
+    if ahead is not None and entry.line:
+        verdict = ahead.result(unit.name, entry.line, res)
+    else:
+        verdict = resource_verdict(res, expected_type, unit.ctx.validator)
+    if verdict is not None:
+        unit.refuse(entry, *verdict)
         return None
-    try:
-        model = get_fhir_model_class(resource_type)
-    except (ValueError, KeyError, AttributeError):
-        unit.refuse(entry, resource_type, f"unknown resourceType {resource_type!r}: not a FHIR R4 resource",
-                    "resourceType")
-        return None
-    if expected_type and resource_type != expected_type:
-        unit.refuse(entry, resource_type, f"wrong resourceType {resource_type!r} in a file of {expected_type} "
-                                          "resources", "resourceType")
-        return None
-    try:
-        if not unit.ctx.validator.passes(res, model):  # each distinct element validated once per import
-            model.model_validate(res)  # the whole resource: the verdict and the message with its path
-    except PydanticValidationError as exc:
-        unit.refuse(entry, resource_type, _pydantic_message(exc))
-        return None
-    except (ValueError, TypeError) as exc:
-        unit.refuse(entry, resource_type, str(exc))
-        return None
-    return resource_type
+    return res["resourceType"]
 
 
 def _map(unit: Unit, entry: Entry, resource_type: str) -> None:
@@ -1415,13 +1439,50 @@ def import_document(name: str, data: bytes | Any, *, ctx: Context, summary: Summ
 
 
 def import_paths(paths: Iterable[str], *, clinic: Clinic | None = None, dry_run: bool = False, actor=None,
-                 request=None) -> Summary:
+                 request=None, ahead_min_bytes: int | None = None) -> Summary:
     summary = Summary(dry_run=dry_run)
-    ctx = Context(clinic=clinic, actor=actor, request=request, dry_run=dry_run)
-    with run_scope(ctx):
-        for path in expand_paths(paths):
+    ctx = Context(clinic=clinic, actor=actor, request=request, dry_run=dry_run, ahead_min_bytes=ahead_min_bytes)
+    files = expand_paths(paths)
+    with run_scope(ctx), _validated_ahead(ctx, files):
+        for path in files:
             _import_path(path, ctx, summary)
     return summary
+
+
+def _expected_type(path: Path) -> str | None:
+    """The resource type an ndjson file's name promises (Patient.ndjson, Patient.000.ndjson), if it is one."""
+    stem = path.name.split(".")[0]
+    return stem if stem in RESOURCE_ORDER or stem in MAPPERS else None
+
+
+@contextmanager
+def _validated_ahead(ctx: Context, files: list[Path]):
+    """While the run lasts, its ndjson files validated in a second process ahead of it (ahead.py), when they are
+    large enough for it to pay and there is a core for it."""
+    ndjson = [p for p in files if p.suffix == ".ndjson" and p.is_file()]
+    if ctx.ahead_min_bytes is None or not ndjson or sum(p.stat().st_size for p in ndjson) < ctx.ahead_min_bytes \
+            or not ahead_process.usable():
+        yield
+        return
+    expected = {str(p): _expected_type(p) for p in ndjson}
+    validator = ctx.validator
+
+    def work(name: str) -> Iterator[tuple[int, Verdict]]:
+        try:
+            for entry in ndjson_entries(Path(name)):
+                yield entry.line, resource_verdict(entry.resource, expected[name], validator)  # type: ignore[arg-type]
+        except UnitError:  # the import stops at the same line, and says why
+            return
+
+    def fallback(name: str, line: int, res: dict) -> Verdict:
+        return resource_verdict(res, expected.get(name), validator)
+
+    ctx.ahead = ahead_process.Ahead(list(expected), work, fallback)
+    try:
+        yield
+    finally:
+        ctx.ahead.close()
+        ctx.ahead = None
 
 
 def _import_path(path: Path, ctx: Context, summary: Summary) -> None:
@@ -1431,9 +1492,7 @@ def _import_path(path: Path, ctx: Context, summary: Summary) -> None:
         summary.units.append({"unit": name, "status": "refused", "resources": 0})
         return
     if path.suffix == ".ndjson":
-        stem = path.name.split(".")[0]
-        expected = stem if stem in RESOURCE_ORDER or stem in MAPPERS else None
         import_entries(name, ndjson_entries(path), ctx=ctx, summary=summary, streamed=True,
-                       expected_type=expected)
+                       expected_type=_expected_type(path))
     else:
         import_document(name, path.read_bytes(), ctx=ctx, summary=summary)
