@@ -215,6 +215,30 @@ def test_a_recorded_response_is_never_rewritten(tmp_path, clinic):
     assert summary["resources"]["Procedure"]["updated"] == 1 and Procedure.objects.count() == 1
 
 
+@pytest.mark.parametrize("between", [False, True])
+def test_the_same_medical_record_number_twice_in_a_file_is_one_patient(tmp_path, clinic, between):
+    """Two Patient lines with different keys (identifier systems, ids) but the same medical record number, in one
+    chunk: the second updates the first; also when something stored in between (a Condition: the chunk's
+    patients are stored first) or when the patient was stored by an earlier import."""
+    first = {**PATIENT, "id": "a", "identifier": [{"system": "urn:one:mrn", "value": "A-77"}]}
+    second = {**PATIENT, "id": "b", "identifier": [{"system": "urn:two:mrn", "value": "A-77"}], "gender": "other"}
+    condition = {"resourceType": "Condition", "code": {"coding": [{"system": codes.ICD10CM, "code": "M17.11"}]},
+                 "subject": {"reference": "Patient/a"}}
+    lines = [first, condition, second] if between else [first, second]
+    path = write(tmp_path, "Patient.ndjson" if not between else "all.ndjson",
+                 "\n".join(json.dumps(line) for line in lines) + "\n")
+    code, summary = run(path)
+    assert code == 0, errors(summary)
+    assert summary["resources"]["Patient"] | {"errors": [], "skipped_reasons": {}, "warnings": []} == {
+        "created": 1, "updated": 1, "skipped": 0, "errors": [], "skipped_reasons": {}, "warnings": []}
+    patient = Patient.objects.get()
+    assert patient.mrn == "A-77" and patient.sex == "other"
+    third = {**PATIENT, "id": "c", "identifier": [{"system": "urn:three:mrn", "value": "A-77"}]}
+    code, summary = run(write(tmp_path, "Patient.ndjson", json.dumps(third) + "\n"))
+    assert code == 0 and summary["resources"]["Patient"]["updated"] == 1
+    assert Patient.objects.get().sex == "female"
+
+
 # --- bad input: refused whole, named, nothing written ------------------------------------------------------------
 
 def refused(tmp_path, name, content, expected_message, *, location=""):

@@ -374,6 +374,9 @@ class Unit:
         # Keys looked up for a whole chunk of entries in one query: found ones, and every key asked for.
         self.prefetched: dict[tuple[str, str], int] = {}
         self.prefetch_asked: set[tuple[str, str]] = set()
+        # The patients of the chunk's medical record numbers ((clinic, MRN) -> patient; those stored since too)
+        self.patients_by_mrn: dict[tuple[int, str], Patient] = {}
+        self.mrns_asked: set[str] = set()
 
     # summary bookkeeping (kept per unit, merged when the unit ends)
     def tally(self, resource_type: str) -> TypeSummary:
@@ -551,17 +554,36 @@ class Unit:
                                ignore_conflicts=True)
 
     def prefetch(self, checked: list[tuple[Entry, str]]) -> None:
-        """Look up the keys of a chunk of entries in one query (instead of one per entry)."""
+        """Look up the keys of a chunk of entries in one query per resource type (instead of one per entry), by
+        the links' unique index (resource type, key); and the patients of the chunk's medical record numbers."""
         self.prefetched.clear()
         self.prefetch_asked.clear()
-        wanted = {(t, k) for entry, t in checked if t in MODEL_OF for k in self.keys_of(entry)}
-        keys = sorted({k for _, k in wanted})
-        for start in range(0, len(keys), 500):
-            for t, k, pk in FhirLink.objects.filter(key__in=keys[start:start + 500]).values_list(
-                    "resource_type", "key", "object_id"):
-                if (t, k) in wanted:
-                    self.prefetched.setdefault((t, k), pk)
-        self.prefetch_asked.update(wanted)
+        self.patients_by_mrn.clear()
+        self.mrns_asked.clear()
+        wanted: dict[str, set[str]] = {}
+        for entry, resource_type in checked:
+            if resource_type in MODEL_OF:
+                wanted.setdefault(resource_type, set()).update(self.keys_of(entry))
+        for resource_type, keys in wanted.items():
+            ordered = sorted(keys)
+            for start in range(0, len(ordered), 500):
+                for k, pk in FhirLink.objects.filter(resource_type=resource_type, key__in=ordered[start:start + 500]) \
+                        .values_list("key", "object_id"):
+                    self.prefetched[(resource_type, k)] = pk
+            self.prefetch_asked.update((resource_type, k) for k in keys)
+        mrns = sorted({mrn for entry, resource_type in checked
+                       if resource_type == "Patient" and (mrn := _mrn(entry.resource or {}))})
+        for start in range(0, len(mrns), 500):
+            for patient in Patient.objects.filter(mrn__in=mrns[start:start + 500]):
+                self.patients_by_mrn[(patient.clinic_id, patient.mrn)] = patient
+        self.mrns_asked.update(mrns)
+
+    def patient_by_mrn(self, clinic: Clinic, mrn: str) -> Patient | None:
+        """The clinic's patient with this medical record number, if there is one (from the chunk's prefetch, or
+        asked now)."""
+        if mrn in self.mrns_asked:
+            return self.patients_by_mrn.get((clinic.pk, mrn))
+        return Patient.objects.filter(clinic=clinic, mrn=mrn).first()
 
     def defer(self, entry: Entry, resource_type: str, obj: Any, build: services.Pending | None = None) -> None:
         """A validated, unsaved record stored by the next flush (with its links); a registry record with its
@@ -595,6 +617,9 @@ class Unit:
             builds = [self.builds[id(obj)] for _, _, obj in self.deferred if id(obj) in self.builds]
             services.records_store([b for b in builds if not isinstance(b.instance, Procedure)], request=request,
                                    actor=actor)
+            for build in builds:  # (a later line of the chunk with the same MRN finds the stored patient)
+                if isinstance(build.instance, Patient):
+                    self.patients_by_mrn[(build.instance.clinic_id, build.instance.mrn)] = build.instance
             services.procedures_store([b for b in builds if isinstance(b.instance, Procedure)], request=request,
                                       actor=actor)
             responses = [obj for _, _, obj in self.deferred if isinstance(obj, Response)]
@@ -713,7 +738,7 @@ def map_patient(unit: Unit, entry: Entry, res: dict) -> tuple[str, Any]:
         clinic = _clinic_for(unit, res)
         if (clinic.pk, mrn) in unit.deferred_mrns:
             unit.flush()  # the same patient twice in a chunk: the first is stored first
-        patient = Patient.objects.filter(clinic=clinic, mrn=mrn).first()
+        patient = unit.patient_by_mrn(clinic, mrn)
         if patient is None and unit.bulk:
             return unit.defer_new(entry, "Patient", services.record_build(Patient, clinic=clinic, mrn=mrn, **fields))
         if patient is None:
