@@ -32,6 +32,13 @@ def private_data_dir(settings, tmp_path):
     definitions.clear_caches()
 
 
+@pytest.fixture(autouse=True)
+def waiting(monkeypatch):
+    """The import waits for each verdict (instead of working out the ones that have not come yet itself), so
+    that what came from the other process is known (test_a_slow_process_is_not_waited_for: the default)."""
+    monkeypatch.setattr(ahead, "STEAL", False)
+
+
 @pytest.fixture
 def exported(tmp_path, clinic):
     """The ndjson export of a small registry (7 patients, a few hundred resources), the registry emptied."""
@@ -151,7 +158,7 @@ def test_the_command_line_validates_large_imports_ahead(exported, witness, monke
     assert received > 0
 
 
-def test_a_process_far_behind_loses_nothing(tmp_path, exported, witness, monkeypatch):
+def test_an_import_far_behind_loses_nothing(tmp_path, exported, witness, monkeypatch):
     """The import slower than the validating process: the pipe fills, the other process waits; every verdict
     still arrives, in order."""
     monkeypatch.setattr(ahead, "BATCH", 1)
@@ -167,3 +174,28 @@ def test_a_process_far_behind_loses_nothing(tmp_path, exported, witness, monkeyp
     assert summary.ok
     ((_, received),) = witness
     assert received == sum(lines(p) for p in exported.glob("*.ndjson"))
+
+
+def test_a_slow_process_is_not_waited_for(tmp_path, exported, witness, monkeypatch):
+    """The other process slower than the import (a busy machine): the import works out what has not come yet
+    itself, and drops what comes later; the same import."""
+    broken = tmp_path / "broken"
+    shutil.copytree(exported, broken)
+    spoil(broken)
+    alone = imports.import_paths([str(broken)], dry_run=True)
+    monkeypatch.setattr(ahead, "STEAL", True)
+    work = ahead._work
+
+    def slow_work(names, produce, send):
+        def slowly(name):
+            for item in produce(name):
+                time.sleep(0.002)
+                yield item
+        work(names, slowly, send)
+
+    monkeypatch.setattr(ahead, "_work", slow_work)  # (the forked process runs this copy)
+    helped = imports.import_paths([str(broken)], dry_run=True, ahead_min_bytes=0)
+    assert helped.as_dict() == alone.as_dict()
+    ((process, received),) = witness
+    assert process.stolen > 0
+    assert received + process.stolen == sum(lines(p) for p in broken.glob("*.ndjson"))
