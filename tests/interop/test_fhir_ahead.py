@@ -156,6 +156,8 @@ def test_the_command_line_validates_large_imports_ahead(exported, witness, monke
     assert code == 0 and helped == alone
     ((_, received),) = witness
     assert received > 0
+    code, single = run(exported, "--dry-run", "--single-process")
+    assert code == 0 and single == alone and len(witness) == 1  # (no second process)
 
 
 def test_an_import_far_behind_loses_nothing(tmp_path, exported, witness, monkeypatch):

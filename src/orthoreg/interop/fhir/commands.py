@@ -65,6 +65,9 @@ def add_import_parser(subparsers) -> None:
                                                     "or the only clinic)")
     p.add_argument("--dry-run", action="store_true", help="check and count everything, write nothing")
     p.add_argument("--format", choices=("text", "json"), default="text")
+    p.add_argument("--single-process", action="store_true",
+                   help="validate every resource in this process (by default ndjson files of 1 MB or more are "
+                        "validated ahead in a second process where there is a second core: docs/fhir.md)")
 
 
 def handle_import(command, options) -> None:
@@ -74,7 +77,7 @@ def handle_import(command, options) -> None:
         if clinic is None:
             raise CommandError(f"Unknown clinic code: {options['clinic']}", returncode=2)
     summary = imports.import_paths(options["paths"], clinic=clinic, dry_run=options["dry_run"],
-                                   ahead_min_bytes=imports.AHEAD_MIN_BYTES)
+                                   ahead_min_bytes=None if options.get("single_process") else imports.AHEAD_MIN_BYTES)
     if options["format"] == "json":
         command.stdout.write(json.dumps(summary.as_dict(), indent=1, ensure_ascii=False))
     else:
