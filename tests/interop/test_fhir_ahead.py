@@ -201,3 +201,12 @@ def test_a_slow_process_is_not_waited_for(tmp_path, exported, witness, monkeypat
     ((process, received),) = witness
     assert process.stolen > 0
     assert received + process.stolen == sum(lines(p) for p in broken.glob("*.ndjson"))
+
+
+def test_no_process_to_be_had_the_import_validates_alone(exported, witness, monkeypatch):
+    def refuse_to_fork(*args, **kwargs):
+        raise OSError(11, "Resource temporarily unavailable")
+
+    monkeypatch.setattr(ahead.Ahead, "__init__", refuse_to_fork)
+    summary = imports.import_paths([str(exported)], dry_run=True, ahead_min_bytes=0)
+    assert summary.ok and summary.types["Patient"].created == 7 and witness == []
