@@ -371,6 +371,7 @@ class Unit:
         self.deferred_types: set[str] = set()
         self.builds: dict[int, services.Pending] = {}  # id(record) -> its registry build (record_build)
         self.deferred_mrns: set[tuple[int, str]] = set()  # (clinic, MRN) of the deferred patients
+        self.deferred_index_episodes: set[int] = set()  # episodes of the deferred index procedures
         # Keys looked up for a whole chunk of entries in one query: found ones, and every key asked for.
         self.prefetched: dict[tuple[str, str], int] = {}
         self.prefetch_asked: set[tuple[str, str]] = set()
@@ -595,6 +596,8 @@ class Unit:
             self.builds[id(obj)] = build
             if isinstance(obj, Patient):
                 self.deferred_mrns.add((obj.clinic_id, obj.mrn))
+        if isinstance(obj, Procedure) and obj.is_index:
+            self.deferred_index_episodes.add(obj.episode_id)
 
     def defer_new(self, entry: Entry, resource_type: str, build: services.Pending) -> tuple[str, Any]:
         """A new registry record built (and validated) by its service, stored by the next flush: what a mapper
@@ -604,8 +607,7 @@ class Unit:
 
     def deferred_index(self, episode: Episode) -> bool:
         """Is one of the deferred procedures the index procedure of this episode?"""
-        return any(isinstance(obj, Procedure) and obj.is_index and obj.episode_id == episode.pk
-                   for _, _, obj in self.deferred)
+        return episode.pk in self.deferred_index_episodes
 
     def flush(self) -> None:
         """Store the deferred records together through their services' bulk twins (registry records_store and
@@ -633,6 +635,7 @@ class Unit:
             self.deferred_types.clear()
             self.builds.clear()
             self.deferred_mrns.clear()
+            self.deferred_index_episodes.clear()
 
     def flush_or_refuse(self) -> None:
         """flush, a refusal of the unit naming what the registry refused."""
