@@ -90,8 +90,8 @@ def _plan(model: type[models.Model]) -> _Plan:
 def _preparer(column: _Column, connection) -> tuple[tuple[type, ...], Callable[[Any], Any]]:
     """(the types whose values go as they are, None too; how any other value is prepared)."""
     field, types = column.field, column.types
-    # A date in a DateField and an aware datetime in a DateTimeField: get_db_prep_save's to_python returns them
-    # as they are and its last step is the backend's adapter; it is called directly.
+    # A date in a DateField, an aware datetime in a DateTimeField, a dict or list in a JSONField: get_db_prep_save
+    # returns them as they are up to its last step, the backend's adapter, which is called directly.
     adapt: Callable[[Any], Any] | None = None
     target = field.target_field if isinstance(field, models.ForeignKey) else field
     ops, base = connection.ops, BaseDatabaseOperations
@@ -104,13 +104,28 @@ def _preparer(column: _Column, connection) -> tuple[tuple[type, ...], Callable[[
         adapt_int, internal = ops.adapt_integerfield_value, target.get_internal_type()
         types = ()
         adapt = lambda value: adapt_int(value, internal) if type(value) is int else None  # noqa: E731
+    elif types == (str,):
+        # A str subclass (a TextChoices member): the field's to_python returns any str as it is, so does the field
+        adapt = lambda value: value if isinstance(value, str) else None  # noqa: E731
     elif type(field) is models.DateField:
         adapt_date = connection.ops.adapt_datefield_value
         adapt = lambda value: adapt_date(value) if type(value) is dt.date else None  # noqa: E731
     elif type(field) is models.DateTimeField:
         adapt_datetime = connection.ops.adapt_datetimefield_value
-        adapt = lambda value: (adapt_datetime(value) if type(value) is dt.datetime  # noqa: E731
-                               and value.utcoffset() is not None else None)
+        if _utc_as_text(connection):
+            # SQLite's adapter makes an aware datetime naive in the connection's time zone (UTC) and stores its
+            # str(): for one already in datetime.timezone.utc, astimezone returns it as it is, so the same text
+            # is str() of it without its tzinfo (tests/core/test_bulkinsert.py compares the two)
+            adapt = lambda value: (str(value.replace(tzinfo=None)) if type(value) is dt.datetime  # noqa: E731
+                                   and value.tzinfo is dt.UTC else
+                                   adapt_datetime(value) if type(value) is dt.datetime
+                                   and value.utcoffset() is not None else None)
+        else:
+            adapt = lambda value: (adapt_datetime(value) if type(value) is dt.datetime  # noqa: E731
+                                   and value.utcoffset() is not None else None)
+    elif type(field) is models.JSONField and type(field).get_prep_value is models.Field.get_prep_value:
+        adapt_json, encoder = connection.ops.adapt_json_value, field.encoder
+        adapt = lambda value: adapt_json(value, encoder) if type(value) in (dict, list) else None  # noqa: E731
 
     def prepare(value: Any) -> Any:
         if value is None or type(value) in types:
@@ -122,6 +137,17 @@ def _preparer(column: _Column, connection) -> tuple[tuple[type, ...], Callable[[
         return field.get_db_prep_save(value, connection=connection)
 
     return (type(None), *types), prepare
+
+
+def _utc_as_text(connection) -> bool:
+    """Whether the backend stores a datetime as SQLite's does (its str() once naive in the connection's time
+    zone) and that time zone is UTC."""
+    if connection.vendor != "sqlite":
+        return False
+    from django.db.backends.sqlite3.base import DatabaseWrapper as SQLite
+
+    return (type(connection.ops).adapt_datetimefield_value is SQLite.ops_class.adapt_datetimefield_value
+            and connection.timezone is dt.UTC)
 
 
 def _execute(model: type[models.Model], columns: Sequence[_Column], rows: list[list], *, returning: bool,
