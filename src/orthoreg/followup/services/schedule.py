@@ -124,6 +124,8 @@ def _plan_episode(episode: Episode, procedures: list[Procedure], existing: dict[
     stop_day, stop_reason = _cutoff(episode, index)
     conversion = (rules.conversion_of(procedures)
                   if protocol is not None and protocol.stop_on_conversion else None)
+    conversion_reason = (f"converted to surgery ({conversion.get_kind_display().lower()} on "
+                         f"{format_date(conversion.date)})" if conversion is not None else "")
 
     def stop_reason_for(window_end: dt.date) -> str:
         # Whatever can still be answered on the day of death, withdrawal or conversion is no longer asked:
@@ -131,7 +133,7 @@ def _plan_episode(episode: Episode, procedures: list[Procedure], existing: dict[
         if stop_day is not None and window_end >= stop_day:
             return stop_reason
         if conversion is not None and window_end >= conversion.date:
-            return f"converted to surgery ({conversion.get_kind_display().lower()} on {format_date(conversion.date)})"
+            return conversion_reason
         return ""
 
     to_create = []
@@ -143,10 +145,12 @@ def _plan_episode(episode: Episode, procedures: list[Procedure], existing: dict[
         if assessment is None:
             if stop:
                 continue
+            # (by their ids: the episode, its patient and the protocol were read from the database; an instance
+            # given each would ask the database router about it, three times per assessment)
             to_create.append(Assessment(
-                patient=episode.patient, episode=episode, protocol=protocol, time_point=planned.time_point,
-                time_point_order=planned.order, instrument=planned.instrument, due_date=planned.due_date,
-                window_start=planned.window_start, window_end=planned.window_end))
+                patient_id=episode.patient_id, episode_id=episode.pk, protocol_id=protocol.pk,
+                time_point=planned.time_point, time_point_order=planned.order, instrument=planned.instrument,
+                due_date=planned.due_date, window_start=planned.window_start, window_end=planned.window_end))
             continue
         if assessment.status == Assessment.Status.COMPLETED:
             continue
