@@ -15,6 +15,7 @@ used on, on SQLite and PostgreSQL), and new primary keys come back with RETURNIN
 `insert_objects(model, objs)`: bulk_create(objs) for new model instances (their pk set on return).
 `insert_rows(model, attnames, rows)`: plain tuples of attribute values, no model instances (history rows).
 `history_insert(model, objs)`: django-simple-history's bulk_history_create as tuples.
+`prepare_values(model, attname, values)`: one column's values as the database is sent them (hand-written SQL).
 """
 
 from __future__ import annotations
@@ -239,6 +240,16 @@ def insert_rows(model: type[models.Model], attnames: Sequence[str], rows: Iterab
         raise NotImplementedError("this database cannot return the keys of a bulk insert")
     with transaction.atomic(using=using, savepoint=False):
         return _execute(model, columns, values, returning=returning, using=using, ignore_conflicts=ignore_conflicts)
+
+
+def prepare_values(model: type[models.Model], attname: str, values: Iterable, *, using: str | None = None) -> list:
+    """Values of one of model's columns as bulk_create would send them to the database (each its field's
+    get_db_prep_save, through the same fast paths as the inserts here): for SQL written out by hand, e.g. the
+    CASE of an UPDATE that sets each row its own value."""
+    connection = connections[using or router.db_for_write(model)]
+    column = next(c for c in _plan(model).columns if c.attname == attname)
+    as_is, prepare = _preparer(column, connection)
+    return [value if type(value) in as_is else prepare(value) for value in values]
 
 
 def history_insert(model: type[models.Model], objs: Sequence[models.Model], *, update: bool = False,

@@ -168,6 +168,22 @@ def test_audit_entries_still_join_the_chain(db, records):
     assert auditchain.verify().intact
 
 
+def test_audit_entries_name_their_user_and_patient_by_id_and_refuse_unsaved_ones(db, records):
+    from orthoreg.accounts.services import audit_record_bulk
+
+    user, patient = records["user"], records["patient"]
+    rows = audit_record_bulk(user=user, action="update", entries=[(records["episode"], None, "x"), (None, patient, "y")])
+    assert [(r.user_id, r.username, r.patient_id, r.object_type) for r in rows] == \
+        [(user.pk, user.username, patient.pk, "episode"), (user.pk, user.username, patient.pk, "")]
+    assert [r.patient for r in AuditEvent.objects.filter(pk__in=[r.pk for r in rows])] == [patient, patient]
+    unsaved = Patient(clinic=records["clinic"], mrn="NEVER", given_name="A", family_name="B",
+                      birth_date=dt.date(1990, 1, 1), sex="female")
+    before = AuditEvent.objects.count()
+    with pytest.raises(ValueError, match="unsaved related object 'patient'"):
+        audit_record_bulk(action="view", entries=[(None, patient, "fine"), (None, unsaved, "refused")])
+    assert AuditEvent.objects.count() == before
+
+
 def test_plain_rows_and_ignored_conflicts_as_bulk_create(db):
     with time_machine.travel(NOW, tick=False):
         FhirLink.objects.bulk_create([FhirLink(resource_type="Patient", key="id:Patient/1", object_id=1)])
@@ -238,6 +254,10 @@ def test_values_are_prepared_as_their_fields_prepare_them(db):
             if model is Response and attname in ("answers", "scores") and connection.vendor == "postgresql":
                 ours, theirs = ours.obj, theirs.obj  # (psycopg's Jsonb wrappers, new ones each time)
             assert (type(ours), ours) == (type(theirs), theirs), (model.__name__, attname, value)
+    field = Assessment._meta.get_field("completed_at")
+    assert bulkinsert.prepare_values(Assessment, "completed_at", [*DATETIMES, None]) == \
+        [field.get_db_prep_save(value, connection=connection) for value in [*DATETIMES, None]]
+    assert bulkinsert.prepare_values(Assessment, "response_id", [1, 2 ** 40, None]) == [1, 2 ** 40, None]
     assert bulkinsert._utc_as_text(connection) is (connection.vendor == "sqlite")  # (the fast path is tested)
     if connection.vendor == "sqlite":
         as_is, prepare = bulkinsert._preparer(_column(Response, "completed_at"), connection)
