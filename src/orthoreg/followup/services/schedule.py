@@ -77,10 +77,13 @@ def episodes_schedule(*, episodes, recorded: Sequence[Procedure] = ()) -> list[S
         invited[episode_id].add(time_point)
     conditions = sorted({e.condition for e in loaded.values()})
     protocols = list(Protocol.objects.filter(active=True, condition__in=conditions).prefetch_related("time_points"))
+    batches: dict[int, list[int]] = {}  # episode -> the ids of its procedures recorded now, in their order
+    for procedure in recorded:
+        batches.setdefault(procedure.episode_id, []).append(procedure.pk)
     results, to_create, changed = [], [], []
     for pk in ids:
         episode = loaded[pk]
-        batch = [p.pk for p in recorded if p.episode_id == pk]
+        batch = batches.get(pk, [])
         steps = [batch[:n] for n in range(1, len(batch) + 1)] or [batch]
         result = ScheduleResult()
         for step in steps:  # the procedures of the batch recorded so far (and every earlier one)
