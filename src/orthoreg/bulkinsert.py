@@ -15,6 +15,7 @@ used on, on SQLite and PostgreSQL), and new primary keys come back with RETURNIN
 `insert_objects(model, objs)`: bulk_create(objs) for new model instances (their pk set on return).
 `insert_rows(model, attnames, rows)`: plain tuples of attribute values, no model instances (history rows).
 `history_insert(model, objs)`: django-simple-history's bulk_history_create as tuples.
+`prepare_values(model, attname, values)`: one column's values as the database is sent them (hand-written SQL).
 """
 
 from __future__ import annotations
@@ -90,8 +91,8 @@ def _plan(model: type[models.Model]) -> _Plan:
 def _preparer(column: _Column, connection) -> tuple[tuple[type, ...], Callable[[Any], Any]]:
     """(the types whose values go as they are, None too; how any other value is prepared)."""
     field, types = column.field, column.types
-    # A date in a DateField and an aware datetime in a DateTimeField: get_db_prep_save's to_python returns them
-    # as they are and its last step is the backend's adapter; it is called directly.
+    # A date in a DateField, an aware datetime in a DateTimeField, a dict or list in a JSONField: get_db_prep_save
+    # returns them as they are up to its last step, the backend's adapter, which is called directly.
     adapt: Callable[[Any], Any] | None = None
     target = field.target_field if isinstance(field, models.ForeignKey) else field
     ops, base = connection.ops, BaseDatabaseOperations
@@ -104,13 +105,28 @@ def _preparer(column: _Column, connection) -> tuple[tuple[type, ...], Callable[[
         adapt_int, internal = ops.adapt_integerfield_value, target.get_internal_type()
         types = ()
         adapt = lambda value: adapt_int(value, internal) if type(value) is int else None  # noqa: E731
+    elif types == (str,):
+        # A str subclass (a TextChoices member): the field's to_python returns any str as it is, so does the field
+        adapt = lambda value: value if isinstance(value, str) else None  # noqa: E731
     elif type(field) is models.DateField:
         adapt_date = connection.ops.adapt_datefield_value
         adapt = lambda value: adapt_date(value) if type(value) is dt.date else None  # noqa: E731
     elif type(field) is models.DateTimeField:
         adapt_datetime = connection.ops.adapt_datetimefield_value
-        adapt = lambda value: (adapt_datetime(value) if type(value) is dt.datetime  # noqa: E731
-                               and value.utcoffset() is not None else None)
+        if _utc_as_text(connection):
+            # SQLite's adapter makes an aware datetime naive in the connection's time zone (UTC) and stores its
+            # str(): for one already in datetime.timezone.utc, astimezone returns it as it is, so the same text
+            # is str() of it without its tzinfo (tests/core/test_bulkinsert.py compares the two)
+            adapt = lambda value: (str(value.replace(tzinfo=None)) if type(value) is dt.datetime  # noqa: E731
+                                   and value.tzinfo is dt.UTC else
+                                   adapt_datetime(value) if type(value) is dt.datetime
+                                   and value.utcoffset() is not None else None)
+        else:
+            adapt = lambda value: (adapt_datetime(value) if type(value) is dt.datetime  # noqa: E731
+                                   and value.utcoffset() is not None else None)
+    elif type(field) is models.JSONField and type(field).get_prep_value is models.Field.get_prep_value:
+        adapt_json, encoder = connection.ops.adapt_json_value, field.encoder
+        adapt = lambda value: adapt_json(value, encoder) if type(value) in (dict, list) else None  # noqa: E731
 
     def prepare(value: Any) -> Any:
         if value is None or type(value) in types:
@@ -122,6 +138,17 @@ def _preparer(column: _Column, connection) -> tuple[tuple[type, ...], Callable[[
         return field.get_db_prep_save(value, connection=connection)
 
     return (type(None), *types), prepare
+
+
+def _utc_as_text(connection) -> bool:
+    """Whether the backend stores a datetime as SQLite's does (its str() once naive in the connection's time
+    zone) and that time zone is UTC."""
+    if connection.vendor != "sqlite":
+        return False
+    from django.db.backends.sqlite3.base import DatabaseWrapper as SQLite
+
+    return (type(connection.ops).adapt_datetimefield_value is SQLite.ops_class.adapt_datetimefield_value
+            and connection.timezone is dt.UTC)
 
 
 def _execute(model: type[models.Model], columns: Sequence[_Column], rows: list[list], *, returning: bool,
@@ -213,6 +240,16 @@ def insert_rows(model: type[models.Model], attnames: Sequence[str], rows: Iterab
         raise NotImplementedError("this database cannot return the keys of a bulk insert")
     with transaction.atomic(using=using, savepoint=False):
         return _execute(model, columns, values, returning=returning, using=using, ignore_conflicts=ignore_conflicts)
+
+
+def prepare_values(model: type[models.Model], attname: str, values: Iterable, *, using: str | None = None) -> list:
+    """Values of one of model's columns as bulk_create would send them to the database (each its field's
+    get_db_prep_save, through the same fast paths as the inserts here): for SQL written out by hand, e.g. the
+    CASE of an UPDATE that sets each row its own value."""
+    connection = connections[using or router.db_for_write(model)]
+    column = next(c for c in _plan(model).columns if c.attname == attname)
+    as_is, prepare = _preparer(column, connection)
+    return [value if type(value) in as_is else prepare(value) for value in values]
 
 
 def history_insert(model: type[models.Model], objs: Sequence[models.Model], *, update: bool = False,

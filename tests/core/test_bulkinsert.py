@@ -168,6 +168,22 @@ def test_audit_entries_still_join_the_chain(db, records):
     assert auditchain.verify().intact
 
 
+def test_audit_entries_name_their_user_and_patient_by_id_and_refuse_unsaved_ones(db, records):
+    from orthoreg.accounts.services import audit_record_bulk
+
+    user, patient = records["user"], records["patient"]
+    rows = audit_record_bulk(user=user, action="update", entries=[(records["episode"], None, "x"), (None, patient, "y")])
+    assert [(r.user_id, r.username, r.patient_id, r.object_type) for r in rows] == \
+        [(user.pk, user.username, patient.pk, "episode"), (user.pk, user.username, patient.pk, "")]
+    assert [r.patient for r in AuditEvent.objects.filter(pk__in=[r.pk for r in rows])] == [patient, patient]
+    unsaved = Patient(clinic=records["clinic"], mrn="NEVER", given_name="A", family_name="B",
+                      birth_date=dt.date(1990, 1, 1), sex="female")
+    before = AuditEvent.objects.count()
+    with pytest.raises(ValueError, match="unsaved related object 'patient'"):
+        audit_record_bulk(action="view", entries=[(None, patient, "fine"), (None, unsaved, "refused")])
+    assert AuditEvent.objects.count() == before
+
+
 def test_plain_rows_and_ignored_conflicts_as_bulk_create(db):
     with time_machine.travel(NOW, tick=False):
         FhirLink.objects.bulk_create([FhirLink(resource_type="Patient", key="id:Patient/1", object_id=1)])
@@ -205,3 +221,70 @@ def test_expressions_are_refused(db, records):
     link = FhirLink(resource_type="Patient", key=Upper(Value("k")), object_id=1)
     with pytest.raises(TypeError, match="expression"):
         bulkinsert.insert_objects(FhirLink, [link])
+
+
+# Datetimes of every kind the SQLite fast path sees or must leave alone: UTC (datetime.timezone.utc itself, with
+# and without microseconds, a second fold, the first and last years), UTC by another tzinfo, other offsets.
+DATETIMES = [NOW, NOW.replace(microsecond=0), NOW.replace(fold=1), dt.datetime(1, 1, 1, tzinfo=dt.UTC),
+             dt.datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=dt.UTC),
+             dt.datetime(2024, 11, 3, 1, 30, fold=1, tzinfo=CHICAGO), dt.datetime(2024, 3, 10, 12, tzinfo=CHICAGO),
+             dt.datetime(2024, 6, 1, 0, 0, 0, 1, tzinfo=ZoneInfo("UTC")),
+             dt.datetime(2024, 6, 1, 12, tzinfo=dt.timezone(dt.timedelta(hours=-3, minutes=-30)))]
+
+
+def _column(model, attname):
+    return next(c for c in bulkinsert._plan(model).columns if c.attname == attname)
+
+
+def test_values_are_prepared_as_their_fields_prepare_them(db):
+    """What goes to the database for a value is what the field's get_db_prep_save gives, value for value (on
+    SQLite an aware UTC datetime as the text of its naive UTC time, without Django's conversions)."""
+    cases = [(Response, "completed_at", DATETIMES),
+             (Response, "answers", [[], [1, None, 2.5, "ü"], {"a": [1]}, {}]),
+             (Response, "scores", [{}, {"total": 33.333333333333336, "nested": {"ü": "✓"}}, [1]]),
+             (Response, "source", [Response.Source.IMPORT, Response.Source.STAFF, "patient", ""]),
+             (Assessment, "status", [Assessment.Status.COMPLETED, "scheduled"]),
+             (Assessment, "due_date", [dt.date(2024, 2, 29), dt.date(1, 1, 1)])]
+    for model, attname, values in cases:
+        column = _column(model, attname)
+        as_is, prepare = bulkinsert._preparer(column, connection)
+        for value in values:
+            ours = value if type(value) in as_is else prepare(value)
+            theirs = column.field.get_db_prep_save(value, connection=connection)
+            if model is Response and attname in ("answers", "scores") and connection.vendor == "postgresql":
+                ours, theirs = ours.obj, theirs.obj  # (psycopg's Jsonb wrappers, new ones each time)
+            assert (type(ours), ours) == (type(theirs), theirs), (model.__name__, attname, value)
+    field = Assessment._meta.get_field("completed_at")
+    assert bulkinsert.prepare_values(Assessment, "completed_at", [*DATETIMES, None]) == \
+        [field.get_db_prep_save(value, connection=connection) for value in [*DATETIMES, None]]
+    assert bulkinsert.prepare_values(Assessment, "response_id", [1, 2 ** 40, None]) == [1, 2 ** 40, None]
+    assert bulkinsert._utc_as_text(connection) is (connection.vendor == "sqlite")  # (the fast path is tested)
+    if connection.vendor == "sqlite":
+        as_is, prepare = bulkinsert._preparer(_column(Response, "completed_at"), connection)
+        assert prepare(NOW) == connection.ops.adapt_datetimefield_value(NOW) == "2025-03-04 05:06:07.891011"
+        assert prepare(NOW.replace(microsecond=0)) == "2025-03-04 05:06:07"
+
+
+def test_choices_datetimes_and_json_are_stored_as_bulk_create_stores_them(db, records):
+    patient, episode = records["patient"], records["episode"]
+    sources = [Response.Source.IMPORT, Response.Source.STAFF, "patient"]
+    responses = assert_same_rows(Response, lambda: [
+        Response(patient=patient, episode=episode, time_point="6m", instrument="nprs", instrument_version="1.0",
+                 answers=[n, None], scores={"pain": n} if n % 2 else {}, score=float(n), valid=bool(n % 2),
+                 completed_at=at, source=sources[n % 3])
+        for n, at in enumerate(DATETIMES)])
+    assert_same_history(Response, responses)
+    # plain rows (FhirLink's created_at is auto_now_add: bulk_create would replace it): read back as they were
+    # given, held as Django's own adapter makes them
+    keys = bulkinsert.insert_rows(FhirLink, ("resource_type", "key", "object_id", "created_at"),
+                                  [("Patient", f"k{n}", n, at) for n, at in enumerate(DATETIMES)], returning=True)
+    assert list(FhirLink.objects.filter(pk__in=keys).order_by("pk").values_list("created_at", flat=True)) == \
+        [at.astimezone(dt.UTC) for at in DATETIMES]  # (the same instants; one in a fold never equals another zone's)
+    with connection.cursor() as cursor:  # (SQLite: the text itself, not the driver's datetime parsed from it)
+        cast = "CAST(created_at AS TEXT)" if connection.vendor == "sqlite" else "created_at"
+        cursor.execute(f"SELECT {cast} FROM interop_fhirlink ORDER BY id")
+        held = [row[0] for row in cursor.fetchall()]
+    if connection.vendor == "sqlite":
+        assert held == [connection.ops.adapt_datetimefield_value(at) for at in DATETIMES]
+    else:
+        assert held == [at.astimezone(dt.UTC) for at in DATETIMES]

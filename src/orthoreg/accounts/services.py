@@ -46,17 +46,21 @@ def audit_record_bulk(*, request=None, user=None, action: str, entries: Iterable
     if user is not None and not getattr(user, "is_authenticated", False):
         user = None
     ip_address = client_ip(request)
+    user_id = _stored_id(user, "user")
+    username = getattr(user, "username", "") or ""
     rows = []
     for obj, patient, detail in entries:
         if patient is None and obj is not None:
             patient = patient_of(obj)
         note_audited(request, patient)
+        # (the user and patient by their ids: given as records, Django would ask the database router about each
+        # of them, for every entry)
         rows.append(AuditEvent(
-            user=user,
-            username=getattr(user, "username", "") or "",
+            user_id=user_id,
+            username=username,
             ip_address=ip_address,
             action=action,
-            patient=patient,
+            patient_id=_stored_id(patient, "patient"),
             object_type=obj._meta.model_name if obj is not None else "",
             object_id=str(obj.pk) if obj is not None and obj.pk is not None else "",
             detail=detail[:500],
@@ -64,6 +68,16 @@ def audit_record_bulk(*, request=None, user=None, action: str, entries: Iterable
     if not rows:
         return []
     return AuditEvent.objects.bulk_create(rows, batch_size=500)
+
+
+def _stored_id(record, name: str):
+    """The id of an entry's user or patient; one never stored is refused, as Django refuses an unsaved related
+    record."""
+    if record is None:
+        return None
+    if record.pk is None:
+        raise ValueError(f"bulk_create() prohibited to prevent data loss due to unsaved related object '{name}'.")
+    return record.pk
 
 
 @transaction.atomic

@@ -153,8 +153,8 @@ def _per_row(rows: list[Assessment], name: str, values: list) -> Any:
     pk = connection.ops.quote_name(Assessment._meta.pk.column)
     sql = f"CASE {pk} {' '.join(['WHEN %s THEN %s'] * len(rows))} END"
     params: list = []
-    for row, value in zip(rows, values):
-        params += [row.pk, field.get_db_prep_save(value, connection=connection)]
+    for row, value in zip(rows, bulkinsert.prepare_values(Assessment, field.attname, values, using=connection.alias)):
+        params += [row.pk, value]
     expression = RawSQL(sql, params, output_field=field)
     if connection.features.requires_casted_case_in_updates:
         return Cast(expression, output_field=field)

@@ -77,10 +77,13 @@ def episodes_schedule(*, episodes, recorded: Sequence[Procedure] = ()) -> list[S
         invited[episode_id].add(time_point)
     conditions = sorted({e.condition for e in loaded.values()})
     protocols = list(Protocol.objects.filter(active=True, condition__in=conditions).prefetch_related("time_points"))
+    batches: dict[int, list[int]] = {}  # episode -> the ids of its procedures recorded now, in their order
+    for procedure in recorded:
+        batches.setdefault(procedure.episode_id, []).append(procedure.pk)
     results, to_create, changed = [], [], []
     for pk in ids:
         episode = loaded[pk]
-        batch = [p.pk for p in recorded if p.episode_id == pk]
+        batch = batches.get(pk, [])
         steps = [batch[:n] for n in range(1, len(batch) + 1)] or [batch]
         result = ScheduleResult()
         for step in steps:  # the procedures of the batch recorded so far (and every earlier one)
@@ -124,6 +127,8 @@ def _plan_episode(episode: Episode, procedures: list[Procedure], existing: dict[
     stop_day, stop_reason = _cutoff(episode, index)
     conversion = (rules.conversion_of(procedures)
                   if protocol is not None and protocol.stop_on_conversion else None)
+    conversion_reason = (f"converted to surgery ({conversion.get_kind_display().lower()} on "
+                         f"{format_date(conversion.date)})" if conversion is not None else "")
 
     def stop_reason_for(window_end: dt.date) -> str:
         # Whatever can still be answered on the day of death, withdrawal or conversion is no longer asked:
@@ -131,7 +136,7 @@ def _plan_episode(episode: Episode, procedures: list[Procedure], existing: dict[
         if stop_day is not None and window_end >= stop_day:
             return stop_reason
         if conversion is not None and window_end >= conversion.date:
-            return f"converted to surgery ({conversion.get_kind_display().lower()} on {format_date(conversion.date)})"
+            return conversion_reason
         return ""
 
     to_create = []
@@ -143,10 +148,12 @@ def _plan_episode(episode: Episode, procedures: list[Procedure], existing: dict[
         if assessment is None:
             if stop:
                 continue
+            # (by their ids: the episode, its patient and the protocol were read from the database; an instance
+            # given each would ask the database router about it, three times per assessment)
             to_create.append(Assessment(
-                patient=episode.patient, episode=episode, protocol=protocol, time_point=planned.time_point,
-                time_point_order=planned.order, instrument=planned.instrument, due_date=planned.due_date,
-                window_start=planned.window_start, window_end=planned.window_end))
+                patient_id=episode.patient_id, episode_id=episode.pk, protocol_id=protocol.pk,
+                time_point=planned.time_point, time_point_order=planned.order, instrument=planned.instrument,
+                due_date=planned.due_date, window_start=planned.window_start, window_end=planned.window_end))
             continue
         if assessment.status == Assessment.Status.COMPLETED:
             continue
