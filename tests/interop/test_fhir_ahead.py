@@ -210,3 +210,20 @@ def test_no_process_to_be_had_the_import_validates_alone(exported, witness, monk
     monkeypatch.setattr(ahead.Ahead, "__init__", refuse_to_fork)
     summary = imports.import_paths([str(exported)], dry_run=True, ahead_min_bytes=0)
     assert summary.ok and summary.types["Patient"].created == 7 and witness == []
+
+
+def test_the_commands_collect_garbage_less_often_and_undo_it(exported):
+    import gc
+
+    from orthoreg.interop.fhir import commands
+
+    before, frozen = gc.get_threshold(), gc.get_freeze_count()
+    with commands.fewer_collections():
+        assert gc.get_threshold()[0] >= 10_000 and gc.get_freeze_count() > frozen
+    assert gc.get_threshold() == before and gc.get_freeze_count() == 0
+    with pytest.raises(RuntimeError), commands.fewer_collections():
+        raise RuntimeError("a command fails")
+    assert gc.get_threshold() == before and gc.get_freeze_count() == 0
+    code, summary = run(exported, "--dry-run")  # (the command runs inside it)
+    assert code == 0 and summary["resources"]["Patient"]["created"] == 7
+    assert gc.get_threshold() == before

@@ -4,7 +4,9 @@ the commands themselves stay thin dispatchers)."""
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import json
+from contextlib import contextmanager
 
 from django.core.management.base import CommandError
 from django.utils import timezone
@@ -15,6 +17,23 @@ from orthoreg.accounts.services import audit_record
 from orthoreg.registry.models import Clinic, Patient
 
 from . import export, imports
+
+
+@contextmanager
+def fewer_collections():
+    """A long run of a command with fewer garbage collections: what Django and the models built at start is left
+    out of them (gc.freeze), and the youngest objects are collected after 10,000 allocations instead of 700.
+    Python's collector otherwise walks every object the process holds, again and again, while an import or export
+    makes and drops hundreds of thousands of small ones: 0.49 s of an import of 6,088 resources, 0.07 s so
+    (benchmarks/README.md). Memory stays bounded: the collections still come, less often. Both are undone after."""
+    threshold = gc.get_threshold()
+    gc.freeze()
+    gc.set_threshold(max(threshold[0], 10_000), *threshold[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*threshold)
+        gc.unfreeze()
 
 
 def add_export_parser(subparsers) -> None:
@@ -45,7 +64,7 @@ def handle_export(command, options) -> None:
     patients = Patient.objects.filter(clinic__in=clinics)
     out = options["out"]
     with tqdm(total=export.count_resources(patients), unit="resource", disable=options.get("no_progress"),
-              file=command.stderr._out, desc="FHIR export") as bar:
+              file=command.stderr._out, desc="FHIR export") as bar, fewer_collections():
         try:
             counts = export.bulk_export(out, patients, since=since, progress=bar.update)
         except OSError as exc:
@@ -76,8 +95,10 @@ def handle_import(command, options) -> None:
         clinic = Clinic.objects.filter(code=options["clinic"]).first()
         if clinic is None:
             raise CommandError(f"Unknown clinic code: {options['clinic']}", returncode=2)
-    summary = imports.import_paths(options["paths"], clinic=clinic, dry_run=options["dry_run"],
-                                   ahead_min_bytes=None if options.get("single_process") else imports.AHEAD_MIN_BYTES)
+    with fewer_collections():
+        summary = imports.import_paths(
+            options["paths"], clinic=clinic, dry_run=options["dry_run"],
+            ahead_min_bytes=None if options.get("single_process") else imports.AHEAD_MIN_BYTES)
     if options["format"] == "json":
         command.stdout.write(json.dumps(summary.as_dict(), indent=1, ensure_ascii=False))
     else:
