@@ -477,7 +477,7 @@ class Procedure(models.Model):
         if self.is_index and self.episode_id:
             # (by id: the episode has one index procedure at most; the default order joins the patient to sort)
             other = (Procedure.objects.filter(episode_id=self.episode_id, is_index=True).exclude(pk=self.pk)
-                     .order_by("pk").first())
+                     .order_by("pk").only("kind", "date").first())  # (what its name shows)
             if other is not None:
                 errors["is_index"] = (f"This episode already has an index procedure ({other}); "
                                       "unmark it first.")
