@@ -95,7 +95,9 @@ def test_row_actions_sit_in_a_menu(rows, coordinator):
 def test_no_host_name_or_process_id_on_the_page(rows, coordinator):
     html = page_html(_login(coordinator))
     host = socket.gethostname()
-    assert f"{host}:" not in html and host not in html
+    # (random tokens left out first: a 64-character CSRF token holds a short host name such as "vm" now and then)
+    html = re.sub(r"[A-Za-z0-9]{32,}", "", html)
+    assert f"{host}:" not in html and not re.search(rf"(?<![\w-]){re.escape(host)}(?![\w-])", html)
     assert not re.search(rf":{os.getpid()}\b", html)
 
 
