@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.db import connection
 from django.utils import timezone
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -27,15 +28,6 @@ from orthoreg.site.synth import Generator
 from .fhir_compare import load, normalised
 
 CORPUS = Path(__file__).resolve().parent.parent / "data" / "fhir"
-
-
-@pytest.fixture(autouse=True)
-def private_data_dir(settings, tmp_path):
-    """Instruments installed by an import go to a temporary data directory, never the real one."""
-    settings.DATA_DIR = tmp_path / "data"
-    definitions.clear_caches()
-    yield
-    definitions.clear_caches()
 
 
 def run(*args) -> tuple[int, dict]:
@@ -237,6 +229,32 @@ def test_the_same_medical_record_number_twice_in_a_file_is_one_patient(tmp_path,
     code, summary = run(write(tmp_path, "Patient.ndjson", json.dumps(third) + "\n"))
     assert code == 0 and summary["resources"]["Patient"]["updated"] == 1
     assert Patient.objects.get().sex == "female"
+
+
+def test_a_medical_record_number_is_looked_up_in_the_clinic_the_patient_goes_to(tmp_path, clinic, other_clinic):
+    """The same MRN in another clinic is another patient: an import into one clinic creates its own and leaves
+    the other clinic's alone; an import into the other clinic updates that one."""
+    theirs = Patient.objects.create(clinic=other_clinic, mrn="A-77", given_name="Other", family_name="Person",
+                                    birth_date="1960-01-01", sex="male")
+    line = {**PATIENT, "id": "a", "identifier": [{"system": "urn:one:mrn", "value": "A-77"}]}
+    code, summary = run(write(tmp_path, "Patient.ndjson", json.dumps(line) + "\n"), "--clinic", clinic.code)
+    assert code == 0 and summary["resources"]["Patient"]["created"] == 1, errors(summary)
+    assert Patient.objects.get(clinic=clinic).mrn == "A-77"
+    theirs.refresh_from_db()
+    assert (theirs.given_name, theirs.sex) == ("Other", "male")
+    again = {**line, "id": "b", "identifier": [{"system": "urn:two:mrn", "value": "A-77"}]}
+    code, summary = run(write(tmp_path, "Patient.ndjson", json.dumps(again) + "\n"), "--clinic", other_clinic.code)
+    assert code == 0 and summary["resources"]["Patient"]["updated"] == 1, errors(summary)
+    theirs.refresh_from_db()
+    assert theirs.sex == "female" and Patient.objects.count() == 2
+
+
+@pytest.mark.skipif(connection.vendor != "sqlite", reason="SQLite's plan; PostgreSQL's in tests/ops/test_explain.py")
+def test_a_chunks_patients_are_read_off_the_clinic_and_mrn_index(clinic, other_clinic):
+    """Not the whole patients table per chunk (SQLite's plan does not depend on the table's size)."""
+    text = imports.patients_with_mrns([clinic.pk, other_clinic.pk], ["A-1", "A-2"]).explain()
+    assert "SEARCH registry_patient USING INDEX" in text and "(clinic_id=? AND mrn=?)" in text, text
+    assert "SCAN registry_patient" not in text and "TEMP B-TREE" not in text, text
 
 
 # --- bad input: refused whole, named, nothing written ------------------------------------------------------------

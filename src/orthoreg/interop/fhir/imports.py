@@ -341,6 +341,20 @@ class Context:
     ahead_min_bytes: int | None = None
     ahead: ahead_process.Ahead | None = None  # that process, while the run lasts
     clinics: dict[str | None, Clinic] = field(default_factory=dict)  # managingOrganization's code -> clinic
+    _patient_clinic_ids: list[int] | None = field(default=None, init=False, repr=False)
+
+    def patient_clinic_ids(self) -> list[int]:
+        """The clinics this import may put a patient in: --clinic, else the API user's, else every clinic (an
+        import creates none; asked once). A lookup by medical record number names them, so that it reads the
+        unique index (clinic, MRN) rather than every patient of the registry."""
+        if self._patient_clinic_ids is None:
+            if self.clinic is not None:
+                self._patient_clinic_ids = [self.clinic.pk]
+            elif self.allowed_clinic_ids is not None:
+                self._patient_clinic_ids = sorted(self.allowed_clinic_ids)
+            else:
+                self._patient_clinic_ids = list(Clinic.objects.order_by("pk").values_list("pk", flat=True))
+        return self._patient_clinic_ids
 
 
 class Unit:
@@ -574,8 +588,9 @@ class Unit:
             self.prefetch_asked.update((resource_type, k) for k in keys)
         mrns = sorted({mrn for entry, resource_type in checked
                        if resource_type == "Patient" and (mrn := _mrn(entry.resource or {}))})
+        clinic_ids = self.ctx.patient_clinic_ids() if mrns else []
         for start in range(0, len(mrns), 500):
-            for patient in Patient.objects.filter(mrn__in=mrns[start:start + 500]):
+            for patient in patients_with_mrns(clinic_ids, mrns[start:start + 500]):
                 self.patients_by_mrn[(patient.clinic_id, patient.mrn)] = patient
         self.mrns_asked.update(mrns)
 
@@ -647,6 +662,12 @@ class Unit:
 
 
 # --- mapping, one function per resource type -----------------------------------------------------------------
+
+def patients_with_mrns(clinic_ids: list[int], mrns: list[str]):
+    """The patients of these clinics with these medical record numbers, read off the unique index (clinic,
+    MRN): by MRN alone the query would read every patient of the registry."""
+    return Patient.objects.filter(clinic_id__in=clinic_ids, mrn__in=mrns).order_by()
+
 
 def _person_name(res: dict) -> tuple[str, str]:
     names = [n for n in res.get("name") or [] if isinstance(n, dict)]
