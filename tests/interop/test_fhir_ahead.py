@@ -13,7 +13,6 @@ import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
-from orthoreg.instruments import definitions
 from orthoreg.interop.fhir import ahead, imports
 from orthoreg.registry.models import Episode, Patient
 from orthoreg.site import demo
@@ -22,14 +21,6 @@ from orthoreg.site.synth import Generator
 from .test_fhir_import import run
 
 pytestmark = pytest.mark.skipif(not ahead.usable(), reason="needs fork and a second core")
-
-
-@pytest.fixture(autouse=True)
-def private_data_dir(settings, tmp_path):
-    settings.DATA_DIR = tmp_path / "data"
-    definitions.clear_caches()
-    yield
-    definitions.clear_caches()
 
 
 @pytest.fixture(autouse=True)

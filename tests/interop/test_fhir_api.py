@@ -19,14 +19,6 @@ PATIENT = {"resourceType": "Patient", "identifier": [{"system": "urn:example:mrn
            "name": [{"family": "Mensah", "given": ["Kofi"]}], "gender": "male", "birthDate": "1968-07-09"}
 
 
-@pytest.fixture(autouse=True)
-def private_data_dir(settings, tmp_path):
-    settings.DATA_DIR = tmp_path / "data"
-    definitions.clear_caches()
-    yield
-    definitions.clear_caches()
-
-
 def transaction(*resources, kind="transaction"):
     return {"resourceType": "Bundle", "type": kind, "entry": [
         {"fullUrl": f"urn:uuid:00000000-0000-4000-8000-{n:012d}", "resource": r,

@@ -9,20 +9,10 @@ from django.core.management import CommandError, call_command
 from django.utils import timezone
 from fhir.resources.R4B import get_fhir_model_class
 
-from orthoreg.instruments import definitions
 from orthoreg.interop.fhir import codes
 from orthoreg.registry.models import Clinic
 from orthoreg.site import demo
 from orthoreg.site.synth import Generator
-
-
-@pytest.fixture(autouse=True)
-def private_data_dir(settings, tmp_path):
-    """Instruments installed by an import go to a temporary data directory, never the real one."""
-    settings.DATA_DIR = tmp_path / "data"
-    definitions.clear_caches()
-    yield
-    definitions.clear_caches()
 
 
 @pytest.fixture

@@ -248,16 +248,6 @@ DD_HEADER = ('"Variable / Field Name","Form Name","Section Header","Field Type",
              '"Matrix Ranking?","Field Annotation"\n')
 
 
-@pytest.fixture
-def data_dir(settings, tmp_path):
-    from orthoreg.instruments import definitions
-
-    settings.DATA_DIR = tmp_path / "data"
-    definitions.clear_caches()
-    yield settings.DATA_DIR
-    definitions.clear_caches()
-
-
 def test_a_form_installed_from_the_dictionary_is_a_draft_and_its_answers_are_scored(clinic, data_dir, tmp_path,
                                                                                       capsys):
     from orthoreg.instruments.definitions import get_definition
