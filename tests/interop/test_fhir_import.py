@@ -249,6 +249,61 @@ def test_a_medical_record_number_is_looked_up_in_the_clinic_the_patient_goes_to(
     assert theirs.sex == "female" and Patient.objects.count() == 2
 
 
+def _ndjson(folder: Path, name: str, *resources) -> Path:
+    folder.mkdir(exist_ok=True)
+    (folder / name).write_text("".join(json.dumps(r) + "\n" for r in resources), encoding="utf-8")
+    return folder
+
+
+def test_two_sources_with_the_same_resource_ids_are_not_merged(tmp_path, clinic):
+    """Two systems' exports both hold a Patient/1 (and a Condition/c1 of it), with other medical record numbers:
+    the second is another patient, never written over the first; the references of each export go to its own
+    patient; importing either again updates its own records (a fullUrl or id means the record of the last
+    resource that carried it; an identifier keeps its record)."""
+    ann = {"resourceType": "Patient", "id": "1", "identifier": [{"system": "urn:east:mrn", "value": "A-1"}],
+           "name": [{"family": "Alpha", "given": ["Ann"]}], "gender": "female", "birthDate": "1970-01-01"}
+    bob = {"resourceType": "Patient", "id": "1", "identifier": [{"system": "urn:west:mrn", "value": "B-1"}],
+           "name": [{"family": "Beta", "given": ["Bob"]}], "gender": "male", "birthDate": "1980-02-02"}
+
+    def knee(side_code):
+        return {"resourceType": "Condition", "id": "c1", "subject": {"reference": "Patient/1"},
+                "code": {"coding": [{"system": codes.ICD10CM, "code": side_code}]}}
+
+    east, west = tmp_path / "east", tmp_path / "west"
+    _ndjson(east, "Patient.ndjson", ann)
+    _ndjson(east, "Condition.ndjson", knee("M17.11"))
+    _ndjson(west, "Patient.ndjson", bob)
+    _ndjson(west, "Condition.ndjson", knee("M17.12"))
+    code, summary = run(east)
+    assert code == 0, errors(summary)
+    code, summary = run(west)
+    assert code == 0, errors(summary)
+    assert summary["resources"]["Patient"]["created"] == 1 and summary["resources"]["Condition"]["created"] == 1
+    a, b = Patient.objects.get(mrn="A-1"), Patient.objects.get(mrn="B-1")
+    assert (a.given_name, a.family_name, str(a.birth_date), a.sex) == ("Ann", "Alpha", "1970-01-01", "female")
+    assert (b.given_name, b.family_name, str(b.birth_date), b.sex) == ("Bob", "Beta", "1980-02-02", "male")
+    assert [e.side for e in a.episodes.all()] == ["right"] and [e.side for e in b.episodes.all()] == ["left"]
+    code, summary = run(west)  # again: its own patient and condition, updated
+    assert code == 0, errors(summary)
+    assert summary["resources"]["Patient"]["updated"] == 1 and summary["resources"]["Condition"]["updated"] == 1
+    assert Patient.objects.count() == 2 and Episode.objects.count() == 2
+    code, summary = run(east / "Patient.ndjson")  # the first one's patient, found by its identifier
+    assert code == 0 and summary["resources"]["Patient"]["updated"] == 1, errors(summary)
+    assert Patient.objects.count() == 2 and Patient.objects.get(mrn="B-1").given_name == "Bob"
+
+
+def test_a_reused_urn_uuid_in_another_bundle_is_another_patient(tmp_path, clinic):
+    """A sender that reuses the fullUrl urn:uuid:...0 for another person in its next Bundle: two patients."""
+    first = {**PATIENT, "identifier": [{"system": "urn:example:mrn", "value": "Q-1"}]}
+    second = {**PATIENT, "id": "p2", "identifier": [{"system": "urn:example:mrn", "value": "S-1"}],
+              "name": [{"family": "Sato", "given": ["Sho"]}], "birthDate": "1990-05-05", "gender": "male"}
+    for name, patient in (("a.json", first), ("b.json", second)):
+        code, summary = run(write(tmp_path, name, _bundle("transaction", patient)))
+        assert code == 0 and summary["resources"]["Patient"]["created"] == 1, errors(summary)
+    assert Patient.objects.get(mrn="Q-1").family_name == "Okafor"
+    assert Patient.objects.get(mrn="S-1").family_name == "Sato"
+
+
 @pytest.mark.skipif(connection.vendor != "sqlite", reason="SQLite's plan; PostgreSQL's in tests/ops/test_explain.py")
 def test_a_chunks_patients_are_read_off_the_clinic_and_mrn_index(clinic, other_clinic):
     """Not the whole patients table per chunk (SQLite's plan does not depend on the table's size)."""

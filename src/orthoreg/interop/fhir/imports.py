@@ -14,7 +14,7 @@ import datetime as dt
 import json
 import re
 from collections import Counter, OrderedDict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
@@ -503,18 +503,26 @@ class Unit:
         return obj
 
     def linked(self, resource_type: str, keys: list[str]) -> Any:
+        return self._linked(resource_type, keys)[0]
+
+    def _linked(self, resource_type: str, keys: list[str]) -> tuple[Any, str | None]:
+        """The record the first of these keys (in their order: identifiers first) is linked to, and that key."""
         if not keys or resource_type not in MODEL_OF:
-            return None
+            return None, None
         for key in keys:
             pk = (self.new_links.get((resource_type, key)) or self.ctx.links.get((resource_type, key))
                   or self.prefetched.get((resource_type, key)))
             if pk is not None:
-                return self.fetch(resource_type, pk)
+                return self.fetch(resource_type, pk), key
         if all((resource_type, key) in self.prefetch_asked for key in keys):
-            return None  # the chunk's one query found none of them
-        ids = list(FhirLink.objects.filter(resource_type=resource_type, key__in=keys)
-                   .values_list("object_id", flat=True)[:1])
-        return self.fetch(resource_type, ids[0]) if ids else None
+            return None, None  # the chunk's one query found none of them
+        found = dict(FhirLink.objects.filter(resource_type=resource_type, key__in=keys).values_list("key", "object_id"))
+        for k in keys:  # (what each key points at, for link_many)
+            self.prefetch_asked.add((resource_type, k))
+            if k in found:
+                self.prefetched[(resource_type, k)] = found[k]
+        key = next((k for k in keys if k in found), None)
+        return (self.fetch(resource_type, found[key]), key) if key is not None else (None, None)
 
     def keys_of(self, entry: Entry) -> list[str]:
         if entry.keys is None:
@@ -537,7 +545,12 @@ class Unit:
             keys.append(f"id:{res['resourceType']}/{res['id']}")
         return list(dict.fromkeys(k[:400] for k in keys))
 
-    def existing(self, entry: Entry, resource_type: str) -> Any:
+    def existing(self, entry: Entry, resource_type: str, same: Callable[[Any], bool] | None = None) -> Any:
+        """The registry's record this resource was imported as before: by orthoreg's own id, by a linked
+        identifier, else by a linked fullUrl or id. A fullUrl or id says less than an identifier (two sources both
+        have a Patient/1; a sender reuses a urn:uuid): a record found only by one of them for which `same` is
+        False (another patient: another medical record number, or the record of another patient) is not this
+        resource, which becomes a record of its own; those keys then point at it (link_many)."""
         res = entry.resource or {}
         identifiers = res.get("identifier")
         if isinstance(identifiers, dict):
@@ -547,7 +560,11 @@ class Unit:
                 own = self.own_object(resource_type, ident)
                 if own is not None:
                     return own
-        return self.linked(resource_type, self.keys_of(entry))
+        obj, key = self._linked(resource_type, self.keys_of(entry))
+        if obj is not None and same is not None and key is not None and not key.startswith("identifier:") \
+                and not same(obj):
+            return None
+        return obj
 
     def link(self, entry: Entry, resource_type: str, obj: Any) -> None:
         self.link_many([(entry, resource_type, obj)])
@@ -555,18 +572,31 @@ class Unit:
     def link_many(self, records: list[tuple[Entry, str, Any]]) -> None:
         """Record the keys these entries were found by for the records they became (one insert)."""
         rows = []
+        moved: list[tuple[str, str, int]] = []
         now = timezone.now()  # (created_at: auto_now_add)
         for entry, resource_type, obj in records:
             for key in self.keys_of(entry):
+                known = (self.new_links.get((resource_type, key)) or self.ctx.links.get((resource_type, key))
+                         or self.prefetched.get((resource_type, key)))
+                if known is not None and known != obj.pk and not key.startswith("identifier:"):
+                    # A fullUrl or id last seen on another record: it now means this one (the references of the
+                    # files that follow, from the same source, are to this resource).
+                    moved.append((resource_type, key, obj.pk))
+                    self.new_links[(resource_type, key)] = obj.pk
+                    self.prefetched.pop((resource_type, key), None)
+                    continue
                 if (resource_type, key) in self.new_links or (resource_type, key) in self.ctx.links:
                     continue
                 rows.append((resource_type, key, obj.pk, now))
                 self.new_links[(resource_type, key)] = obj.pk
             if self.ctx.allowed_clinic_ids is None:
                 self.ctx.objects[(type(obj), obj.pk)] = obj
-        # A key another record already holds keeps pointing there (the first import that used it wins).
+        # An identifier another record already holds keeps pointing there (the first import that used it wins); a
+        # fullUrl or id is moved to the record of the last resource that carried it (above).
         bulkinsert.insert_rows(FhirLink, ("resource_type", "key", "object_id", "created_at"), rows,
                                ignore_conflicts=True)
+        for resource_type, key, pk in moved:  # (rare: one statement each)
+            FhirLink.objects.filter(resource_type=resource_type, key=key).update(object_id=pk)
 
     def prefetch(self, checked: list[tuple[Entry, str]]) -> None:
         """Look up the keys of a chunk of entries in one query per resource type (instead of one per entry), by
@@ -757,7 +787,7 @@ def map_patient(unit: Unit, entry: Entry, res: dict) -> tuple[str, Any]:
         parts = {e.get("url"): _ext_value(e) for e in consent.get("extension") or []}
         fields.update(consent_registry=True, consent_date=_day(parts.get("date"), "consent date"),
                       consent_version=str(parts.get("version") or "")[:32])
-    patient = unit.existing(entry, "Patient")
+    patient = unit.existing(entry, "Patient", same=lambda found: found.mrn == mrn)
     if patient is None:
         clinic = _clinic_for(unit, res)
         if (clinic.pk, mrn) in unit.deferred_mrns:
@@ -827,7 +857,7 @@ def map_condition(unit: Unit, entry: Entry, res: dict) -> tuple[str, Any]:
               "onset_date": _day(res.get("onsetDateTime"), "onsetDateTime"),
               "notes": "\n".join(str(n.get("text")) for n in res.get("note") or [] if n.get("text")),
               "icd10_code": coding.join_codes(icd) if not coding.icd10_for(condition, site, side) else ""}
-    episode = unit.existing(entry, "Condition")
+    episode = unit.existing(entry, "Condition", same=lambda found: found.patient_id == patient.pk)
     if episode is None and unit.bulk:
         return unit.defer_new(entry, "Condition", services.record_build(Episode, patient=patient, **fields))
     if episode is None:
@@ -895,7 +925,7 @@ def map_procedure(unit: Unit, entry: Entry, res: dict) -> tuple[str, Any]:
         if name not in ORTHOBIOLOGIC_FIELDS:
             raise Refused(f"unknown orthobiologic detail {name!r}", "extension orthobiologic")
         fields[name] = _typed(name, _ext_value(part))
-    existing = unit.existing(entry, "Procedure")
+    existing = unit.existing(entry, "Procedure", same=lambda found: found.episode_id == episode.pk)
     index = _ext_value(_ext(res, codes.EXT_INDEX))
     pending_index = unit.deferred_index(episode)
     if index is None:  # a foreign procedure: the first one of an episode without an index procedure anchors it
@@ -964,7 +994,7 @@ def _answer_value(item, answer: dict, where: str) -> Any:
 
 def _record_response(unit: Unit, entry: Entry, resource_type: str, *, patient, episode, instrument: str, answers,
                      time_point: str, completed_at) -> tuple[str, Any]:
-    existing = unit.existing(entry, resource_type)
+    existing = unit.existing(entry, resource_type, same=lambda found: found.patient_id == patient.pk)
     if existing is not None:
         if existing.patient_id != patient.pk:
             raise Refused(f"this response is already recorded for another patient (response {existing.pk})")
@@ -1059,7 +1089,7 @@ def map_imaging_study(unit: Unit, entry: Entry, res: dict) -> tuple[str, Any]:
     episode = unit.resolve(reasons[0], "Condition", entry, "reasonReference[0]")
     if episode.patient_id != patient.pk:
         raise Refused("reasonReference is a condition of another patient than subject", "reasonReference[0]")
-    existing = unit.existing(entry, "ImagingStudy")
+    existing = unit.existing(entry, "ImagingStudy", same=lambda found: found.episode_id == episode.pk)
     if existing is not None and existing.episode_id != episode.pk:
         raise Refused(f"this ImagingStudy is already recorded for another episode ({existing.episode_id})",
                       "reasonReference")
@@ -1100,7 +1130,7 @@ def map_adverse_event(unit: Unit, entry: Entry, res: dict) -> tuple[str, Any]:
               "serious": _code(res.get("seriousness"), codes.AE_SERIOUSNESS) == "serious",
               "description": description or "Adverse event (no description given)",
               "resolved_date": _day(_ext_value(_ext(res, codes.EXT_RESOLVED)), "resolved date")}
-    existing = unit.existing(entry, "AdverseEvent")
+    existing = unit.existing(entry, "AdverseEvent", same=lambda found: found.procedure_id == procedure.pk)
     if existing is None and unit.bulk:
         return unit.defer_new(entry, "AdverseEvent", services.record_build(AdverseEvent, procedure=procedure,
                                                                             **fields))
