@@ -487,6 +487,47 @@ def test_a_file_larger_than_memory_is_streamed(tmp_path, clinic):
     assert peak < size / 10, f"peak {peak:,} bytes for a {size:,}-byte file"
 
 
+def _patients(path: Path, start: int, count: int) -> Path:
+    with open(path, "w", encoding="utf-8") as fh:
+        for n in range(start, start + count):
+            fh.write(json.dumps({**PATIENT, "id": f"m{n}", "identifier": [{"system": "urn:example:mrn",
+                                                                            "value": f"M-{n}"}]}) + "\n")
+    return path
+
+
+def test_what_an_import_remembers_is_bounded_whatever_its_size(tmp_path, clinic, monkeypatch):
+    """The keys an import links (for later references) are remembered up to LINK_CACHE, the rest found in the
+    database again: importing 4 times as many patients takes about the same memory (it grew by ~2 KB a patient:
+    every key of the run was kept), and references to forgotten keys still resolve."""
+    monkeypatch.setattr(imports, "LINK_CACHE", 300)
+    monkeypatch.setattr(imports, "OBJECT_CACHE", 100)
+    monkeypatch.setattr(imports.Validator, "__init__", lambda self, max_elements=100: (
+        setattr(self, "max_elements", max_elements), setattr(self, "_valid", {}))[0])
+    imports.import_paths([str(_patients(tmp_path / "Patient.0.ndjson", 0, 10))], dry_run=True)  # one-time costs
+    peaks = []
+    for n, count in ((1, 600), (2, 2400)):
+        path = _patients(tmp_path / f"Patient.{n}.ndjson", n * 10_000, count)
+        tracemalloc.start()
+        try:
+            summary = imports.import_paths([str(path)], dry_run=True)
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        assert summary.ok and summary.types["Patient"].created == count
+        peaks.append(peak)
+    assert peaks[1] < peaks[0] + 1_000_000, f"peak {peaks[1]:,} bytes for 2,400 patients, {peaks[0]:,} for 600"
+    # the first patients' keys are forgotten by the end of a file of 2,400: a Condition of the first still finds it
+    folder = tmp_path / "run"
+    folder.mkdir()
+    _patients(folder / "Patient.ndjson", 0, 400)
+    (folder / "Condition.ndjson").write_text(json.dumps({
+        "resourceType": "Condition", "subject": {"reference": "Patient/m0"},
+        "code": {"coding": [{"system": codes.ICD10CM, "code": "M17.11"}]}}) + "\n", encoding="utf-8")
+    summary = imports.import_paths([str(folder)])
+    assert summary.ok and summary.types["Condition"].created == 1
+    assert Episode.objects.get().patient == Patient.objects.get(mrn="M-0")
+
+
 # --- the parser never fails on any JSON ----------------------------------------------------------------------------
 
 json_values = st.recursive(

@@ -11,6 +11,7 @@ its location. ndjson is read line by line (memory bounded whatever the file's si
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import json
 import re
 from collections import Counter, OrderedDict
@@ -51,6 +52,9 @@ MAP_ORDER = {t: n for n, t in enumerate(("Questionnaire", "Patient", "Condition"
                                          "QuestionnaireResponse", "ImagingStudy", "Observation", "AdverseEvent"))}
 AHEAD_MIN_BYTES = 1_000_000  # the command line validates ndjson files this large in all in a second process
 OBJECT_CACHE = 5000  # recently used records kept by an import (bounded, whatever the file's size)
+# Keys an import remembers it linked (for the references of later lines and files; the rest are asked of the
+# database): the most recent ones, bounded whatever the import's size (~250 bytes each)
+LINK_CACHE = 100_000
 MODEL_OF = {"Patient": Patient, "Condition": Episode, "Procedure": Procedure, "QuestionnaireResponse": Response,
             "Observation": Response, "AdverseEvent": AdverseEvent, "ImagingStudy": ImagingStudy}
 OWN_KIND = {"Patient": "patient", "Condition": "episode", "Procedure": "procedure",
@@ -597,6 +601,8 @@ class Unit:
                                ignore_conflicts=True)
         for resource_type, key, pk in moved:  # (rare: one statement each)
             FhirLink.objects.filter(resource_type=resource_type, key=key).update(object_id=pk)
+        _keep_latest(self.new_links, LINK_CACHE)
+        _keep_latest(self.ctx.objects, OBJECT_CACHE)
 
     def prefetch(self, checked: list[tuple[Entry, str]]) -> None:
         """Look up the keys of a chunk of entries in one query per resource type (instead of one per entry), by
@@ -697,6 +703,15 @@ def patients_with_mrns(clinic_ids: list[int], mrns: list[str]):
     """The patients of these clinics with these medical record numbers, read off the unique index (clinic,
     MRN): by MRN alone the query would read every patient of the registry."""
     return Patient.objects.filter(clinic_id__in=clinic_ids, mrn__in=mrns).order_by()
+
+
+def _keep_latest(remembered: dict, limit: int) -> None:
+    """Forget the oldest entries of a dict beyond limit (it keeps insertion order): what an import remembers stays
+    bounded; what it forgot is found in the database again."""
+    excess = len(remembered) - limit
+    if excess > 0:
+        for key in list(itertools.islice(remembered, excess)):
+            del remembered[key]
 
 
 def _person_name(res: dict) -> tuple[str, str]:
@@ -1484,6 +1499,7 @@ def import_entries(name: str, entries: Iterable[Entry], *, ctx: Context, summary
             ctx.objects.clear()  # records of a rolled-back unit may be among them
         else:
             ctx.links.update(unit.new_links)
+            _keep_latest(ctx.links, LINK_CACHE)
             ctx.installed.extend(unit.installed)
     _finish(unit, summary, "dry run" if ctx.dry_run else "imported", listed)
 
