@@ -249,6 +249,27 @@ def test_a_medical_record_number_is_looked_up_in_the_clinic_the_patient_goes_to(
     assert theirs.sex == "female" and Patient.objects.count() == 2
 
 
+def test_snomed_coded_conditions_with_a_snomed_laterality(tmp_path, clinic):
+    """Conditions coded in SNOMED CT (the registry's few concept ids), their side a SNOMED laterality qualifier in
+    bodySite as other systems write it (a concept of its own, or a second coding): imported at that site and
+    side; a joint condition without a side is skipped with the reason."""
+    def condition(code, *body_sites):
+        return {"resourceType": "Condition", "subject": {"reference": "urn:uuid:00000000-0000-4000-8000-000000000000"},
+                "code": {"coding": [{"system": codes.SNOMED, "code": code}]}, "bodySite": list(body_sites)}
+
+    hip = condition("239872002", {"coding": [{"system": codes.SNOMED, "code": "24136001"}]},
+                    {"coding": [{"system": codes.SNOMED, "code": "24028007", "display": "Right"}]})
+    knee = condition("239873007", {"coding": [{"system": codes.SNOMED, "code": "72696002"},
+                                              {"system": codes.SNOMED, "code": "7771000", "display": "Left"}]})
+    toe = condition("202857003", {"coding": [{"system": codes.SNOMED, "code": "368214003"}]})
+    code, summary = run(write(tmp_path, "b.json", _bundle("transaction", PATIENT, hip, knee, toe)))
+    assert code == 0, errors(summary)
+    assert sorted((e.condition, e.body_site, e.side) for e in Episode.objects.all()) == [
+        ("oa_primary", "hip", "right"), ("oa_primary", "knee", "left")]
+    assert summary["resources"]["Condition"]["skipped_reasons"] == {
+        "no side: a condition of a joint needs its laterality (bodySite)": 1}
+
+
 def _ndjson(folder: Path, name: str, *resources) -> Path:
     folder.mkdir(exist_ok=True)
     (folder / name).write_text("".join(json.dumps(r) + "\n" for r in resources), encoding="utf-8")

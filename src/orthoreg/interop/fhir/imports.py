@@ -827,12 +827,20 @@ CLINICAL_TO_STATUS = {"active": Episode.Status.ACTIVE, "recurrence": Episode.Sta
 
 
 def _site_and_side(concepts: list) -> tuple[str | None, str | None]:
+    """The registry's body site and side named by a resource's bodySite: the site from orthoreg's code system; the
+    side from the laterality extension (orthoreg's), or from a SNOMED CT laterality qualifier (Right 24028007, Left
+    7771000, Right and left 51440002) coded in any of the bodySite concepts, as other systems write it (e.g.
+    [hip joint structure], [Right])."""
     site = side = None
-    for concept in concepts or []:
+    for concept in concepts if isinstance(concepts, list) else []:
+        if not isinstance(concept, dict):
+            continue
         site = site or _code(concept, codes.CS_BODY_SITE)
-        laterality = _ext(concept, codes.EXT_LATERALITY) if isinstance(concept, dict) else None
+        laterality = _ext(concept, codes.EXT_LATERALITY)
         code = _code(_ext_value(laterality), codes.SNOMED) if laterality else None
-        side = side or codes.LATERALITY_BY_CODE.get(code)
+        side = side or codes.LATERALITY_BY_CODE.get(code) or next(
+            (codes.LATERALITY_BY_CODE[c["code"]] for c in _codings(concept)
+             if c.get("system") == codes.SNOMED and c.get("code") in codes.LATERALITY_BY_CODE), None)
     return site, side
 
 
