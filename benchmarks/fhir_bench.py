@@ -196,9 +196,10 @@ def bench_import(patients: int, root: Path, repeat: int = 1) -> list[dict]:
     summary = runs["default"][0][3]
     if any(r[3] != summary for rs in runs.values() for r in rs):
         raise SystemExit("the imports' summaries differ")
-    # The start-up alone: the same command on an empty directory (nothing to read), into the same registry.
+    # The start-up alone: the same command on an empty ndjson file (nothing to read), into the same registry.
     nothing = root / "import-nothing"
     nothing.mkdir(exist_ok=True)
+    (nothing / "Patient.ndjson").touch()
     startups = [_import_once(nothing, empty, root, []) for _ in range(max(repeat, 3))]
     startup_seconds, startup_cpu = min(r[0] for r in startups), min(r[1] for r in startups)
     read = sum(u["resources"] for u in summary["units"])

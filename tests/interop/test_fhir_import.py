@@ -350,6 +350,26 @@ def refused(tmp_path, name, content, expected_message, *, location=""):
     return messages
 
 
+def test_an_unknown_clinic_is_refused_in_the_json_summary_too(tmp_path, clinic):
+    code, summary = run(write(tmp_path, "b.json", _bundle("transaction", PATIENT)), "--clinic", "NOWHERE")
+    assert code == 2 and not summary["ok"]
+    assert errors(summary) == [{"location": "--clinic", "message": "unknown clinic code: NOWHERE"}]
+    assert not Patient.objects.exists()
+
+
+def test_a_folder_without_fhir_files_is_refused(tmp_path, clinic):
+    folder = tmp_path / "empty"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("not FHIR", encoding="utf-8")
+    code, summary = run(folder)
+    assert code == 2 and summary["units"] == [{"unit": str(folder), "status": "refused", "resources": 0}]
+    assert errors(summary) == [{"location": str(folder), "message":
+                                "a folder without FHIR files (.ndjson or .json): nothing to import"}]
+    (folder / "Patient.ndjson").touch()  # an empty export of one type: nothing to import, nothing wrong
+    code, summary = run(folder)
+    assert code == 0 and summary["units"][0]["status"] == "imported"
+
+
 def test_malformed_json(tmp_path, clinic):
     refused(tmp_path, "bad.json", '{"resourceType": "Patient", "name": [', "malformed JSON: ")
 

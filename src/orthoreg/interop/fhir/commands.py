@@ -93,12 +93,14 @@ def handle_import(command, options) -> None:
     clinic = None
     if options.get("clinic"):
         clinic = Clinic.objects.filter(code=options["clinic"]).first()
-        if clinic is None:
-            raise CommandError(f"Unknown clinic code: {options['clinic']}", returncode=2)
-    with fewer_collections():
-        summary = imports.import_paths(
-            options["paths"], clinic=clinic, dry_run=options["dry_run"],
-            ahead_min_bytes=None if options.get("single_process") else imports.AHEAD_MIN_BYTES)
+    if options.get("clinic") and clinic is None:
+        summary = imports.Summary(dry_run=options["dry_run"])  # (nothing read: a summary saying why, as always)
+        summary.refuse("--clinic", f"unknown clinic code: {options['clinic']}")
+    else:
+        with fewer_collections():
+            summary = imports.import_paths(
+                options["paths"], clinic=clinic, dry_run=options["dry_run"],
+                ahead_min_bytes=None if options.get("single_process") else imports.AHEAD_MIN_BYTES)
     if options["format"] == "json":
         command.stdout.write(json.dumps(summary.as_dict(), indent=1, ensure_ascii=False))
     else:

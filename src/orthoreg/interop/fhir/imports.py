@@ -101,6 +101,11 @@ class Summary:
     def of(self, resource_type: str) -> TypeSummary:
         return self.types.setdefault(resource_type or "(unknown)", TypeSummary())
 
+    def refuse(self, location: str, message: str) -> None:
+        """A whole file, folder or argument refused before anything of it was read."""
+        self.of("(file)").errors.append({"location": location, "message": message})
+        self.units.append({"unit": location, "status": "refused", "resources": 0})
+
     @property
     def ok(self) -> bool:
         """Everything imported: no unit refused, no entry of a batch refused."""
@@ -1545,6 +1550,11 @@ def import_paths(paths: Iterable[str], *, clinic: Clinic | None = None, dry_run:
                  request=None, ahead_min_bytes: int | None = None) -> Summary:
     summary = Summary(dry_run=dry_run)
     ctx = Context(clinic=clinic, actor=actor, request=request, dry_run=dry_run, ahead_min_bytes=ahead_min_bytes)
+    paths = list(paths)
+    for raw in paths:
+        folder = Path(raw)
+        if folder.is_dir() and not any(p.suffix in (".ndjson", ".json") for p in folder.iterdir()):
+            summary.refuse(str(folder), "a folder without FHIR files (.ndjson or .json): nothing to import")
     files = expand_paths(paths)
     with run_scope(ctx), _validated_ahead(ctx, files):
         for path in files:
@@ -1595,8 +1605,7 @@ def _validated_ahead(ctx: Context, files: list[Path]):
 def _import_path(path: Path, ctx: Context, summary: Summary) -> None:
     name = str(path)
     if not path.is_file():
-        summary.of("(file)").errors.append({"location": name, "message": "no such file or directory"})
-        summary.units.append({"unit": name, "status": "refused", "resources": 0})
+        summary.refuse(name, "no such file or directory")
         return
     if path.suffix == ".ndjson":
         import_entries(name, ndjson_entries(path), ctx=ctx, summary=summary, streamed=True,
