@@ -15,6 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from orthoreg.accounts.models import AuditEvent
+from orthoreg.analytics.models import StaleEpisode
 from orthoreg.followup.models import Assessment
 from orthoreg.imaging.models import ImagingStudy
 from orthoreg.instruments import definitions
@@ -192,6 +193,22 @@ def test_an_imported_procedure_schedules_its_follow_up(tmp_path, clinic):
     assert Assessment.objects.filter(episode=episode).count() > 3
     assert Response.objects.get().score == 6
     assert AuditEvent.objects.filter(object_type="procedure", object_id=str(procedure.pk)).exists()
+    assert StaleEpisode.objects.filter(episode_id=episode.pk).exists()  # its outcomes recomputed by the next pass
+
+
+def test_a_searchset_bundle_imports(tmp_path, clinic):
+    """A searchset (a search's or $everything's answer): absolute fullUrls, references relative to the server."""
+    base = "http://example.org/fhir"
+    condition = {"resourceType": "Condition", "id": "c1", "subject": {"reference": "Patient/p1"},
+                 "code": {"coding": [{"system": codes.ICD10CM, "code": "M17.12"}]}}
+    bundle = {"resourceType": "Bundle", "type": "searchset", "total": 2, "entry": [
+        {"fullUrl": f"{base}/Patient/p1", "resource": PATIENT, "search": {"mode": "match"}},
+        {"fullUrl": f"{base}/Condition/c1", "resource": condition, "search": {"mode": "include"}}]}
+    code, summary = run(write(tmp_path, "search.json", bundle))
+    assert code == 0, errors(summary)
+    assert summary["resources"]["Condition"]["created"] == 1
+    episode = Episode.objects.get()
+    assert (episode.patient.mrn, episode.body_site, episode.side) == ("A-77", "knee", "left")
 
 
 def test_a_recorded_response_is_never_rewritten(tmp_path, clinic):
@@ -268,6 +285,37 @@ def test_snomed_coded_conditions_with_a_snomed_laterality(tmp_path, clinic):
         ("oa_primary", "hip", "right"), ("oa_primary", "knee", "left")]
     assert summary["resources"]["Condition"]["skipped_reasons"] == {
         "no side: a condition of a joint needs its laterality (bodySite)": 1}
+
+
+@pytest.mark.parametrize("where", ["option", "coding"])
+@pytest.mark.parametrize("url", [codes.EXT_ORDINAL, codes.EXT_ITEM_WEIGHT])
+def test_a_questionnaire_with_answer_options_and_weights_installs_and_scores(tmp_path, clinic, where, url):
+    """A standard Questionnaire whose answerOptions carry ordinalValue or itemWeight (on the option, or on its
+    coding): installed as a draft instrument, a response to it scored by the weights (1 + 3)."""
+    def option(code, weight):
+        ext = [{"url": url, "valueDecimal": weight}]
+        coding = {"system": "urn:example:answers", "code": code, "display": code.title()}
+        return {"valueCoding": {**coding, "extension": ext}} if where == "coding" else \
+            {"valueCoding": coding, "extension": ext}
+
+    questionnaire = {"resourceType": "Questionnaire", "id": "stairs", "url": "http://example.org/Questionnaire/stairs",
+                     "status": "active", "item": [
+                         {"linkId": "up", "text": "Going up stairs", "type": "choice",
+                          "answerOption": [option("none", 0), option("some", 1), option("much", 2)]},
+                         {"linkId": "down", "text": "Going down stairs", "type": "choice",
+                          "answerOption": [option("none", 0), option("some", 2), option("much", 3)]}]}
+
+    def answer(link_id, code):
+        return {"linkId": link_id, "answer": [{"valueCoding": {"system": "urn:example:answers", "code": code}}]}
+
+    response = {"resourceType": "QuestionnaireResponse", "status": "completed",
+                "questionnaire": "http://example.org/Questionnaire/stairs", "authored": "2026-01-05T10:00:00Z",
+                "subject": {"reference": "urn:uuid:00000000-0000-4000-8000-000000000000"},
+                "item": [answer("up", "some"), answer("down", "much")]}
+    code, summary = run(write(tmp_path, "b.json", _bundle("transaction", PATIENT, questionnaire, response)))
+    assert code == 0, errors(summary)
+    assert definitions.get_definition("stairs").status == "draft"
+    assert Response.objects.get(instrument="stairs").score == 4
 
 
 def _ndjson(folder: Path, name: str, *resources) -> Path:
