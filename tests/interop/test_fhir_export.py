@@ -10,7 +10,9 @@ from django.utils import timezone
 from fhir.resources.R4B import get_fhir_model_class
 
 from orthoreg.interop.fhir import codes
-from orthoreg.registry.models import Clinic
+from orthoreg.interop.fhir import export as fhir_export
+from orthoreg.interop.fhir.export import RESOURCE_ORDER, ExportError
+from orthoreg.registry.models import Clinic, Patient
 from orthoreg.site import demo
 from orthoreg.site.synth import Generator
 
@@ -91,7 +93,7 @@ def test_clinic_and_since_select(tmp_path, df, other_clinic):
     assert all(p["managingOrganization"]["identifier"]["value"] == "west" for p in west["Patient"])
     tomorrow = (timezone.localdate() + dt.timedelta(days=1)).isoformat()
     later = export(tmp_path / "s", "--since", tomorrow)
-    assert "Patient" not in later and "Questionnaire" in later
+    assert later["Patient"] == [] and later["Questionnaire"]
 
 
 @pytest.mark.parametrize("args, message", [(["--clinic", "nowhere"], "Unknown clinic"),
@@ -100,6 +102,73 @@ def test_bad_arguments_exit_2(tmp_path, clinic, args, message):
     with pytest.raises(CommandError, match=message) as err:
         call_command("export", "fhir", "--out", str(tmp_path / "x"), *args)
     assert err.value.returncode == 2
+
+
+def test_an_export_into_an_earlier_exports_folder_leaves_nothing_of_it(tmp_path, df):
+    """Every type's file is written (empty when there is none of the type): importing the folder brings nothing
+    of the earlier export back; files that are not the export's stay; no temporary file is left."""
+    first = export(tmp_path)
+    assert first["Patient"] and first["Condition"] and first["Observation"]
+    (tmp_path / "fhir" / "notes.txt").write_text("keep me")
+    tomorrow = (timezone.localdate() + dt.timedelta(days=1)).isoformat()
+    second = export(tmp_path, "--since", tomorrow)
+    assert set(second) == set(RESOURCE_ORDER)
+    assert {t for t, resources in second.items() if resources} == {"Questionnaire"}
+    assert (tmp_path / "fhir" / "notes.txt").read_text() == "keep me"
+    assert sorted(p.name for p in (tmp_path / "fhir").iterdir() if not p.name.endswith(".ndjson")) == ["notes.txt"]
+
+
+def test_a_failed_export_leaves_the_earlier_files_whole(tmp_path, df, monkeypatch):
+    export(tmp_path)
+    before = {p.name: p.read_bytes() for p in (tmp_path / "fhir").iterdir()}
+
+    def broken(self, resource):
+        if resource["resourceType"] == "Observation":  # late in the export: other files half written by then
+            raise ExportError("the mapping is broken")
+        return resource
+
+    monkeypatch.setattr(fhir_export.Validator, "__call__", broken)
+    with pytest.raises(ExportError):
+        fhir_export.bulk_export(tmp_path / "fhir", Patient.objects.all())
+    assert {p.name: p.read_bytes() for p in (tmp_path / "fhir").iterdir()} == before
+
+
+class FakeBar:
+    """tqdm as the command uses it: what it was told, kept."""
+
+    made: list["FakeBar"] = []
+
+    def __init__(self, *, total, **kwargs):
+        self.total, self.updates = total, []
+        FakeBar.made.append(self)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def update(self, n):
+        self.updates.append(n)
+
+    def refresh(self):
+        pass
+
+
+@pytest.mark.parametrize("since", [None, "tomorrow"])
+def test_the_progress_bar_ends_at_what_was_written(tmp_path, clinic, monkeypatch, since):
+    from orthoreg.interop.fhir import commands
+
+    demo.create_df(clinic=clinic, today=timezone.localdate())
+    Generator(clinics=[clinic], seed=5).run(12)
+    monkeypatch.setattr(fhir_export, "PROGRESS_STEP", 50, raising=False)  # steps, and a partial one at the end
+    monkeypatch.setattr(commands, "tqdm", FakeBar)
+    FakeBar.made = []
+    args = ["--since", (timezone.localdate() + dt.timedelta(days=1)).isoformat()] if since else []
+    written = sum(len(resources) for resources in export(tmp_path, *args).values())
+    [bar] = FakeBar.made
+    assert written % 50 and sum(bar.updates) == written == bar.total
+    assert all(n == 50 for n in bar.updates[:-1])
 
 
 def test_research_subcommand_still_there(tmp_path, clinic):
@@ -216,9 +285,6 @@ def test_export_queries_do_not_grow_with_the_registry(tmp_path, clinic, monkeypa
     """Records are read table by table in chunks: no query per patient or per record."""
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
-
-    from orthoreg.interop.fhir import export as fhir_export
-    from orthoreg.registry.models import Patient
 
     today = timezone.localdate()
     demo.create_df(clinic=clinic, today=today)

@@ -138,6 +138,19 @@ def test_folder_export_with_its_data_dictionary(tmp_path, registry_with_identifi
     assert {"data_dictionary.csv", "data_dictionary.json", "assessments.csv", "exams.csv"} <= names
 
 
+@pytest.mark.parametrize("first, second", [("parquet", "csv"), ("csv", "parquet")])
+def test_a_folder_export_replaces_an_earlier_one_in_the_other_format(tmp_path, clinic, first, second):
+    from orthoreg.interop import research
+
+    out = tmp_path / "out"
+    call_command("export", "research", "--format", first, "--out", str(out), stdout=io.StringIO())
+    (out / "notes.txt").write_text("keep me")
+    call_command("export", "research", "--format", second, "--out", str(out), stdout=io.StringIO())
+    assert {p.name for p in out.iterdir()} == {"README.txt", "data_dictionary.csv", "data_dictionary.json",
+                                               "notes.txt", *(f"{t.name}.{second}" for t in research.TABLES)}
+    assert (out / "notes.txt").read_text() == "keep me"
+
+
 @pytest.mark.parametrize("args, message", [
     (["--format", "xlsx"], "invalid choice"),
     (["--as-of", "2025-02-30"], "not a date"),

@@ -556,7 +556,8 @@ def _write_parquet(path: Path, table: Table, rows: Iterable[list]) -> int:
 def write_dir(out: Path, clinic_ids: Iterable[int], *, fmt: str, as_of: dt.date | None = None) -> dict[str, int]:
     """Write one file per table (CSV or Parquet) and the data dictionary into the folder `out` (created when absent;
     its parent must exist). The files are written into a temporary folder beside it and moved in at the end: a
-    failure leaves `out` as it was."""
+    failure leaves `out` as it was. The tables' files in the other format (an earlier export's) are removed, so the
+    folder holds this export only; files of other names are left alone."""
     if fmt not in FORMATS:
         raise ValueError(f"format {fmt!r}: use one of {', '.join(FORMATS)}")
     out = Path(out)
@@ -583,6 +584,10 @@ def write_dir(out: Path, clinic_ids: Iterable[int], *, fmt: str, as_of: dt.date 
         out.mkdir(exist_ok=True)
         for path in tmp.iterdir():
             os.replace(path, out / path.name)
+        for other in FORMATS:  # an earlier export's tables in the other format would pass for this export's
+            if other != fmt:
+                for table in TABLES:
+                    (out / f"{table.name}.{other}").unlink(missing_ok=True)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return counts

@@ -69,6 +69,8 @@ def handle_export(command, options) -> None:
             counts = export.bulk_export(out, patients, since=since, progress=bar.update)
         except OSError as exc:
             raise CommandError(f"Cannot write {out}: {exc}", returncode=2) from None
+        bar.total = sum(counts.values())  # the estimate made way for what was written: the bar ends at 100%
+        bar.refresh()
     audit_record(action=AuditEvent.Action.EXPORT,
                  detail=f"command line FHIR export to {out}: {json.dumps(counts)}")
     for name, n in counts.items():

@@ -8,10 +8,15 @@ registry's size. The mapping is documented in docs/fhir.md.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import functools
+import itertools
 import json
+import os
 import re
+import shutil
+import tempfile
 import typing
 import uuid
 from collections.abc import Callable, Iterable, Iterator
@@ -571,39 +576,51 @@ def patient_everything(patient: Patient, base_url: str) -> dict:
 
 
 def count_resources(patients: QuerySet[Patient]) -> int:
-    """About how many resources an export of these patients writes (for the progress bar)."""
+    """About how many resources an export of these patients writes (for the progress bar: `bulk_export` reports
+    what it really wrote)."""
     ids = patients.values("pk")
-    return (patients.count() + Episode.objects.filter(patient__in=ids).count()
+    return (len(instrument_definitions()) + patients.count() + Episode.objects.filter(patient__in=ids).count()
             + Procedure.objects.filter(episode__patient__in=ids).count()
             + 2 * Response.objects.filter(patient__in=ids).count())
+
+
+PROGRESS_STEP = 500  # resources written between two progress reports
 
 
 def bulk_export(out_dir: str | Path, patients: QuerySet[Patient], *, since: dt.datetime | None = None,
                 progress: Callable[[int], None] | None = None) -> dict[str, int]:
     """Write Bulk Data ndjson files (`<Type>.ndjson`) into out_dir, line by line; returns resources per type.
-    The Questionnaires of every installed instrument are written whatever the selection."""
+    The Questionnaires of every installed instrument are written whatever the selection.
+
+    The folder then holds exactly this export: every type's file is written, empty when the export has none of
+    that type, so no file of an earlier export into the same folder is left to be imported as if current (files
+    of other names are left alone). The files are written under temporary names in a hidden folder inside
+    out_dir and moved to their names at the end: a failed export leaves the earlier files as they were.
+    `progress(n)` is called with the resources written since its last call; the calls add up to the total."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    files: dict[str, Any] = {}
-    counts: dict[str, int] = {}
+    tmp = Path(tempfile.mkdtemp(prefix=".fhir-export-", dir=out))
+    counts = dict.fromkeys(RESOURCE_ORDER, 0)
     check = Validator()
+    unreported = 0
     try:
-        def write(resource_type: str, resource: dict) -> None:
-            fh = files.get(resource_type)
-            if fh is None:
-                fh = files[resource_type] = open(out / f"{resource_type}.ndjson", "w", encoding="utf-8")
-            check(resource)
-            fh.write(json.dumps(resource, ensure_ascii=False, separators=(",", ":")))
-            fh.write("\n")
-            counts[resource_type] = counts.get(resource_type, 0) + 1
-
-        for q in questionnaire_resources():
-            write("Questionnaire", q)
-        for n, (resource_type, resource) in enumerate(streams(patients, since=since), start=1):
-            write(resource_type, resource)
-            if progress is not None and n % 500 == 0:
-                progress(500)
+        with contextlib.ExitStack() as stack:
+            files = {t: stack.enter_context(open(tmp / f"{t}.ndjson", "w", encoding="utf-8"))
+                     for t in RESOURCE_ORDER}
+            questionnaires = (("Questionnaire", q) for q in questionnaire_resources())
+            for resource_type, resource in itertools.chain(questionnaires, streams(patients, since=since)):
+                check(resource)
+                files[resource_type].write(json.dumps(resource, ensure_ascii=False, separators=(",", ":")))
+                files[resource_type].write("\n")
+                counts[resource_type] += 1
+                unreported += 1
+                if progress is not None and unreported == PROGRESS_STEP:
+                    progress(unreported)
+                    unreported = 0
+        for resource_type in RESOURCE_ORDER:
+            os.replace(tmp / f"{resource_type}.ndjson", out / f"{resource_type}.ndjson")
     finally:
-        for fh in files.values():
-            fh.close()
-    return {t: counts[t] for t in RESOURCE_ORDER if t in counts}
+        shutil.rmtree(tmp, ignore_errors=True)
+    if progress is not None and unreported:
+        progress(unreported)
+    return counts
