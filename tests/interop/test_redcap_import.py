@@ -94,7 +94,8 @@ def test_repeating_instruments_with_procedures_and_responses_through_the_service
     # diastolic pressures are not 0-10 pain scores: refused with the row and field, nothing written
     assert status == 2 and not summary["written"] and not Patient.objects.exists()
     bad = summary["units"]["bp"]["errors"][0]
-    assert bad["location"] == {"file": str(records), "row": 3, "field": "bp_diastolic"} and "out of range" in bad["message"]
+    assert bad["location"] == {"file": str(records), "row": 3, "record": "1", "field": "bp_diastolic"}
+    assert "out of range" in bad["message"]
     # the same project with a field that fits the instrument: the instance number keeps instances apart
     records2 = tmp_path / "records.csv"
     text = records.read_text().replace(",110,100,2", ",110,7,2").replace(",111,101,2", ",111,6,2") \
@@ -105,7 +106,7 @@ def test_repeating_instruments_with_procedures_and_responses_through_the_service
     # the project's own data: record 2's blood pressure is dated 2004, before the birth date (2010)
     assert status == 2 and not Patient.objects.exists()
     (bad,) = summary["units"]["bp"]["errors"]
-    assert bad["location"]["row"] == 7 and "before the patient's birth date" in bad["message"]
+    assert (bad["location"]["row"], bad["location"]["record"]) == (7, "2") and "before the patient's birth date" in bad["message"]
     records2.write_text(text.replace("2004-04-04", "2020-04-04"))
     status, summary = run(*args, capsys=capsys)
     assert status == 0, json.dumps(summary)
@@ -137,7 +138,7 @@ def test_checkbox_procedures_and_a_code_not_in_the_dictionary(clinic, tmp_path, 
                           capsys=capsys)
     assert status == 2
     (problem,) = summary["units"]["records"]["errors"]
-    assert problem["location"] == {"file": str(bad), "row": 1, "field": "check_one___9"}
+    assert problem["location"] == {"file": str(bad), "row": 1, "record": None, "field": "check_one___9"}
     assert "'9' is not one of check_one's choices" in problem["message"]
 
 
@@ -402,3 +403,22 @@ def test_any_json_in_a_mapping_is_read_or_refused_never_an_exception(key_value):
             redcap.load_mapping(path, fields, text)
         except redcap.MappingError as exc:
             assert exc.problems and all(p["location"]["field"] for p in exc.problems)
+
+
+# ------------------------------------------------------------------------------------------------ row numbers
+
+def test_a_refusal_names_the_row_as_a_spreadsheet_counts_it_and_the_record(clinic, tmp_path, capsys):
+    """The simple project's addresses and comments are quoted values over several lines (16 lines, 6 rows): a bad
+    birth date in record 5 is on row 6 (the header is row 1), not on line 16 where its row ends."""
+    dictionary, records = project("simple")
+    fixed = tmp_path / "records.csv"
+    fixed.write_text(records.read_text().replace(",FALSE,", ",0,").replace(",TRUE,", ",1,")
+                     .replace("1955-04-15", "1955-02-30"))
+    mapping = write(tmp_path, suggest("simple", capsys, with_records=False))
+    args = ["--dictionary", dictionary, "--records", fixed, "--mapping", mapping, "--clinic", "east"]
+    status, summary = run(*args, capsys=capsys)
+    assert status == 2 and not Patient.objects.exists()
+    (error,) = summary["units"]["patients"]["errors"]
+    assert error["location"] == {"file": str(fixed), "row": 6, "record": "5", "field": "dob"}
+    with pytest.raises(CommandError, match=r", row 6 \(record 5\), dob: '1955-02-30' is not a date"):
+        call_command("import", "redcap", *map(str, args))

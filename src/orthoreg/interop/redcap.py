@@ -97,8 +97,10 @@ class Summary:
                 "not_mapped": self.not_mapped}
 
 
-def error(file: str, row: int | None, field_name: str | None, message: str) -> dict:
-    return {"location": {"file": file, "row": row, "field": field_name}, "message": message}
+def error(file: str, row: int | None, field_name: str | None, message: str, record: str | None = None) -> dict:
+    """A refusal and where it is: in a records file `row` is the row as a spreadsheet numbers it (the header is
+    row 1, one row per record row however many lines its quoted values take) and `record` the record id."""
+    return {"location": {"file": file, "row": row, "record": record, "field": field_name}, "message": message}
 
 
 # ------------------------------------------------------------------------------------------------ reading
@@ -520,9 +522,12 @@ class Importer:
         self.clinic = clinic
         self.summary = Summary(dry_run=dry_run)
         self.columns: dict[str, tuple[FieldDef, str | None]] = {}
+        self.row = 1  # the row last read from the records (the header is row 1)
+        self.record: str | None = None  # the id of the record whose rows are being imported
 
     def fail(self, unit: str, row: int | None, field_name: str | None, message: str) -> None:
-        self.summary.units[unit].errors.append(error(self.records_name, row, field_name, message))
+        """A refusal at a row of the records (the header is row 1), in the record being read if any."""
+        self.summary.units[unit].errors.append(error(self.records_name, row, field_name, message, self.record))
 
     def run(self) -> Summary:
         installed = []
@@ -590,15 +595,26 @@ class Importer:
                     return
                 if not self._header(header):
                     return
-                rows = ((reader.line_num, dict(zip(header, cells))) for cells in reader if any(cells))
+                rows = ((n, dict(zip(header, cells))) for n, cells in self._numbered(reader) if any(cells))
                 for record, group in itertools.groupby(rows, key=lambda r: r[1].get(self.map.record_id, "")):
-                    self._record(record, list(group))
+                    record_rows = list(group)  # (a row that cannot be read raises here: of no record yet)
+                    self.record = record.strip() or None
+                    self._record(record, record_rows)
+                    self.record = None
             except UnicodeDecodeError as exc:
-                self.fail("records", reader.line_num + 1, None,
+                self.fail("records", self.row + 1, None,
                           f"not UTF-8 text: byte 0x{exc.object[exc.start]:02x} cannot be read (export the records "
                           "as CSV, UTF-8); nothing was imported")
             except csv.Error as exc:
-                self.fail("records", reader.line_num, None, f"not a readable CSV file: {exc}")
+                self.fail("records", self.row + 1, None, f"not a readable CSV file: {exc}")
+
+    def _numbered(self, reader):
+        """The data rows with their row numbers as a spreadsheet shows the file: the header is row 1, the first
+        record's row 2, a blank line a row too; a quoted value over several lines is one row (csv's line_num would
+        count its lines)."""
+        for n, cells in enumerate(reader, start=2):
+            self.row = n
+            yield n, cells
 
     def _header(self, header: list[str]) -> bool:
         ok = True
