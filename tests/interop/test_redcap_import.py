@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -93,7 +94,8 @@ def test_repeating_instruments_with_procedures_and_responses_through_the_service
     # diastolic pressures are not 0-10 pain scores: refused with the row and field, nothing written
     assert status == 2 and not summary["written"] and not Patient.objects.exists()
     bad = summary["units"]["bp"]["errors"][0]
-    assert bad["location"] == {"file": str(records), "row": 3, "field": "bp_diastolic"} and "out of range" in bad["message"]
+    assert bad["location"] == {"file": str(records), "row": 3, "record": "1", "field": "bp_diastolic"}
+    assert "out of range" in bad["message"]
     # the same project with a field that fits the instrument: the instance number keeps instances apart
     records2 = tmp_path / "records.csv"
     text = records.read_text().replace(",110,100,2", ",110,7,2").replace(",111,101,2", ",111,6,2") \
@@ -104,7 +106,7 @@ def test_repeating_instruments_with_procedures_and_responses_through_the_service
     # the project's own data: record 2's blood pressure is dated 2004, before the birth date (2010)
     assert status == 2 and not Patient.objects.exists()
     (bad,) = summary["units"]["bp"]["errors"]
-    assert bad["location"]["row"] == 7 and "before the patient's birth date" in bad["message"]
+    assert (bad["location"]["row"], bad["location"]["record"]) == (7, "2") and "before the patient's birth date" in bad["message"]
     records2.write_text(text.replace("2004-04-04", "2020-04-04"))
     status, summary = run(*args, capsys=capsys)
     assert status == 0, json.dumps(summary)
@@ -136,7 +138,7 @@ def test_checkbox_procedures_and_a_code_not_in_the_dictionary(clinic, tmp_path, 
                           capsys=capsys)
     assert status == 2
     (problem,) = summary["units"]["records"]["errors"]
-    assert problem["location"] == {"file": str(bad), "row": 1, "field": "check_one___9"}
+    assert problem["location"] == {"file": str(bad), "row": 1, "record": None, "field": "check_one___9"}
     assert "'9' is not one of check_one's choices" in problem["message"]
 
 
@@ -280,3 +282,143 @@ def test_a_form_installed_from_the_dictionary_is_a_draft_and_its_answers_are_sco
     response = Response.objects.get(instrument="redcap-toe")
     assert (response.score, response.time_point, response.patient.birth_date) == (3, "baseline", dt.date(1970, 7, 23))
     assert response.completed_at.date() == dt.date(2025, 3, 15)
+
+
+# ------------------------------------------------------------------------------------------------ malformed mappings
+
+def valid_mapping(capsys) -> dict:
+    """The longitudinal project's suggested mapping with an episode, a procedure and an instrument form."""
+    mapping = suggest("longitudinal", capsys)
+    mapping["episode"] = {"condition": {"value": "hallux_rigidus"}, "body_site": {"value": "first_mtp"},
+                          "side": {"field": "sex", "codes": {"0": "left", "1": "right"}}}
+    mapping["procedures"] = [{"date": "date_enrolled", "kind": {"value": "bmc"}, "index": True}]
+    mapping["forms"]["patient_morale_questionnaire"] = {"instrument": "nprs", "items": ["pmq1"], "date": "dob",
+                                                        "time_point": "baseline"}
+    return mapping
+
+
+FORM = "forms.patient_morale_questionnaire"
+MALFORMED = [  # (where, JSON value put there, the key path the refusal names)
+    ("episode", "knee", "episode"),
+    ("forms", ["x"], "forms"),
+    ("procedures", {"a": 1}, "procedures"),
+    ("forms.demographics", "nprs", "forms.demographics"),
+    ("patient.sex", {"field": "sex", "codes": ["0"]}, "patient.sex.codes"),
+    ("patient.sex", {"codes": {"0": "female"}}, "patient.sex"),
+    ("patient.sex", {"value": "f"}, "patient.sex.value"),
+    ("patient.given_name", ["x"], "patient.given_name"),
+    ("patient.given_name", None, "patient.given_name"),
+    ("patient.family_name", {"field": "last_name", "value": "x"}, "patient.family_name"),
+    ("patient.birth_date", {"value": 1983}, "patient.birth_date.value"),
+    ("patient.consent_registry", {"value": "no"}, "patient.consent_registry.value"),
+    ("patient.mrn_prefix", 7, "patient.mrn_prefix"),
+    ("patient.nickname", "first_name", "patient.nickname"),
+    ("patient", "study_id", "patient"),
+    ("record_id", 5, "record_id"),
+    ("schema", "orthoreg.redcap-mapping/2", "schema"),
+    ("events", ["enrollment_arm_1"], "events"),
+    ("events.visit_1_arm_1", 6, "events.visit_1_arm_1"),
+    ("episode.side", {"value": ["right"]}, "episode.side.value"),
+    ("episode.side", {"field": "sex", "codes": {"0": 1}}, "episode.side.codes"),
+    ("episode.knee", "sex", "episode.knee"),
+    ("procedures.0", "bmc", "procedures[0]"),
+    ("procedures.0.index", "yes", "procedures[0].index"),
+    ("procedures.0.date", None, "procedures[0].date"),
+    ("procedures.0.kind", "sex", "procedures[0].kind"),
+    ("procedures.0.form", ["demographics"], "procedures[0].form"),
+    (FORM, {}, FORM),
+    (FORM, {"instrument": "nprs", "install": "nprs-2"}, FORM),
+    (FORM + ".items", "pmq1", FORM + ".items"),
+    (FORM + ".items", [1], FORM + ".items[0]"),
+    (FORM + ".time_point", 6, FORM + ".time_point"),
+    (FORM + ".date", {"field": "dob"}, FORM + ".date"),
+    (FORM + ".instrument", ["nprs"], FORM + ".instrument"),
+    (FORM, {"install": 3}, FORM + ".install"),
+    (FORM, {"install": "redcap-pmq", "better": True}, FORM + ".better"),
+]
+
+
+def put(mapping: dict, where: str, value) -> dict:
+    *path, last = [int(k) if k.isdigit() else k for k in where.split(".")]
+    target = mapping
+    for key in path:
+        target = target[key]
+    target[last] = value
+    return mapping
+
+
+@pytest.mark.parametrize("where, value, key", MALFORMED, ids=[f"{w}={json.dumps(v)}" for w, v, _ in MALFORMED])
+def test_a_malformed_mapping_is_refused_naming_the_key(where, value, key, clinic, tmp_path, capsys):
+    dictionary, records = project("longitudinal")
+    mapping = valid_mapping(capsys)
+    args = ["--dictionary", dictionary, "--records", records, "--clinic", "east", "--dry-run"]
+    status, summary = run(*args, "--mapping", write(tmp_path, mapping, "good.json"), capsys=capsys)
+    assert status == 0, json.dumps(summary)  # the mapping as it stands is good
+    path = write(tmp_path, put(mapping, where, value))
+    status, summary = run(*args, "--mapping", path, capsys=capsys)
+    assert status == 2 and not summary["written"]
+    assert key in {e["location"]["field"] for e in summary["units"]["mapping"]["errors"]}, json.dumps(summary)
+    with pytest.raises(CommandError) as refused:  # the text report names the key too
+        call_command("import", "redcap", *map(str, args[:-1]), "--mapping", str(path))
+    assert refused.value.returncode == 2 and f", {key}: " in str(refused.value)
+    assert not Patient.objects.exists()
+
+
+JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8)
+                    | st.sampled_from(["sex", "dob", "first_name", "baseline", "bmc", "right", "nprs", "6w"]),
+                    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner,
+                                                                                 max_size=3), max_leaves=8)
+
+
+def shaped(keys: list[str]):
+    """Objects with the keys a part of the mapping has, each with any JSON value (and the odd unknown key)."""
+    return st.dictionaries(st.sampled_from(keys) | st.text(max_size=4), JSON | shaped_spec, max_size=len(keys))
+
+
+shaped_spec = st.fixed_dictionaries({}, optional={"field": JSON, "codes": JSON, "value": JSON})
+TOP = {
+    "schema": JSON, "record_id": JSON,
+    "patient": JSON | shaped([*redcap.PATIENT_KEYS, "mrn_prefix"]),
+    "episode": JSON | shaped(["condition", "body_site", "side"]),
+    "events": JSON | st.dictionaries(st.sampled_from(["enrollment_arm_1", "x"]), JSON),
+    "forms": JSON | st.dictionaries(st.sampled_from(["demographics", "patient_morale_questionnaire"]),
+                                    JSON | shaped(sorted(redcap.FORM_KEYS))),
+    "procedures": JSON | st.lists(JSON | shaped(sorted(redcap.PROCEDURE_KEYS)), max_size=2),
+}
+
+
+@given(st.sampled_from(sorted(TOP)).flatmap(lambda key: st.tuples(st.just(key), TOP[key])))
+def test_any_json_in_a_mapping_is_read_or_refused_never_an_exception(key_value):
+    """Any JSON value in place of a top-level key's value: the mapping is read, or refused with the problems."""
+    dictionary, _ = project("longitudinal")
+    text, fields = redcap.read_dictionary(dictionary)
+    mapping = {"record_id": "study_id", "patient": {"given_name": "first_name", "family_name": "last_name",
+                                                    "birth_date": "dob"}}
+    key, value = key_value
+    mapping[key] = value
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "map.json"
+        path.write_text(json.dumps(mapping))
+        try:
+            redcap.load_mapping(path, fields, text)
+        except redcap.MappingError as exc:
+            assert exc.problems and all(p["location"]["field"] for p in exc.problems)
+
+
+# ------------------------------------------------------------------------------------------------ row numbers
+
+def test_a_refusal_names_the_row_as_a_spreadsheet_counts_it_and_the_record(clinic, tmp_path, capsys):
+    """The simple project's addresses and comments are quoted values over several lines (16 lines, 6 rows): a bad
+    birth date in record 5 is on row 6 (the header is row 1), not on line 16 where its row ends."""
+    dictionary, records = project("simple")
+    fixed = tmp_path / "records.csv"
+    fixed.write_text(records.read_text().replace(",FALSE,", ",0,").replace(",TRUE,", ",1,")
+                     .replace("1955-04-15", "1955-02-30"))
+    mapping = write(tmp_path, suggest("simple", capsys, with_records=False))
+    args = ["--dictionary", dictionary, "--records", fixed, "--mapping", mapping, "--clinic", "east"]
+    status, summary = run(*args, capsys=capsys)
+    assert status == 2 and not Patient.objects.exists()
+    (error,) = summary["units"]["patients"]["errors"]
+    assert error["location"] == {"file": str(fixed), "row": 6, "record": "5", "field": "dob"}
+    with pytest.raises(CommandError, match=r", row 6 \(record 5\), dob: '1955-02-30' is not a date"):
+        call_command("import", "redcap", *map(str, args))

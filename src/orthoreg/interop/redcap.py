@@ -97,8 +97,10 @@ class Summary:
                 "not_mapped": self.not_mapped}
 
 
-def error(file: str, row: int | None, field_name: str | None, message: str) -> dict:
-    return {"location": {"file": file, "row": row, "field": field_name}, "message": message}
+def error(file: str, row: int | None, field_name: str | None, message: str, record: str | None = None) -> dict:
+    """A refusal and where it is: in a records file `row` is the row as a spreadsheet numbers it (the header is
+    row 1, one row per record row however many lines its quoted values take) and `record` the record id."""
+    return {"location": {"file": file, "row": row, "record": record, "field": field_name}, "message": message}
 
 
 # ------------------------------------------------------------------------------------------------ reading
@@ -224,8 +226,133 @@ def _field_spec(spec) -> tuple[str | None, dict | None, object]:
     return None, None, spec
 
 
+SPEC_SHAPE = 'a field name, {"field": NAME, "codes": {CODE: VALUE}} or {"value": CONSTANT}'
+FORM_KEYS = {"instrument", "items", "install", "better", "title", "date", "time_point"}
+PROCEDURE_KEYS = {"date", "kind", "form", "index"}
+
+
+def _kind(value) -> str:
+    """A JSON value's kind, for messages."""
+    if isinstance(value, bool):
+        return "true/false"
+    return {dict: "an object", list: "a list", str: "a string", type(None): "null"}.get(type(value), "a number")
+
+
+def _text(value) -> str | None:
+    ok = isinstance(value, str) or isinstance(value, int | float) and not isinstance(value, bool)
+    return None if ok else f"must be text (or a number), not {_kind(value)}"
+
+
+def _date(value) -> str | None:
+    try:
+        dt.date.fromisoformat(value)
+    except (TypeError, ValueError):
+        return f"{value!r} is not a date (YYYY-MM-DD)"
+    return None
+
+
+def _boolean(value) -> str | None:
+    return None if isinstance(value, bool) else f"must be true or false, not {_kind(value)}"
+
+
+def _one_of(choices: list[str], what: str = "one of"):
+    def check(value) -> str | None:
+        return None if isinstance(value, str) and value in choices else f"{value!r} is not {what} ({', '.join(choices)})"
+    return check
+
+
+def _time_point(value) -> str | None:
+    if value is None or isinstance(value, str) and TIME_POINT_RE.match(value):
+        return None
+    return f"{value!r} is not a time point ('baseline' or a number with d, w, m or y, e.g. 6w, 3m)"
+
+
+PATIENT_CHECKS = {"mrn": _text, "given_name": _text, "family_name": _text, "email": _text, "phone": _text,
+                  "consent_version": _text, "birth_date": _date, "consent_date": _date,
+                  "sex": _one_of(Patient.Sex.values), "consent_registry": _boolean}
+PATIENT_KEYS = tuple(PATIENT_CHECKS)
+
+
+class _MappingCheck:
+    """The checks of one mapping file: each problem is collected with its key path (e.g. `forms.pain.items[0]`)."""
+
+    def __init__(self, name: str, fields: dict[str, FieldDef]):
+        self.name, self.fields = name, fields
+        self.problems: list[dict] = []
+
+    def problem(self, key: str | None, message: str) -> None:
+        self.problems.append(error(self.name, None, key, message))
+
+    def of_type(self, key: str, value, kind: type, what: str) -> bool:
+        if isinstance(value, kind):
+            return True
+        self.problem(key, f"must be {what}, not {_kind(value)}")
+        return False
+
+    def unknown_keys(self, key: str, value: dict, allowed) -> None:
+        for extra in sorted(set(value) - set(allowed)):
+            self.problem(f"{key}.{extra}", f"unknown key (expected {', '.join(sorted(allowed))}; see docs/redcap.md)")
+
+    def field(self, key: str, value, *, checkbox: bool = False) -> bool:
+        """A field name of the data dictionary (a checkbox field only where `checkbox`)."""
+        if not self.of_type(key, value, str, "a field name (text)"):
+            return False
+        if value not in self.fields:
+            self.problem(key, f"{value!r} is not a field of the data dictionary")
+            return False
+        if not checkbox and self.fields[value].type == "checkbox":
+            self.problem(key, f"{value!r} is a checkbox field (several answers)")
+            return False
+        return True
+
+    def spec(self, key: str, value, check, *, checkbox: bool = False, codes_required: bool = False) -> None:
+        """A value of the mapping (SPEC_SHAPE); `check(v)` says why an orthoreg value v cannot be used (else None)."""
+        if isinstance(value, str):
+            if self.field(key, value, checkbox=checkbox) and (codes_required or
+                                                              self.fields[value].type == "checkbox"):
+                self.problem(key, f"{value!r} needs its \"codes\": {{\"field\": {value!r}, \"codes\": {{...}}}}")
+            return
+        if not isinstance(value, dict):
+            self.problem(key, f"must be {SPEC_SHAPE}, not {_kind(value)}")
+            return
+        self.unknown_keys(key, value, ("field", "codes", "value"))
+        if "value" in value:
+            if "field" in value or "codes" in value:
+                self.problem(key, "either \"value\" or \"field\" (with its \"codes\"), not both")
+            elif (why := check(value["value"])) is not None:
+                self.problem(f"{key}.value", why)
+            return
+        if "field" not in value:
+            self.problem(key, f"must be {SPEC_SHAPE}: \"field\" or \"value\" is missing")
+            return
+        f = value["field"]
+        if not self.field(key, f, checkbox=checkbox):
+            return
+        codes = value.get("codes")
+        if codes is None:
+            if codes_required or self.fields[f].type == "checkbox":
+                self.problem(f"{key}.codes", "required: {REDCap code: orthoreg value, ...}")
+            return
+        if not self.of_type(f"{key}.codes", codes, dict, "an object: {REDCap code: orthoreg value, ...}"):
+            return
+        choices = self.fields[f].choices
+        for code, v in codes.items():
+            if choices and code not in choices:
+                self.problem(f"{key}.codes", f"{code!r} is not a code of {f} ({', '.join(choices)})")
+            elif (why := check(v)) is not None:
+                self.problem(f"{key}.codes", f"{code}: {why}")
+
+    def section(self, raw: dict, key: str, kind: type, what: str, default):
+        """An optional top-level part of the mapping (null is the same as absent)."""
+        value = raw.get(key)
+        if value is None:
+            return default
+        return value if self.of_type(key, value, kind, what) else default
+
+
 def load_mapping(path: Path, fields: dict[str, FieldDef], dictionary_text: str) -> Mapping:
-    """Read and check the mapping file against the dictionary; MappingError lists every problem."""
+    """Read and check the mapping file against the dictionary: every part of it for its shape (a JSON type where
+    another is expected is a problem like any other, not an exception); MappingError lists every problem."""
     name = str(path)
     try:
         raw = json.loads(Path(path).read_bytes().decode("utf-8"))
@@ -238,118 +365,140 @@ def load_mapping(path: Path, fields: dict[str, FieldDef], dictionary_text: str) 
             from None
     if not isinstance(raw, dict):
         raise MappingError([error(name, None, None, "the mapping must be a JSON object")])
-    problems: list[dict] = []
+    check = _MappingCheck(name, fields)
     forms_in_dictionary = list(dict.fromkeys(f.form for f in fields.values()))
 
-    def known(key: str, field_name, *, checkbox: bool = False):
-        if field_name is None:
-            return
-        if not isinstance(field_name, str) or field_name not in fields:
-            problems.append(error(name, None, key, f"{field_name!r} is not a field of the data dictionary"))
-        elif checkbox is False and fields[field_name].type == "checkbox":
-            problems.append(error(name, None, key, f"{field_name!r} is a checkbox field (several answers)"))
+    if "schema" in raw and raw["schema"] != SCHEMA:
+        check.problem("schema", f"{raw['schema']!r} is not {SCHEMA!r}")
+    record_id = raw.get("record_id")
+    if record_id is None:
+        record_id = next(iter(fields))
+    check.field("record_id", record_id)
 
-    record_id = raw.get("record_id") or next(iter(fields))
-    known("record_id", record_id)
-    patient = raw.get("patient") or {}
-    if not isinstance(patient, dict):
-        problems.append(error(name, None, "patient", "must be an object"))
-        patient = {}
-    for key in ("mrn", "given_name", "family_name", "birth_date", "sex", "email", "phone", "consent_registry",
-                "consent_date", "consent_version"):
-        f, codes, _ = _field_spec(patient.get(key))
-        known(f"patient.{key}", f)
-        if codes is not None and f in fields and fields[f].choices:
-            for code in codes:
-                if code not in fields[f].choices:
-                    problems.append(error(name, None, f"patient.{key}.codes",
-                                          f"{code!r} is not a code of {f} ({', '.join(fields[f].choices)})"))
+    patient = check.section(raw, "patient", dict, "an object", {})
+    check.unknown_keys("patient", patient, (*PATIENT_KEYS, "mrn_prefix"))
+    for key in PATIENT_KEYS:
+        if key in patient:
+            check.spec(f"patient.{key}", patient[key], PATIENT_CHECKS[key])
+    if "mrn_prefix" in patient:
+        check.of_type("patient.mrn_prefix", patient["mrn_prefix"], str, "text")
     for key in ("given_name", "family_name", "birth_date"):
         if key not in patient:
-            problems.append(error(name, None, f"patient.{key}", "required: which field holds it (or a \"value\")"))
-    sex_field, sex_codes, _ = _field_spec(patient.get("sex"))
-    for code, sex in (sex_codes or {}).items():
-        if sex not in Patient.Sex.values:
-            problems.append(error(name, None, "patient.sex.codes", f"{code}: {sex!r} is not one of "
-                                                                    f"{', '.join(Patient.Sex.values)}"))
-    episode = raw.get("episode")
+            check.problem(f"patient.{key}", "required: which field holds it (or a \"value\")")
+
+    episode = check.section(raw, "episode", dict, "an object: condition, body_site and side", None)
     if episode is not None:
+        check.unknown_keys("episode", episode, ("condition", "body_site", "side"))
         for key, choices in (("condition", coding.Condition.values), ("body_site", coding.BodySite.values),
                              ("side", coding.Side.values)):
-            f, codes, value = _field_spec(episode.get(key))
-            known(f"episode.{key}", f)
-            wanted = list((codes or {}).values()) if f else [value]
-            for v in wanted:
-                if v not in choices:
-                    problems.append(error(name, None, f"episode.{key}", f"{v!r} is not one of {', '.join(choices)}"))
-    events = raw.get("events") or {}
-    if not isinstance(events, dict):
-        problems.append(error(name, None, "events", "must be an object: event name -> time point (or null)"))
-        events = {}
+            if key not in episode:
+                check.problem(f"episode.{key}", "required: which field holds it (or a \"value\")")
+            else:
+                check.spec(f"episode.{key}", episode[key], _one_of(choices))
+
+    events = check.section(raw, "events", dict, "an object: event name -> time point (or null)", {})
     for event, time_point in events.items():
-        if time_point is not None and not TIME_POINT_RE.match(str(time_point)):
-            problems.append(error(name, None, f"events.{event}", f"{time_point!r} is not a time point ('baseline' or "
-                                                                  "a number with d, w, m or y, e.g. 6w, 3m)"))
+        if (why := _time_point(time_point)) is not None:
+            check.problem(f"events.{event}", why)
+
     forms: dict[str, FormMap] = {}
     skipped: set[str] = set()
-    for form, spec in (raw.get("forms") or {}).items():
+    for form, spec in check.section(raw, "forms", dict, "an object: form name -> what it is (or null)", {}).items():
         key = f"forms.{form}"
         if form not in forms_in_dictionary:
-            problems.append(error(name, None, key, f"{form!r} is not a form of the data dictionary "
-                                                   f"({', '.join(forms_in_dictionary)})"))
-            continue
-        if spec is None:
+            check.problem(key, f"{form!r} is not a form of the data dictionary ({', '.join(forms_in_dictionary)})")
+        elif spec is None:
             skipped.add(form)
-            continue
-        date = spec.get("date")
-        known(f"{key}.date", date)
-        if "install" in spec:
-            code = spec["install"]
-            better = spec.get("better")
-            try:
-                result = dictionaries.import_data_dictionary(
-                    dictionary_text, code=code, form=form, title=spec.get("title"),
-                    better={"*": better} if better else None)
-            except dictionaries.RedcapError as exc:
-                problems.append(error(name, None, f"{key}.install", str(exc)))
-                continue
-            if not result.ok:
-                problems.append(error(name, None, f"{key}.install", "; ".join(result.errors)))
-                continue
-            items = [i["linkId"] for i in _flat(result.resource.get("item") or [])]
-            forms[form] = FormMap(form, code, items, date, spec.get("time_point"), install=result.resource)
-            continue
-        instrument = spec.get("instrument")
-        try:
-            definition = get_definition(instrument)
-        except (UnknownInstrument, DefinitionError) as exc:
-            problems.append(error(name, None, f"{key}.instrument", str(exc)))
-            continue
-        items = spec.get("items") or [i.link_id for i in definition.items]
-        for n, f in enumerate(items):
-            known(f"{key}.items[{n}]", f)
-        if len(items) != len(definition.items):
-            problems.append(error(name, None, f"{key}.items", f"{instrument} has {len(definition.items)} items; "
-                                                              f"{len(items)} fields given"))
-        forms[form] = FormMap(form, definition.code, items, date, spec.get("time_point"))
-    procedures = raw.get("procedures") or []
+        elif check.of_type(key, spec, dict, "null (skipped) or an object: \"instrument\" or \"install\""):
+            form_map = _form(check, key, form, spec, dictionary_text)
+            if form_map is not None:
+                forms[form] = form_map
+
+    procedures = check.section(raw, "procedures", list, "a list of objects (date, kind, form, index)", [])
     for n, spec in enumerate(procedures):
         key = f"procedures[{n}]"
         if episode is None:
-            problems.append(error(name, None, key, "procedures need an \"episode\" in the mapping"))
-        known(f"{key}.date", spec.get("date"))
-        f, codes, value = _field_spec(spec.get("kind"))
-        known(f"{key}.kind", f, checkbox=True)
-        for v in (list((codes or {}).values()) if f else [value]):
-            if v not in coding.ProcedureKind.values:
-                problems.append(error(name, None, f"{key}.kind", f"{v!r} is not a procedure kind "
-                                                                 f"({', '.join(coding.ProcedureKind.values)})"))
-    unknown = sorted(set(raw) - {"schema", "record_id", "patient", "episode", "events", "forms", "procedures"})
-    for key in unknown:
-        problems.append(error(name, None, key, "unknown key (see docs/redcap.md)"))
-    if problems:
-        raise MappingError(problems)
+            check.problem(key, "procedures need an \"episode\" in the mapping")
+        if not check.of_type(key, spec, dict, "an object (date, kind, form, index)"):
+            continue
+        check.unknown_keys(key, spec, PROCEDURE_KEYS)
+        for required in ("date", "kind"):
+            if required not in spec:
+                check.problem(f"{key}.{required}", "required")
+        if "date" in spec:
+            check.field(f"{key}.date", spec["date"])
+        if "kind" in spec:
+            check.spec(f"{key}.kind", spec["kind"], _one_of(coding.ProcedureKind.values, "a procedure kind"),
+                       checkbox=True, codes_required=True)
+        if "form" in spec and check.of_type(f"{key}.form", spec["form"], str, "a form name (text)") \
+                and spec["form"] not in forms_in_dictionary:
+            check.problem(f"{key}.form", f"{spec['form']!r} is not a form of the data dictionary "
+                                         f"({', '.join(forms_in_dictionary)})")
+        if "index" in spec and (why := _boolean(spec["index"])) is not None:
+            check.problem(f"{key}.index", why)
+
+    for key in sorted(set(raw) - {"schema", "record_id", "patient", "episode", "events", "forms", "procedures"}):
+        check.problem(key, "unknown key (see docs/redcap.md)")
+    if check.problems:
+        raise MappingError(check.problems)
     return Mapping(record_id, patient, episode, events, forms, procedures, skipped)
+
+
+def _form(check: _MappingCheck, key: str, form: str, spec: dict, dictionary_text: str) -> FormMap | None:
+    """One form's part of the mapping: an orthoreg instrument, or one to install from the dictionary."""
+    check.unknown_keys(key, spec, FORM_KEYS)
+    date = spec.get("date")
+    if date is not None:
+        check.field(f"{key}.date", date)
+    time_point = spec.get("time_point")
+    if (why := _time_point(time_point)) is not None:
+        check.problem(f"{key}.time_point", why)
+    if ("install" in spec) == ("instrument" in spec):
+        check.problem(key, "say either \"instrument\" (an orthoreg instrument) or \"install\" (made from the "
+                           "dictionary)")
+        return None
+    if "install" in spec:
+        if "items" in spec:
+            check.problem(f"{key}.items", "only with \"instrument\"")
+        code, better, title = spec["install"], spec.get("better"), spec.get("title")
+        ok = check.of_type(f"{key}.install", code, str, "an instrument code (text)")
+        if better is not None and better not in ("higher", "lower"):
+            check.problem(f"{key}.better", f"{better!r} is not higher or lower")
+            ok = False
+        if title is not None:
+            ok = check.of_type(f"{key}.title", title, str, "text") and ok
+        if not ok:
+            return None
+        try:
+            result = dictionaries.import_data_dictionary(
+                dictionary_text, code=code, form=form, title=title, better={"*": better} if better else None)
+        except dictionaries.RedcapError as exc:
+            check.problem(f"{key}.install", str(exc))
+            return None
+        if not result.ok:
+            check.problem(f"{key}.install", "; ".join(result.errors))
+            return None
+        items = [i["linkId"] for i in _flat(result.resource.get("item") or [])]
+        return FormMap(form, code, items, date, time_point, install=result.resource)
+    for other in ("better", "title"):
+        if other in spec:
+            check.problem(f"{key}.{other}", "only with \"install\"")
+    instrument = spec["instrument"]
+    try:
+        definition = get_definition(instrument)
+    except (UnknownInstrument, DefinitionError) as exc:
+        check.problem(f"{key}.instrument", str(exc))
+        return None
+    items = spec.get("items")
+    if items is None:
+        items = [i.link_id for i in definition.items]
+    elif not check.of_type(f"{key}.items", items, list, "a list of field names, one per item in item order"):
+        return None
+    for n, f in enumerate(items):
+        check.field(f"{key}.items[{n}]", f)
+    if len(items) != len(definition.items):
+        check.problem(f"{key}.items", f"{instrument} has {len(definition.items)} items; {len(items)} fields given")
+    return FormMap(form, definition.code, items, date, time_point)
 
 
 def _flat(items: list[dict]) -> list[dict]:
@@ -373,9 +522,12 @@ class Importer:
         self.clinic = clinic
         self.summary = Summary(dry_run=dry_run)
         self.columns: dict[str, tuple[FieldDef, str | None]] = {}
+        self.row = 1  # the row last read from the records (the header is row 1)
+        self.record: str | None = None  # the id of the record whose rows are being imported
 
     def fail(self, unit: str, row: int | None, field_name: str | None, message: str) -> None:
-        self.summary.units[unit].errors.append(error(self.records_name, row, field_name, message))
+        """A refusal at a row of the records (the header is row 1), in the record being read if any."""
+        self.summary.units[unit].errors.append(error(self.records_name, row, field_name, message, self.record))
 
     def run(self) -> Summary:
         installed = []
@@ -443,15 +595,26 @@ class Importer:
                     return
                 if not self._header(header):
                     return
-                rows = ((reader.line_num, dict(zip(header, cells))) for cells in reader if any(cells))
+                rows = ((n, dict(zip(header, cells))) for n, cells in self._numbered(reader) if any(cells))
                 for record, group in itertools.groupby(rows, key=lambda r: r[1].get(self.map.record_id, "")):
-                    self._record(record, list(group))
+                    record_rows = list(group)  # (a row that cannot be read raises here: of no record yet)
+                    self.record = record.strip() or None
+                    self._record(record, record_rows)
+                    self.record = None
             except UnicodeDecodeError as exc:
-                self.fail("records", reader.line_num + 1, None,
+                self.fail("records", self.row + 1, None,
                           f"not UTF-8 text: byte 0x{exc.object[exc.start]:02x} cannot be read (export the records "
                           "as CSV, UTF-8); nothing was imported")
             except csv.Error as exc:
-                self.fail("records", reader.line_num, None, f"not a readable CSV file: {exc}")
+                self.fail("records", self.row + 1, None, f"not a readable CSV file: {exc}")
+
+    def _numbered(self, reader):
+        """The data rows with their row numbers as a spreadsheet shows the file: the header is row 1, the first
+        record's row 2, a blank line a row too; a quoted value over several lines is one row (csv's line_num would
+        count its lines)."""
+        for n, cells in enumerate(reader, start=2):
+            self.row = n
+            yield n, cells
 
     def _header(self, header: list[str]) -> bool:
         ok = True

@@ -79,6 +79,6 @@ def handle(command, *, dictionary: Path, records: Path | None, mapping: Path | N
 
 def _line(problem: dict) -> str:
     loc = problem["location"]
-    where = ", ".join(str(v) for v in (loc.get("file"), loc.get("row") and f"row {loc['row']}", loc.get("field"))
-                      if v)
+    row = loc.get("row") and f"row {loc['row']}" + (f" (record {loc['record']})" if loc.get("record") else "")
+    where = ", ".join(str(v) for v in (loc.get("file"), row, loc.get("field")) if v)
     return f"  {where}: {problem['message']}"
