@@ -119,6 +119,13 @@ def test_repeating_instruments_with_procedures_and_responses_through_the_service
     status, again = run(*args, capsys=capsys)
     assert status == 0 and again["units"]["bp"]["skipped"] == 4 and again["units"]["bp"]["created"] == 0
     assert Response.objects.count() == 4 and Procedure.objects.count() == 2
+    # a repeat instance that is not a number: refused with its row and column (it stopped the command)
+    records2.write_text(text.replace("2004-04-04", "2020-04-04").replace("1,bp,2,", "1,bp,two,"))
+    status, summary = run(*args, capsys=capsys)
+    assert status == 2 and Response.objects.count() == 4
+    (bad,) = summary["units"]["bp"]["errors"]
+    assert (bad["location"]["row"], bad["location"]["field"]) == (4, "redcap_repeat_instance")
+    assert bad["message"] == "'two' is not a repeat instance (1, 2, 3 ...)"
 
 
 def test_checkbox_procedures_and_a_code_not_in_the_dictionary(clinic, tmp_path, capsys):

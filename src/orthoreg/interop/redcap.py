@@ -852,7 +852,11 @@ class Importer:
         if day is None:
             self.fail(unit, row[0], form.date, "no completion date for this response")
             return
-        instance = int(row[1].get(REPEAT_INSTANCE) or 1) if repeat else 1
+        raw_instance = (row[1].get(REPEAT_INSTANCE) or "1").strip() if repeat else "1"
+        if not raw_instance.isdigit() or int(raw_instance) < 1:
+            self.fail(unit, row[0], REPEAT_INSTANCE, f"{raw_instance!r} is not a repeat instance (1, 2, 3 ...)")
+            return
+        instance = int(raw_instance)
         # one moment per repeat instance: instances of one day stay distinct and a re-import finds each again
         at = timezone.make_aware(dt.datetime.combine(day, dt.time(12, 0)) + dt.timedelta(minutes=instance - 1))
         if definition is None:
