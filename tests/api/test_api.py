@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
+import re
 
 import pytest
 import schemathesis
@@ -14,6 +15,7 @@ from django.core.wsgi import get_wsgi_application
 from hypothesis import HealthCheck, settings
 
 from tests.analytics.builders import Builder
+from tests.api.conftest import api_client
 from tests.conftest import login
 
 REPORT = "/api/v1/cohorts/report"
@@ -53,6 +55,22 @@ def test_a_nul_character_gets_the_apis_json_error(researcher):
     response = login(researcher).get(REPORT + "?condition=a%00b")
     assert response.status_code == 400
     assert response["Content-Type"].startswith("application/json") and "NUL" in response.json()["detail"]
+
+
+def test_every_operation_declares_the_400_of_a_nul_in_the_query(client, clinician):
+    """The NUL check (accounts.middleware.RejectNulMiddleware) answers 400 before any operation runs: every
+    operation of the schema must declare it."""
+    schema = client.get("/api/v1/openapi.json").json()
+    token = api_client(clinician)
+    undeclared = []
+    for path, operations in schema["paths"].items():
+        url = re.sub(r"\{[^}]+\}", "1", path) + "?x=%00"
+        for method, operation in operations.items():
+            response = getattr(token, method)(url)
+            assert response.status_code == 400 and "NUL" in response.json()["detail"], (method, path)
+            if "400" not in operation["responses"]:
+                undeclared.append(f"{method.upper()} {path}")
+    assert undeclared == []
 
 
 def test_role_without_research_is_403(coordinator, registry):

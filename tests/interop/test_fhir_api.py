@@ -8,6 +8,7 @@ from django.utils import timezone
 from fhir.resources.R4B import get_fhir_model_class
 
 from orthoreg.accounts.models import AuditEvent, Role
+from orthoreg.api.models import IdempotentRequest
 from orthoreg.instruments import definitions
 from orthoreg.interop.fhir import codes
 from orthoreg.registry.models import Episode, Patient
@@ -25,10 +26,11 @@ def transaction(*resources, kind="transaction"):
          "request": {"method": "POST", "url": r["resourceType"]}} for n, r in enumerate(resources)]}
 
 
-def post(client, body, **params):
+def post(client, body, headers=None, **params):
     query = "&".join(f"{k}={v}" for k, v in params.items())
     data = body if isinstance(body, bytes) else json.dumps(body)
-    return client.post(f"/api/v1/fhir{'?' + query if query else ''}", data=data, content_type="application/fhir+json")
+    return client.post(f"/api/v1/fhir{'?' + query if query else ''}", data=data, content_type="application/fhir+json",
+                       headers=headers)
 
 
 def test_everything_is_a_valid_bundle_of_the_patients_records(clinic, clinician_client):
@@ -117,6 +119,46 @@ def test_post_bad_bodies(clinic, clinician_client, body, status):
     response = post(clinician_client, body)
     assert response.status_code == status
     assert response.json()["detail"]
+
+
+@pytest.mark.parametrize("kind", ["transaction", "batch"])
+def test_post_is_idempotent_under_an_idempotency_key(clinic, clinician_client, kind):
+    key = {"Idempotency-Key": f"bundle-{kind}"}
+    first = post(clinician_client, transaction(PATIENT, kind=kind), key)
+    assert first.status_code == 200 and first.json()["resources"]["Patient"]["created"] == 1
+    written = (Patient.objects.count(), AuditEvent.objects.count(), IdempotentRequest.objects.count())
+    again = post(clinician_client, transaction(PATIENT, kind=kind), key)
+    assert again.status_code == 200 and again.json() == first.json()  # "created" as the first time: not imported again
+    assert (Patient.objects.count(), AuditEvent.objects.count(), IdempotentRequest.objects.count()) == written
+    other = post(clinician_client, transaction({**PATIENT, "gender": "female"}, kind=kind), key)
+    assert other.status_code == 422 and other.json()["errors"] == [
+        {"location": "Idempotency-Key", "message": "Already used for a different request."}]
+    dry_run = post(clinician_client, transaction(PATIENT, kind=kind), key, dry_run="true")  # another request
+    assert dry_run.status_code == 422 and dry_run.json()["errors"][0]["location"] == "Idempotency-Key"
+    assert Patient.objects.get().sex == "male"
+    assert AuditEvent.objects.count() == written[1]
+
+
+def test_a_refused_bundle_is_not_kept_under_its_idempotency_key(clinic, clinician_client):
+    key = {"Idempotency-Key": "k-1"}
+    refused = post(clinician_client, transaction({**PATIENT, "birthDate": "not a date"}), key)
+    assert refused.status_code == 422 and not IdempotentRequest.objects.exists()
+    assert post(clinician_client, transaction(PATIENT), key).status_code == 200  # corrected, the same key
+    assert IdempotentRequest.objects.get().key == "k-1"
+
+
+def test_the_schema_declares_every_answer_and_the_idempotency_key(client):
+    paths = client.get("/api/v1/openapi.json").json()["paths"]
+    post_operation = paths["/api/v1/fhir"]["post"]
+    assert "Idempotency-Key" in {p["name"] for p in post_operation["parameters"] if p["in"] == "header"}
+    assert {"400", "401", "403", "404", "409", "422"} <= set(post_operation["responses"])
+    assert {"400", "401", "403", "404", "422"} <= set(paths["/api/v1/fhir/Patient/{patient_id}/$everything"]["get"]
+                                                      ["responses"])
+
+
+def test_everything_with_a_nul_in_the_query_is_the_declared_400(clinic, clinician_client, patient):
+    response = clinician_client.get(f"/api/v1/fhir/Patient/{patient.pk}/$everything?x=%00")
+    assert response.status_code == 400 and response.json()["errors"][0]["location"] == "request"
 
 
 def test_post_into_a_clinic_not_yours_is_403(clinic, other_clinic, clinician_client):

@@ -177,8 +177,11 @@ def paginate(queryset: QuerySet, query: ListQuery, *, updated_field: str | None 
 # --- writes -------------------------------------------------------------------------------------------------
 
 def _request_hash(request) -> str:
+    """Method, path (with its query string, when there is one: ?dry_run=true is another request) and body."""
+    query = request.META.get("QUERY_STRING", "")
+    path = f"{request.path}?{query}" if query else request.path
     digest = hashlib.sha256()
-    for part in (request.method, request.path, request.body):
+    for part in (request.method, path, request.body):
         digest.update(part if isinstance(part, bytes) else part.encode())
         digest.update(b"\0")
     return digest.hexdigest()
@@ -186,11 +189,23 @@ def _request_hash(request) -> str:
 
 def write(request, *, status: int, out: type[Schema], action: Callable[[], Any],
           present: Callable[[Any], Any] | None = None) -> Status:
-    """Run a write (a service call) in one transaction and answer `status` with the record as `out`.
+    """Run a write (a service call) in one transaction and answer `status` with the record as `out`
+    (idempotent under an Idempotency-Key header: see `idempotent`)."""
+
+    def run() -> tuple[int, Any]:
+        obj = action()
+        return status, out.from_orm(present(obj) if present else obj).model_dump(mode="json", by_alias=True)
+
+    return idempotent(request, run)
+
+
+def idempotent(request, run: Callable[[], tuple[int, Any]]) -> Status:
+    """Run a write in one transaction and answer the (status, JSON body) it returns.
 
     A service's ValidationError answers 422 naming each field; nothing is written. With an Idempotency-Key
-    header the answer is stored with a hash of the request: the same key and request get the same answer again
-    without writing anything; the same key with another request answers 422."""
+    header a success (2xx, 3xx) is stored with a hash of the request: the same key and request get the same
+    answer again without writing anything; the same key with another request answers 422. A refused request
+    (4xx) is not stored, so it can be corrected and sent with the same key."""
     key = request.META.get(IDEMPOTENCY_HEADER, "").strip()
     if len(key) > 255:
         raise ApiError(422, "The Idempotency-Key is too long (255 characters at most).",
@@ -202,9 +217,8 @@ def write(request, *, status: int, out: type[Schema], action: Callable[[], Any],
             return _replay(previous, request_hash)
     try:
         with transaction.atomic():
-            obj = action()
-            body = out.from_orm(present(obj) if present else obj).model_dump(mode="json", by_alias=True)
-            if key:
+            status, body = run()
+            if key and status < 400:
                 IdempotentRequest.objects.create(user=request.auth, key=key, request_hash=request_hash,
                                                  status_code=status, response=body)
     except DjangoValidationError as exc:

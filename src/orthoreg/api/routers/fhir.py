@@ -18,8 +18,7 @@ from orthoreg.accounts.services import audit_record
 from orthoreg.interop.fhir import export, imports
 from orthoreg.registry.models import Clinic
 
-from ..common import error_body
-from ..schemas import Error
+from ..common import IDEMPOTENT, READ_ERRORS, WRITE_ERRORS, error_body, idempotent
 
 router = Router(tags=["fhir"])
 
@@ -36,7 +35,7 @@ class ImportSummary(Schema):
     resources: dict[str, dict[str, Any]]
 
 
-@router.get("/Patient/{patient_id}/$everything", response={200: dict, 401: Error, 404: Error, 422: Error},
+@router.get("/Patient/{patient_id}/$everything", response={200: dict, **READ_ERRORS},
             summary="A patient's records as a FHIR R4 Bundle")
 def patient_everything(request, patient_id: int):
     """Patient, Condition, Procedure, QuestionnaireResponse, Observation (scores and joint space widths),
@@ -52,9 +51,9 @@ def patient_everything(request, patient_id: int):
     return Status(200, bundle)
 
 
-@router.post("", response={200: ImportSummary, 400: Error, 401: Error, 403: Error, 422: Error},
+@router.post("", response={200: ImportSummary, **WRITE_ERRORS},
              summary="Import a FHIR R4 transaction or batch Bundle",
-             openapi_extra={"requestBody": {"required": True, "content": {
+             openapi_extra={**IDEMPOTENT, "requestBody": {"required": True, "content": {
                  "application/json": {"schema": {"type": "object"}},
                  "application/fhir+json": {"schema": {"type": "object"}}}}})
 def fhir_import(request, params: Query[ImportQuery]):
@@ -62,11 +61,13 @@ def fhir_import(request, params: Query[ImportQuery]):
     `errors` (each with its location and message), 422. A batch Bundle's entries succeed or fail each on its own:
     200 with `ok` false when some were refused, each entry's outcome in `units[0].entries` (its location, `status`
     created, updated, skipped or refused, and the message); 422 when none could be written. Patients go to
-    `clinic` (a code), else to the clinic the Patient names, else to your only clinic."""
+    `clinic` (a code), else to the clinic the Patient names, else to your only clinic. Idempotent under an
+    Idempotency-Key header, as every write: the same key and Bundle answer the same summary again without
+    importing twice."""
     user = request.auth
     allowed = access.clinic_ids(user, access.CLINICAL)
     if not allowed:
-        return Status(403, {"detail": "Your role gives no clinic where you may record clinical data."})
+        return Status(403, error_body("Your role gives no clinic where you may record clinical data."))
     clinic = None
     if params.clinic:
         clinic = Clinic.objects.filter(code=params.clinic, pk__in=allowed).first()
@@ -81,17 +82,21 @@ def fhir_import(request, params: Query[ImportQuery]):
             or document.get("type") not in ("transaction", "batch"):
         message = "POST /api/v1/fhir takes a Bundle of type transaction or batch"
         return Status(422, error_body(message, [("body", message)]))
-    summary = imports.Summary(dry_run=params.dry_run)
-    ctx = imports.Context(clinic=clinic, actor=user, request=request, dry_run=params.dry_run,
-                          allowed_clinic_ids=allowed,
-                          may_install_instruments=Role.ADMIN in access.roles(user))
-    with imports.run_scope(ctx):
-        imports.import_document("body", document, ctx=ctx, summary=summary)
-    if any(unit["status"] == "refused" for unit in summary.units):
-        errors = [(error["location"], error["message"])
-                  for resource_summary in summary.types.values() for error in resource_summary.errors]
-        return Status(422, error_body("Refused: nothing was written.", errors))
-    audit_record(request=request, user=user, action=AuditEvent.Action.CREATE,
-                 detail=f"API FHIR import: {sum(s.created for s in summary.types.values())} created, "
-                        f"{sum(s.updated for s in summary.types.values())} updated")
-    return Status(200, summary.as_dict())
+
+    def run() -> tuple[int, dict]:
+        summary = imports.Summary(dry_run=params.dry_run)
+        ctx = imports.Context(clinic=clinic, actor=user, request=request, dry_run=params.dry_run,
+                              allowed_clinic_ids=allowed,
+                              may_install_instruments=Role.ADMIN in access.roles(user))
+        with imports.run_scope(ctx):
+            imports.import_document("body", document, ctx=ctx, summary=summary)
+        if any(unit["status"] == "refused" for unit in summary.units):
+            errors = [(error["location"], error["message"])
+                      for resource_summary in summary.types.values() for error in resource_summary.errors]
+            return 422, error_body("Refused: nothing was written.", errors)
+        audit_record(request=request, user=user, action=AuditEvent.Action.CREATE,
+                     detail=f"API FHIR import: {sum(s.created for s in summary.types.values())} created, "
+                            f"{sum(s.updated for s in summary.types.values())} updated")
+        return 200, summary.as_dict()
+
+    return idempotent(request, run)
