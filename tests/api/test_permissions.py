@@ -1,5 +1,5 @@
-"""Every operation of the API for every kind of caller: a clinician of the clinic, a coordinator, a researcher, an
-auditor, a clinician of another clinic, no token, an expired and a revoked token. Records of another clinic answer
+"""Every operation of the API (the FHIR ones too) for every kind of caller: an administrator, a clinician of the
+clinic, a coordinator, a researcher, an auditor, a clinician of another clinic, no token, an expired and a revoked token. Records of another clinic answer
 404 (never 403: ids reveal nothing); a role without the capability anywhere answers 403; a researcher's token
 reaches de-identified aggregates only."""
 
@@ -12,10 +12,12 @@ import time_machine
 from django.db import transaction
 from django.utils import timezone
 
+from orthoreg.accounts.models import Role
 from orthoreg.api import tokens
 from orthoreg.followup.models import Assessment
 from tests.analytics.builders import Builder
 from tests.api.conftest import TokenClient, token_for
+from tests.conftest import make_user
 
 V1 = "/api/v1"
 DAY = (timezone.localdate() - dt.timedelta(days=5)).isoformat()
@@ -70,16 +72,20 @@ OPERATIONS = {
                            "clinical"),
     "cohort_report": ("get", "/cohorts/report", None, "research"),
     "cohort_compare": ("get", "/cohorts/compare?sex=male&vs_sex=female", None, "research"),
+    "fhir_everything": ("get", "/fhir/Patient/OURS_patient/$everything", None, "clinical"),
+    "fhir_import": ("post", "/fhir", {"resourceType": "Bundle", "type": "transaction", "entry": [
+        {"fullUrl": "urn:uuid:00000000-0000-4000-8000-000000000001", "request": {"method": "POST", "url": "Patient"},
+         "resource": {"resourceType": "Patient", "identifier": [{"system": "urn:example:mrn", "value": "F-1"}],
+                      "name": [{"family": "Fhir", "given": ["Fay"]}], "birthDate": "1980-01-01"}}]}, "clinical"),
 }
-ALLOWED = {"clinician": {"any", "contact", "clinical", "research"}, "coordinator": {"any", "contact"},
-           "researcher": {"any", "research"}, "auditor": {"any"}}
+SUCCESS = {"fhir_import": 200}  # (the import's summary; the other writes answer 201 Created)
+ALLOWED = {"admin": {"any", "contact", "clinical", "research"}, "clinician": {"any", "contact", "clinical", "research"},
+           "coordinator": {"any", "contact"}, "researcher": {"any", "research"}, "auditor": {"any"}}
 
 
 def test_every_operation_of_the_schema_is_tested(client):
     paths = client.get(f"{V1}/openapi.json").json()["paths"]
-    # FHIR (/api/v1/fhir) has its own resource model and tests (tests/interop)
-    in_schema = {(method, path.removeprefix(V1)) for path, ops in paths.items() for method in ops
-                 if not path.startswith(f"{V1}/fhir")}
+    in_schema = {(method, path.removeprefix(V1)) for path, ops in paths.items() for method in ops}
     tested = {(method, path.split("?")[0]) for method, path, _, _ in OPERATIONS.values()}
     normalised = {(m, "/".join("{id}" if p.startswith(("{", "OURS_")) else p for p in path.split("/")))
                   for m, path in in_schema | tested}
@@ -107,15 +113,16 @@ def _call(client, method, path, body, ids):
 
 
 @pytest.mark.parametrize("operation", OPERATIONS)
-def test_every_role_on_every_operation(operation, ours, clinician, coordinator, researcher, auditor,
+def test_every_role_on_every_operation(operation, ours, clinic, clinician, coordinator, researcher, auditor,
                                        other_clinician):
     method, path, body, capability = OPERATIONS[operation]
     ids = _ids(ours)
-    success = 201 if method == "post" else 200
+    success = SUCCESS.get(operation, 201 if method == "post" else 200)
+    admin = make_user("admin", Role.ADMIN, clinic)
     refers_to_ours = "OURS_" in path or any(isinstance(v, str) and v.startswith("OURS_") for v in (body or {}).values())
     answers = {}
-    for name, user in [("clinician", clinician), ("coordinator", coordinator), ("researcher", researcher),
-                       ("auditor", auditor), ("other clinic", other_clinician)]:
+    for name, user in [("admin", admin), ("clinician", clinician), ("coordinator", coordinator),
+                       ("researcher", researcher), ("auditor", auditor), ("other clinic", other_clinician)]:
         answers[name] = _call(TokenClient(token_for(user)), method, path, body, ids)
     expired = token_for(clinician, days=1)
     revoked = token_for(clinician)

@@ -56,7 +56,10 @@ def test_everything_of_another_clinics_patient_is_404(clinic, clinician_client, 
 @pytest.mark.parametrize("role", [Role.COORDINATOR, Role.RESEARCHER, Role.AUDITOR])
 def test_roles_without_clinical_access(clinic, patient, role):
     client = login(make_user(f"u-{role}", role, clinic))
-    assert client.get(f"/api/v1/fhir/Patient/{patient.pk}/$everything").status_code == 404
+    # 403 whatever the id (the role reads no clinical records anywhere: nothing said of this patient), as every
+    # clinical operation of the API answers
+    assert client.get(f"/api/v1/fhir/Patient/{patient.pk}/$everything").status_code == 403
+    assert client.get("/api/v1/fhir/Patient/999999/$everything").status_code == 403
     assert post(client, transaction(PATIENT)).status_code == 403
     assert not Patient.objects.filter(mrn="B-1").exists()
 

@@ -1,7 +1,7 @@
 """/api/v1/fhir: FHIR R4 in and out.
 
-`GET /fhir/Patient/{id}/$everything`: the patient's records as a searchset Bundle (clinic-scoped: a patient of
-a clinic where the user has no clinical role answers 404). `POST /fhir`: a transaction Bundle, imported all or nothing, or a
+`GET /fhir/Patient/{id}/$everything`: the patient's records as a searchset Bundle (a role without clinical access
+anywhere answers 403, as every clinical operation; a patient of a clinic where the user has none answers 404). `POST /fhir`: a transaction Bundle, imported all or nothing, or a
 batch Bundle, each entry on its own (docs/fhir.md); the answer is the import summary, or 422 naming every refused entry.
 """
 
@@ -18,7 +18,7 @@ from orthoreg.accounts.services import audit_record
 from orthoreg.interop.fhir import export, imports
 from orthoreg.registry.models import Clinic
 
-from ..common import IDEMPOTENT, READ_ERRORS, WRITE_ERRORS, error_body, idempotent
+from ..common import IDEMPOTENT, READ_ERRORS, WRITE_ERRORS, error_body, idempotent, require
 
 router = Router(tags=["fhir"])
 
@@ -41,6 +41,7 @@ def patient_everything(request, patient_id: int):
     """Patient, Condition, Procedure, QuestionnaireResponse, Observation (scores and joint space widths),
     AdverseEvent, ImagingStudy and the Questionnaires answered, each validated against FHIR R4."""
     user = request.auth
+    require(request, access.CLINICAL, "clinical records")
     try:
         patient = access.access_patient(user, patient_id)
     except Http404:  # the one answer for "not yours" and "not there"
