@@ -12,7 +12,7 @@ from fhir.resources.R4B import get_fhir_model_class
 from orthoreg.interop.fhir import codes
 from orthoreg.interop.fhir import export as fhir_export
 from orthoreg.interop.fhir.export import RESOURCE_ORDER, ExportError
-from orthoreg.registry.models import Clinic, Patient
+from orthoreg.registry.models import Clinic, Patient, Procedure
 from orthoreg.site import demo
 from orthoreg.site.synth import Generator
 
@@ -45,6 +45,9 @@ def test_every_line_is_a_valid_r4_resource_of_its_file(tmp_path, df):
 
 
 def test_df_mapping(tmp_path, df):
+    bmc_record = Procedure.objects.get(episode__patient=df, kind="bmc")
+    bmc_record.performer_name = "Dr. Ada Byron"
+    bmc_record.save(update_fields=["performer_name"])
     files = export(tmp_path)
     [patient] = files["Patient"]
     assert patient["name"][0] == {"use": "official", "family": "Fairley", "given": ["Dana"]}
@@ -66,6 +69,7 @@ def test_df_mapping(tmp_path, df):
     assert detail["harvest_site"]["valueCode"] == "pic"
     assert detail["g_force"]["valueInteger"] == 800
     assert {"url": codes.EXT_INDEX, "valueBoolean": True} in bmc["extension"]
+    assert bmc["performer"] == [{"actor": {"display": "Dr. Ada Byron"}}]
 
     pain = by_code(files["Observation"], codes.LOINC, "72514-3")
     assert sorted(o["valueQuantity"]["value"] for o in pain) == [3, 4, 5, 7]
