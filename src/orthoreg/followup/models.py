@@ -116,7 +116,9 @@ class Assessment(models.Model):
         ordering = ["episode", "due_date", "time_point_order", "instrument"]
         constraints = [models.UniqueConstraint(fields=["episode", "time_point", "instrument"],
                                                name="one_assessment_per_episode_time_point_instrument")]
-        indexes = [models.Index(fields=["status", "window_start"]), models.Index(fields=["status", "due_date"])]
+        indexes = [models.Index(fields=["status", "window_start"]), models.Index(fields=["status", "due_date"]),
+                   # an episode's open ones (a response completes one): by episode, never every scheduled one
+                   models.Index(fields=["episode", "status"], name="followup_assessment_episode")]
 
     def __str__(self) -> str:
         return f"{self.instrument} at {self.time_point} (due {format_date(self.due_date)})"
@@ -178,6 +180,8 @@ class Invitation(models.Model):
     class Meta:
         ordering = ["-created_at", "-id"]
         constraints = [models.UniqueConstraint(fields=["episode", "time_point"], name="one_invitation_per_time_point")]
+        # an episode's open ones (a response closes them): by episode, never every open invitation
+        indexes = [models.Index(fields=["episode", "status"], name="followup_invitation_episode")]
 
     def __str__(self) -> str:
         return f"Invitation {self.time_point} for episode {self.episode_id} ({self.status})"

@@ -74,13 +74,25 @@ def assessment_answer(*, assessment: Assessment, answers: list, source: str, com
     return locked
 
 
-def _complete_answered_invitations(**filters) -> None:
-    """Open invitations whose time point was answered and has nothing left for the patient to answer are
-    answered: no reminders."""
+def answered_invitations(**filters):
+    """Open invitations whose time point was answered and has nothing left for the patient to answer (read by
+    their episodes: the index (episode, status))."""
     same = {"episode_id": OuterRef("episode_id"), "time_point": OuterRef("time_point")}
     pending = selectors.pending_sendable(**same)  # type: ignore[arg-type]
     answered = Assessment.objects.filter(status=Assessment.Status.COMPLETED, **same)
-    Invitation.objects.filter(Exists(answered), status__in=Invitation.OPEN, **filters).exclude(Exists(pending)).update(
+    return Invitation.objects.filter(Exists(answered), status__in=Invitation.OPEN, **filters).exclude(Exists(pending))
+
+
+def open_assessments(episode_ids):
+    """The scheduled assessments of these episodes, locked, read by episode (the index (episode, status)), never
+    every scheduled assessment of the registry."""
+    return (Assessment.objects.select_for_update()
+            .filter(episode_id__in=episode_ids, status=Assessment.Status.SCHEDULED).order_by("pk"))
+
+
+def _complete_answered_invitations(**filters) -> None:
+    """Answered invitations (answered_invitations) are completed: no reminders."""
+    answered_invitations(**filters).update(
         status=Invitation.Status.COMPLETED, completed_at=timezone.now(), next_attempt_at=None)
 
 
@@ -103,8 +115,7 @@ def responses_link(*, responses, announce: bool = True) -> list[Assessment | Non
     if not episode_ids:
         return [None] * len(responses)
     open_ones: dict[tuple, list[Assessment]] = {}
-    for assessment in (Assessment.objects.select_for_update()
-                       .filter(episode_id__in=episode_ids, status=Assessment.Status.SCHEDULED).order_by("pk")):
+    for assessment in open_assessments(episode_ids):
         open_ones.setdefault((assessment.episode_id, assessment.time_point, assessment.instrument),
                              []).append(assessment)
     completed: list[Assessment | None] = []

@@ -51,7 +51,10 @@ BUNDLE_TYPES = ("transaction", "batch", "collection", "searchset")
 MAP_ORDER = {t: n for n, t in enumerate(("Questionnaire", "Patient", "Condition", "Procedure",
                                          "QuestionnaireResponse", "ImagingStudy", "Observation", "AdverseEvent"))}
 AHEAD_MIN_BYTES = 1_000_000  # the command line validates ndjson files this large in all in a second process
-OBJECT_CACHE = 5000  # recently used records kept by an import (bounded, whatever the file's size)
+# Recently used records of the types other resources refer to (Patient, Condition, Procedure), kept by an import
+# for the references of the lines that follow: bounded whatever the file's size (~2 KB each)
+OBJECT_CACHE = 20_000
+REFERRED_TO = frozenset({"Patient", "Condition", "Procedure"})
 # Keys an import remembers it linked (for the references of later lines and files; the rest are asked of the
 # database): the most recent ones, bounded whatever the import's size (~250 bytes each)
 LINK_CACHE = 100_000
@@ -598,7 +601,7 @@ class Unit:
                     continue
                 rows.append((resource_type, key, obj.pk, now))
                 self.new_links[(resource_type, key)] = obj.pk
-            if self.ctx.allowed_clinic_ids is None:
+            if self.ctx.allowed_clinic_ids is None and resource_type in REFERRED_TO:
                 self.ctx.objects[(type(obj), obj.pk)] = obj
         # An identifier another record already holds keeps pointing there (the first import that used it wins); a
         # fullUrl or id is moved to the record of the last resource that carried it (above).
