@@ -266,8 +266,12 @@ def test_matrix_for_role(role, db, default_protocols):
             wrong.append(f"{name}: own clinic {'reached' if reached(response) else 'refused'} "
                          f"({response.status_code}), expected {'reach' if expect else 'refusal'}")
         if rule.kwargs and rule.scoped and rule.need not in (PUBLIC, LOGIN):
+            own_status = response.status_code
             response = call(client, name, rule, other)
-            if response.status_code != 404:
+            # 404, as for an id that does not exist; the API answers a role without the capability anywhere 403
+            # whatever the id (the same answer for its own clinic's object: the id reveals nothing)
+            refused_anyway = name.startswith("api:") and not expect and response.status_code == own_status == 403
+            if response.status_code != 404 and not refused_anyway:
                 wrong.append(f"{name}: another clinic's object gave {response.status_code}, expected 404")
     assert not wrong, "\n".join(wrong)
 
