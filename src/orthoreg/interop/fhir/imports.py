@@ -104,10 +104,11 @@ class Summary:
     def of(self, resource_type: str) -> TypeSummary:
         return self.types.setdefault(resource_type or "(unknown)", TypeSummary())
 
-    def refuse(self, location: str, message: str) -> None:
-        """A whole file, folder or argument refused before anything of it was read."""
+    def refuse(self, location: str, message: str, unit: str | None = None) -> None:
+        """A whole unit (file, folder, argument) refused before anything of it was imported; the error's location
+        is the unit's name unless it says where in it."""
         self.of("(file)").errors.append({"location": location, "message": message})
-        self.units.append({"unit": location, "status": "refused", "resources": 0})
+        self.units.append({"unit": unit or location, "status": "refused", "resources": 0})
 
     @property
     def ok(self) -> bool:
@@ -517,13 +518,18 @@ class Unit:
     def linked(self, resource_type: str, keys: list[str]) -> Any:
         return self._linked(resource_type, keys)[0]
 
+    def _known(self, resource_type: str, key: str) -> int | None:
+        """The record id a key points at, if this unit, the run or the chunk's look-up knows it (else ask the
+        database)."""
+        return (self.new_links.get((resource_type, key)) or self.ctx.links.get((resource_type, key))
+                or self.prefetched.get((resource_type, key)))
+
     def _linked(self, resource_type: str, keys: list[str]) -> tuple[Any, str | None]:
         """The record the first of these keys (in their order: identifiers first) is linked to, and that key."""
         if not keys or resource_type not in MODEL_OF:
             return None, None
         for key in keys:
-            pk = (self.new_links.get((resource_type, key)) or self.ctx.links.get((resource_type, key))
-                  or self.prefetched.get((resource_type, key)))
+            pk = self._known(resource_type, key)
             if pk is not None:
                 return self.fetch(resource_type, pk), key
         if all((resource_type, key) in self.prefetch_asked for key in keys):
@@ -588,8 +594,7 @@ class Unit:
         now = timezone.now()  # (created_at: auto_now_add)
         for entry, resource_type, obj in records:
             for key in self.keys_of(entry):
-                known = (self.new_links.get((resource_type, key)) or self.ctx.links.get((resource_type, key))
-                         or self.prefetched.get((resource_type, key)))
+                known = self._known(resource_type, key)
                 if known is not None and known != obj.pk and not key.startswith("identifier:"):
                     # A fullUrl or id last seen on another record: it now means this one (the references of the
                     # files that follow, from the same source, are to this resource).
@@ -1542,8 +1547,7 @@ def import_document(name: str, data: bytes | Any, *, ctx: Context, summary: Summ
         document = _loads(_decode(bytes(data), name), name) if isinstance(data, (bytes, bytearray)) else data
         entries = bundle_entries(document, name)
     except UnitError as exc:
-        summary.of("(file)").errors.append({"location": exc.location, "message": exc.message})
-        summary.units.append({"unit": name, "status": "refused", "resources": 0})
+        summary.refuse(exc.location, exc.message, unit=name)
         return
     batch = isinstance(document, dict) and document.get("resourceType") == "Bundle" and document.get("type") == "batch"
     import_entries(name, entries, ctx=ctx, summary=summary, streamed=False, atomic=not batch)
@@ -1553,12 +1557,12 @@ def import_paths(paths: Iterable[str], *, clinic: Clinic | None = None, dry_run:
                  request=None, ahead_min_bytes: int | None = None) -> Summary:
     summary = Summary(dry_run=dry_run)
     ctx = Context(clinic=clinic, actor=actor, request=request, dry_run=dry_run, ahead_min_bytes=ahead_min_bytes)
-    paths = list(paths)
+    files: list[Path] = []
     for raw in paths:
-        folder = Path(raw)
-        if folder.is_dir() and not any(p.suffix in (".ndjson", ".json") for p in folder.iterdir()):
-            summary.refuse(str(folder), "a folder without FHIR files (.ndjson or .json): nothing to import")
-    files = expand_paths(paths)
+        found = expand_paths([raw])
+        if not found:  # (a folder without FHIR files: a file is listed whether or not it is there)
+            summary.refuse(str(Path(raw)), "a folder without FHIR files (.ndjson or .json): nothing to import")
+        files.extend(found)
     with run_scope(ctx), _validated_ahead(ctx, files):
         for path in files:
             _import_path(path, ctx, summary)
